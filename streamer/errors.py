@@ -1,0 +1,96 @@
+"""streamer's exception tree; each class maps to one protocol error code (``docs/protocol.md``).
+
+::
+
+    StreamerError                      code              retryable
+    ├── InvalidMessage                 invalid_message       no
+    ├── UnsupportedProtocol            unsupported_protocol  no
+    ├── PayloadTooLarge                payload_too_large     no
+    ├── SessionNotFound                session_not_found     no
+    ├── StreamNotFound                 stream_not_found      no
+    ├── QueueFull                      rate_limited          yes
+    ├── ProviderError                  provider_error        depends (``retryable``)
+    │   ├── ProviderUnavailable        provider_unavailable  yes
+    │   └── ProviderTimeout            provider_timeout      yes
+    ├── ResponseTooLarge               response_too_large    no
+    ├── PausedTooLong                  paused_too_long       yes
+    └── ServerShuttingDown             server_shutting_down  yes
+
+Third-party errors (SDKs, sockets, sqlite) are translated at the edge with ``raise … from``.
+"""
+
+from __future__ import annotations
+
+
+class StreamerError(Exception):
+    """Base of every error streamer reports to a client.
+
+    Attributes:
+        code: the protocol's stable error code.
+        retryable: whether the same request may succeed later.
+        retry_after_ms: a hint for when to retry, or ``None``.
+    """
+
+    code = "internal_error"
+    retryable = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None,
+                 retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after_ms = retry_after_ms
+
+
+class InvalidMessage(StreamerError):
+    code = "invalid_message"
+
+
+class UnsupportedProtocol(StreamerError):
+    code = "unsupported_protocol"
+
+
+class PayloadTooLarge(StreamerError):
+    code = "payload_too_large"
+
+
+class SessionNotFound(StreamerError):
+    code = "session_not_found"
+
+
+class StreamNotFound(StreamerError):
+    code = "stream_not_found"
+
+
+class QueueFull(StreamerError):
+    code = "rate_limited"
+    retryable = True
+
+
+class ProviderError(StreamerError):
+    code = "provider_error"
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider_unavailable"
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    code = "provider_timeout"
+    retryable = True
+
+
+class ResponseTooLarge(StreamerError):
+    code = "response_too_large"
+
+
+class PausedTooLong(StreamerError):
+    code = "paused_too_long"
+    retryable = True
+
+
+class ServerShuttingDown(StreamerError):
+    code = "server_shutting_down"
+    retryable = True

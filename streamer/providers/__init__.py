@@ -1,0 +1,54 @@
+"""Providers: where answers come from (``local``, ``echo``, ``openai``)."""
+
+from __future__ import annotations
+
+from streamer.config import ProvidersConfig
+from streamer.errors import ProviderUnavailable
+from streamer.providers.base import (Finish, Provider, ProviderEvent, ProviderRequest, TextDelta,
+                                     Usage)
+
+__all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers", "TextDelta",
+           "Usage"]
+
+NAMES = ("local", "echo", "openai")
+
+
+class Providers:
+    """The process's providers, built once from configuration and created on first use."""
+
+    def __init__(self, config: ProvidersConfig) -> None:
+        self.config = config
+        self._providers: dict[str, Provider] = {}
+
+    def get(self, name: str | None) -> Provider:
+        """The provider called ``name`` (``None``: the configured default).
+
+        Raises:
+            ProviderUnavailable: no such provider.
+        """
+        name = name or self.config.default
+        provider = self._providers.get(name)
+        if provider is not None:
+            return provider
+        if name == "echo":
+            from streamer.providers.echo import EchoProvider
+            provider = EchoProvider(self.config.echo)
+        elif name == "local":
+            from streamer.providers.local import LocalProvider
+            provider = LocalProvider(self.config.local)
+        elif name == "openai":
+            from streamer.providers.openai_compat import OpenAIProvider
+            provider = OpenAIProvider(self.config.openai)
+        else:
+            raise ProviderUnavailable(
+                f"unknown provider {name!r}; choose one of {', '.join(NAMES)}", retryable=False)
+        self._providers[name] = provider
+        return provider
+
+    def register(self, provider: Provider) -> None:
+        """Add or replace a provider (embedding applications, tests)."""
+        self._providers[provider.name] = provider
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()

@@ -1,0 +1,94 @@
+"""The provider interface: a model call as a cancellation-safe stream of normalized events.
+
+A provider turns a :class:`ProviderRequest` into events (:class:`TextDelta`, :class:`Usage`,
+:class:`Finish`). :meth:`Provider.stream` returns an async context manager yielding a Trio
+``ReceiveChannel`` of events (built with ``trio.as_safe_channel``), so a provider may run
+tasks or threads inside and the stream that consumes it cancels it cleanly: leaving the
+``async with`` early (``stop``, timeout, the last subscriber gone) closes the model call at
+once: the HTTP response to the provider is closed, or the local model stops between tokens.
+
+Errors are translated at this edge into :mod:`streamer.errors`
+(:class:`~streamer.errors.ProviderError` and its subclasses), naming the provider and the
+setting to fix.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Literal
+
+import trio
+
+from streamer.protocol import EchoOptions, Message
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    """What a stream asks of its provider.
+
+    Attributes:
+        messages: the conversation, oldest first, ending with the user's message.
+        system: a system prompt, or ``None``.
+        model: a model name, or ``None`` for the provider's configured default.
+        max_tokens: the answer's limit in the provider's units (tokens; characters for ``echo``).
+        temperature: sampling temperature, or ``None`` for the provider's default.
+        echo: the ``echo`` provider's options (ignored by others).
+    """
+
+    messages: tuple[Message, ...]
+    system: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    echo: EchoOptions = field(default_factory=EchoOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Answer text, in order; any length, split anywhere (not inside a surrogate pair)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Size of the call: ``unit`` is ``tokens`` (or ``chars`` for ``echo``)."""
+
+    input_tokens: int
+    output_tokens: int
+    unit: Literal["tokens", "chars"] = "tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: FinishReason
+
+
+ProviderEvent = TextDelta | Usage | Finish
+
+
+class Provider(ABC):
+    """One configured model source. Subclasses set :attr:`name`."""
+
+    name: str
+
+    @abstractmethod
+    def model_for(self, request: ProviderRequest) -> str:
+        """The model name this request will use (shown to clients; never a file path)."""
+
+    @abstractmethod
+    def stream(self, request: ProviderRequest
+               ) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[ProviderEvent]]:
+        """Open the model call; iterate the channel for its events.
+
+        Raises (on entering or while iterating):
+            ProviderUnavailable: the provider cannot be reached or is not installed.
+            ProviderError: the provider failed (``retryable`` says whether to try again).
+        """
+
+    async def aclose(self) -> None:
+        """Release clients or models held by the provider (server shutdown)."""

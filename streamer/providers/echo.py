@@ -1,0 +1,51 @@
+"""The ``echo`` provider: answers with the last user message, unchanged, cut into deltas.
+
+For demos of rich formatting, tests and benchmarks (protocol.md, "The echo provider"): it
+behaves like a real provider in every other way (cancellation, usage, limits), so anything
+measured with it measures the server. Usage is counted in characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import trio
+
+from streamer.config import EchoProviderConfig
+from streamer.providers.base import (Finish, Provider, ProviderEvent, ProviderRequest, TextDelta,
+                                     Usage)
+
+
+class EchoProvider(Provider):
+    """Echo the last user message in ``delta_chars`` pieces every ``interval_ms``.
+
+    ``interval_ms == 0`` sends as fast as the stream takes them. ``max_tokens`` counts
+    characters here; an answer cut by it finishes with ``length``.
+    """
+
+    name = "echo"
+
+    def __init__(self, config: EchoProviderConfig) -> None:
+        self.config = config
+
+    def model_for(self, request: ProviderRequest) -> str:
+        return "echo"
+
+    @trio.as_safe_channel
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
+        text = next(m.content for m in reversed(request.messages) if m.role == "user")
+        delta_chars = request.echo.delta_chars or self.config.delta_chars
+        interval_s = (self.config.interval_ms if request.echo.interval_ms is None
+                      else request.echo.interval_ms) / 1000
+        reason: str = "stop"
+        if request.max_tokens is not None and request.max_tokens < len(text):
+            text, reason = text[:request.max_tokens], "length"
+        input_chars = sum(len(m.content) for m in request.messages) + len(request.system or "")
+        for start in range(0, len(text), delta_chars):
+            if start and interval_s > 0:
+                await trio.sleep(interval_s)
+            else:
+                await trio.lowlevel.checkpoint()
+            yield TextDelta(text[start:start + delta_chars])
+        yield Usage(input_chars, len(text), unit="chars")
+        yield Finish("length" if reason == "length" else "stop")

@@ -1,0 +1,760 @@
+"""Sessions, streams and subscriptions: the lifetimes of ``docs/architecture.md``.
+
+::
+
+    Registry (server lifetime; owns the server nursery it is given)
+    └── Session (a conversation; its runner task lives in the server nursery)
+        └── Stream (one answer: provider → chunker → StreamLog; its own nursery and cancel
+            scope, owned by the session, never by a connection)
+    Connection (a socket; its tasks live in the transport's nursery)
+    └── Subscription (connection × stream: log cursor → Pacer → connection.send)
+
+A stream ends when it finishes, on ``stop``, on a provider error or timeout, when it grows
+past ``max_response_chars``, when no subscriber has been there for ``grace_period_s``, when
+every subscriber has held it back for ``paused_limit_s``, or at server drain. Each ending is
+recorded with its reason in the stream's trace (``GET /api/streams/{id}/trace``) and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import trio
+
+from streamer.chunker import Chunker
+from streamer.config import Config
+from streamer.errors import (PausedTooLong, ProviderError, ProviderTimeout, QueueFull,
+                             ResponseTooLarge, ServerShuttingDown, StreamerError, StreamNotFound)
+from streamer.log import LogEntry, StreamLog
+from streamer.ops import Op, merge_ops
+from streamer.pacer import Pacer
+from streamer.protocol import (Message, Pause, Resume, Skip, Speed, Start, Stop, chunk_event,
+                               error_event, event)
+from streamer.providers import Finish, Providers, ProviderRequest, TextDelta, Usage
+from streamer.render import Renderer
+
+logger = logging.getLogger("streamer.sessions")
+
+SendFn = Callable[[dict[str, Any], str | None], Awaitable[None]]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+class Waiter:
+    """A re-armable wake-up flag for one task (the log and controls call :meth:`wake`)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()
+
+
+@dataclass(slots=True)
+class TraceEntry:
+    t_ms: float
+    event: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Stream:
+    """One generated answer. Created queued; :meth:`run` generates it in the session's task.
+
+    Attributes:
+        stream_id: the stream's id (``s_…``).
+        log: its seq-numbered ops and terminal events.
+        state: ``queued``, ``running`` or ``done``.
+        finish_reason: ``stop``, ``length``, ``cancelled`` or ``error`` once done.
+    """
+
+    def __init__(self, session: Session, request: Start) -> None:
+        self.session = session
+        self.request = request
+        self.stream_id = new_id("s")
+        self.log = StreamLog(self.stream_id)
+        self.state = "queued"
+        self.provider_name = request.provider or session.registry.config.providers.default
+        self.model = ""
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.created_at = time.time()
+        self._t0 = trio.current_time()
+        self.trace: list[TraceEntry] = []
+        self.subscribers: set[Subscription] = set()
+        self.cancel_scope = trio.CancelScope()
+        self.cancel_reason: tuple[str, StreamerError | None] | None = None
+        self._progress = Waiter()
+        self._subscribers_changed = Waiter()
+        self.markdown = ""
+        self.html = ""
+        self.done = trio.Event()
+        self.record("queued", provider=self.provider_name)
+
+    # ------------------------------------------------------------------ trace
+
+    def record(self, name: str, **detail: Any) -> None:
+        """Add a trace entry (ms since the stream was created) and log it."""
+        t_ms = round((trio.current_time() - self._t0) * 1000, 3)
+        self.trace.append(TraceEntry(t_ms, name, detail))
+        logger.info("stream %s %s %s", self.stream_id, name, detail or "")
+
+    # ------------------------------------------------------------------ control
+
+    def cancel(self, reason: str, error: StreamerError | None = None) -> None:
+        """End the stream: generation is cancelled at once; the partial answer is kept.
+
+        Args:
+            reason: why, for the trace (``stop from client``, ``grace period over``, …).
+            error: the error subscribers are told, if the cancellation is a failure.
+        """
+        if self.state == "done" or self.cancel_reason is not None:
+            return
+        self.cancel_reason = (reason, error)
+        self.record("cancel_requested", reason=reason)
+        self.cancel_scope.cancel()
+
+    def attach(self, sub: Subscription) -> None:
+        self.subscribers.add(sub)
+        self.log.attach(sub.waiter)
+        self.record("subscriber_joined", connection=sub.connection.connection_id,
+                    subscribers=len(self.subscribers))
+        self._subscribers_changed.wake()
+
+    def detach(self, sub: Subscription) -> None:
+        if sub in self.subscribers:
+            self.subscribers.discard(sub)
+            self.log.detach(sub.waiter)
+            if self.state != "done":
+                self.record("subscriber_left", connection=sub.connection.connection_id,
+                            subscribers=len(self.subscribers))
+            self._subscribers_changed.wake()
+            self._progress.wake()
+
+    def on_subscribers_changed(self) -> None:
+        self._subscribers_changed.wake()
+
+    def on_subscriber_progress(self) -> None:
+        self._progress.wake()
+
+    def _all_behind(self) -> bool:
+        limit = self.session.registry.config.streams.backpressure_chars
+        total = self.log.total_chars
+        return bool(self.subscribers) and all(
+            total - sub.delivered_total > limit for sub in self.subscribers)
+
+    # ------------------------------------------------------------------ generation
+
+    def provider_request(self) -> ProviderRequest:
+        req = self.request
+        return ProviderRequest(messages=req.messages, system=req.system, model=req.model,
+                               max_tokens=req.max_tokens, temperature=req.temperature,
+                               echo=req.echo)
+
+    async def run(self) -> None:
+        """Generate the answer into the log. Never raises for the stream's own failures."""
+        registry = self.session.registry
+        config = registry.config
+        chunker = Chunker(registry.renderer)
+        provider = None
+        error: StreamerError | None = None
+        finish: str = "stop"
+        self.state = "running"
+        started = trio.current_time()
+        try:
+            provider = registry.providers.get(self.provider_name)
+            self.model = provider.model_for(self.provider_request())
+        except StreamerError as exc:
+            error, finish = exc, "error"
+        self.record("started", provider=self.provider_name, model=self.model)
+        self.session.broadcast_stream_start(self)
+        if provider is not None:
+            try:
+                with self.cancel_scope:
+                    async with trio.open_nursery() as nursery:  # the stream's nursery
+                        nursery.start_soon(self._watch_subscribers)
+                        finish = await self._generate(provider, chunker, config)
+                        nursery.cancel_scope.cancel()
+            except StreamerError as exc:
+                error, finish = exc, "error"
+                self.record("error", code=exc.code, message=exc.message)
+            except Exception as exc:  # a bug: end this stream, keep the server and the others
+                logger.exception("stream %s failed", self.stream_id)
+                error, finish = StreamerError(f"internal error: {exc!r}"), "error"
+                self.record("error", code="internal_error", message=repr(exc))
+            if self.cancel_reason is not None:
+                reason, cancel_error = self.cancel_reason
+                finish = "error" if cancel_error is not None else "cancelled"
+                error = cancel_error or error
+                self.record("cancelled", reason=reason)
+        for op in chunker.close():
+            self.log.append(op)
+        self.markdown = chunker.markdown
+        self.html = chunker.html
+        self.finish_reason = finish
+        duration_ms = round((trio.current_time() - started) * 1000)
+        complete = event("stream_complete", session_id=self.session.session_id,
+                         stream_id=self.stream_id, finish_reason=finish, html=self.html,
+                         markdown=self.markdown, usage=self.usage, message_id=self.stream_id,
+                         duration_ms=duration_ms)
+        err_event = None
+        if error is not None:
+            err_event = error_event(error, session_id=self.session.session_id,
+                                    stream_id=self.stream_id)
+        self.state = "done"
+        self.log.finish(complete, err_event)
+        self.done.set()
+        self.record("completed", finish_reason=finish, chars=len(self.markdown),
+                    seq=self.log.last_seq, duration_ms=duration_ms)
+
+    async def _generate(self, provider: Any, chunker: Chunker, config: Config) -> str:
+        streams = config.streams
+        finish = "stop"
+        first = True
+        async with provider.stream(self.provider_request()) as events:
+            self.record("provider_call_opened")
+            try:
+                while True:
+                    with trio.move_on_after(streams.provider_timeout_s) as timeout:
+                        try:
+                            item = await events.receive()
+                        except trio.EndOfChannel:
+                            break
+                    if timeout.cancelled_caught:
+                        raise ProviderTimeout(
+                            f"{self.provider_name}: no data for {streams.provider_timeout_s:g} s")
+                    if isinstance(item, TextDelta):
+                        if first:
+                            first = False
+                            self.record("first_token")
+                        if len(chunker.markdown) + len(item.text) > streams.max_response_chars:
+                            room = streams.max_response_chars - len(chunker.markdown)
+                            for op in chunker.feed(item.text[:max(0, room)]):
+                                self.log.append(op)
+                            raise ResponseTooLarge(
+                                f"the answer exceeds {streams.max_response_chars} characters")
+                        for op in chunker.feed(item.text):
+                            self.log.append(op)
+                        await self._backpressure(streams.paused_limit_s)
+                    elif isinstance(item, Usage):
+                        self.usage = {"input_tokens": item.input_tokens,
+                                      "output_tokens": item.output_tokens, "unit": item.unit}
+                    elif isinstance(item, Finish):
+                        finish = item.reason
+            finally:
+                self.record("provider_call_closed")
+        return finish
+
+    async def _backpressure(self, limit_s: float) -> None:
+        """Stop reading the provider while every subscriber is too far behind."""
+        if not self._all_behind():
+            return
+        self.record("backpressure", subscribers=len(self.subscribers))
+        with trio.move_on_after(limit_s) as scope:
+            while self._all_behind():
+                await self._progress.wait()
+        if scope.cancelled_caught:
+            raise PausedTooLong(
+                f"every subscriber held the stream back for {limit_s:g} s")
+        self.record("backpressure_released")
+
+    async def _watch_subscribers(self) -> None:
+        """Cancel the stream once it has had no subscriber for ``grace_period_s``."""
+        grace_s = self.session.registry.config.streams.grace_period_s
+        session = self.session
+
+        def watched() -> bool:
+            # a connection of the session follows its current stream, even between attaching
+            return bool(self.subscribers or session.connections or session.pinned)
+
+        while True:
+            while watched():
+                await self._subscribers_changed.wait()
+            with trio.move_on_after(grace_s):
+                while not watched():
+                    await self._subscribers_changed.wait()
+                continue
+            self.cancel(f"no subscriber for {grace_s:g} s")
+            return
+
+    def info(self) -> dict[str, Any]:
+        return {"stream_id": self.stream_id, "state": self.state, "provider": self.provider_name,
+                "model": self.model, "finish_reason": self.finish_reason,
+                "seq": self.log.last_seq, "subscribers": len(self.subscribers)}
+
+
+class Subscription:
+    """One connection following one stream: log cursor → pacer → ``connection.send``."""
+
+    def __init__(self, connection: Connection, stream: Stream, cursor: int) -> None:
+        self.connection = connection
+        self.stream = stream
+        self.cursor = cursor
+        self.waiter = Waiter()
+        pacing = stream.request.pacing
+        defaults = connection.registry.config.pacing
+        self.pacer = Pacer(pacing.mode or defaults.mode, pacing.cps or defaults.cps,
+                           max_lag_s=defaults.max_lag_s,
+                           frame_interval_s=connection.registry.frame_interval_s(),
+                           min_cps=defaults.min_cps, max_cps=defaults.max_cps)
+
+    @property
+    def delivered_total(self) -> int:
+        entries = self.stream.log.entries
+        return entries[self.cursor - 1].total_chars if self.cursor else 0
+
+    def _events(self, batch: list[LogEntry]) -> list[dict[str, Any]]:
+        """Merge a batch of entries into as few ``chunk`` events as possible."""
+        out: list[dict[str, Any]] = []
+        session_id = self.stream.session.session_id
+        group: list[Op] = []
+        group_seq = 0
+        for entry in batch:
+            if group and entry.op.block != group[-1].block:
+                out.extend(chunk_event(session_id, self.stream.stream_id, group_seq, op)
+                           for op in merge_ops(group))
+                group = []
+            group.append(entry.op)
+            group_seq = entry.seq
+        if group:
+            out.extend(chunk_event(session_id, self.stream.stream_id, group_seq, op)
+                       for op in merge_ops(group))
+        return out
+
+    def _stream_id_for_sse(self, seq: int) -> str:
+        return f"{self.stream.stream_id}:{seq}"
+
+    async def run(self) -> None:
+        """Deliver the stream to the connection, paced, then its terminal events."""
+        stream, log, pacer, conn = self.stream, self.stream.log, self.pacer, self.connection
+        registry = conn.registry
+        progress_interval_s = registry.config.pacing.progress_interval_ms / 1000
+        next_progress = trio.current_time()
+        last_progress: tuple[int, int, bool] | None = None
+        stream.attach(self)
+        conn.subscription = self
+        registry.active_subscriptions += 1
+        try:
+            await conn.send(event("stream_start", session_id=stream.session.session_id,
+                                  stream_id=stream.stream_id, provider=stream.provider_name,
+                                  model=stream.model, format=stream.request.format), None)
+            if self.cursor:
+                seq, blocks = log.snapshot()
+                self.cursor = seq
+                await conn.send(event("snapshot", session_id=stream.session.session_id,
+                                      stream_id=stream.stream_id, seq=seq, blocks=blocks),
+                                self._stream_id_for_sse(seq))
+            while True:
+                now = trio.current_time()
+                pacer.set_frame_interval(registry.frame_interval_s())
+                pacer.on_received(log.total_chars, done=log.finished)
+                if log.finished and stream.finish_reason == "cancelled" and not pacer.skipping:
+                    pacer.skip()  # a stopped stream shows what it has at once
+                entries = log.entries
+                if self.cursor < len(entries):
+                    count = pacer.take(now, (e.op.chars for e in
+                                             islice(entries, self.cursor, None)))
+                    if count:
+                        batch = entries[self.cursor:self.cursor + count]
+                        for ev in self._events(batch):
+                            await conn.send(ev, self._stream_id_for_sse(ev["seq"]))
+                        self.cursor += count
+                        stream.on_subscriber_progress()
+                if self.cursor >= len(log.entries) and log.finished:
+                    break
+                now = trio.current_time()
+                if now >= next_progress:
+                    progress = pacer.progress()
+                    key = (progress.received_chars, progress.delivered_chars,
+                           progress.generation_done)
+                    if key != last_progress:
+                        last_progress = key
+                        await conn.send(event(
+                            "progress", session_id=stream.session.session_id,
+                            stream_id=stream.stream_id,
+                            received_chars=progress.received_chars,
+                            delivered_chars=progress.delivered_chars,
+                            backlog_chars=progress.backlog_chars, eta_ms=progress.eta_ms,
+                            generation_done=progress.generation_done), None)
+                    next_progress = now + progress_interval_s
+                deadline = pacer.next_deadline(self.cursor < len(log.entries))
+                if deadline is None:
+                    deadline = math.inf
+                if last_progress is not None and not pacer.paused:
+                    deadline = min(deadline, next_progress)
+                with trio.move_on_at(deadline):
+                    await self.waiter.wait()
+            progress = pacer.progress()
+            await conn.send(event("progress", session_id=stream.session.session_id,
+                                  stream_id=stream.stream_id,
+                                  received_chars=progress.received_chars,
+                                  delivered_chars=progress.delivered_chars, backlog_chars=0,
+                                  eta_ms=0, generation_done=True), None)
+            if log.error is not None:
+                await conn.send(log.error, None)
+            assert log.complete is not None
+            await conn.send(log.complete, self._stream_id_for_sse(log.last_seq))
+        finally:
+            registry.active_subscriptions -= 1
+            if conn.subscription is self:
+                conn.subscription = None
+            stream.detach(self)
+
+
+class Connection:
+    """One client connection (WebSocket or SSE) to a session.
+
+    The transport owns the nursery; it runs :meth:`follow` there and delivers what
+    :meth:`send` queues (``outbox``: bounded, so a slow client blocks only its own tasks).
+    """
+
+    def __init__(self, session: Session, transport: str, send: SendFn) -> None:
+        self.session = session
+        self.registry = session.registry
+        self.transport = transport
+        self.connection_id = new_id("c")
+        self._send = send
+        self.subscription: Subscription | None = None
+        self.followed: set[str] = set()
+        #: set by the transport: cancelling it ends the connection's tasks
+        self.cancel_scope = trio.CancelScope()
+        #: set by the transport: ``None`` sent here makes the writer close the connection
+        self.close_outbox: trio.MemorySendChannel[Any] | None = None
+
+    async def close_after(self, ev: dict[str, Any]) -> None:
+        """Send ``ev`` after what is queued, then close the connection cleanly."""
+        with trio.move_on_after(self.registry.config.server.send_timeout_s):
+            await self.send(ev, None)
+            if self.close_outbox is not None:
+                await self.close_outbox.send(None)
+                return
+        self.cancel_scope.cancel()
+
+    async def send(self, ev: dict[str, Any], event_id: str | None) -> None:
+        await self._send(ev, event_id)
+
+    async def follow(self) -> None:
+        """Follow the session's streams, one after another, for the connection's lifetime."""
+        session = self.session
+        waiter = Waiter()
+        session.watchers.add(waiter)
+        try:
+            while True:
+                stream = session.current
+                if stream is not None and stream.stream_id not in self.followed \
+                        and stream.state != "queued":
+                    self.followed.add(stream.stream_id)
+                    joined_late = stream.log.last_seq > 0
+                    sub = Subscription(self, stream, stream.log.last_seq if joined_late else 0)
+                    await sub.run()
+                    continue
+                await waiter.wait()
+        finally:
+            session.watchers.discard(waiter)
+
+    async def handle_control(self, control: Any) -> None:
+        """Apply one parsed control message from this connection (WebSocket or SSE POST)."""
+        session = self.session
+        sid = session.session_id
+        if isinstance(control, Start):
+            stream = session.submit(control)
+            if stream.state == "queued":
+                await self.send(event("stream_start", session_id=sid, stream_id=stream.stream_id,
+                                      provider=stream.provider_name, model=stream.model,
+                                      format=control.format, queued=True,
+                                      position=session.queue_position(stream)), None)
+            return
+        if isinstance(control, Stop):
+            session.stop(control.stream_id)
+            return
+        sub = self.subscription
+        now = trio.current_time()
+        if isinstance(control, Pause | Skip | Speed) or (
+                isinstance(control, Resume) and control.stream_id is None):
+            if sub is None:
+                # nothing to deliver now; tell the client where it stands
+                await self.send(event("state", session_id=sid, state="streaming", cps=None), None)
+                return
+            pacer = sub.pacer
+            if isinstance(control, Pause):
+                pacer.pause()
+                state = "paused"
+            elif isinstance(control, Skip):
+                pacer.skip()
+                state = "skipping"
+            elif isinstance(control, Speed):
+                pacer.set_cps(control.cps, now)
+                state = pacer.state
+            else:
+                pacer.resume(now)
+                state = "resumed"
+            sub.waiter.wake()
+            sub.stream.record("control", connection=self.connection_id, state=state)
+            await self.send(event("state", session_id=sid, stream_id=sub.stream.stream_id,
+                                  state=state, cps=pacer.cps), None)
+            return
+        if isinstance(control, Resume):
+            raise StreamNotFound(
+                f"stream {control.stream_id} cannot be replayed on this connection yet; "
+                "reconnect with ?stream_id=…&last_seq=…")
+        raise StreamNotFound("unsupported control")  # pragma: no cover
+
+
+class Session:
+    """A conversation: its history, the running stream and the queue behind it."""
+
+    def __init__(self, registry: Registry, session_id: str) -> None:
+        self.registry = registry
+        self.session_id = session_id
+        self.created_at = time.time()
+        self.history: list[Message] = []
+        self.streams: dict[str, Stream] = {}
+        self.current: Stream | None = None
+        self.queue: deque[Stream] = deque()
+        self.connections: set[Connection] = set()
+        self.watchers: set[Waiter] = set()
+        #: non-socket holders (a REST ``complete`` call waiting for its answer)
+        self.pinned = 0
+        self.last_active = trio.current_time()
+        self._runner_wakeup = Waiter()
+        self._runner_started = False
+
+    def touch(self) -> None:
+        self.last_active = trio.current_time()
+
+    def add_connection(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        self.registry.connections += 1
+        self.touch()
+
+    def remove_connection(self, connection: Connection) -> None:
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self.registry.connections -= 1
+            self.touch()
+            for stream in list(self.streams.values()):
+                if stream.state == "running":
+                    stream.on_subscribers_changed()
+
+    def _notify(self) -> None:
+        for waiter in self.watchers:
+            waiter.wake()
+
+    def submit(self, start: Start) -> Stream:
+        """Queue a new stream; it starts when the streams before it are done.
+
+        Raises:
+            QueueFull: ``streams.max_queued`` streams are already waiting.
+            ServerShuttingDown: the server is draining.
+        """
+        registry = self.registry
+        if registry.draining:
+            raise ServerShuttingDown("the server is shutting down",
+                                     retry_after_ms=registry.config.server.shutdown_retry_after_ms)
+        if len(self.queue) >= registry.config.streams.max_queued:
+            raise QueueFull(f"{len(self.queue)} streams are already queued in this session",
+                            retry_after_ms=1_000)
+        if start.messages and len(start.messages) == 1:
+            start = _with_history(start, self.history)
+        stream = Stream(self, start)
+        self.streams[stream.stream_id] = stream
+        self.queue.append(stream)
+        if not self._runner_started:
+            self._runner_started = True
+            registry.nursery.start_soon(self._runner, name=f"session {self.session_id}")
+        self._runner_wakeup.wake()
+        return stream
+
+    def queue_position(self, stream: Stream) -> int:
+        """1-based position among waiting streams (0 = running)."""
+        try:
+            return list(self.queue).index(stream) + 1
+        except ValueError:
+            return 0
+
+    def stop(self, stream_id: str | None) -> None:
+        """``stop``: cancel the named (default: running) stream, or drop it from the queue.
+
+        Raises:
+            StreamNotFound: no such stream in this session.
+        """
+        if stream_id is None:
+            if self.current is not None and self.current.state == "running":
+                self.current.cancel("stop from client")
+            return
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            raise StreamNotFound(f"no stream {stream_id} in this session")
+        # a queued stream stays in the queue, cancelled: its turn then ends it at once, so
+        # every connection still sees its stream_start and stream_complete (cancelled)
+        stream.cancel("stop from client")
+
+    def broadcast_stream_start(self, stream: Stream) -> None:
+        self.current = stream
+        self._notify()
+
+    async def _runner(self) -> None:
+        """Run queued streams one after another (in the server nursery)."""
+        while not self.registry.closing:
+            while not self.queue:
+                await self._runner_wakeup.wait()
+            stream = self.queue.popleft()
+            try:
+                await stream.run()
+            except Exception:  # never let one stream's bug take the server nursery down
+                logger.exception("session %s: stream %s crashed", self.session_id,
+                                 stream.stream_id)
+                if not stream.log.finished:
+                    stream.state = "done"
+                    stream.finish_reason = "error"
+                    stream.log.finish(event("stream_complete", session_id=self.session_id,
+                                            stream_id=stream.stream_id, finish_reason="error",
+                                            html=stream.html, markdown=stream.markdown))
+                    stream.done.set()
+            if stream.markdown:
+                self.history.extend(stream.request.messages[len(self.history):])
+                self.history.append(Message("assistant", stream.markdown))
+            self._notify()
+            self.touch()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue) or (self.current is not None and self.current.state == "running")
+
+    def info(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "connections": len(self.connections),
+                "current": self.current.info() if self.current else None,
+                "queued": [s.stream_id for s in self.queue]}
+
+
+def _with_history(start: Start, history: list[Message]) -> Start:
+    """A ``prompt`` continues the session's conversation: prepend its history."""
+    if not history:
+        return start
+    from dataclasses import replace
+    return replace(start, messages=(*history, *start.messages))
+
+
+class Registry:
+    """All sessions of the process, plus the shared, expensive objects built once."""
+
+    def __init__(self, config: Config, providers: Providers | None = None,
+                 renderer: Renderer | None = None) -> None:
+        from streamer.render import RenderConfig
+        self.config = config
+        self.providers = providers or Providers(config.providers)
+        self.renderer = renderer or Renderer(RenderConfig(allow_images=config.render.allow_images))
+        self.sessions: dict[str, Session] = {}
+        self.live_connections: set[Connection] = set()
+        self.active_subscriptions = 0
+        self.connections = 0
+        self.draining = False
+        self.closing = False
+        self.started_at = time.time()
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("the registry is not running (no server nursery)")
+        return self._nursery
+
+    def bind(self, nursery: trio.Nursery) -> None:
+        """Give the registry the server nursery its session tasks live in."""
+        self._nursery = nursery
+
+    def frame_interval_s(self) -> float:
+        """Least time between frames to one connection, raised under load.
+
+        ``max(frame_interval_ms, active subscriptions / frame_budget_per_s)``: the process
+        sends about ``frame_budget_per_s`` frames per second at most, whatever the number
+        of streams; each frame then carries more characters.
+        """
+        pacing = self.config.pacing
+        return max(pacing.frame_interval_ms / 1000,
+                   self.active_subscriptions / pacing.frame_budget_per_s)
+
+    def get_or_create(self, session_id: str | None = None) -> Session:
+        session_id = session_id or new_id("sess")
+        session = self.sessions.get(session_id)
+        if session is None:
+            session = Session(self, session_id)
+            self.sessions[session_id] = session
+        session.touch()
+        return session
+
+    def find_stream(self, stream_id: str) -> Stream | None:
+        for session in self.sessions.values():
+            stream = session.streams.get(stream_id)
+            if stream is not None:
+                return stream
+        return None
+
+    def running_streams(self) -> list[Stream]:
+        return [s.current for s in self.sessions.values()
+                if s.current is not None and s.current.state == "running"]
+
+    async def reap_idle_sessions(self) -> None:
+        """Forget sessions with no connection and no stream for ``session_idle_timeout_s``."""
+        timeout_s = self.config.server.session_idle_timeout_s
+        while True:
+            await trio.sleep(max(1.0, timeout_s / 10))
+            now = trio.current_time()
+            for session_id, session in list(self.sessions.items()):
+                if not session.connections and not session.busy and not session.pinned \
+                        and now - session.last_active > timeout_s:
+                    del self.sessions[session_id]
+
+    async def drain(self, timeout_s: float) -> None:
+        """Refuse new streams, let running ones finish for ``timeout_s``, then cancel them."""
+        self.draining = True
+        with trio.move_on_after(timeout_s):
+            while self.running_streams() or any(s.queue for s in self.sessions.values()):
+                await trio.sleep(0.05)
+        for session in self.sessions.values():
+            for stream in list(session.queue):
+                stream.cancel("server shutdown")
+            session.queue.clear()
+        shutting_down = ServerShuttingDown(
+            "the server is shutting down",
+            retry_after_ms=self.config.server.shutdown_retry_after_ms)
+        for stream in self.running_streams():
+            stream.cancel("server shutdown", shutting_down)
+        with trio.move_on_after(2.0):
+            while self.running_streams() or self.active_subscriptions:
+                await trio.sleep(0.01)
+        self.closing = True
+        notice = error_event(shutting_down)
+        async with trio.open_nursery() as nursery:
+            for connection in list(self.live_connections):
+                nursery.start_soon(connection.close_after,
+                                   {**notice, "session_id": connection.session.session_id})
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "sessions": len(self.sessions),
+            "connections": self.connections,
+            "active_streams": len(self.running_streams()),
+            "queued_streams": sum(len(s.queue) for s in self.sessions.values()),
+            "subscriptions": self.active_subscriptions,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "draining": self.draining,
+        }
+
+
+__all__ = ["Connection", "ProviderError", "Registry", "Session", "Stream", "Subscription"]

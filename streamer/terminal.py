@@ -1,0 +1,131 @@
+"""The terminal client: ``streamer stream "prompt"``.
+
+Connects with trio-websocket, starts one stream, prints the answer as plain text while it
+streams (the document's text; a block that changes after it was printed is reprinted only
+from where it differs), a progress line on stderr when stderr is a TTY, ``stop`` on the first
+Ctrl-C (a second one quits at once). Exit status: 0 on ``finish_reason`` stop/length,
+1 on an ``error`` event (its code is printed), 130 on a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import secrets
+import signal
+import sys
+from typing import Any, TextIO
+
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+
+from streamer.ops import Op, apply_op
+
+_TAG_RE = re.compile(r"<[^>]*>")
+_BLOCK_END_RE = re.compile(r"</(p|h[1-6]|li|pre|blockquote|tr|table|ul|ol)>|<br>|<hr>")
+
+
+def plain_text(blocks: list[str]) -> str:
+    """The document's text: tags dropped, entities decoded, blocks on their own lines."""
+    parts = []
+    for block in blocks:
+        if not block:
+            continue
+        text = _BLOCK_END_RE.sub(lambda m: m.group(0) + "\n", block)
+        text = html.unescape(_TAG_RE.sub("", text))
+        parts.append(re.sub(r"\n{3,}", "\n\n", text).strip("\n"))
+    return "\n\n".join(parts)
+
+
+class Printer:
+    """Prints the growing plain text, only ever appending (or rewinding on a TTY-less stream)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.printed = ""
+
+    def update(self, text: str) -> None:
+        common = 0
+        limit = min(len(text), len(self.printed))
+        while common < limit and text[common] == self.printed[common]:
+            common += 1
+        if common < len(self.printed):
+            # an earlier part changed (a block was re-rendered): print the rest on a new line
+            self.out.write("\n")
+        self.out.write(text[common:])
+        self.out.flush()
+        self.printed = text
+
+
+async def run_terminal_client(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    ws_base = "ws" + base[4:] if base.startswith("http") else base
+    session_id = "cli_" + secrets.token_urlsafe(12)
+    start: dict[str, Any] = {"type": "start", "prompt": args.prompt,
+                             "pacing": {"mode": args.pacing}}
+    if args.cps:
+        start["pacing"]["cps"] = args.cps
+    for key in ("provider", "model"):
+        if getattr(args, key):
+            start[key] = getattr(args, key)
+    if args.max_tokens:
+        start["max_tokens"] = args.max_tokens
+    tty = sys.stderr.isatty()
+    blocks: list[str] = []
+    printer = Printer(sys.stdout)
+    status = 0
+    try:
+        async with open_websocket_url(f"{ws_base}/ws/stream/{session_id}") as ws, \
+                trio.open_nursery() as nursery:
+
+            async def on_sigint() -> None:
+                with trio.open_signal_receiver(signal.SIGINT) as signals:
+                    count = 0
+                    async for _ in signals:
+                        count += 1
+                        if count == 1:
+                            await ws.send_message(json.dumps({"type": "stop"}))
+                        else:
+                            raise KeyboardInterrupt
+
+            nursery.start_soon(on_sigint)
+            await ws.send_message(json.dumps(start))
+            while True:
+                ev = json.loads(await ws.get_message())
+                kind = ev.get("type")
+                if kind == "chunk":
+                    apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
+                    printer.update(plain_text(blocks))
+                elif kind == "snapshot":
+                    blocks = list(ev["blocks"])
+                    printer.update(plain_text(blocks))
+                elif kind == "progress" and tty:
+                    eta = ev.get("eta_ms")
+                    eta_text = f", {eta / 1000:.1f} s left" if eta else ""
+                    sys.stderr.write(f"\x1b7\x1b[999;1H\x1b[2K[{ev['delivered_chars']}/"
+                                     f"{ev['received_chars']} chars{eta_text}]\x1b8")
+                    sys.stderr.flush()
+                elif kind == "error":
+                    print(f"\nstreamer: error {ev['code']}: {ev['message']}", file=sys.stderr)
+                    status = 1
+                    if not ev.get("stream_id"):
+                        break
+                elif kind == "stream_complete":
+                    printer.update(plain_text(blocks) if blocks else plain_text([ev["html"]]))
+                    sys.stdout.write("\n")
+                    if tty:
+                        sys.stderr.write("\x1b7\x1b[999;1H\x1b[2K\x1b8")
+                    print(f"[{ev['finish_reason']}, {ev.get('duration_ms')} ms]",
+                          file=sys.stderr)
+                    if ev["finish_reason"] == "error":
+                        status = status or 1
+                    break
+            nursery.cancel_scope.cancel()
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, HandshakeError, ConnectionClosed) as exc:
+        print(f"streamer: cannot stream from {base}: {exc}", file=sys.stderr)
+        return 1
+    return status

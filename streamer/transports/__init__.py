@@ -1,0 +1,142 @@
+"""Transports: what WebSocket and SSE connections share.
+
+:func:`run_connection` owns one connection's nursery (the *connection* lifetime of
+``docs/architecture.md``): a writer (the connection's only writer: encodes events, sends a
+heartbeat when the connection has been idle for ``heartbeat_interval_s``, and puts a
+``send_timeout_s`` deadline on every write, so a dead or stuck peer is noticed even where the
+server cannot see the socket close, pgjones/hypercorn#210), the follower of the session's
+streams, and the transport's control receiver if it has one.
+
+Memory per connection: the outbox holds at most :data:`OUTBOX_EVENTS` events (a merged chunk
+is at most one block of HTML), and a paused or slow client holds only its cursor into the
+stream log: nothing else grows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import trio
+
+from streamer.errors import InvalidMessage, PayloadTooLarge, StreamerError, UnsupportedProtocol
+from streamer.protocol import PROTOCOL_VERSION, error_event, event, parse_control
+from streamer.sessions import Connection, Registry, Session
+
+logger = logging.getLogger("streamer.transports")
+
+#: events queued between a connection's tasks and its writer
+OUTBOX_EVENTS = 16
+
+#: the writer's "close now" sentinel
+_CLOSE = None
+
+
+class Transport(Protocol):
+    """The few things a transport does differently."""
+
+    name: str
+
+    def encode(self, ev: dict[str, Any], event_id: str | None) -> str | bytes: ...
+
+    def heartbeat(self) -> str | bytes: ...
+
+    async def write(self, data: str | bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class PeerTooSlow(Exception):
+    """A write or a queued event did not go through within ``send_timeout_s``."""
+
+
+async def run_connection(registry: Registry, session: Session, transport: Transport,
+                         receive_controls: Callable[[Connection], Awaitable[None]] | None = None,
+                         *, connected_extra: dict[str, Any] | None = None,
+                         task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED
+                         ) -> None:
+    """Serve one connection until the peer leaves, is too slow, or the server closes it.
+
+    Never raises for the connection's own failures (they are logged): a broken connection
+    must not disturb the nursery it runs in.
+    """
+    config = registry.config.server
+    send_channel, receive_channel = trio.open_memory_channel[
+        tuple[dict[str, Any], str | None] | None](OUTBOX_EVENTS)
+
+    async def queue_event(ev: dict[str, Any], event_id: str | None) -> None:
+        try:
+            with trio.fail_after(config.send_timeout_s):
+                await send_channel.send((ev, event_id))
+        except trio.TooSlowError as exc:
+            raise PeerTooSlow(f"outbox full for {config.send_timeout_s:g} s") from exc
+
+    connection = Connection(session, transport.name, queue_event)
+
+    async def writer() -> None:
+        async with receive_channel:
+            while True:
+                with trio.move_on_after(config.heartbeat_interval_s) as idle:
+                    item = await receive_channel.receive()
+                if idle.cancelled_caught:
+                    data = transport.heartbeat()
+                elif item is _CLOSE:
+                    await transport.close(1001, "server shutting down")
+                    connection.cancel_scope.cancel()
+                    return
+                else:
+                    data = transport.encode(*item)
+                try:
+                    with trio.fail_after(config.send_timeout_s):
+                        await transport.write(data)
+                except trio.TooSlowError as exc:
+                    raise PeerTooSlow(f"a write took over {config.send_timeout_s:g} s") from exc
+
+    session.add_connection(connection)
+    registry.live_connections.add(connection)
+    try:
+        async with trio.open_nursery() as nursery:  # the connection's nursery
+            connection.cancel_scope = nursery.cancel_scope
+            connection.close_outbox = send_channel
+            nursery.start_soon(writer)
+            await queue_event(event("connected", session_id=session.session_id,
+                                    connection_id=connection.connection_id,
+                                    protocol=PROTOCOL_VERSION,
+                                    heartbeat_ms=round(config.heartbeat_interval_s * 1000),
+                                    transport=transport.name, resumed=False,
+                                    **(connected_extra or {})), None)
+            task_status.started(connection)
+            nursery.start_soon(connection.follow)
+            if receive_controls is not None:
+                nursery.start_soon(receive_controls, connection)
+    except PeerTooSlow as exc:
+        logger.info("connection %s closed: %s", connection.connection_id, exc)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        logger.info("connection %s closed by peer: %r", connection.connection_id, exc)
+    except Exception:
+        logger.exception("connection %s failed", connection.connection_id)
+    finally:
+        registry.live_connections.discard(connection)
+        session.remove_connection(connection)
+
+
+async def dispatch_control(connection: Connection, raw: str | bytes | dict[str, Any]) -> bool:
+    """Parse and apply one control message; answer problems with an ``error`` event.
+
+    Returns:
+        ``True`` if the message was valid, ``False`` if it was an invalid message (the caller
+        counts those to close abusive connections).
+    """
+    max_bytes = connection.registry.config.server.max_message_bytes
+    sid = connection.session.session_id
+    try:
+        control = parse_control(raw, max_bytes)
+    except (InvalidMessage, PayloadTooLarge, UnsupportedProtocol) as exc:
+        await connection.send(error_event(exc, session_id=sid), None)
+        return False
+    try:
+        await connection.handle_control(control)
+    except StreamerError as exc:
+        await connection.send(error_event(exc, session_id=sid), None)
+    return True

@@ -1,0 +1,85 @@
+"""SSE transport: ``GET /api/sessions/{session_id}/events`` + ``POST …/control``.
+
+Each event is ``id:`` (``{stream_id}:{seq}`` for stream events), ``event:`` (the type) and
+``data:`` (the JSON); a ``: ping`` comment is the heartbeat. The response body is an async
+iterator over the connection's outbox; the connection's tasks run in the server nursery
+under their own cancel scope, which the body cancels when Quart closes it (client gone), so no
+nursery is ever held open across a ``yield`` (PEP 789).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from streamer.protocol import encode_sse
+from streamer.sessions import Registry, Session
+from streamer.transports import run_connection
+
+logger = logging.getLogger("streamer.transports.sse")
+
+#: SSE frames buffered between the connection's writer and the HTTP response
+BODY_BUFFER = 4
+
+
+class SSETransport:
+    name = "sse"
+
+    def __init__(self, send_channel: trio.MemorySendChannel[bytes], retry_ms: int) -> None:
+        self._send = send_channel
+        self._retry_ms = retry_ms
+        self._first = True
+
+    def encode(self, ev: dict[str, Any], event_id: str | None) -> bytes:
+        data = encode_sse(ev, event_id)
+        if self._first:
+            self._first = False
+            data = f"retry: {self._retry_ms}\n".encode() + data
+        return data
+
+    def heartbeat(self) -> bytes:
+        return b": ping\n\n"
+
+    async def write(self, data: str | bytes) -> None:
+        await self._send.send(data if isinstance(data, bytes) else data.encode())
+
+    async def close(self, code: int, reason: str) -> None:
+        self._send.close()
+
+
+class SSEBody:
+    """The streaming response body of one SSE connection (an async iterator of bytes)."""
+
+    def __init__(self, registry: Registry, session: Session) -> None:
+        self.registry = registry
+        self.session = session
+        self._send, self._receive = trio.open_memory_channel[bytes](BODY_BUFFER)
+        self._scope = trio.CancelScope()
+        self._started = False
+
+    async def _run(self) -> None:
+        transport = SSETransport(self._send, self.registry.config.server.sse_retry_ms)
+        with self._scope:
+            try:
+                await run_connection(self.registry, self.session, transport)
+            finally:
+                self._send.close()
+
+    def __aiter__(self) -> SSEBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._started:
+            self._started = True
+            self.registry.nursery.start_soon(self._run, name="sse connection")
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Quart calls this when the response ends (client gone, or timeout)."""
+        self._scope.cancel()
+        self._receive.close()

@@ -1,0 +1,54 @@
+"""WebSocket transport: ``GET /ws/stream/{session_id}``, one JSON object per text frame."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Websocket
+
+from streamer.protocol import encode_json, event
+from streamer.sessions import Connection, Registry, Session
+from streamer.transports import dispatch_control, run_connection
+
+#: WebSocket close code for repeated invalid messages (RFC 6455 §7.4.1: policy violation)
+CLOSE_POLICY_VIOLATION = 1008
+
+
+class WebSocketTransport:
+    name = "websocket"
+
+    def __init__(self, websocket: Websocket) -> None:
+        self.websocket = websocket
+
+    def encode(self, ev: dict[str, Any], event_id: str | None) -> str:
+        return encode_json(ev)
+
+    def heartbeat(self) -> str:
+        return encode_json(event("heartbeat"))
+
+    async def write(self, data: str | bytes) -> None:
+        await self.websocket.send(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.websocket.close(code, reason)
+
+
+async def serve_websocket(registry: Registry, session: Session, websocket: Websocket) -> None:
+    """Serve an accepted WebSocket until either side closes it."""
+    transport = WebSocketTransport(websocket)
+    max_invalid = registry.config.server.max_invalid_messages
+
+    async def receive_controls(connection: Connection) -> None:
+        invalid_in_a_row = 0
+        while True:
+            raw = await websocket.receive()
+            if await dispatch_control(connection, raw):
+                invalid_in_a_row = 0
+                continue
+            invalid_in_a_row += 1
+            if invalid_in_a_row >= max_invalid:
+                await websocket.close(CLOSE_POLICY_VIOLATION, "too many invalid messages")
+                connection.cancel_scope.cancel()
+                return
+
+    await run_connection(registry, session, transport, receive_controls)
