@@ -106,7 +106,7 @@ class Pacer:
         """Deliver everything received so far at the next frame, then follow unpaced."""
         self.skipping = True
         self.paused = False
-
+        self._last_frame_at = float("-inf")  # at once: not even a frame interval
     def set_cps(self, cps: float, now: float) -> None:
         """Change the rate live; a wait already under way shrinks or grows in proportion.
 
@@ -168,9 +168,12 @@ class Pacer:
                 count += 1
                 self.delivered_chars += max(0, chars)
         else:
-            # GCRA: the virtual clock may trail ``now`` by one frame, so a frame carries the
-            # characters that accrued while we waited for it.
-            send_at = max(self._next_send_at, now - self.frame_interval_s)
+            # GCRA: the virtual clock may trail ``now`` by up to one frame, so a frame carries
+            # the characters that accrued while we waited for it; further behind means we
+            # were idle (nothing to send), and pacing restarts from ``now`` without a burst.
+            send_at = self._next_send_at
+            if send_at < now - self.frame_interval_s - EPSILON_S:
+                send_at = now
             for chars in pending_chars:
                 if send_at > now + EPSILON_S:
                     break

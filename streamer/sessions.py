@@ -36,8 +36,8 @@ from streamer.errors import (PausedTooLong, ProviderError, ProviderTimeout, Queu
 from streamer.log import LogEntry, StreamLog
 from streamer.ops import Op, merge_ops
 from streamer.pacer import Pacer
-from streamer.protocol import (Message, Pause, Resume, Skip, Speed, Start, Stop, chunk_event,
-                               error_event, event)
+from streamer.protocol import (Message, Pause, Ping, QueueMove, QueueRemove, Resume, Skip, Speed,
+                               Start, Stop, chunk_event, error_event, event)
 from streamer.providers import Finish, Providers, ProviderRequest, TextDelta, Usage
 from streamer.render import Renderer
 
@@ -104,6 +104,8 @@ class Stream:
         self.markdown = ""
         self.html = ""
         self.done = trio.Event()
+        #: another stream was running or waiting when this one was submitted
+        self.queued_behind = False
         self.record("queued", provider=self.provider_name)
 
     # ------------------------------------------------------------------ trace
@@ -184,19 +186,20 @@ class Stream:
         self.record("started", provider=self.provider_name, model=self.model)
         self.session.broadcast_stream_start(self)
         if provider is not None:
-            try:
-                with self.cancel_scope:
-                    async with trio.open_nursery() as nursery:  # the stream's nursery
-                        nursery.start_soon(self._watch_subscribers)
+            with self.cancel_scope:
+                async with trio.open_nursery() as nursery:  # the stream's nursery
+                    nursery.start_soon(self._watch_subscribers)
+                    try:
                         finish = await self._generate(provider, chunker, config)
+                    except StreamerError as exc:
+                        error, finish = exc, "error"
+                        self.record("error", code=exc.code, message=exc.message)
+                    except Exception as exc:  # a bug: end this stream, keep the others
+                        logger.exception("stream %s failed", self.stream_id)
+                        error, finish = StreamerError(f"internal error: {exc!r}"), "error"
+                        self.record("error", code="internal_error", message=repr(exc))
+                    finally:
                         nursery.cancel_scope.cancel()
-            except StreamerError as exc:
-                error, finish = exc, "error"
-                self.record("error", code=exc.code, message=exc.message)
-            except Exception as exc:  # a bug: end this stream, keep the server and the others
-                logger.exception("stream %s failed", self.stream_id)
-                error, finish = StreamerError(f"internal error: {exc!r}"), "error"
-                self.record("error", code="internal_error", message=repr(exc))
             if self.cancel_reason is not None:
                 reason, cancel_error = self.cancel_reason
                 finish = "error" if cancel_error is not None else "cancelled"
@@ -473,7 +476,7 @@ class Connection:
         sid = session.session_id
         if isinstance(control, Start):
             stream = session.submit(control)
-            if stream.state == "queued":
+            if stream.queued_behind:
                 await self.send(event("stream_start", session_id=sid, stream_id=stream.stream_id,
                                       provider=stream.provider_name, model=stream.model,
                                       format=control.format, queued=True,
@@ -481,6 +484,15 @@ class Connection:
             return
         if isinstance(control, Stop):
             session.stop(control.stream_id)
+            return
+        if isinstance(control, Ping):
+            await self.send(event("pong", session_id=sid, ts=control.ts), None)
+            return
+        if isinstance(control, QueueRemove):
+            session.queue_remove(control.stream_id)
+            return
+        if isinstance(control, QueueMove):
+            session.queue_move(control.stream_id, control.position)
             return
         sub = self.subscription
         now = trio.current_time()
@@ -572,6 +584,12 @@ class Session:
         if start.messages and len(start.messages) == 1:
             start = _with_history(start, self.history)
         stream = Stream(self, start)
+        stream.queued_behind = self.busy
+        try:
+            stream.model = registry.providers.get(stream.provider_name).model_for(
+                stream.provider_request())
+        except StreamerError:
+            pass  # reported when the stream runs
         self.streams[stream.stream_id] = stream
         self.queue.append(stream)
         if not self._runner_started:
@@ -581,11 +599,13 @@ class Session:
         return stream
 
     def queue_position(self, stream: Stream) -> int:
-        """1-based position among waiting streams (0 = running)."""
+        """How many streams run or wait before this one (0 = it is running)."""
         try:
-            return list(self.queue).index(stream) + 1
+            ahead = list(self.queue).index(stream)
         except ValueError:
             return 0
+        running = self.current is not None and self.current.state == "running"
+        return ahead + (1 if running else 0)
 
     def stop(self, stream_id: str | None) -> None:
         """``stop``: cancel the named (default: running) stream, or drop it from the queue.
@@ -603,6 +623,30 @@ class Session:
         # a queued stream stays in the queue, cancelled: its turn then ends it at once, so
         # every connection still sees its stream_start and stream_complete (cancelled)
         stream.cancel("stop from client")
+
+    def _queued(self, stream_id: str) -> Stream:
+        stream = self.streams.get(stream_id)
+        if stream is None or stream not in self.queue:
+            raise StreamNotFound(f"no queued stream {stream_id} in this session")
+        return stream
+
+    def queue_remove(self, stream_id: str) -> None:
+        """``queue_remove``: the queued stream ends (cancelled) without generating.
+
+        Raises:
+            StreamNotFound: the stream is not waiting in this session's queue.
+        """
+        self._queued(stream_id).cancel("removed from the queue")
+
+    def queue_move(self, stream_id: str, position: int) -> None:
+        """``queue_move``: put a queued stream at ``position`` (0 = next) among the waiting.
+
+        Raises:
+            StreamNotFound: the stream is not waiting in this session's queue.
+        """
+        stream = self._queued(stream_id)
+        self.queue.remove(stream)
+        self.queue.insert(min(position, len(self.queue)), stream)
 
     def broadcast_stream_start(self, stream: Stream) -> None:
         self.current = stream
