@@ -307,3 +307,83 @@ async def test_history_makes_the_next_prompt_multi_turn(
 def test_pacing_defaults_come_from_config() -> None:
     assert Pacing() == Pacing(None, None)
     assert isinstance(Usage(1, 2), Usage)
+
+
+class SilentProvider(Provider):
+    """Says one word, then nothing at all."""
+
+    name = "silent"
+
+    def model_for(self, request: ProviderRequest) -> str:
+        return "silent-1"
+
+    @trio.as_safe_channel
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[Any, None]:
+        yield TextDelta("Hello")
+        await trio.sleep_forever()
+        yield Finish("stop")  # pragma: no cover
+
+
+async def test_every_subscriber_paused_backpressures_then_cancels(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    registry, session = await open_pipeline(nursery, **{"streams.backpressure_chars": 40,
+                                                        "streams.paused_limit_s": 10.0})
+    provider = registry.providers.get("slow")
+    assert isinstance(provider, SlowProvider)
+    connection, recorder = await connect(nursery, session)
+    stream = session.submit(start(provider="slow", mode="off"))
+    await recorder.wait_for("chunk", 1)
+    await connection.handle_control(Pause())
+    paused_at = trio.current_time()
+    with trio.fail_after(60):
+        await stream.done.wait()
+    # the provider stopped being read once 40 chars were unread, then 10 s later was cancelled
+    assert provider.closed_at is not None
+    assert provider.closed_at - paused_at == pytest.approx(10.0, abs=0.5)
+    assert stream.log.total_chars < 40 + 20
+    assert any(t.event == "backpressure" for t in stream.trace)
+    await connection.handle_control(Resume())
+    complete = await recorder.wait_for("stream_complete")
+    error = await recorder.wait_for("error")
+    assert error["code"] == "paused_too_long" and complete["finish_reason"] == "error"
+    assert "".join(recorder.document()) == complete["html"]
+
+
+async def test_silent_provider_times_out(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    registry, session = await open_pipeline(nursery, **{"streams.provider_timeout_s": 7.0})
+    registry.providers.register(SilentProvider())
+    connection, recorder = await connect(nursery, session)
+    t0 = trio.current_time()
+    session.submit(start(provider="silent", mode="off"))
+    complete = await recorder.wait_for("stream_complete")
+    error = await recorder.wait_for("error")
+    assert error["code"] == "provider_timeout" and error["retryable"] is True
+    assert complete["markdown"] == "Hello" and complete["finish_reason"] == "error"
+    assert trio.current_time() - t0 == pytest.approx(7.0, abs=0.1)
+
+
+async def test_answer_larger_than_the_limit_is_cut(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    registry, session = await open_pipeline(nursery, **{"streams.max_response_chars": 30})
+    connection, recorder = await connect(nursery, session)
+    session.submit(start("x" * 100, mode="off"))
+    complete = await recorder.wait_for("stream_complete")
+    assert (await recorder.wait_for("error"))["code"] == "response_too_large"
+    assert complete["markdown"] == "x" * 30
+    assert "".join(recorder.document()) == complete["html"]
+
+
+async def test_drain_cancels_running_streams_and_tells_why(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    registry, session = await open_pipeline(nursery)
+    connection, recorder = await connect(nursery, session)
+    stream = session.submit(start(provider="slow", mode="off"))
+    await recorder.wait_for("chunk", 2)
+    t0 = trio.current_time()
+    await registry.drain(timeout_s=3.0)
+    assert stream.finish_reason == "error"
+    assert trio.current_time() - t0 == pytest.approx(3.0, abs=0.1)
+    error = await recorder.wait_for("error")
+    assert error["code"] == "server_shutting_down" and error["retry_after_ms"] > 0
+    assert (await recorder.wait_for("stream_complete"))["markdown"].startswith("word0")

@@ -1,0 +1,19 @@
+# The two front-door commands (README): `make demo` and `make test`.
+.PHONY: demo test setup setup-test bench
+
+# Set everything up, then run the server with the demo page on the embedded model.
+demo: setup
+	.venv/bin/streamer serve $(if $(PORT),--port $(PORT),)
+
+# Set everything up (test tools, Debian's chromium), then run the whole test suite.
+test: setup-test
+	.venv/bin/python -m pytest
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+bench: setup-test
+	.venv/bin/python bench/chunker_bench.py
