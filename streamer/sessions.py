@@ -452,18 +452,26 @@ class Connection:
         await self._send(ev, event_id)
 
     async def follow(self) -> None:
-        """Follow the session's streams, one after another, for the connection's lifetime."""
+        """Follow the session's streams in the order they started, for the connection's life.
+
+        A connection that arrives during a stream joins it late (a ``snapshot``, then live
+        events); every later stream is delivered from its first ``seq``, even if this
+        connection is still busy with an earlier one (paused, slow) when it starts.
+        """
         session = self.session
         waiter = Waiter()
         session.watchers.add(waiter)
+        index = max(0, len(session.started) - 1)
+        first = True
         try:
             while True:
-                stream = session.current
-                if stream is not None and stream.stream_id not in self.followed \
-                        and stream.state != "queued":
-                    self.followed.add(stream.stream_id)
-                    joined_late = stream.log.last_seq > 0
+                if index < len(session.started):
+                    stream = session.started[index]
+                    index += 1
+                    joined_late = first and stream.log.last_seq > 0
+                    first = False
                     sub = Subscription(self, stream, stream.log.last_seq if joined_late else 0)
+                    self.followed.add(stream.stream_id)
                     await sub.run()
                     continue
                 await waiter.wait()
@@ -537,6 +545,8 @@ class Session:
         self.history: list[Message] = []
         self.streams: dict[str, Stream] = {}
         self.current: Stream | None = None
+        #: streams in the order they started (connections follow them in this order)
+        self.started: list[Stream] = []
         self.queue: deque[Stream] = deque()
         self.connections: set[Connection] = set()
         self.watchers: set[Waiter] = set()
@@ -650,6 +660,7 @@ class Session:
 
     def broadcast_stream_start(self, stream: Stream) -> None:
         self.current = stream
+        self.started.append(stream)
         self._notify()
 
     async def _runner(self) -> None:

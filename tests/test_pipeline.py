@@ -387,3 +387,26 @@ async def test_drain_cancels_running_streams_and_tells_why(
     error = await recorder.wait_for("error")
     assert error["code"] == "server_shutting_down" and error["retry_after_ms"] > 0
     assert (await recorder.wait_for("stream_complete"))["markdown"].startswith("word0")
+
+
+async def test_a_busy_connection_still_gets_every_later_stream_in_order(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    registry, session = await open_pipeline(nursery)
+    connection, recorder = await connect(nursery, session)
+    await connection.handle_control(start("first answer", cps=4.0))
+    await recorder.wait_for("chunk", 1)
+    await connection.handle_control(Pause())
+    await connection.handle_control(start("second answer", mode="off"))
+    await connection.handle_control(start("third answer", mode="off"))
+    while len(session.started) < 3 or session.started[-1].state != "done":
+        await trio.sleep(1)
+    await connection.handle_control(Resume())
+    completes = [await recorder.wait_for("stream_complete", n) for n in (1, 2, 3)]
+    assert [c["markdown"] for c in completes] == ["first answer", "second answer", "third answer"]
+    second_chunks = [ev for _, ev in recorder.of("chunk")
+                     if ev["stream_id"] == completes[1]["stream_id"]]
+    assert not recorder.of("snapshot")  # delivered from its first seq, not joined late
+    blocks: list[str] = []
+    for ev in second_chunks:
+        apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
+    assert "".join(blocks) == completes[1]["html"]
