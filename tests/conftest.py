@@ -63,3 +63,48 @@ def sse_events(text: str) -> list[dict[str, Any]]:
                 ev["_id"] = fields["id"]
             events.append(ev)
     return events
+
+
+@dataclass
+class ServerProcess:
+    base_url: str
+    process: Any
+
+
+@pytest.fixture(scope="module")
+def server_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``streamer serve --port 0`` as a real child process (for tests that cannot share the
+    Trio loop, such as Playwright's sync API); stopped with SIGTERM (a graceful drain)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STREAMER_SERVER_DRAIN_TIMEOUT_S": "2",
+           "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))}
+    process = subprocess.Popen([sys.executable, "-m", "streamer", "serve", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env)
+    assert process.stdout is not None
+    url = None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        match = re.search(r"serving on (http://\S+) ", line)
+        if match:
+            url = match.group(1)
+            break
+    if url is None:
+        process.kill()
+        raise RuntimeError("server did not start:\n" + "".join(lines))
+    import threading
+
+    # keep reading its output, or a full pipe would block the server's logging
+    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
+    yield ServerProcess(url, process)
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
