@@ -1,0 +1,462 @@
+// The demo page: a Tiptap editor that shows streamed answers, with the controls of the protocol.
+//
+// Test hooks (window.streamerDemo): editor, client, binding, lastComplete, lastCheck,
+// freshEditorHTML(html), applyEvent(event), extensions(); document.body.dataset.streamState is
+// idle | streaming | complete | error.
+
+import { Editor, StarterKit, TableKit } from './vendor/tiptap.js';
+import { StreamClient } from './client.js';
+import { bindClientToEditor } from './editor-stream.js';
+
+// ----------------------------------------------------------------------------- samples
+
+/** Rich documents for the echo provider (it answers with the prompt, so the prompt IS the answer). */
+const SAMPLES = {
+  'Release notes (headings, lists, links, quote)': `# Release notes
+
+Version **2.4** brings *faster* streaming, a [new protocol page](https://example.com/protocol?v=1&lang=en) and fewer surprises.
+
+## Highlights
+
+- Resume after a dropped connection
+  - WebSocket: \`resume\` with the last \`seq\`
+  - SSE: the \`Last-Event-ID\` header
+- Pacing modes: *off*, *smooth* and *fixed*
+- Stop really stops the model
+
+1. Upgrade the server
+2. Reload the page
+   1. Old tabs reconnect on their own
+   2. Nothing is lost
+
+> Streaming should never change the result:
+> the last frame equals the one-shot render.
+
+---
+
+Questions? Write to [the team](mailto:team@example.com).
+`,
+  'Table': `## Providers compared
+
+| Provider | Transport | Latency | Notes |
+| --- | :---: | ---: | --- |
+| local | WebSocket | 40 ms | embedded, **no network** |
+| echo | SSE | 1 ms | repeats the prompt |
+| openai | WebSocket | 350 ms | needs \`OPENAI_API_KEY\` |
+
+Rows appear as they arrive; the table's last row is the last to settle.
+`,
+  'Fenced code': `## Code blocks
+
+A Python server loop:
+
+\`\`\`python
+async def serve(nursery: trio.Nursery) -> None:
+    async with trio.open_nursery() as inner:
+        inner.start_soon(heartbeat, 15.0)
+        if 3 < 4 and "a" != 'b':
+            print("<ok> & done")
+\`\`\`
+
+And the client side:
+
+\`\`\`js
+const client = new StreamClient({ transport: 'auto' });
+client.on('chunk', (ev, { mirror }) => render(mirror.html));
+await client.connect();
+\`\`\`
+
+Inline \`code\`, **bold \`code\`** and a last line.
+`,
+  'Everything': `# Streaming into an editor
+
+A paragraph with **bold**, *italic*, \`inline code\`, ~~strikethrough~~ and a [link](https://example.com/docs?a=1&b=2).
+Entities & symbols: 3 < 4 > 2, "quotes" and 'apostrophes'.
+
+## Lists
+
+- First item
+- Second item with **emphasis**
+  - Nested item one
+  - Nested item two
+- Third item
+
+1. Step one
+2. Step two
+3. Step three
+
+## A table
+
+| Provider | Transport | Resume |
+| --- | :---: | ---: |
+| local | WebSocket | yes |
+| openai | SSE | yes |
+
+## Code
+
+\`\`\`python
+async def main() -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve, "<html>")
+\`\`\`
+
+> A blockquote with a second line
+> and *emphasis*.
+
+---
+
+Visit https://example.org for more. The end.
+`,
+};
+
+// ----------------------------------------------------------------------------- editor
+
+/** The editor's extensions (a fresh array each call: extension instances are per editor). */
+function extensions() {
+  return [
+    StarterKit.configure({
+      // TrailingNode would append an empty paragraph after a trailing table/code block,
+      // which setContent() of the final HTML does not produce at the same place.
+      trailingNode: false,
+      link: { openOnClick: false },
+    }),
+    TableKit.configure({ table: { resizable: false } }),
+  ];
+}
+
+const editor = new Editor({
+  element: document.getElementById('editor'),
+  extensions: extensions(),
+  content: '<p>Answers appear here. Pick a provider, write a prompt, press <strong>Start</strong>.</p>',
+});
+
+/**
+ * What a fresh editor with the same extensions makes of `html` through setContent().
+ * @param {string} html
+ * @returns {string}
+ */
+function freshEditorHTML(html) {
+  const holder = document.createElement('div');
+  document.getElementById('fresh-editor').appendChild(holder);
+  const fresh = new Editor({ element: holder, extensions: extensions(), content: '' });
+  try {
+    fresh.commands.setContent(html);
+    return fresh.getHTML();
+  } finally {
+    fresh.destroy();
+    holder.remove();
+  }
+}
+
+// ----------------------------------------------------------------------------- DOM helpers
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  conn: $('conn'), connState: $('conn-state'), connTransport: $('conn-transport'),
+  provider: $('provider'), model: $('model'), sampleRow: $('sample-row'), sample: $('sample'),
+  prompt: $('prompt'), pacingMode: $('pacing-mode'), transport: $('transport'),
+  speed: $('speed'), speedValue: $('speed-value'), append: $('append'),
+  start: $('btn-start'), pause: $('btn-pause'), resume: $('btn-resume'), skip: $('btn-skip'),
+  stop: $('btn-stop'), form: $('start-form'),
+  bar: $('bar'), barReceived: $('bar-received'), barDelivered: $('bar-delivered'),
+  progressChars: $('progress-chars'), progressEta: $('progress-eta'),
+  deliveryState: $('delivery-state'), error: $('error'), stats: $('stats'),
+  docInfo: $('doc-info'), check: $('check'),
+};
+
+const SPEED_MIN_CPS = 10;
+const SPEED_MAX_CPS = 2000;
+
+/** Slider position 0..100 → cps on a log scale from 10 to 2000. */
+function sliderToCps(v) {
+  const cps = SPEED_MIN_CPS * Math.pow(SPEED_MAX_CPS / SPEED_MIN_CPS, v / 100);
+  const step = cps < 100 ? 1 : cps < 1000 ? 10 : 100; // two significant digits
+  return Math.min(SPEED_MAX_CPS, Math.round(cps / step) * step);
+}
+
+const fmt = new Intl.NumberFormat('en');
+
+function formatMs(ms) {
+  if (ms == null || !Number.isFinite(ms)) return '';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+}
+
+function setStreamState(state) {
+  document.body.dataset.streamState = state;
+  updateButtons();
+}
+
+function showError(text) {
+  els.error.hidden = !text;
+  els.error.textContent = text || '';
+}
+
+function updateButtons() {
+  const connected = demo.client?.state === 'connected';
+  const streaming = document.body.dataset.streamState === 'streaming';
+  els.start.disabled = !connected;
+  for (const b of [els.pause, els.resume, els.skip, els.stop]) b.disabled = !connected || !streaming;
+}
+
+function resetProgress() {
+  els.barReceived.style.width = '0%';
+  els.barDelivered.style.width = '0%';
+  els.bar.classList.remove('generating');
+  els.progressChars.textContent = '–';
+  els.progressEta.textContent = '';
+}
+
+function showStats(ev) {
+  const rows = [
+    ['finish', ev.finish_reason],
+    ['duration', formatMs(ev.duration_ms)],
+  ];
+  const { unit = 'tokens', ...usage } = ev.usage || {};
+  const parts = [];
+  for (const [k, v] of Object.entries(usage)) {
+    parts.push(`${fmt.format(v)} ${k.replace(/_tokens$/, '').replace(/_/g, ' ')}`);
+  }
+  if (parts.length) rows.push([`usage (${unit})`, parts.join(' · ')]);
+  if (ev.message_id) rows.push(['message', ev.message_id]);
+  els.stats.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v ?? '';
+    return [dt, dd];
+  }));
+  els.stats.hidden = false;
+}
+
+function updateDocInfo() {
+  const b = demo.binding;
+  const m = b?.mirror || (demo.lastStreamId && demo.client?.streams.get(demo.lastStreamId));
+  if (!m) {
+    els.docInfo.textContent = 'no stream';
+    return;
+  }
+  els.docInfo.textContent =
+    `stream ${m.streamId} · ${m.blocks.length} blocks · seq ${m.lastSeq}` +
+    (b ? ` · ${b.frames} frames` : '');
+}
+
+// ----------------------------------------------------------------------------- client
+
+/** Test hooks and live objects. */
+const demo = {
+  editor,
+  /** @type {StreamClient|null} */
+  client: null,
+  /** @type {ReturnType<typeof bindClientToEditor>|null} */
+  editorBinding: null,
+  get binding() {
+    return this.editorBinding?.current ?? null;
+  },
+  /** @type {object|null} the last stream_complete event */
+  lastComplete: null,
+  /** @type {{equal: boolean, editorHTML: string, freshHTML: string}|null} */
+  lastCheck: null,
+  lastStreamId: null,
+  /** HTML before the answer's range (appending mode), '' when the answer replaced the doc */
+  prefixHTML: '',
+  freshEditorHTML,
+  extensions,
+  samples: SAMPLES,
+  /** Feed one server event through the same path as the socket's. */
+  applyEvent(ev) {
+    this.client.handleEvent(ev);
+  },
+};
+window.streamerDemo = demo;
+
+function setupClient() {
+  demo.editorBinding?.dispose();
+  demo.client?.close();
+
+  const client = new StreamClient({ transport: els.transport.value });
+  demo.client = client;
+
+  // the editor binding first, so it has flushed when the page's own listeners run
+  demo.editorBinding = bindClientToEditor(client, editor, {
+    at: () => (els.append.checked ? 'end' : 'replace'),
+    onAttach: (binding) => {
+      // what precedes the answer, for the end-of-stream check ('' when it replaced the doc)
+      demo.prefixHTML = binding.placeholder ? '' : editor.getHTML();
+    },
+    onFrame: () => {
+      updateDocInfo();
+      const box = $('editor');
+      if (box.scrollHeight - box.scrollTop - box.clientHeight < 80) box.scrollTop = box.scrollHeight;
+    },
+  });
+
+  client.on('connection', ({ state, transport, delayMs, error }) => {
+    els.conn.dataset.state = state;
+    let text = state;
+    if (state === 'retrying') text += ` in ${formatMs(delayMs)}`;
+    els.connState.textContent = text;
+    els.connTransport.textContent = transport ? `via ${transport === 'sse' ? 'SSE' : 'WebSocket'}` : '';
+    els.conn.title = error ? String(error.message || error) : 'connection state';
+    if (state === 'error') showError(`Connection failed: ${error?.message || error}`);
+    updateButtons();
+  });
+
+  client.on('stream_start', (ev) => {
+    if (ev.queued) {
+      els.deliveryState.textContent = `queued at position ${ev.position}`;
+      return;
+    }
+    demo.lastStreamId = ev.stream_id;
+    showError('');
+    els.stats.hidden = true;
+    els.check.textContent = '';
+    resetProgress();
+    els.deliveryState.textContent = `streaming from ${ev.provider}${ev.model ? ` / ${ev.model}` : ''}`;
+    setStreamState('streaming');
+  });
+
+  client.on('chunk', () => {
+    if (document.body.dataset.streamState !== 'streaming') setStreamState('streaming');
+  });
+
+  client.on('progress', (ev) => {
+    const received = ev.received_chars || 0;
+    const delivered = ev.delivered_chars || 0;
+    const total = Math.max(received, 1);
+    els.barReceived.style.width = `${ev.generation_done ? 100 : 100 * Math.min(1, received / total)}%`;
+    els.barDelivered.style.width = `${100 * Math.min(1, delivered / total)}%`;
+    els.bar.classList.toggle('generating', !ev.generation_done);
+    els.progressChars.textContent =
+      `${fmt.format(delivered)} / ${fmt.format(received)} chars` +
+      (ev.backlog_chars ? ` · ${fmt.format(ev.backlog_chars)} waiting` : '');
+    els.progressEta.textContent = ev.eta_ms != null
+      ? `${formatMs(ev.eta_ms)} left${ev.generation_done ? '' : ' (generating…)'}`
+      : (ev.generation_done ? '' : 'generating…');
+  });
+
+  client.on('state', (ev) => {
+    const cps = ev.cps ? ` · ${fmt.format(Math.round(ev.cps))} cps` : '';
+    els.deliveryState.textContent = `${ev.state}${cps}`;
+  });
+
+  client.on('stream_complete', (ev) => {
+    demo.lastComplete = ev;
+    demo.lastStreamId = ev.stream_id;
+    const editorHTML = editor.getHTML();
+    const freshHTML = freshEditorHTML(demo.prefixHTML + (ev.html ?? ''));
+    demo.lastCheck = { equal: editorHTML === freshHTML, editorHTML, freshHTML };
+    els.check.textContent = demo.lastCheck.equal
+      ? '✓ editor equals the final HTML' : '✗ editor differs from the final HTML';
+    els.check.className = `small ${demo.lastCheck.equal ? 'ok' : 'bad'}`;
+    els.barDelivered.style.width = '100%';
+    els.barReceived.style.width = '100%';
+    els.bar.classList.remove('generating');
+    els.progressEta.textContent = 'done';
+    els.deliveryState.textContent = `complete (${ev.finish_reason})`;
+    showStats(ev);
+    updateDocInfo();
+    setStreamState(ev.finish_reason === 'error' || document.body.dataset.streamState === 'error'
+      ? 'error' : 'complete');
+  });
+
+  client.on('resync', ({ streamId }) => {
+    console.warn(`streamer demo: stream ${streamId} resynchronised from stream_complete.html`);
+  });
+
+  client.on('error', (ev) => {
+    const retry = ev.retry_after_ms ? ` (retry in ${formatMs(ev.retry_after_ms)})` : '';
+    showError(`${ev.code}: ${ev.message}${retry}`);
+    const aboutStream = ev.stream_id || document.body.dataset.streamState === 'streaming' ||
+      ev.control === 'start';
+    if (aboutStream && !['invalid_message', 'rate_limited'].includes(ev.code)) setStreamState('error');
+  });
+
+  client.on('pong', (ev, ctx) => {
+    if (ctx.rttMs != null) els.conn.title = `round trip ${ctx.rttMs} ms`;
+  });
+
+  client.connect().catch(() => {});
+  updateButtons();
+}
+
+// ----------------------------------------------------------------------------- controls
+
+function fillSamples() {
+  for (const name of Object.keys(SAMPLES)) {
+    const opt = document.createElement('option');
+    opt.value = opt.textContent = name;
+    els.sample.appendChild(opt);
+  }
+}
+
+let promptBeforeEcho = null;
+
+function onProviderChange() {
+  const echo = els.provider.value === 'echo';
+  els.sampleRow.hidden = !echo;
+  if (echo) {
+    promptBeforeEcho ??= els.prompt.value;
+    els.prompt.value = SAMPLES[els.sample.value];
+  } else if (promptBeforeEcho !== null) {
+    els.prompt.value = promptBeforeEcho;
+    promptBeforeEcho = null;
+  }
+}
+
+function onSpeedInput() {
+  const off = els.pacingMode.value === 'off';
+  els.speed.disabled = off;
+  els.speedValue.textContent = off ? 'unpaced' : `${fmt.format(sliderToCps(Number(els.speed.value)))} cps`;
+}
+
+/** Run a control call; show its failure in the error area. */
+async function control(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    showError(err.code ? `${err.code}: ${err.message}` : String(err.message || err));
+  }
+}
+
+els.form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const prompt = els.prompt.value;
+  if (!prompt.trim()) {
+    showError('Write a prompt first.');
+    return;
+  }
+  showError('');
+  const mode = els.pacingMode.value;
+  const opts = {
+    prompt,
+    provider: els.provider.value,
+    model: els.model.value.trim() || undefined,
+    pacing: mode === 'off' ? { mode } : { mode, cps: sliderToCps(Number(els.speed.value)) },
+  };
+  if (opts.provider === 'echo') opts.echo = { delta_chars: 4, interval_ms: 20 };
+  control(() => demo.client.start(opts));
+});
+els.pause.addEventListener('click', () => control(() => demo.client.pause()));
+els.resume.addEventListener('click', () => control(() => demo.client.resume()));
+els.skip.addEventListener('click', () => control(() => demo.client.skip()));
+els.stop.addEventListener('click', () => control(() => demo.client.stop()));
+els.speed.addEventListener('input', onSpeedInput);
+els.speed.addEventListener('change', () => {
+  if (document.body.dataset.streamState === 'streaming' && els.pacingMode.value !== 'off') {
+    control(() => demo.client.speed(sliderToCps(Number(els.speed.value))));
+  }
+});
+els.pacingMode.addEventListener('change', onSpeedInput);
+els.provider.addEventListener('change', onProviderChange);
+els.sample.addEventListener('change', () => {
+  els.prompt.value = SAMPLES[els.sample.value];
+});
+els.transport.addEventListener('change', setupClient);
+
+fillSamples();
+onSpeedInput();
+onProviderChange();
+setupClient();
+setStreamState('idle');

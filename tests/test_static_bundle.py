@@ -1,0 +1,319 @@
+"""The browser side: the committed Tiptap bundle, ``client.js``, ``editor-stream.js``, the demo.
+
+The browser tests drive Debian's ``/usr/bin/chromium`` through Playwright (never a downloaded
+browser). Most serve ``streamer/static`` from a plain stdlib HTTP server and feed the page real
+ops from the :class:`~streamer.chunker.Chunker` through ``streamerDemo.applyEvent``; one runs
+the demo against the real server (``server_process``) over WebSocket and SSE.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import streamer
+from streamer.ops import split_trailer
+
+STATIC = Path(streamer.__file__).parent / "static"
+BUILD = STATIC / "build"
+VENDOR = STATIC / "vendor"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+RICH_MD = Path(__file__).parent / "data" / "rich.md"
+
+#: a document with the block kinds Tiptap's parser is most likely to reshape
+NESTED_MD = """# Title
+
+Intro with a [link](https://a.example/x?y=1&z=2), `code` and *a*
+*b* glued by a soft break.
+
+1. one
+   - a
+   - b **bold**
+     1. deep
+2. two
+
+   second paragraph in item two
+
+> quote
+>
+> > nested quote with *em*
+>
+> - list in quote
+
+```
+plain code with a blank line
+
+```
+
+```js
+const x = "<b>" && 1 > 2;
+```
+
+| a | b |
+|---|---|
+| 1 | **2** |
+| `x` | [l](https://e.x) |
+
+Term&nbsp;with nbsp and &copy; entity, line one
+hard break line two
+
+***
+
+- -
+*
+
+Last *para*.
+"""
+
+
+# --------------------------------------------------------------------------- no browser
+
+
+def test_bundle_is_committed_pinned_and_licensed() -> None:
+    pkg = json.loads((BUILD / "package.json").read_text())
+    pins = pkg["devDependencies"]
+    assert {"@tiptap/core", "@tiptap/starter-kit", "@tiptap/extension-table",
+            "esbuild"} <= set(pins)
+    for name, version in pins.items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name} is not pinned exactly"
+    lock = json.loads((BUILD / "package-lock.json").read_text())
+    for name, version in pins.items():
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version
+    bundle = (VENDOR / "tiptap.js").read_text()
+    banner = bundle[:400]
+    licenses = (VENDOR / "THIRD_PARTY_LICENSES.txt").read_text()
+    for name, version in pins.items():
+        if name != "esbuild":
+            assert f"{name}@{version}" in banner
+            assert f"{name}@{version} (MIT)" in licenses
+    assert "prosemirror-model@" in licenses
+    assert len(bundle) < 1_000_000  # one minified module
+
+
+def test_page_and_modules_reference_existing_files() -> None:
+    html = (STATIC / "index.html").read_text()
+    refs = re.findall(r'(?:src|href)="/static/([^"]+)"', html)
+    assert {"demo.js", "demo.css"} <= set(refs)
+    for ref in refs:
+        assert (STATIC / ref).is_file(), ref
+    for module in ("client.js", "editor-stream.js", "demo.js"):
+        text = (STATIC / module).read_text()
+        for spec in re.findall(r"from '(\./[^']+)'", text):
+            assert (STATIC / spec).resolve().is_file(), f"{module} imports {spec}"
+
+
+# --------------------------------------------------------------------------- browser fixtures
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def static_url() -> Iterator[str]:
+    """``streamer/`` over plain HTTP, so ``/static/…`` resolves as on the real server."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(STATIC.parent))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def page(browser: Any, static_url: str) -> Iterator[Any]:
+    """The demo page, its client pointed at nothing (events are injected)."""
+    context = browser.new_context()
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(f"{static_url}/static/index.html")
+    pg.wait_for_function("window.streamerDemo && window.streamerDemo.editor")
+    pg.evaluate("() => streamerDemo.client.close()")  # no server here: stop retrying
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+# --------------------------------------------------------------------------- injected ops
+
+_RUN_JS = """async ([sid, events, frames, html]) => {
+  const d = streamerDemo;
+  d.applyEvent({type: 'stream_start', stream_id: sid, provider: 'echo', model: 'echo',
+                format: 'html'});
+  for (let i = 0; i < events.length; i++) {
+    d.applyEvent({stream_id: sid, ...events[i]});
+    if (frames[i]) await new Promise(r => requestAnimationFrame(r));
+  }
+  d.applyEvent({type: 'stream_complete', stream_id: sid, finish_reason: 'stop', html,
+                usage: {}, duration_ms: 1});
+  return {check: d.lastCheck, mirror: d.client.streams.get(sid).html,
+          state: document.body.dataset.streamState, undo: d.editor.can().undo(),
+          editable: d.editor.isEditable};
+}"""
+
+
+def _chunk_events(markdown: str, rng: random.Random) -> tuple[list[dict[str, Any]], str]:
+    from streamer.chunker import Chunker
+    from streamer.render import Renderer
+
+    renderer = Renderer()
+    chunker = Chunker(renderer)
+    ops = []
+    i = 0
+    while i < len(markdown):
+        n = rng.choice([1, 1, 2, 3, 5, 8, 13, 40])
+        ops += chunker.feed(markdown[i:i + n])
+        i += n
+    ops += chunker.close()
+    events = []
+    for seq, op in enumerate(ops, 1):
+        ev: dict[str, Any] = {"type": "chunk", "seq": seq, "op": op.op, "block": op.block,
+                              "final": op.final}
+        if op.op == "text":
+            ev["text"] = op.text
+        else:
+            ev["html"] = op.html
+        events.append(ev)
+    return events, renderer.render(markdown)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_streamed_ops_end_equal_to_a_fresh_editor(page: Any, seed: int) -> None:
+    rng = random.Random(seed)
+    for name, markdown in [("rich", RICH_MD.read_text()), ("nested", NESTED_MD)]:
+        events, html = _chunk_events(markdown, rng)
+        # replays of earlier events must be ignored
+        for _ in range(3):
+            k = rng.randrange(1, len(events))
+            events.insert(k, events[rng.randrange(0, k)])
+        frames = [rng.random() < 0.4 for _ in events]
+        result = page.evaluate(_RUN_JS, [f"{name}-{seed}", events, frames, html])
+        assert result["mirror"] == html
+        assert result["check"]["editorHTML"] == result["check"]["freshHTML"]
+        assert result["state"] == "complete"
+        assert result["editable"]
+
+
+def _chunk(seq: int, op: str, block: int, value: str, final: bool = False) -> dict[str, Any]:
+    key = "text" if op == "text" else "html"
+    return {"type": "chunk", "seq": seq, "op": op, "block": block, key: value, "final": final}
+
+
+EDGE_CASES = {
+    "empty slot, then reused": (
+        [_chunk(1, "append", 0, "<ul>\n<li>a</li>\n</ul>\n"),
+         _chunk(2, "append", 1, "<ul>\n<li></li>\n</ul>\n"),
+         _chunk(3, "text", 0, "\n*b"), _chunk(4, "replace", 1, ""),
+         _chunk(5, "replace", 1, "<p>Para</p>\n"), _chunk(6, "text", 1, " & <x>\u00a0", True)],
+        "<ul>\n<li>a\n*b</li>\n</ul>\n<p>Para &amp; &lt;x&gt;&nbsp;</p>\n"),
+    "the only block becomes empty": (
+        [_chunk(1, "append", 0, "<p>x</p>\n"), _chunk(2, "replace", 0, "")], ""),
+    "an empty block first": (
+        [_chunk(1, "append", 0, ""), _chunk(2, "append", 1, "<h2>T</h2>\n"),
+         _chunk(3, "replace", 0, "<p>first</p>\n")], "<p>first</p>\n<h2>T</h2>\n"),
+    "a block of several nodes": (
+        [_chunk(1, "append", 0, "<p>a</p>\n<p>b</p>\n"), _chunk(2, "append", 1, "<p>c</p>\n"),
+         _chunk(3, "replace", 0, "<p>a2</p>\n")], "<p>a2</p>\n<p>c</p>\n"),
+    "a lost chunk is repaired by stream_complete": (
+        [_chunk(1, "append", 0, "<p>Hello</p>\n"), _chunk(3, "text", 0, " world")],
+        "<p>Hello big world</p>\n"),
+    "a snapshot mid-stream": (
+        [_chunk(1, "append", 0, "<p>old</p>\n"),
+         {"type": "snapshot", "seq": 5, "blocks": ["<p>one</p>\n", "<p>two</p>\n"]},
+         _chunk(4, "append", 2, "<p>stale</p>\n"), _chunk(6, "append", 2, "<p>three</p>\n")],
+        "<p>one</p>\n<p>two</p>\n<p>three</p>\n"),
+    "stopped with a backlog": (
+        [_chunk(1, "append", 0, "<p>par</p>\n")],
+        "<p>partial answer</p>\n<ul>\n<li>x</li>\n</ul>\n"),
+}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("mode", ["replace", "end"])
+def test_edge_cases_in_both_range_modes(page: Any, mode: str) -> None:
+    page.evaluate("""(mode) => {
+      document.getElementById('append').checked = mode === 'end';
+      streamerDemo.editor.chain()
+        .command(({tr}) => { tr.setMeta('addToHistory', false); return true; })
+        .setContent('<p>Existing <em>text</em></p><ul><li>x</li></ul>').run();
+    }""", mode)
+    for i, (name, (events, html)) in enumerate(EDGE_CASES.items()):
+        for frames in (True, False):
+            result = page.evaluate(_RUN_JS, [f"edge-{mode}-{i}-{frames}", events,
+                                             [frames] * len(events), html])
+            assert result["check"]["equal"], (name, result["check"])
+            assert result["mirror"] == html, name
+            assert not result["undo"], f"{name}: streaming added undo history"
+
+
+@pytest.mark.browser
+def test_split_trailer_matches_ops_py(page: Any) -> None:
+    rng = random.Random(5)
+    pieces = ["</p>", "</em>", "\n", "<p>", "a", "<br>", ">", "<", "</a1>", "</ x>", "</>",
+              "&amp;", " ", "</code></pre>", "<!-- c -->"]
+    samples = ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 9)))
+               for _ in range(400)]
+    got = page.evaluate("""async (samples) => {
+      const { splitTrailer } = await import('/static/client.js');
+      return samples.map(s => splitTrailer(s));
+    }""", samples)
+    assert [tuple(g) for g in got] == [split_trailer(s) for s in samples]
+
+
+# --------------------------------------------------------------------------- real server
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_demo_streams_echo_from_the_real_server(browser: Any, server_process: Any,
+                                                transport: str) -> None:
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        pg.goto(server_process.base_url + "/")
+        pg.wait_for_function("window.streamerDemo && streamerDemo.client")
+        pg.select_option("#transport", transport)
+        pg.wait_for_function("streamerDemo.client.state === 'connected'", timeout=15000)
+        assert pg.evaluate("streamerDemo.client.transport") == transport
+        pg.select_option("#provider", "echo")
+        pg.select_option("#sample", "Everything")
+        pg.select_option("#pacing-mode", "off")
+        pg.click("#btn-start")
+        pg.wait_for_function("['complete', 'error'].includes(document.body.dataset.streamState)"
+                             " && streamerDemo.lastComplete", timeout=30000)
+        result = pg.evaluate("() => ({state: document.body.dataset.streamState,"
+                             " check: streamerDemo.lastCheck,"
+                             " finish: streamerDemo.lastComplete.finish_reason})")
+        assert result["state"] == "complete", result
+        assert result["finish"] == "stop"
+        assert result["check"]["equal"], result["check"]
+        assert "<table" in result["check"]["editorHTML"]
+    finally:
+        context.close()
