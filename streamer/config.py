@@ -115,6 +115,8 @@ class LocalProviderConfig:
     n_ctx: int = 2_048
     max_tokens: int = 512
     temperature: float = 0.7
+    #: > 1 discourages repeating recent tokens (small base models loop without it)
+    repeat_penalty: float = 1.3
     #: tokens buffered between the generating thread and Trio; a full buffer pauses generation
     token_buffer: int = 8
 
@@ -246,6 +248,7 @@ def _validate(config: Config) -> None:
         (config.pacing.frame_budget_per_s > 0, "pacing.frame_budget_per_s must be > 0"),
         (config.providers.local.n_threads >= 1, "providers.local.n_threads must be >= 1"),
         (config.providers.local.token_buffer >= 1, "providers.local.token_buffer must be >= 1"),
+        (config.providers.local.repeat_penalty > 0, "providers.local.repeat_penalty must be > 0"),
         (config.providers.echo.delta_chars >= 1, "providers.echo.delta_chars must be >= 1"),
         (config.providers.echo.interval_ms >= 0, "providers.echo.interval_ms must be >= 0"),
         (config.providers.default in ("local", "echo", "openai"),

@@ -124,7 +124,7 @@ class LocalProvider(Provider):
                 try:
                     chunks = llm.create_chat_completion(
                         messages=messages, stream=True, max_tokens=max_tokens,
-                        temperature=temperature)
+                        temperature=temperature, repeat_penalty=self.config.repeat_penalty)
                     for chunk in chunks:
                         if stop.is_set():
                             break
