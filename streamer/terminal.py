@@ -40,20 +40,45 @@ def plain_text(blocks: list[str]) -> str:
 
 
 class Printer:
-    """Prints the growing plain text, only ever appending (or rewinding on a TTY-less stream)."""
+    """Prints the growing answer as plain text.
 
-    def __init__(self, out: TextIO) -> None:
+    On a terminal it follows every change: text that a later chunk re-renders differently
+    (``**bold`` becoming **bold**) is rubbed out with backspaces when it is on the current
+    line, else the rest is printed on a new line. Into a pipe or file it prints each block
+    once it is final (and the rest at the end), so the output is exactly the answer's text.
+    """
+
+    def __init__(self, out: TextIO, tty: bool) -> None:
         self.out = out
+        self.tty = tty
         self.printed = ""
+        self.final: set[int] = set()
 
-    def update(self, text: str) -> None:
+    def on_op(self, block: int, final: bool) -> None:
+        if final:
+            self.final.add(block)
+
+    def update(self, blocks: list[str], *, complete: bool = False) -> None:
+        if not self.tty and not complete:
+            settled = 0
+            while settled in self.final and settled < len(blocks):
+                settled += 1
+            blocks = blocks[:settled]
+            if not blocks:
+                return
+            text = plain_text(blocks) + "\n\n"
+        else:
+            text = plain_text(blocks)
         common = 0
         limit = min(len(text), len(self.printed))
         while common < limit and text[common] == self.printed[common]:
             common += 1
-        if common < len(self.printed):
-            # an earlier part changed (a block was re-rendered): print the rest on a new line
-            self.out.write("\n")
+        rewind = self.printed[common:]
+        if rewind:
+            if self.tty and "\n" not in rewind:
+                self.out.write("\b" * len(rewind) + " " * len(rewind) + "\b" * len(rewind))
+            else:
+                self.out.write("\n")
         self.out.write(text[common:])
         self.out.flush()
         self.printed = text
@@ -74,7 +99,7 @@ async def run_terminal_client(args: argparse.Namespace) -> int:
         start["max_tokens"] = args.max_tokens
     tty = sys.stderr.isatty()
     blocks: list[str] = []
-    printer = Printer(sys.stdout)
+    printer = Printer(sys.stdout, sys.stdout.isatty())
     status = 0
     try:
         async with open_websocket_url(f"{ws_base}/ws/stream/{session_id}") as ws, \
@@ -97,10 +122,11 @@ async def run_terminal_client(args: argparse.Namespace) -> int:
                 kind = ev.get("type")
                 if kind == "chunk":
                     apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
-                    printer.update(plain_text(blocks))
+                    printer.on_op(ev["block"], ev.get("final", False))
+                    printer.update(blocks)
                 elif kind == "snapshot":
                     blocks = list(ev["blocks"])
-                    printer.update(plain_text(blocks))
+                    printer.update(blocks)
                 elif kind == "progress" and tty:
                     eta = ev.get("eta_ms")
                     eta_text = f", {eta / 1000:.1f} s left" if eta else ""
@@ -113,7 +139,8 @@ async def run_terminal_client(args: argparse.Namespace) -> int:
                     if not ev.get("stream_id"):
                         break
                 elif kind == "stream_complete":
-                    printer.update(plain_text(blocks) if blocks else plain_text([ev["html"]]))
+                    printer.update([ev["html"]] if "".join(blocks) != ev["html"] else blocks,
+                                   complete=True)
                     sys.stdout.write("\n")
                     if tty:
                         sys.stderr.write("\x1b7\x1b[999;1H\x1b[2K\x1b8")
