@@ -154,3 +154,27 @@ async def test_sse_client_that_leaves_is_noticed(live_server: LiveServer) -> Non
         with trio.fail_after(10):
             while (await client.get("/api/stream/status")).json()["connections"] != 0:
                 await trio.sleep(0.05)
+
+
+@pytest.fixture
+def short_quart_response_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quart cuts responses at RESPONSE_TIMEOUT (60 s); make it 1 s to prove SSE ignores it."""
+    from quart import Quart
+
+    monkeypatch.setattr(Quart, "default_config",
+                        {**Quart.default_config, "RESPONSE_TIMEOUT": 1})
+
+
+@pytest.mark.config(**{"server.heartbeat_interval_s": 0.25})
+async def test_sse_outlives_quarts_response_timeout_and_sends_heartbeats(
+        short_quart_response_timeout: None, live_server: LiveServer) -> None:
+    pings = 0
+    started = trio.current_time()
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client:
+        async with client.stream("GET", "/api/sessions/sse-long-01/events") as response:
+            async for text in response.aiter_text():
+                pings += text.count(": ping")
+                if trio.current_time() - started > 3:
+                    break
+    assert trio.current_time() - started > 3  # the response was not cut at 1 s
+    assert pings >= 8
