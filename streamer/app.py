@@ -5,7 +5,7 @@
 ``GET /static/…``                           the browser client, Tiptap bundle, demo assets
 ``GET /healthz``                            ``{"ok": true}``
 ``GET /api/stream/status``                  sessions, connections, active streams, uptime
-``POST /api/sessions``                      create a session: ``session_id``, ``ws_url``, ``events_url``
+``POST /api/sessions``                      new session: ``session_id``, ``ws_url``, ``events_url``
 ``GET /ws/stream/{session_id}``             WebSocket: events out, control messages in
 ``GET /api/sessions/{session_id}/events``   SSE events (``text/event-stream``)
 ``POST /api/sessions/{session_id}/control`` one control message for an SSE connection
@@ -31,8 +31,13 @@ from quart import Response, request, websocket
 from quart_trio import QuartTrio
 
 from streamer.config import Config
-from streamer.errors import (InvalidMessage, PayloadTooLarge, SessionNotFound, StreamerError,
-                             StreamNotFound)
+from streamer.errors import (
+    InvalidMessage,
+    PayloadTooLarge,
+    SessionNotFound,
+    StreamerError,
+    StreamNotFound,
+)
 from streamer.protocol import SESSION_ID_RE, Start, error_event, parse_control
 from streamer.sessions import Registry
 from streamer.transports.sse import SSEBody

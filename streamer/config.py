@@ -56,7 +56,8 @@ class ServerConfig:
     shutdown_retry_after_ms: int = 5_000
     #: sessions with no connection and no stream are forgotten after this long
     session_idle_timeout_s: float = 3_600.0
-    #: ``gc.set_threshold(gen0, 50, 100)`` at start-up; 0 keeps Python's default (tail latency at ~1k connections)
+    #: ``gc.set_threshold(gen0, 50, 100)`` at start-up (GC pauses dominate tail latency at
+    #: ~1k connections); 0 keeps Python's default
     gc_gen0_threshold: int = 100_000
 
 
@@ -80,7 +81,7 @@ class StreamsConfig:
 
 @dataclass(frozen=True, slots=True)
 class PacingConfig:
-    #: default pacing when ``start`` gives none: off, fixed (cps) or smooth (cps, rising with backlog)
+    #: pacing when ``start`` gives none: off, fixed (cps) or smooth (cps, rising with backlog)
     mode: PacingMode = "smooth"
     cps: float = 120.0
     #: smooth mode raises its rate so the display lags generation by at most this long
@@ -207,7 +208,8 @@ def _build(cls: type, data: Mapping[str, Any], env: Mapping[str, str], path: tup
     unknown = set(data) - names
     if unknown:
         where = ".".join(path) or "top level"
-        raise ConfigError(f"{source}: unknown setting(s) in [{where}]: {', '.join(sorted(unknown))}")
+        names_text = ", ".join(sorted(unknown))
+        raise ConfigError(f"{source}: unknown setting(s) in [{where}]: {names_text}")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
@@ -290,7 +292,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
 
 
 def replace(config: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` that also accepts dotted paths: ``replace(cfg, **{"pacing.cps": 5})``."""
+    """``dataclasses.replace`` that also takes dotted paths: ``replace(c, **{"pacing.cps": 5})``."""
     direct = {k: v for k, v in changes.items() if "." not in k}
     nested: dict[str, dict[str, Any]] = {}
     for key, value in changes.items():

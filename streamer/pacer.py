@@ -1,6 +1,6 @@
 """The pacer: a sans-IO state machine deciding how many log entries one connection gets now.
 
-One pacer per subscription (connection × stream). It never holds entries and never splits
+One pacer per subscription (connection x stream). It never holds entries and never splits
 one: the Trio shell (:mod:`streamer.sessions`) offers the visible-character cost of each entry
 after its cursor, and :meth:`Pacer.take` answers how many of them are due at ``now``; the
 shell merges those into as few events as possible (each carrying the highest ``seq`` it

@@ -7,7 +7,7 @@
         └── Stream (one answer: provider → chunker → StreamLog; its own nursery and cancel
             scope, owned by the session, never by a connection)
     Connection (a socket; its tasks live in the transport's nursery)
-    └── Subscription (connection × stream: log cursor → Pacer → connection.send)
+    └── Subscription (connection x stream: log cursor → Pacer → connection.send)
 
 A stream ends when it finishes, on ``stop``, on a provider error or timeout, when it grows
 past ``max_response_chars``, when no subscriber has been there for ``grace_period_s``, when
@@ -31,17 +31,41 @@ import trio
 
 from streamer.chunker import Chunker
 from streamer.config import Config
-from streamer.errors import (PausedTooLong, ProviderError, ProviderTimeout, QueueFull,
-                             ResponseTooLarge, ServerShuttingDown, StreamerError, StreamNotFound)
+from streamer.errors import (
+    PausedTooLong,
+    ProviderError,
+    ProviderTimeout,
+    QueueFull,
+    ResponseTooLarge,
+    ServerShuttingDown,
+    StreamerError,
+    StreamNotFound,
+)
 from streamer.log import LogEntry, StreamLog
 from streamer.ops import Op, merge_ops
 from streamer.pacer import Pacer
-from streamer.protocol import (Message, Pause, Ping, QueueMove, QueueRemove, Resume, Skip, Speed,
-                               Start, Stop, chunk_event, error_event, event)
-from streamer.providers import Finish, Providers, ProviderRequest, TextDelta, Usage
+from streamer.protocol import (
+    Message,
+    Pause,
+    Ping,
+    QueueMove,
+    QueueRemove,
+    Resume,
+    Skip,
+    Speed,
+    Start,
+    Stop,
+    chunk_event,
+    error_event,
+    event,
+)
+from streamer.providers import Finish, ProviderRequest, Providers, TextDelta, Usage
 from streamer.render import Renderer
 
 logger = logging.getLogger("streamer.sessions")
+
+#: after cancelling the streams at drain, how long their subscribers get to deliver the end (s)
+CANCEL_GRACE_S = 2.0
 
 SendFn = Callable[[dict[str, Any], str | None], Awaitable[None]]
 
@@ -222,6 +246,7 @@ class Stream:
         self.state = "done"
         self.log.finish(complete, err_event)
         self.done.set()
+        self.session.registry.activity.wake()
         self.record("completed", finish_reason=finish, chars=len(self.markdown),
                     seq=self.log.last_seq, duration_ms=duration_ms)
 
@@ -414,6 +439,7 @@ class Subscription:
             await conn.send(log.complete, self._stream_id_for_sse(log.last_seq))
         finally:
             registry.active_subscriptions -= 1
+            registry.activity.wake()
             if conn.subscription is self:
                 conn.subscription = None
             stream.detach(self)
@@ -716,6 +742,8 @@ class Registry:
         self.renderer = renderer or Renderer(RenderConfig(allow_images=config.render.allow_images))
         self.sessions: dict[str, Session] = {}
         self.live_connections: set[Connection] = set()
+        #: woken whenever a stream or a subscription ends (drain waits on it)
+        self.activity = Waiter()
         self.active_subscriptions = 0
         self.connections = 0
         self.draining = False
@@ -780,7 +808,7 @@ class Registry:
         self.draining = True
         with trio.move_on_after(timeout_s):
             while self.running_streams() or any(s.queue for s in self.sessions.values()):
-                await trio.sleep(0.05)
+                await self.activity.wait()
         for session in self.sessions.values():
             for stream in list(session.queue):
                 stream.cancel("server shutdown")
@@ -790,9 +818,9 @@ class Registry:
             retry_after_ms=self.config.server.shutdown_retry_after_ms)
         for stream in self.running_streams():
             stream.cancel("server shutdown", shutting_down)
-        with trio.move_on_after(2.0):
+        with trio.move_on_after(CANCEL_GRACE_S):
             while self.running_streams() or self.active_subscriptions:
-                await trio.sleep(0.01)
+                await self.activity.wait()
         self.closing = True
         notice = error_event(shutting_down)
         async with trio.open_nursery() as nursery:

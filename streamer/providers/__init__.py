@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from streamer.config import ProvidersConfig
 from streamer.errors import ProviderUnavailable
-from streamer.providers.base import (Finish, Provider, ProviderEvent, ProviderRequest, TextDelta,
-                                     Usage)
+from streamer.providers.base import (
+    Finish,
+    Provider,
+    ProviderEvent,
+    ProviderRequest,
+    TextDelta,
+    Usage,
+)
 
 __all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers", "TextDelta",
            "Usage"]

@@ -90,5 +90,5 @@ class Provider(ABC):
             ProviderError: the provider failed (``retryable`` says whether to try again).
         """
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release clients or models held by the provider (server shutdown)."""

@@ -12,8 +12,14 @@ from collections.abc import AsyncGenerator
 import trio
 
 from streamer.config import EchoProviderConfig
-from streamer.providers.base import (Finish, Provider, ProviderEvent, ProviderRequest, TextDelta,
-                                     Usage)
+from streamer.providers.base import (
+    Finish,
+    Provider,
+    ProviderEvent,
+    ProviderRequest,
+    TextDelta,
+    Usage,
+)
 
 
 class EchoProvider(Provider):

@@ -26,8 +26,14 @@ import trio
 
 from streamer.config import LocalProviderConfig
 from streamer.errors import ProviderError, ProviderUnavailable
-from streamer.providers.base import (Finish, Provider, ProviderEvent, ProviderRequest, TextDelta,
-                                     Usage)
+from streamer.providers.base import (
+    Finish,
+    Provider,
+    ProviderEvent,
+    ProviderRequest,
+    TextDelta,
+    Usage,
+)
 
 BUNDLED_FILENAME = "gemma-3-270m-q4_k_m.gguf"
 
@@ -134,14 +140,14 @@ class LocalProvider(Provider):
                 except Exception as exc:  # llama.cpp failure: hand it to the Trio side
                     try:
                         trio.from_thread.run(send.send, exc)
-                    except BaseException:  # noqa: BLE001 - the consumer is gone too
+                    except BaseException:
                         pass
                 finally:
                     if chunks is not None:
                         chunks.close()
                     try:
                         trio.from_thread.run_sync(send.close)
-                    except BaseException:  # noqa: BLE001 - run finished or cancelled
+                    except BaseException:
                         pass
 
             output_tokens = 0

@@ -24,8 +24,14 @@ import trio
 
 from streamer.config import OpenAIProviderConfig
 from streamer.errors import ProviderError, ProviderTimeout, ProviderUnavailable
-from streamer.providers.base import (Finish, Provider, ProviderEvent, ProviderRequest, TextDelta,
-                                     Usage)
+from streamer.providers.base import (
+    Finish,
+    Provider,
+    ProviderEvent,
+    ProviderRequest,
+    TextDelta,
+    Usage,
+)
 
 #: sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) accept anything
 NO_KEY = "no-key-configured"
