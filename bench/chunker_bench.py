@@ -1,0 +1,188 @@
+"""Benchmark the incremental renderer against the one-shot render (not a test).
+
+    python bench/chunker_bench.py [--sizes 10,50,200] [--delta 4] [--reps 3] [--naive-stride 8]
+
+For generated LLM-style answers (headings, paragraphs with inline markup and links, nested
+bullet lists, numbered lists, pipe tables, fenced code in several languages, block quotes;
+deterministic, like perf-lab §3's ``mdgen``) streamed in ``--delta``-character deltas, prints:
+
+- ``one-shot ms``: ``Renderer.render`` of the whole answer (median of ``--reps``);
+- ``chunker s``: every ``feed`` plus ``close`` (median of ``--reps``), ``us/delta``, the slowest
+  single ``feed`` in ms, and ``close ms`` (one full render for reconciliation);
+- ``ratio``: chunker total / one-shot;
+- ``text ops``: share of emitted ops that are non-empty ``text`` ops; ``fast``: share of deltas
+  handled without re-rendering; ``commits``; ``repairs``: final blocks close() had to change;
+- ``naive s``: re-render + sanitize everything at every delta, only for the smallest size,
+  timed on every ``--naive-stride``-th delta and multiplied by the stride.
+
+The machine is noisy (perf-lab §"Machine"): compare ratios from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from streamer.chunker import Chunker
+from streamer.render import Renderer
+
+WORDS = (
+    "the a server stream token latency editor block render client request response buffer "
+    "python trio async markdown table list code value error retry cache memory thread socket "
+    "simple fast careful linear quadratic measure result answer model prompt output input"
+).split()
+
+CODE = {
+    "python": [
+        "def handler(request):",
+        "    data = request.json()",
+        "    if data.get(\"x\") < 3 and data[\"y\"] & 1:",
+        "        return {\"ok\": True, \"html\": \"<b>yes</b>\"}",
+        "",
+        "    for i in range(10):",
+        "        print(i, i ** 2)",
+        "    return None",
+    ],
+    "bash": ["#!/usr/bin/env bash", "set -euo pipefail", "curl -fsSL \"$URL\" | jq '.items[]'",
+             "", "echo \"done\" >&2"],
+    "json": ["{", "  \"id\": 42,", "  \"tags\": [\"a\", \"<b>\"],", "  \"ok\": true", "}"],
+    "js": ["const res = await fetch(url);", "if (!res.ok && retry > 0) {",
+           "  throw new Error(`HTTP ${res.status}`);", "}", "",
+           "console.log(data.items.length > 0);"],
+}
+
+
+def sentence(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(6, 16))]
+    roll = rng.random()
+    i = rng.randrange(len(words))
+    if roll < 0.2:
+        words[i] = f"**{words[i]}**"
+    elif roll < 0.35:
+        words[i] = f"*{words[i]}*"
+    elif roll < 0.5:
+        words[i] = f"`{words[i]}()`"
+    elif roll < 0.6:
+        words[i] = f"[{words[i]}](https://example.com/{words[i]})"
+    return " ".join(words).capitalize() + rng.choice([".", ".", ".", "!", ":"])
+
+
+def paragraph(rng: random.Random) -> str:
+    return " ".join(sentence(rng) for _ in range(rng.randint(2, 6)))
+
+
+def section(rng: random.Random) -> str:
+    out = [f"{'#' * rng.choice([2, 3])} {sentence(rng).rstrip('.!:')}", "", paragraph(rng), ""]
+    kind = rng.random()
+    if kind < 0.25:
+        for _ in range(rng.randint(2, 6)):
+            out.append(f"- {sentence(rng)}")
+            if rng.random() < 0.3:
+                out.append(f"  - {sentence(rng)}")
+        out.append("")
+    elif kind < 0.4:
+        for n in range(1, rng.randint(3, 7)):
+            out.append(f"{n}. {sentence(rng)}")
+        out.append("")
+    elif kind < 0.55:
+        cols = rng.randint(3, 5)
+        out.append("| " + " | ".join(rng.choice(WORDS).title() for _ in range(cols)) + " |")
+        out.append("|" + "---|" * cols)
+        for _ in range(rng.randint(3, 10)):
+            out.append("| " + " | ".join(rng.choice(WORDS) for _ in range(cols)) + " |")
+        out.append("")
+    elif kind < 0.8:
+        lang = rng.choice(list(CODE))
+        lines = CODE[lang] * rng.randint(1, 4)
+        out += [f"```{lang}", *lines, "```", ""]
+    else:
+        out += [f"> {sentence(rng)}", f"> {sentence(rng)}", ""]
+    out += [paragraph(rng), ""]
+    return "\n".join(out) + "\n"
+
+
+def make_answer(size_bytes: int, seed: int = 1) -> str:
+    rng = random.Random(seed)
+    parts: list[str] = []
+    total = 0
+    while total < size_bytes:
+        s = section(rng)
+        parts.append(s)
+        total += len(s.encode())
+    return "".join(parts)
+
+
+def run_chunker(renderer: Renderer, deltas: list[str]) -> tuple[float, float, float, Chunker, list]:
+    chunker = Chunker(renderer)
+    ops = []
+    worst = 0.0
+    t0 = time.perf_counter()
+    for d in deltas:
+        t = time.perf_counter()
+        ops.extend(chunker.feed(d))
+        worst = max(worst, time.perf_counter() - t)
+    t_close = time.perf_counter()
+    ops.extend(chunker.close())
+    end = time.perf_counter()
+    return end - t0, worst, end - t_close, chunker, ops
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", default="10,50,200", help="answer sizes in KB")
+    ap.add_argument("--delta", type=int, default=4, help="characters per delta")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--naive-stride", type=int, default=8)
+    args = ap.parse_args()
+
+    renderer = Renderer()
+    renderer.render(make_answer(20_000, seed=99))  # warm-up: regex compilation, caches
+    sizes = [int(s) for s in args.sizes.split(",")]
+    header = (f"{'KB':>6} {'deltas':>7} {'one-shot ms':>11} {'chunker s':>9} {'us/delta':>8} "
+              f"{'max ms':>7} {'close ms':>8} {'ratio':>6} {'text ops':>8} {'fast':>6} "
+              f"{'commits':>7} {'repairs':>7} {'naive s':>8}")
+    print(header)
+    print("-" * len(header))
+    for i, kb in enumerate(sizes):
+        text = make_answer(kb * 1000)
+        deltas = [text[j:j + args.delta] for j in range(0, len(text), args.delta)]
+        one_shot = []
+        for _ in range(args.reps):
+            t = time.perf_counter()
+            expected = renderer.render(text)
+            one_shot.append(time.perf_counter() - t)
+        runs = [run_chunker(renderer, deltas) for _ in range(args.reps)]
+        total = statistics.median(r[0] for r in runs)
+        worst = statistics.median(r[1] for r in runs)
+        close_s = statistics.median(r[2] for r in runs)
+        _, _, _, chunker, ops = runs[0]
+        assert chunker.html == expected, "chunker diverged from the one-shot render"
+        st = chunker.stats
+        text_share = sum(op.op == "text" and bool(op.text) for op in ops) / max(1, len(ops))
+        naive = "-"
+        if i == 0:
+            stride = args.naive_stride
+            t = time.perf_counter()
+            end = 0
+            for j, d in enumerate(deltas):
+                end += len(d)
+                if j % stride == 0:
+                    renderer.render(text[:end])
+            naive = f"{(time.perf_counter() - t) * stride:.2f}"
+        one = statistics.median(one_shot)
+        print(f"{len(text) / 1000:>6.1f} {len(deltas):>7} {one * 1e3:>11.1f} {total:>9.2f} "
+              f"{total / len(deltas) * 1e6:>8.0f} {worst * 1e3:>7.2f} {close_s * 1e3:>8.1f} "
+              f"{total / one:>6.1f} {text_share:>8.0%} {st.fast_path / st.deltas:>6.0%} "
+              f"{st.commits:>7} {st.close_repairs:>7} {naive:>8}")
+
+
+if __name__ == "__main__":
+    main()

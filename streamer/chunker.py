@@ -1,0 +1,493 @@
+"""The incremental renderer: markdown deltas in, document operations out.
+
+A :class:`Chunker` turns one stream's text deltas into :class:`~streamer.ops.Op` values that
+build the client's block list (``docs/protocol.md``, "Document operations")::
+
+    chunker = Chunker(renderer)
+    for delta in provider_deltas:
+        send(chunker.feed(delta))
+    send(chunker.close())
+    assert chunker.html == renderer.render(chunker.markdown)
+
+Guarantees, for any split of the text into deltas:
+
+1. After any prefix of the ops, applied with :func:`~streamer.ops.apply_op` to an empty list,
+   every block is a complete, sanitized element (or ``""``, a slot whose block was folded into
+   an earlier one) and the list equals :attr:`Chunker.blocks` at that point.
+2. After :meth:`Chunker.close`, ``"".join(blocks) == renderer.render(markdown)`` exactly.
+3. Per delta, only the *open tail* is re-rendered; committed blocks are rendered and sanitized
+   once (when they are committed) and never again during :meth:`feed`.
+
+How it works
+------------
+
+The text is split into a *committed* prefix and an open *tail*, always at a line start.
+Each :meth:`feed` appends the delta to the tail, re-renders the tail (with the link reference
+definitions of the committed prefix, CommonMark §4.7), and diffs the tail's blocks against
+what the client holds:
+
+* unchanged block: no op;
+* the new HTML is the old one with plain text appended at its last text position
+  (``new == head + X + trailer`` with ``(head, trailer) = split_trailer(old)``, ``X`` free of
+  ``<`` and ``escape_text(unescape(X)) == X``): a ``text`` op;
+* otherwise a ``replace``; a new slot is an ``append``;
+* the tail now renders to fewer blocks than it has slots (``"-\\n*"`` is two lists,
+  ``"-\\n*a"`` one): ``replace`` with ``html=""`` for the surplus slots. Clients keep the empty
+  slot; later growth reuses it (``replace``) before any ``append``.
+
+**Commit rule.** A blank line alone is not a safe cut (two ordered lists separated by a blank
+line are *one* loose list; perf-lab §3). The tail's earlier blocks are committed at a line
+start ``p`` only when
+
+* (B) the line starting at ``p`` is complete (its ``\\n`` arrived) and starts in column 0
+  with a non-blank character other than ``[`` (a link reference definition renders nothing,
+  so it would prove nothing: ``"- \\n[x]: /u\\na"`` is one list item), or
+* (A) the line at ``p`` follows a blank line and has begun (it may be partial) with a character
+  that can only start a new block there (:func:`_starts_new_block`: not indentation, a list
+  marker or ``[``; nothing continues an earlier block across a blank line into such a line),
+
+**and** the text up to the end of that line (all of the tail for (A), the complete lines only
+for (B): a partial next line can change what the candidate line is) renders, cut at ``p``, to
+exactly the same blocks as in one piece: ``render(t) == render(t[:p]) + render(t[p:])`` (same
+HTML, same block boundaries, ``render(t[p:])`` not empty), and the blocks being sent agree;
+**and** the block before the cut is not a list, nor (unless a blank line precedes ``p``) a
+block quote or a paragraph followed by a quote or list (:func:`_container_hazard`: two
+mistune quirks let later lines change the paragraph before a list or quote, or reorder
+blocks; such blocks are committed with the next cut instead). The check costs one render of
+the one-line part and, only if that matches, one of the committed part; its blocks are then
+committed (rendered and sanitized for the last time during :meth:`feed`) and sent as final.
+Each candidate ``p`` is tried once per rule. Anything this lookahead cannot see is repaired
+by :meth:`close`.
+
+**Fast path.** A delta of letters, digits, spaces, ``,`` and ``.`` appended to a top-level
+paragraph line that starts with a letter, right after a letter/digit/``,``/``.`` (modulo
+trailing spaces) and outside a word holding ``:``, cannot change any structure (no delimiter
+run, entity, autolink, URL, line break or block marker can form or change flanking), so it
+becomes a ``text`` op without re-rendering. ``verify_fast_path=True`` re-renders anyway and
+asserts equality (the tests run that way).
+
+**close()** renders the whole text once and repairs every block that differs (a link
+reference definition that came after its use, or anything a commit got wrong), so invariant 2
+holds unconditionally. It marks every block final. ``final=True`` during :meth:`feed` is best
+effort: committed blocks get it, except those whose HTML holds a literal ``]`` (a later
+reference definition could still turn ``[label]`` into a link); a close-time repair of a block
+already sent as final is counted in :attr:`ChunkerStats.close_repairs` (the tests assert 0 on
+realistic answers).
+
+Op fields
+---------
+
+``final`` rides on the op that last changes a block; a block committed without a change gets
+a ``text`` op with ``text=""`` and ``final=True`` (a no-op for clients). ``chars`` is the
+op's pacing cost in visible characters: ``len(text)`` for ``text``, the block's text length
+for ``append``, ``max(0, new - old)`` text length for ``replace`` (text length: tags removed,
+entities decoded, newlines between tags included, see :func:`text_length`).
+
+Costs: per delta O(tail length) (a mistune render of the tail, ~0.5-1 µs per markdown byte),
+or the fast path's O(current line). The tail is the open block plus at most a few committed-
+later neighbours, independent of the answer's length, but a long list, table or code block is
+re-rendered whole on each delta until it is committed (``bench/chunker_bench.py``).
+:meth:`close` is one full render (0.1-0.2 s for 200 KB: run it off the event loop for very
+long answers).
+
+This module is pure: no I/O, no Trio.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from streamer.ops import Op, append_text, escape_text, split_trailer
+from streamer.render import RefLinks, Renderer
+
+__all__ = ["Chunker", "ChunkerClosedError", "ChunkerStats", "text_length"]
+
+#: A tag as html5ever serializes it (attribute values are always double-quoted).
+_TAG_RE: Final = re.compile(r'<(?:[^>"]|"[^"]*")*>')
+#: Delta characters the fast path accepts: Unicode letters and digits, space, comma, period.
+_FAST_DELTA_RE: Final = re.compile(r"(?:[^\W_]|[ ,.])+")
+#: Characters the fast path accepts right before the delta (after trailing spaces).
+_FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.]")
+
+
+def _starts_new_block(first: str) -> bool:
+    """Whether a line starting with ``first`` after a blank line can only start a new block.
+
+    Excluded: indentation (list item or indented code continuation), list markers (``-``,
+    ``+``, ``*``, digits: the same list may go on) and ``[`` (a link reference definition
+    renders nothing, so it proves nothing). Anything else (a letter, ``#``, ``>``, ``|``,
+    a fence, ``<``, ``_``, …) begins a paragraph, heading, quote, table, code or HTML block.
+    """
+    return not first.isspace() and not first.isdigit() and first not in "-+*["
+
+
+def _after_blank_line(text: str, p: int) -> bool:
+    """Whether the line before the line start ``p > 0`` is blank (whitespace only)."""
+    return text[text.rfind("\n", 0, p - 1) + 1:p].isspace()
+
+
+def _container_hazard(last_before: str, first_after: str, after_blank_line: bool) -> bool:
+    """Whether mistune may still change blocks before a cut because of lines after it.
+
+    Two mistune quirks (``BlockParser.parse_block_quote``, ``list_parser``): while a list or
+    block quote is parsed, the block before it is still ``state.tokens[-1]``, and the construct
+    that ends the container is parsed *inside* that call, against that state:
+
+    * a list's item collection parses a following block quote (even after blank lines) as
+      its end, and a quote parses a following list as its end; a list whose number is not 1
+      may not interrupt a paragraph, so ``append_paragraph`` glues it to the paragraph before
+      the whole chain: ``"P.\\n- U\\n\\n> Y\\n10. O"`` renders
+      ``[<blockquote>Y</blockquote>, <ul>U</ul>, <p>P.\\n10. O</p>]``;
+    * a quote is inserted before the *last* token only, so a quote ended by a list that a
+      fence then ends comes out after the list: ``"> a\\n- \\n```"`` renders
+      ``[<ul>, <blockquote>, <pre>]``.
+
+    So the chunker never cuts right after a list, nor after a quote or between a paragraph and
+    a following list or quote unless a blank line precedes the cut (a blank line ends a
+    quote's parse and makes ``tokens[-1]`` a blank-line token).
+    """
+    if last_before.startswith(("<ul", "<ol")):
+        return True
+    if after_blank_line:
+        return False
+    if last_before.startswith("<blockquote"):
+        return True
+    return last_before.startswith("<p>") and first_after.startswith(("<blockquote", "<ul", "<ol"))
+
+
+class ChunkerClosedError(RuntimeError):
+    """:meth:`Chunker.feed` was called after :meth:`Chunker.close`."""
+
+
+@dataclass(slots=True)
+class ChunkerStats:
+    """Counters for benchmarks and tests (not part of the wire protocol)."""
+
+    #: non-empty deltas fed
+    deltas: int = 0
+    #: deltas handled by the fast path (no render)
+    fast_path: int = 0
+    #: tail re-renders in :meth:`Chunker.feed`
+    tail_renders: int = 0
+    #: commit candidates checked / committed
+    commit_checks: int = 0
+    commits: int = 0
+    #: ops emitted, by kind (the empty ``text`` ops that only mark ``final`` are ``markers``)
+    append_ops: int = 0
+    replace_ops: int = 0
+    text_ops: int = 0
+    markers: int = 0
+    #: blocks already sent with ``final=True`` that :meth:`Chunker.close` had to change
+    close_repairs: int = 0
+
+
+def text_length(block: str) -> int:
+    """Visible characters of a block's HTML: tags removed, entities decoded.
+
+    Newlines between tags count (about one per line of HTML); it is a pacing cost, not a
+    typographic measure. ``text_length(append_text(b, t)) == text_length(b) + len(t)``.
+    """
+    return len(html.unescape(_TAG_RE.sub("", block)))
+
+
+def appended_text(old: str, new: str) -> str | None:
+    """The plain text ``t`` with ``append_text(old, t) == new``, or ``None`` if there is none.
+
+    ``new`` must be ``head + X + trailer`` where ``(head, trailer) = split_trailer(old)`` and
+    ``X`` is serialized text: no ``<``, and ``escape_text(html.unescape(X)) == X``.
+    An empty result means ``new == old``.
+    """
+    head, trailer = split_trailer(old)
+    end = len(new) - len(trailer)
+    if end < len(head) or not new.startswith(head) or not new.endswith(trailer):
+        return None
+    x = new[len(head):end]
+    if "<" in x:
+        return None
+    t = html.unescape(x) if "&" in x else x
+    if escape_text(t) != x:
+        return None
+    return t
+
+
+class Chunker:
+    """Incremental markdown → block ops for one stream. See the module docstring.
+
+    Args:
+        renderer: the process's :class:`~streamer.render.Renderer` (shared, stateless).
+        verify_fast_path: re-render on every fast-path delta and raise ``AssertionError`` if
+            the result differs (for tests; costs what the fast path saves).
+    """
+
+    def __init__(self, renderer: Renderer, *, verify_fast_path: bool = False) -> None:
+        self._renderer = renderer
+        self._verify_fast_path = verify_fast_path
+        #: the client's block list, as the ops emitted so far build it
+        self._blocks: list[str] = []
+        #: per slot: an op with ``final=True`` was emitted for it
+        self._final: list[bool] = []
+        #: committed markdown, in parts (each part ends with a newline)
+        self._committed_md: list[str] = []
+        #: slots ``[0, _n_committed)`` hold committed blocks
+        self._n_committed = 0
+        #: link reference definitions of the committed markdown
+        self._refs: RefLinks = {}
+        #: the open tail (markdown) and its rendered blocks = slots ``_n_committed …``
+        self._tail = ""
+        self._tail_blocks: list[str] = []
+        #: highest commit candidate (a line start in tail coordinates) tried per rule
+        self._tried_a = 0
+        self._tried_b = 0
+        self._n_chars = 0
+        self._closed = False
+        self.stats = ChunkerStats()
+
+    # -- views --------------------------------------------------------------------------
+
+    @property
+    def blocks(self) -> list[str]:
+        """A copy of the client's current block list (``""`` for a folded slot)."""
+        return list(self._blocks)
+
+    @property
+    def html(self) -> str:
+        """The client's current document: ``"".join(blocks)``."""
+        return "".join(self._blocks)
+
+    @property
+    def markdown(self) -> str:
+        """All text fed so far (joins the committed parts: O(length), don't call per delta)."""
+        return "".join(self._committed_md) + self._tail
+
+    @property
+    def markdown_chars(self) -> int:
+        """``len(markdown)``, in O(1): for size limits checked per delta."""
+        return self._n_chars
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- input --------------------------------------------------------------------------
+
+    def feed(self, delta: str) -> list[Op]:
+        """Take the next text delta (any length, any split); return the ops it causes.
+
+        Raises:
+            ChunkerClosedError: after :meth:`close`.
+        """
+        if self._closed:
+            raise ChunkerClosedError("feed() after close()")
+        if not delta:
+            return []
+        self.stats.deltas += 1
+        self._n_chars += len(delta)
+        old_tail = self._tail
+        tail = old_tail + delta
+        self._tail = tail
+
+        fast = self._fast_text(old_tail, delta)
+        if fast is not None:
+            return self._feed_fast(fast)
+
+        self.stats.tail_renders += 1
+        blocks, refs = self._renderer.render_part(tail, self._refs)
+        commit = self._find_commit(tail, blocks, refs)
+        n_final = 0
+        if commit is not None:
+            p, n_final, pre_refs = commit
+            self._committed_md.append(tail[:p])
+            self._tail = tail[p:]
+            self._refs.update(pre_refs)
+            self._tried_a = self._tried_b = 0
+            self.stats.commits += 1
+        ops = self._sync(blocks, n_final)
+        if n_final:
+            self._n_committed += n_final
+            self._tail_blocks = blocks[n_final:]
+        else:
+            self._tail_blocks = blocks
+        return ops
+
+    def close(self) -> list[Op]:
+        """End of text: reconcile with one full render, mark every block final.
+
+        Returns:
+            The ops that make ``"".join(blocks) == renderer.render(markdown)`` and carry
+            ``final=True`` for every slot not already final. Calling it again returns ``[]``.
+        """
+        if self._closed:
+            return []
+        self._closed = True
+        full = self._renderer.render_blocks(self.markdown)
+        ops: list[Op] = []
+        n_slots = len(self._blocks)
+        for i, new in enumerate(full):
+            if i < n_slots:
+                old = self._blocks[i]
+                if old != new:
+                    if self._final[i]:
+                        self.stats.close_repairs += 1
+                    ops.append(self._change(i, old, new, final=True))
+                elif not self._final[i]:
+                    ops.append(self._marker(i))
+            else:
+                ops.append(self._append(new, final=True))
+        for i in range(len(full), n_slots):
+            if self._blocks[i]:
+                if self._final[i]:
+                    self.stats.close_repairs += 1
+                ops.append(self._change(i, self._blocks[i], "", final=True))
+            elif not self._final[i]:
+                ops.append(self._marker(i))
+        self._final = [True] * len(self._blocks)
+        self._n_committed = len(self._blocks)
+        self._tail_blocks = []
+        return ops
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _fast_text(self, old_tail: str, delta: str) -> str | None:
+        """The text the fast path appends to the last block, or ``None`` if it does not apply."""
+        if not self._tail_blocks or not self._tail_blocks[-1].startswith("<p>"):
+            return None
+        if not _FAST_DELTA_RE.fullmatch(delta):
+            return None
+        core = old_tail.rstrip(" ")
+        if not core or not _FAST_PREV_RE.fullmatch(core[-1]):
+            return None
+        line_start = core.rfind("\n") + 1
+        if not core[line_start].isalpha() or "\r" in core[line_start:]:
+            return None
+        word = core[core.rfind(" ", line_start) + 1:]
+        if ":" in word:
+            return None
+        new_core = (old_tail + delta).rstrip(" ")
+        return new_core[len(core):]
+
+    def _feed_fast(self, text: str) -> list[Op]:
+        self.stats.fast_path += 1
+        ops: list[Op] = []
+        if text:
+            slot = self._n_committed + len(self._tail_blocks) - 1
+            new = append_text(self._blocks[slot], text)
+            self._blocks[slot] = new
+            self._tail_blocks[-1] = new
+            self.stats.text_ops += 1
+            ops.append(Op("text", slot, text=text, chars=len(text)))
+        if self._verify_fast_path:
+            expected, _ = self._renderer.render_part(self._tail, self._refs)
+            if expected != self._tail_blocks:
+                raise AssertionError(
+                    f"fast path diverged on tail {self._tail!r}: "
+                    f"{self._tail_blocks!r} != {expected!r}"
+                )
+        return ops
+
+    def _find_commit(
+        self, tail: str, blocks: list[str], refs: RefLinks
+    ) -> tuple[int, int, RefLinks] | None:
+        """A verified cut ``(p, number of committed blocks, their ref links)``, or ``None``.
+
+        ``blocks``/``refs``: the render of the whole ``tail``. The cut is verified on the text
+        up to the end of the candidate line: for (A) that is the whole tail; for (B) the
+        complete lines only, because a partial next line can decide what the candidate line
+        is (``"curl x | y\\n|"``: the partial ``|`` makes the line a table header, which stops
+        being one when the ``|`` grows into a table row).
+        """
+        line_start = tail.rfind("\n") + 1
+        if line_start == 0:
+            return None
+        p = 0
+        if (
+            line_start < len(tail)
+            and line_start > self._tried_a
+            and _starts_new_block(tail[line_start])
+            and _after_blank_line(tail, line_start)
+        ):
+            p = self._tried_a = line_start
+            end = len(tail)
+        if not p:
+            q = tail.rfind("\n", 0, line_start - 1) + 1
+            # "[" may open a link reference definition, which renders nothing: a line that
+            # renders nothing proves nothing about where the previous block ends.
+            if q > self._tried_b and not tail[q].isspace() and tail[q] != "[":
+                p = self._tried_b = q
+                end = line_start
+        if not p:
+            return None
+        self.stats.commit_checks += 1
+        render = self._renderer.render_part
+        if end == len(tail):
+            ref_blocks, ref_refs = blocks, refs
+        else:
+            ref_blocks, ref_refs = render(tail[:end], self._refs)
+        all_refs = {**self._refs, **ref_refs} if ref_refs else self._refs
+        post_blocks, _ = render(tail[p:end], all_refs)
+        n_pre = len(ref_blocks) - len(post_blocks)
+        if not post_blocks or n_pre < 0 or ref_blocks[n_pre:] != post_blocks:
+            return None
+        if n_pre and _container_hazard(
+            ref_blocks[n_pre - 1], post_blocks[0], _after_blank_line(tail, p)
+        ):
+            return None
+        if end != len(tail):
+            # the blocks sent now (the render of the whole tail) must agree with the cut too
+            all_refs = {**self._refs, **refs} if refs else self._refs
+            if len(blocks) < n_pre or blocks[n_pre:] != render(tail[p:], all_refs)[0]:
+                return None
+        pre_blocks, pre_refs = render(tail[:p], self._refs)
+        if pre_blocks != ref_blocks[:n_pre] or pre_blocks != blocks[:n_pre]:
+            return None
+        return p, n_pre, pre_refs
+
+    def _sync(self, tail_blocks: list[str], n_final: int) -> list[Op]:
+        """Ops that make the client's tail slots hold ``tail_blocks`` (then ``""``)."""
+        ops: list[Op] = []
+        base = self._n_committed
+        n_slots = len(self._blocks)
+        for i, new in enumerate(tail_blocks):
+            slot = base + i
+            # A block with a literal "]" may still become a link when a reference definition
+            # arrives later (CommonMark §4.7): committed, but not promised final.
+            final = i < n_final and "]" not in new
+            if slot < n_slots:
+                old = self._blocks[slot]
+                if old != new:
+                    ops.append(self._change(slot, old, new, final=final))
+                elif final:
+                    ops.append(self._marker(slot))
+            else:
+                ops.append(self._append(new, final=final))
+        for slot in range(base + len(tail_blocks), n_slots):
+            if self._blocks[slot]:
+                ops.append(self._change(slot, self._blocks[slot], "", final=False))
+        return ops
+
+    def _change(self, slot: int, old: str, new: str, *, final: bool) -> Op:
+        """A ``text`` op if ``new`` is ``old`` plus plain text, else a ``replace``."""
+        self._blocks[slot] = new
+        self._final[slot] = self._final[slot] or final
+        text = appended_text(old, new) if old else None
+        if text:
+            self.stats.text_ops += 1
+            return Op("text", slot, text=text, final=final, chars=len(text))
+        self.stats.replace_ops += 1
+        chars = max(0, text_length(new) - text_length(old))
+        return Op("replace", slot, html=new, final=final, chars=chars)
+
+    def _append(self, new: str, *, final: bool) -> Op:
+        slot = len(self._blocks)
+        self._blocks.append(new)
+        self._final.append(final)
+        self.stats.append_ops += 1
+        return Op("append", slot, html=new, final=final, chars=text_length(new))
+
+    def _marker(self, slot: int) -> Op:
+        """An empty ``text`` op: changes nothing, marks the block final."""
+        self._final[slot] = True
+        self.stats.markers += 1
+        return Op("text", slot, text="", final=True)

@@ -1,0 +1,282 @@
+"""The one-shot pipeline: markdown → HTML → sanitize, cut into top-level blocks.
+
+This is the reference render of the protocol (``docs/protocol.md``, "One-shot render" and
+invariant 2): ``POST /api/render`` serves :meth:`Renderer.render`, ``stream_complete.html``
+equals it, and the incremental :class:`streamer.chunker.Chunker` converges to it.
+
+Pipeline, built once per process from :class:`RenderConfig`:
+
+1. **Normalize** the input: U+0000 becomes U+FFFD (CommonMark 0.31 §2.3 "Insecure
+   characters"); surrogate code points (a pair split across deltas and re-joined, or a lone
+   half from a JSON ``\\ud83d`` escape) are re-paired, lone ones become U+FFFD, because the
+   sanitizer (Rust) only accepts valid Unicode.
+2. **Parse** with mistune 3 (``create_markdown(escape=True, plugins=["table",
+   "strikethrough", "url"])``; https://mistune.lepture.com/en/latest/guide.html). mistune
+   follows CommonMark closely but not completely (see the tests and the chunker's notes).
+   Raw HTML in the markdown is escaped: it shows as text, it is never passed through.
+3. **Render each top-level token** to HTML on its own (the "blocks": ``<p>…</p>\\n``,
+   ``<pre><code …>…</code></pre>\\n``, ``<table>…</table>\\n``, …). Blank lines and link
+   reference definitions produce no block. mistune's own renderer is used with three
+   overrides: text decodes entities before escaping (below), links whose URL is not an
+   absolute ``http``/``https``/``mailto`` URL render as their text only, and images render
+   as their alt text unless ``allow_images``.
+4. **Sanitize each block** with one reused ``nh3.Cleaner`` (ammonia;
+   https://nh3.readthedocs.io/) whose allowlist matches a Tiptap editor with StarterKit +
+   Table + Link (:data:`ALLOWED_TAGS`, :data:`ALLOWED_ATTRIBUTES`). Sanitizing per block
+   gives the same bytes as sanitizing the joined document (checked by the tests on every
+   corpus), so :meth:`Renderer.render` ``== "".join(render_blocks(...))`` is honest.
+
+Policy decisions (where a user would ask "where did my …go?"):
+
+* **Links** keep ``href`` (and ``title``) only for absolute ``http:``, ``https:`` and
+  ``mailto:`` URLs, after percent-decoding, entity-decoding and removing whitespace and
+  control characters (so ``java&#115;cript:``, ``JaVaScRiPt:``, ``java%73cript:``,
+  ``java\\tscript:`` are all recognised). Any other link, **including relative ones**
+  (``/docs``, ``#top``, ``//host``), renders as its plain text: an answer has no base URL, and
+  a relative link would resolve against the host application's own origin. The sanitizer
+  enforces the same rule a second time (``url_schemes``, ``url_relative="deny"``) and adds
+  ``rel="noopener noreferrer nofollow"`` to every ``<a>``.
+* **Images** are off by default (a remote image tells its server who reads the answer): the
+  image syntax renders as its alt text, as a screen reader would read it. With
+  ``allow_images`` they render as ``<img src alt title>`` for ``http``/``https`` sources only
+  (anything else falls back to the alt text).
+* **Table alignment**: mistune's ``style="text-align:…"`` on cells is dropped (Tiptap's table
+  cells have no such attribute and ``style`` is not worth allowing for it).
+* **Code language**: ``class`` survives only on ``<code>`` and only as one
+  ``language-<name>`` token (``[A-Za-z0-9_+#.-]``), which is what Tiptap's CodeBlock reads.
+* **Entities** (``&amp;``, ``&copy;``, ``&#60;``) are decoded as CommonMark §6.2 says, then
+  escaped again: mistune's ``escape=True`` alone would show ``&copy;`` literally.
+
+:class:`RenderConfig` is :class:`streamer.config.RenderConfig`, re-exported here (one type for
+the config file and the renderer).
+
+This module is pure: no I/O, no Trio. A :class:`Renderer` holds no per-call state, so one
+instance serves the whole process.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import unquote
+
+import mistune
+import nh3
+from mistune.core import BlockState
+from mistune.util import safe_entity, striptags
+
+from streamer.config import RenderConfig
+
+__all__ = [
+    "ALLOWED_ATTRIBUTES",
+    "ALLOWED_TAGS",
+    "ALLOWED_URL_SCHEMES",
+    "LINK_REL",
+    "RefLinks",
+    "RenderConfig",
+    "Renderer",
+]
+
+#: Elements a Tiptap editor with StarterKit + Table + Link can hold (``img`` is added only
+#: with ``allow_images``). ``del`` and ``s`` both map to StarterKit's Strike mark.
+ALLOWED_TAGS: Final[frozenset[str]] = frozenset({
+    "p", "h1", "h2", "h3", "h4", "h5", "h6",
+    "strong", "em", "del", "s", "code", "pre", "blockquote",
+    "ul", "ol", "li", "hr", "br", "a",
+    "table", "thead", "tbody", "tr", "th", "td",
+})
+
+#: Attributes per element. ``rel`` on ``a`` is not listed: the sanitizer sets it itself.
+ALLOWED_ATTRIBUTES: Final[Mapping[str, frozenset[str]]] = {
+    "a": frozenset({"href", "title"}),
+    "ol": frozenset({"start"}),
+    "th": frozenset({"colspan", "rowspan"}),
+    "td": frozenset({"colspan", "rowspan"}),
+    "code": frozenset({"class"}),
+}
+
+#: ``img`` and its attributes, allowed only with ``RenderConfig.allow_images``.
+IMAGE_ATTRIBUTES: Final[frozenset[str]] = frozenset({"src", "alt", "title"})
+
+#: The only URL schemes a link may carry (images: ``http``/``https`` only).
+ALLOWED_URL_SCHEMES: Final[frozenset[str]] = frozenset({"http", "https", "mailto"})
+IMAGE_URL_SCHEMES: Final[frozenset[str]] = frozenset({"http", "https"})
+
+#: Added to every ``<a>`` by the sanitizer.
+LINK_REL: Final = "noopener noreferrer nofollow"
+
+#: mistune's link reference definitions: ``unikey(label)`` → ``{"url", "label", "title"?}``.
+RefLinks = dict[str, dict[str, Any]]
+
+_LANGUAGE_CLASS_RE: Final = re.compile(r"language-[A-Za-z0-9_+#.\-]+")
+_DIGITS_RE: Final = re.compile(r"[0-9]{1,9}")
+_SCHEME_RE: Final = re.compile(r"([a-z][a-z0-9+.\-]*):")
+#: What a browser ignores inside a URL: ASCII whitespace and C0/C1 controls (WHATWG URL).
+_URL_IGNORED_RE: Final = re.compile(r"[\x00-\x20\x7f-\x9f]+")
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+#: percent-decoding rounds before a URL is judged (``%2573`` → ``%73`` → ``s``)
+_URL_DECODE_ROUNDS: Final = 4
+
+
+def url_scheme(url: str) -> str | None:
+    """The scheme a browser would see in ``url``, lower-cased, or ``None`` if it is relative.
+
+    The URL is percent-decoded (repeatedly), entity-decoded and stripped of whitespace and
+    control characters first, so encoding tricks cannot hide a ``javascript:`` scheme.
+    """
+    for _ in range(_URL_DECODE_ROUNDS):
+        decoded = html.unescape(unquote(url))
+        if decoded == url:
+            break
+        url = decoded
+    url = _URL_IGNORED_RE.sub("", url).lower()
+    m = _SCHEME_RE.match(url)
+    return m.group(1) if m else None
+
+
+def normalize_markdown(markdown: str) -> str:
+    """Make ``markdown`` safe to hand to the pipeline (NUL and surrogates, see module doc)."""
+    if "\x00" in markdown:
+        markdown = markdown.replace("\x00", "\ufffd")
+    if _SURROGATE_RE.search(markdown):
+        markdown = markdown.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return markdown
+
+
+class _HTMLRenderer(mistune.HTMLRenderer):
+    """mistune's HTML renderer with streamer's link and image policy."""
+
+    def __init__(self, *, allow_images: bool) -> None:
+        super().__init__(escape=True)
+        self._allow_images = allow_images
+
+    def text(self, text: str) -> str:
+        # mistune's escape=True text() escapes ``&`` without decoding entities first, so
+        # ``&copy;`` would show as "&copy;" (CommonMark §6.2 decodes it: "©"). Decode, then
+        # escape: ``&lt;script&gt;`` still ends up as text, never as a tag.
+        return safe_entity(text)
+
+    def link(self, text: str, url: str, title: str | None = None) -> str:
+        if url_scheme(url) not in ALLOWED_URL_SCHEMES:
+            return text
+        return super().link(text, url, title)
+
+    def image(self, text: str, url: str, title: str | None = None) -> str:
+        if self._allow_images and url_scheme(url) in IMAGE_URL_SCHEMES:
+            return super().image(text, url, title)
+        # ``text`` is the alt's rendered (escaped) HTML; its text is the alt text.
+        return striptags(text)
+
+
+def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
+    """nh3 callback: keep an attribute value, or ``None`` to drop the attribute."""
+    if attr == "class":
+        return value if tag == "code" and _LANGUAGE_CLASS_RE.fullmatch(value) else None
+    if attr in ("start", "colspan", "rowspan"):
+        return value if _DIGITS_RE.fullmatch(value) else None
+    return value
+
+
+class Renderer:
+    """Markdown → sanitized HTML blocks. Build once, reuse (not per request or stream).
+
+    Args:
+        config: the render policy; defaults to :class:`RenderConfig()` (no images).
+
+    The instance keeps no per-call state and is safe to share between streams.
+    """
+
+    def __init__(self, config: RenderConfig | None = None) -> None:
+        self.config = config if config is not None else RenderConfig()
+        html_renderer = _HTMLRenderer(allow_images=self.config.allow_images)
+        md = mistune.create_markdown(
+            escape=True, renderer=html_renderer, plugins=["table", "strikethrough", "url"]
+        )
+        # The plugins registered their render functions on ``html_renderer`` above. The
+        # parser now returns tokens (``renderer=None`` is mistune's "ast" mode) and we render
+        # each top-level token ourselves.
+        md.renderer = None
+        self._md = md
+        self._html = html_renderer
+
+        tags = set(ALLOWED_TAGS)
+        attributes = {tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}
+        url_schemes = set(ALLOWED_URL_SCHEMES)
+        if self.config.allow_images:
+            tags.add("img")
+            attributes["img"] = set(IMAGE_ATTRIBUTES)
+        self.allowed_tags: frozenset[str] = frozenset(tags)
+        self._cleaner = nh3.Cleaner(
+            tags=tags,
+            clean_content_tags={"script", "style"},
+            attributes=attributes,
+            attribute_filter=_attribute_filter,
+            strip_comments=True,
+            link_rel=LINK_REL,
+            url_schemes=url_schemes,
+            url_relative="deny",
+        )
+
+    def sanitize(self, html_text: str) -> str:
+        """Sanitize an HTML fragment with this renderer's allowlist (idempotent)."""
+        return self._cleaner.clean(html_text)
+
+    def render_part(
+        self, markdown: str, ref_links: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> tuple[list[str], RefLinks]:
+        """Render a part of a document, given the link definitions of the parts before it.
+
+        This is :meth:`render_blocks` for the incremental renderer: a document cut at a line
+        boundary into parts renders, part by part, to the same blocks as in one go whenever the
+        cut falls between top-level blocks (:class:`~streamer.chunker.Chunker` checks that).
+
+        Args:
+            markdown: the part's markdown text.
+            ref_links: link reference definitions from earlier parts (CommonMark §4.7: they
+                apply to the whole document; the first definition of a label wins). Not
+                mutated.
+
+        Returns:
+            ``(blocks, new_ref_links)``: the sanitized top-level blocks (never empty strings),
+            and the definitions this part adds (labels not already in ``ref_links``).
+        """
+        raw_blocks, defined = self._render_raw(markdown, ref_links)
+        clean = self._cleaner.clean
+        blocks = [block for block in map(clean, raw_blocks) if block]
+        if ref_links:
+            new_refs = {k: v for k, v in defined.items() if k not in ref_links}
+        else:
+            new_refs = defined
+        return blocks, new_refs
+
+    def _render_raw(
+        self, markdown: str, ref_links: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> tuple[list[str], RefLinks]:
+        """mistune's HTML per top-level token, before sanitizing (tests compare the two)."""
+        state = BlockState()
+        if ref_links:
+            state.env["ref_links"].update(ref_links)
+        tokens, state = self._md.parse(normalize_markdown(markdown), state)
+        assert isinstance(tokens, list)  # renderer=None: mistune returns the token list
+        render_token = self._html.render_token
+        raw_blocks = [raw for raw in (render_token(token, state) for token in tokens) if raw]
+        return raw_blocks, state.env["ref_links"]
+
+    def render_blocks(self, markdown: str) -> list[str]:
+        """The document as its top-level blocks.
+
+        Args:
+            markdown: the whole document (any line endings; ``\\r\\n`` and ``\\r`` count as
+                ``\\n`` as in CommonMark).
+
+        Returns:
+            One string per top-level block, each one complete, sanitized element followed by
+            ``"\\n"`` (``"<p>hi</p>\\n"``); no empty strings. Raises nothing for any ``str``.
+        """
+        return self.render_part(markdown)[0]
+
+    def render(self, markdown: str) -> str:
+        """The reference one-shot render: ``"".join(self.render_blocks(markdown))``."""
+        return "".join(self.render_part(markdown)[0])
