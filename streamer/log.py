@@ -29,11 +29,19 @@ class Waiter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One op with its sequence number and the document's size after it (visible chars)."""
+    """One log entry: its sequence number, the document's size after it (visible chars), and
+    either a document ``op`` or a prebuilt stream ``event`` (``reasoning``, ``tool_call``, a
+    provider ``state`` notice) that subscribers send in order, stamped with ``seq``."""
 
     seq: int
-    op: Op
+    op: Op | None
     total_chars: int
+    event: dict[str, Any] | None = None
+
+    @property
+    def chars(self) -> int:
+        """Visible characters this entry adds to the document (0 for events)."""
+        return self.op.chars if self.op is not None else 0
 
 
 class StreamLog:
@@ -67,6 +75,18 @@ class StreamLog:
         self._wake_all()
         return entry
 
+    def append_event(self, ev: dict[str, Any]) -> LogEntry:
+        """Add one non-document event (no chars); subscribers send it stamped with its ``seq``.
+
+        Raises ``RuntimeError`` after :meth:`finish`.
+        """
+        if self.complete is not None:
+            raise RuntimeError(f"stream {self.stream_id} is finished; cannot append")
+        entry = LogEntry(len(self.entries) + 1, None, self.total_chars, ev)
+        self.entries.append(entry)
+        self._wake_all()
+        return entry
+
     def finish(self, complete: dict[str, Any], error: dict[str, Any] | None = None) -> None:
         """Record the terminal events; subscribers send them after the last entry."""
         if self.complete is None:
@@ -81,7 +101,8 @@ class StreamLog:
         need and the append path pays nothing for them.
         """
         for entry in self.entries[self._snapshot_seq:]:
-            apply_op(self._snapshot_blocks, entry.op)
+            if entry.op is not None:
+                apply_op(self._snapshot_blocks, entry.op)
         self._snapshot_seq = len(self.entries)
         return self._snapshot_seq, list(self._snapshot_blocks)
 

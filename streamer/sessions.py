@@ -270,8 +270,8 @@ class Stream:
                         if first:
                             first = False
                             self.record("first_token")
-                        if len(chunker.markdown) + len(item.text) > streams.max_response_chars:
-                            room = streams.max_response_chars - len(chunker.markdown)
+                        if chunker.markdown_chars + len(item.text) > streams.max_response_chars:
+                            room = streams.max_response_chars - chunker.markdown_chars
                             for op in chunker.feed(item.text[:max(0, room)]):
                                 self.log.append(op)
                             raise ResponseTooLarge(
@@ -353,10 +353,14 @@ class Subscription:
         group: list[Op] = []
         group_seq = 0
         for entry in batch:
-            if group and entry.op.block != group[-1].block:
+            if entry.op is None or (group and entry.op.block != group[-1].block):
                 out.extend(chunk_event(session_id, self.stream.stream_id, group_seq, op)
                            for op in merge_ops(group))
                 group = []
+            if entry.op is None:
+                assert entry.event is not None
+                out.append({**entry.event, "seq": entry.seq})
+                continue
             group.append(entry.op)
             group_seq = entry.seq
         if group:
@@ -395,7 +399,7 @@ class Subscription:
                     pacer.skip()  # a stopped stream shows what it has at once
                 entries = log.entries
                 if self.cursor < len(entries):
-                    count = pacer.take(now, (e.op.chars for e in
+                    count = pacer.take(now, (e.chars for e in
                                              islice(entries, self.cursor, None)))
                     if count:
                         batch = entries[self.cursor:self.cursor + count]
