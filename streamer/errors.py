@@ -91,6 +91,12 @@ class PausedTooLong(StreamerError):
     retryable = True
 
 
+class ResumeGap(StreamerError):
+    """The server cannot replay exactly from the client's cursor; a ``snapshot`` follows."""
+
+    code = "resume_gap"
+
+
 class ServerShuttingDown(StreamerError):
     code = "server_shutting_down"
     retryable = True

@@ -56,10 +56,28 @@ class StreamLog:
         self._waiters: set[Waiter] = set()
         self._snapshot_blocks: list[str] = []
         self._snapshot_seq = 0
+        self._last_seq = 0
+        self._evicted = False
 
     @property
     def last_seq(self) -> int:
-        return len(self.entries)
+        return self._last_seq
+
+    @property
+    def evicted(self) -> bool:
+        """The entries were dropped (replay window over): only a snapshot can resume."""
+        return self._evicted
+
+    def evict(self) -> None:
+        """Drop the entries of a finished log (keeps ``last_seq`` and the terminal events).
+
+        Raises ``RuntimeError`` if the log is not finished.
+        """
+        if self.complete is None:
+            raise RuntimeError(f"stream {self.stream_id} is running; cannot evict its log")
+        self.entries = []
+        self._snapshot_blocks = []
+        self._evicted = True
 
     @property
     def finished(self) -> bool:
@@ -70,7 +88,8 @@ class StreamLog:
         if self.complete is not None:
             raise RuntimeError(f"stream {self.stream_id} is finished; cannot append")
         self.total_chars += max(0, op.chars)
-        entry = LogEntry(len(self.entries) + 1, op, self.total_chars)
+        self._last_seq += 1
+        entry = LogEntry(self._last_seq, op, self.total_chars)
         self.entries.append(entry)
         self._wake_all()
         return entry
@@ -82,7 +101,8 @@ class StreamLog:
         """
         if self.complete is not None:
             raise RuntimeError(f"stream {self.stream_id} is finished; cannot append")
-        entry = LogEntry(len(self.entries) + 1, None, self.total_chars, ev)
+        self._last_seq += 1
+        entry = LogEntry(self._last_seq, None, self.total_chars, ev)
         self.entries.append(entry)
         self._wake_all()
         return entry
@@ -99,7 +119,11 @@ class StreamLog:
 
         Replays only the entries since the previous snapshot, so late joiners cost what they
         need and the append path pays nothing for them.
+
+        Raises ``RuntimeError`` once the log is evicted (use the stream's final blocks).
         """
+        if self._evicted:
+            raise RuntimeError(f"stream {self.stream_id}: log evicted")
         for entry in self.entries[self._snapshot_seq:]:
             if entry.op is not None:
                 apply_op(self._snapshot_blocks, entry.op)

@@ -127,11 +127,71 @@ class Pause:
 
 
 @dataclass(frozen=True, slots=True)
-class Resume:
-    """Without ``stream_id``: resume delivery. With it: replay after ``last_seq``, then follow."""
+class ResumeCursor:
+    """Where a client's copy of a stream ends: ``(stream_id, epoch, last_seq)``.
 
-    stream_id: str | None = None
-    last_seq: int | None = None
+    ``epoch`` names the server's in-memory log the ``seq`` numbers belong to (it changes on
+    restart); ``None`` when the client does not know it (then the server replays only if it
+    can prove nothing was lost, else it answers ``resume_gap`` and a ``snapshot``).
+    """
+
+    stream_id: str
+    epoch: str | None
+    last_seq: int
+
+
+EPOCH_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def event_id(stream_id: str, epoch: str, seq: int) -> str:
+    """The SSE ``id:`` of a stream event: ``"{stream_id}:{epoch}:{seq}"`` (protocol.md)."""
+    return f"{stream_id}:{epoch}:{seq}"
+
+
+def parse_event_id(text: str) -> ResumeCursor:
+    """Parse ``Last-Event-ID`` / ``last_event_id`` (``"{stream_id}:{epoch}:{seq}"``).
+
+    Raises:
+        InvalidMessage: the id does not have that shape.
+    """
+    parts = text.strip().split(":")
+    if len(parts) != 3 or not STREAM_ID_RE.fullmatch(parts[0]) \
+            or not EPOCH_RE.fullmatch(parts[1]) or not parts[2].isdigit():
+        raise InvalidMessage("an event id is '{stream_id}:{epoch}:{seq}'")
+    return ResumeCursor(parts[0], parts[1], int(parts[2]))
+
+
+def parse_cursor(stream_id: str | None, epoch: str | None, last_seq: str | int | None
+                 ) -> ResumeCursor | None:
+    """A resume cursor from separate fields (URL query or a ``resume`` message).
+
+    Returns ``None`` when neither ``stream_id`` nor ``last_seq`` is given.
+
+    Raises:
+        InvalidMessage: only one of ``stream_id``/``last_seq``, or a malformed value.
+    """
+    if stream_id is None and last_seq is None:
+        return None
+    if stream_id is None or last_seq is None:
+        raise InvalidMessage("resume: give both 'stream_id' and 'last_seq', or neither")
+    if not STREAM_ID_RE.fullmatch(stream_id):
+        raise InvalidMessage("resume: 'stream_id' is not a valid stream id")
+    if epoch is not None and not EPOCH_RE.fullmatch(epoch):
+        raise InvalidMessage("resume: 'epoch' is not a valid epoch")
+    if isinstance(last_seq, str):
+        if not last_seq.isdigit():
+            raise InvalidMessage("resume: 'last_seq' must be an integer >= 0")
+        last_seq = int(last_seq)
+    if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
+        raise InvalidMessage("resume: 'last_seq' must be an integer >= 0")
+    return ResumeCursor(stream_id, epoch, last_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Without ``cursor``: resume delivery. With it: replay after the cursor, then follow."""
+
+    cursor: ResumeCursor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,13 +347,9 @@ def parse_control(raw: str | bytes | dict[str, Any], max_bytes: int) -> Control:
     if kind == "pause":
         return Pause()
     if kind == "resume":
-        stream_id = _stream_id(msg, "resume", required=False)
-        last_seq = _get(msg, "last_seq", int, "resume")
-        if (stream_id is None) != (last_seq is None):
-            raise InvalidMessage("resume: give both 'stream_id' and 'last_seq', or neither")
-        if last_seq is not None and last_seq < 0:
-            raise InvalidMessage("resume: 'last_seq' must be >= 0")
-        return Resume(stream_id, last_seq)
+        return Resume(parse_cursor(_get(msg, "stream_id", str, "resume"),
+                                   _get(msg, "epoch", str, "resume"),
+                                   _get(msg, "last_seq", int, "resume")))
     if kind == "skip":
         return Skip()
     if kind == "speed":

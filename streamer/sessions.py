@@ -37,6 +37,7 @@ from streamer.errors import (
     ProviderTimeout,
     QueueFull,
     ResponseTooLarge,
+    ResumeGap,
     ServerShuttingDown,
     StreamerError,
     StreamNotFound,
@@ -44,6 +45,7 @@ from streamer.errors import (
 from streamer.log import LogEntry, StreamLog
 from streamer.ops import Op, merge_ops
 from streamer.pacer import Pacer
+from streamer.persistence import MessageRecord, Store
 from streamer.protocol import (
     Message,
     Pause,
@@ -51,6 +53,7 @@ from streamer.protocol import (
     QueueMove,
     QueueRemove,
     Resume,
+    ResumeCursor,
     Skip,
     Speed,
     Start,
@@ -58,6 +61,7 @@ from streamer.protocol import (
     chunk_event,
     error_event,
     event,
+    event_id,
 )
 from streamer.providers import Finish, ProviderRequest, Providers, TextDelta, Usage
 from streamer.render import Renderer
@@ -66,6 +70,8 @@ logger = logging.getLogger("streamer.sessions")
 
 #: after cancelling the streams at drain, how long their subscribers get to deliver the end (s)
 CANCEL_GRACE_S = 2.0
+#: the longest a stream's final save may take before it is given up (logged) (s)
+PERSIST_TIMEOUT_S = 10.0
 
 SendFn = Callable[[dict[str, Any], str | None], Awaitable[None]]
 
@@ -127,6 +133,9 @@ class Stream:
         self._subscribers_changed = Waiter()
         self.markdown = ""
         self.html = ""
+        #: the finished document's blocks (a snapshot source once the log is evicted)
+        self.final_blocks: list[str] = []
+        self._chunker: Chunker | None = None
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
         self.queued_behind = False
@@ -186,6 +195,13 @@ class Stream:
 
     # ------------------------------------------------------------------ generation
 
+    def snapshot(self) -> tuple[int, list[str]]:
+        """The document as of the latest ``seq``: ``(seq, blocks)`` (from the log, or the
+        final blocks once the log is evicted)."""
+        if self.log.evicted:
+            return self.log.last_seq, list(self.final_blocks)
+        return self.log.snapshot()
+
     def provider_request(self) -> ProviderRequest:
         req = self.request
         return ProviderRequest(messages=req.messages, system=req.system, model=req.model,
@@ -196,7 +212,7 @@ class Stream:
         """Generate the answer into the log. Never raises for the stream's own failures."""
         registry = self.session.registry
         config = registry.config
-        chunker = Chunker(registry.renderer)
+        chunker = self._chunker = Chunker(registry.renderer)
         provider = None
         error: StreamerError | None = None
         finish: str = "stop"
@@ -213,6 +229,8 @@ class Stream:
             with self.cancel_scope:
                 async with trio.open_nursery() as nursery:  # the stream's nursery
                     nursery.start_soon(self._watch_subscribers)
+                    if registry.store is not None:
+                        nursery.start_soon(self._checkpoints, registry.store)
                     try:
                         finish = await self._generate(provider, chunker, config)
                     except StreamerError as exc:
@@ -243,8 +261,15 @@ class Stream:
         if error is not None:
             err_event = error_event(error, session_id=self.session.session_id,
                                     stream_id=self.stream_id)
+        self.final_blocks = list(chunker.blocks)
         self.state = "done"
         self.log.finish(complete, err_event)
+        registry.on_stream_finished(self)
+        if registry.store is not None:
+            # the partial or finished answer outlives the process; shielded so a drain's
+            # cancellation cannot lose it, bounded so a stuck disk cannot hold the session
+            with trio.CancelScope(shield=True), trio.move_on_after(PERSIST_TIMEOUT_S):
+                await self._persist(registry.store)
         self.done.set()
         self.session.registry.activity.wake()
         self.record("completed", finish_reason=finish, chars=len(self.markdown),
@@ -288,6 +313,45 @@ class Stream:
                 self.record("provider_call_closed")
         return finish
 
+    def records(self) -> list[MessageRecord]:
+        """The stream's user message and its answer (partial while running), for the store."""
+        session_id = self.session.session_id
+        out = []
+        last = self.request.messages[-1] if self.request.messages else None
+        if last is not None and last.role == "user":
+            out.append(MessageRecord(f"{self.stream_id}_u", session_id, "user", last.content,
+                                     created_at=self.created_at,
+                                     completed_at=self.created_at))
+        chunker = self._chunker
+        done = self.state == "done"
+        markdown = self.markdown if done or chunker is None else chunker.markdown
+        blocks = self.final_blocks if done or chunker is None else list(chunker.blocks)
+        out.append(MessageRecord(
+            self.stream_id, session_id, "assistant", markdown,
+            html=self.html if done else "".join(blocks), blocks=blocks,
+            provider=self.provider_name, model=self.model, usage=self.usage,
+            finish_reason=self.finish_reason if done else None, last_seq=self.log.last_seq,
+            created_at=self.created_at, completed_at=time.time() if done else None))
+        return out
+
+    async def _persist(self, store: Store) -> None:
+        if self.session.deleted:
+            return
+        try:
+            await store.save_messages(self.records())
+        except Exception:  # a disk problem must not end the stream or the server
+            logger.exception("stream %s: could not persist the answer", self.stream_id)
+
+    async def _checkpoints(self, store: Store) -> None:
+        """Save the user message at once, then the partial answer every checkpoint interval."""
+        interval_s = self.session.registry.config.persistence.checkpoint_interval_s
+        saved_seq = -1
+        while True:
+            if self.log.last_seq != saved_seq:
+                saved_seq = self.log.last_seq
+                await self._persist(store)
+            await trio.sleep(interval_s)
+
     async def _backpressure(self, limit_s: float) -> None:
         """Stop reading the provider while every subscriber is too far behind."""
         if not self._all_behind():
@@ -329,10 +393,17 @@ class Stream:
 class Subscription:
     """One connection following one stream: log cursor → pacer → ``connection.send``."""
 
-    def __init__(self, connection: Connection, stream: Stream, cursor: int) -> None:
+    def __init__(self, connection: Connection, stream: Stream, cursor: int | None,
+                 *, resumed: bool = False) -> None:
+        """``cursor``: the last ``seq`` the client has (``0``: from the start), or ``None``
+        to begin with a ``snapshot`` of the document so far (a late joiner, a resume gap).
+        ``resumed``: the client already has this stream (its ``stream_start`` says so)."""
         self.connection = connection
         self.stream = stream
-        self.cursor = cursor
+        self.with_snapshot = cursor is None
+        self.cursor = cursor or 0
+        self.resumed = resumed
+        self.epoch = connection.registry.epoch
         self.waiter = Waiter()
         pacing = stream.request.pacing
         defaults = connection.registry.config.pacing
@@ -344,32 +415,41 @@ class Subscription:
     @property
     def delivered_total(self) -> int:
         entries = self.stream.log.entries
-        return entries[self.cursor - 1].total_chars if self.cursor else 0
+        if 0 < self.cursor <= len(entries):
+            return entries[self.cursor - 1].total_chars
+        return self.stream.log.total_chars if self.cursor else 0
 
     def _events(self, batch: list[LogEntry]) -> list[dict[str, Any]]:
-        """Merge a batch of entries into as few ``chunk`` events as possible."""
+        """Merge a batch of entries into as few events as possible (ops of one block merge;
+        a non-document event ends the run and is sent as it is, stamped with its ``seq``)."""
         out: list[dict[str, Any]] = []
-        session_id = self.stream.session.session_id
         group: list[Op] = []
         group_seq = 0
         for entry in batch:
-            if entry.op is None or (group and entry.op.block != group[-1].block):
-                out.extend(chunk_event(session_id, self.stream.stream_id, group_seq, op)
-                           for op in merge_ops(group))
+            if group and (entry.op is None or entry.op.block != group[-1].block):
+                out.extend(self._chunks(group, group_seq))
                 group = []
             if entry.op is None:
                 assert entry.event is not None
-                out.append({**entry.event, "seq": entry.seq})
+                out.append({**entry.event, "seq": entry.seq, "epoch": self.epoch})
                 continue
             group.append(entry.op)
             group_seq = entry.seq
         if group:
-            out.extend(chunk_event(session_id, self.stream.stream_id, group_seq, op)
-                       for op in merge_ops(group))
+            out.extend(self._chunks(group, group_seq))
+        return out
+
+    def _chunks(self, group: list[Op], seq: int) -> list[dict[str, Any]]:
+        session_id, stream_id = self.stream.session.session_id, self.stream.stream_id
+        out = []
+        for op in merge_ops(group):
+            ev = chunk_event(session_id, stream_id, seq, op)
+            ev["epoch"] = self.epoch
+            out.append(ev)
         return out
 
     def _stream_id_for_sse(self, seq: int) -> str:
-        return f"{self.stream.stream_id}:{seq}"
+        return event_id(self.stream.stream_id, self.epoch, seq)
 
     async def run(self) -> None:
         """Deliver the stream to the connection, paced, then its terminal events."""
@@ -382,15 +462,18 @@ class Subscription:
         conn.subscription = self
         registry.active_subscriptions += 1
         try:
-            await conn.send(event("stream_start", session_id=stream.session.session_id,
-                                  stream_id=stream.stream_id, provider=stream.provider_name,
-                                  model=stream.model, format=stream.request.format), None)
-            if self.cursor:
-                seq, blocks = log.snapshot()
+            start = event("stream_start", session_id=stream.session.session_id,
+                          stream_id=stream.stream_id, provider=stream.provider_name,
+                          model=stream.model, format=stream.request.format)
+            if self.resumed:
+                start["resumed"] = True
+            await conn.send(start, None)
+            if self.with_snapshot:
+                seq, blocks = stream.snapshot()
                 self.cursor = seq
                 await conn.send(event("snapshot", session_id=stream.session.session_id,
-                                      stream_id=stream.stream_id, seq=seq, blocks=blocks),
-                                self._stream_id_for_sse(seq))
+                                      stream_id=stream.stream_id, seq=seq, epoch=self.epoch,
+                                      blocks=blocks), self._stream_id_for_sse(seq))
             while True:
                 now = trio.current_time()
                 pacer.set_frame_interval(registry.frame_interval_s())
@@ -464,6 +547,9 @@ class Connection:
         self._send = send
         self.subscription: Subscription | None = None
         self.followed: set[str] = set()
+        #: where to resume following (set by the transport from the URL, or by ``resume``)
+        self.resume: ResumeCursor | None = None
+        self._follow_scope: trio.CancelScope | None = None
         #: set by the transport: cancelling it ends the connection's tasks
         self.cancel_scope = trio.CancelScope()
         #: set by the transport: ``None`` sent here makes the writer close the connection
@@ -486,27 +572,97 @@ class Connection:
 
         A connection that arrives during a stream joins it late (a ``snapshot``, then live
         events); every later stream is delivered from its first ``seq``, even if this
-        connection is still busy with an earlier one (paused, slow) when it starts.
+        connection is still busy with an earlier one (paused, slow) when it starts. With a
+        resume cursor (:attr:`resume`, or a ``resume`` message, which restarts following),
+        the cursor's stream continues exactly after its ``seq``, or after a ``resume_gap``
+        error and a ``snapshot`` when that cannot be exact (protocol.md, "Resume").
         """
+        while True:
+            cursor, self.resume = self.resume, None
+            with trio.CancelScope() as scope:
+                self._follow_scope = scope
+                await self._follow(cursor)
+                return
+            if not scope.cancelled_caught:  # pragma: no cover - the scope's own cancel only
+                return
+
+    async def _follow(self, cursor: ResumeCursor | None) -> None:
         session = self.session
         waiter = Waiter()
         session.watchers.add(waiter)
         index = max(0, len(session.started) - 1)
+        first_cursor: int | None = None  # the first stream's start: None = snapshot
+        resumed = False
+        if cursor is not None:
+            index, first_cursor, resumed = await self._resume_point(cursor)
         first = True
         try:
             while True:
                 if index < len(session.started):
                     stream = session.started[index]
                     index += 1
-                    joined_late = first and stream.log.last_seq > 0
+                    if first:
+                        start = first_cursor if (cursor is not None or stream.log.last_seq
+                                                 ) else 0
+                    else:
+                        start = 0
+                    sub = Subscription(self, stream, start, resumed=first and resumed)
                     first = False
-                    sub = Subscription(self, stream, stream.log.last_seq if joined_late else 0)
                     self.followed.add(stream.stream_id)
                     await sub.run()
                     continue
                 await waiter.wait()
         finally:
             session.watchers.discard(waiter)
+
+    async def _resume_point(self, cursor: ResumeCursor) -> tuple[int, int | None, bool]:
+        """Where following starts for a resume cursor: ``(index in session.started, the
+        first stream's cursor (None = snapshot), resumed)``. Sends ``resume_gap`` (and, for a
+        stream only the database still has, its ``snapshot`` and ``stream_complete``)
+        when the replay cannot be exact, ``stream_not_found`` when the stream is unknown."""
+        session, registry = self.session, self.registry
+        sid = session.session_id
+        stream = session.streams.get(cursor.stream_id)
+        if stream is not None and stream in session.started:
+            index = session.started.index(stream)
+            if cursor.epoch == registry.epoch and not stream.log.evicted \
+                    and cursor.last_seq <= stream.log.last_seq:
+                stream.record("resumed", connection=self.connection_id, seq=cursor.last_seq)
+                return index, cursor.last_seq, True
+            why = ("the server restarted since" if cursor.epoch != registry.epoch else
+                   "the replay window is over" if stream.log.evicted else
+                   "the cursor is ahead of the stream")
+            stream.record("resume_gap", connection=self.connection_id, seq=cursor.last_seq)
+            await self.send(error_event(ResumeGap(
+                f"cannot replay stream {cursor.stream_id} after seq {cursor.last_seq}: {why};"
+                " a snapshot follows"), session_id=sid, stream_id=cursor.stream_id), None)
+            return index, None, True
+        record = None
+        if registry.store is not None and stream is None:
+            record = await registry.store.message(cursor.stream_id)
+        if record is not None and record.session_id == sid and record.role == "assistant":
+            # a stream of an earlier server process (or evicted from memory): its stored answer
+            await self.send(error_event(ResumeGap(
+                f"stream {cursor.stream_id} is not in this server's memory; the stored answer "
+                "follows as a snapshot"), session_id=sid, stream_id=cursor.stream_id), None)
+            ev_id = event_id(cursor.stream_id, registry.epoch, record.last_seq)
+            await self.send(event("stream_start", session_id=sid, stream_id=cursor.stream_id,
+                                  provider=record.provider, model=record.model,
+                                  format="html", resumed=True), None)
+            await self.send(event("snapshot", session_id=sid, stream_id=cursor.stream_id,
+                                  seq=record.last_seq, epoch=registry.epoch,
+                                  blocks=record.blocks or []), ev_id)
+            await self.send(event("stream_complete", session_id=sid,
+                                  stream_id=cursor.stream_id,
+                                  finish_reason=record.finish_reason or "error",
+                                  html=record.html or "", markdown=record.markdown,
+                                  usage=record.usage, message_id=record.message_id,
+                                  duration_ms=None), ev_id)
+            return 0, 0, False
+        await self.send(error_event(StreamNotFound(
+            f"no stream {cursor.stream_id} in session {sid} to resume"),
+            session_id=sid, stream_id=cursor.stream_id), None)
+        return max(0, len(session.started) - 1), None, False
 
     async def handle_control(self, control: Any) -> None:
         """Apply one parsed control message from this connection (WebSocket or SSE POST)."""
@@ -535,7 +691,7 @@ class Connection:
         sub = self.subscription
         now = trio.current_time()
         if isinstance(control, Pause | Skip | Speed) or (
-                isinstance(control, Resume) and control.stream_id is None):
+                isinstance(control, Resume) and control.cursor is None):
             if sub is None:
                 # nothing to deliver now; tell the client where it stands
                 await self.send(event("state", session_id=sid, state="streaming", cps=None), None)
@@ -559,9 +715,11 @@ class Connection:
                                   state=state, cps=pacer.cps), None)
             return
         if isinstance(control, Resume):
-            raise StreamNotFound(
-                f"stream {control.stream_id} cannot be replayed on this connection yet; "
-                "reconnect with ?stream_id=…&last_seq=…")
+            # restart following from the client's cursor (the current subscription ends)
+            self.resume = control.cursor
+            if self._follow_scope is not None:
+                self._follow_scope.cancel()
+            return
         raise StreamNotFound("unsupported control")  # pragma: no cover
 
 
@@ -582,6 +740,8 @@ class Session:
         self.watchers: set[Waiter] = set()
         #: non-socket holders (a REST ``complete`` call waiting for its answer)
         self.pinned = 0
+        #: set by ``DELETE /api/sessions/{id}``: nothing of it is persisted any more
+        self.deleted = False
         self.last_active = trio.current_time()
         self._runner_wakeup = Waiter()
         self._runner_started = False
@@ -754,6 +914,12 @@ class Registry:
         self.closing = False
         self.started_at = time.time()
         self._nursery: trio.Nursery | None = None
+        #: names this process's in-memory logs: a cursor from another epoch cannot replay
+        self.epoch = secrets.token_hex(4)
+        #: the SQLite store (``None``: persistence off), opened by the app at start-up
+        self.store: Store | None = None
+        #: finished streams whose logs are still in memory, oldest first (replay window)
+        self._finished: dict[str, tuple[float, Stream]] = {}
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -775,6 +941,82 @@ class Registry:
         pacing = self.config.pacing
         return max(pacing.frame_interval_ms / 1000,
                    self.active_subscriptions / pacing.frame_budget_per_s)
+
+    async def open_session(self, session_id: str | None = None) -> Session:
+        """:meth:`get_or_create`, loading a known session's history from the store first."""
+        if session_id is not None and session_id not in self.sessions \
+                and self.store is not None:
+            records = await self.store.messages(session_id)
+            session = self.get_or_create(session_id)
+            if not session.history:
+                session.history = [Message(r.role, r.markdown) for r in records
+                                   if r.markdown]
+            return session
+        return self.get_or_create(session_id)
+
+    def on_stream_finished(self, stream: Stream) -> None:
+        """Keep the finished log for the replay window; evict the oldest beyond the limit."""
+        self._finished[stream.stream_id] = (trio.current_time(), stream)
+        self.evict_finished_logs()
+
+    def evict_finished_logs(self) -> None:
+        """Drop finished logs past ``resume.window_s`` or beyond ``resume.max_finished_logs``
+        (those clients still follow are kept until they leave)."""
+        resume = self.config.resume
+        deadline = trio.current_time() - resume.window_s
+        excess = len(self._finished) - resume.max_finished_logs
+        for stream_id, (finished_at, stream) in list(self._finished.items()):
+            if finished_at > deadline and excess <= 0:
+                break
+            if stream.subscribers:
+                continue
+            stream.log.evict()
+            del self._finished[stream_id]
+            excess -= 1
+
+    async def housekeeping(self) -> None:
+        """Every minute (or sooner for short windows): evict finished logs past the replay
+        window and purge stored sessions past ``persistence.retention_days``."""
+        interval_s = max(0.05, min(60.0, self.config.resume.window_s / 4))
+        retention_s = self.config.persistence.retention_days * 86_400
+        last_purge = -math.inf
+        while True:
+            self.evict_finished_logs()
+            now = trio.current_time()
+            if self.store is not None and retention_s > 0 and now - last_purge >= 3_600:
+                last_purge = now
+                try:
+                    purged = await self.store.purge(retention_s)
+                except Exception:
+                    logger.exception("purging old sessions failed")
+                else:
+                    if purged:
+                        logger.info("purged %d sessions older than %g days", purged,
+                                    self.config.persistence.retention_days)
+            await trio.sleep(interval_s)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Forget a session: cancel its streams, close its connections, delete it from the
+        store. Returns ``False`` if neither memory nor the store knew it."""
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            session.deleted = True
+            for stream in list(session.streams.values()):
+                stream.cancel("session deleted")
+            for connection in list(session.connections):
+                connection.cancel_scope.cancel()
+            for stream_id in list(session.streams):
+                self._finished.pop(stream_id, None)
+        stored = False
+        if self.store is not None:
+            if session is not None:
+                # let cancelled streams write their last checkpoint before the delete
+                with trio.move_on_after(PERSIST_TIMEOUT_S):
+                    for stream in list(session.streams.values()):
+                        if stream.state == "running":
+                            await stream.done.wait()
+            stored = await self.store.delete_session(session_id)
+        return session is not None or stored
 
     def get_or_create(self, session_id: str | None = None) -> Session:
         session_id = session_id or new_id("sess")

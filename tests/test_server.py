@@ -87,7 +87,7 @@ async def test_sse_streams_a_rich_document_exactly(live_server: LiveServer) -> N
     complete = events[-1]
     assert "".join(apply_all(events)) == complete["html"] == await render(live_server, RICH)
     chunk = next(ev for ev in events if ev["type"] == "chunk")
-    assert chunk["_id"] == f"{chunk['stream_id']}:{chunk['seq']}"
+    assert chunk["_id"] == f"{chunk['stream_id']}:{chunk['epoch']}:{chunk['seq']}"
 
 
 async def test_invalid_control_message_gets_an_error_and_the_connection_lives(

@@ -21,7 +21,13 @@ from typing import Any, Protocol
 import trio
 
 from streamer.errors import InvalidMessage, PayloadTooLarge, StreamerError, UnsupportedProtocol
-from streamer.protocol import PROTOCOL_VERSION, error_event, event, parse_control
+from streamer.protocol import (
+    PROTOCOL_VERSION,
+    ResumeCursor,
+    error_event,
+    event,
+    parse_control,
+)
 from streamer.sessions import Connection, Registry, Session
 
 logger = logging.getLogger("streamer.transports")
@@ -53,7 +59,8 @@ class PeerTooSlow(Exception):
 
 async def run_connection(registry: Registry, session: Session, transport: Transport,
                          receive_controls: Callable[[Connection], Awaitable[None]] | None = None,
-                         *, connected_extra: dict[str, Any] | None = None,
+                         *, resume: ResumeCursor | None = None,
+                         connected_extra: dict[str, Any] | None = None,
                          task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED
                          ) -> None:
     """Serve one connection until the peer leaves, is too slow, or the server closes it.
@@ -73,6 +80,7 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
             raise PeerTooSlow(f"outbox full for {config.send_timeout_s:g} s") from exc
 
     connection = Connection(session, transport.name, queue_event)
+    connection.resume = resume
 
     async def writer() -> None:
         async with receive_channel:
@@ -104,7 +112,8 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
                                     connection_id=connection.connection_id,
                                     protocol=PROTOCOL_VERSION,
                                     heartbeat_ms=round(config.heartbeat_interval_s * 1000),
-                                    transport=transport.name, resumed=False,
+                                    transport=transport.name, resumed=resume is not None,
+                                    epoch=registry.epoch,
                                     **(connected_extra or {})), None)
             task_status.started(connection)
             nursery.start_soon(connection.follow)

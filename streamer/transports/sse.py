@@ -1,6 +1,6 @@
 """SSE transport: ``GET /api/sessions/{session_id}/events`` + ``POST …/control``.
 
-Each event is ``id:`` (``{stream_id}:{seq}`` for stream events), ``event:`` (the type) and
+Each event is ``id:`` (``{stream_id}:{epoch}:{seq}`` for stream events), ``event:`` (the type) and
 ``data:`` (the JSON); a ``: ping`` comment is the heartbeat. The response body is an async
 iterator over the connection's outbox; the connection's tasks run in the server nursery
 under their own cancel scope, which the body cancels when Quart closes it (client gone), so no
@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from streamer.protocol import encode_sse
+from streamer.protocol import ResumeCursor, encode_sse
 from streamer.sessions import Registry, Session
 from streamer.transports import run_connection
 
@@ -52,9 +52,11 @@ class SSETransport:
 class SSEBody:
     """The streaming response body of one SSE connection (an async iterator of bytes)."""
 
-    def __init__(self, registry: Registry, session: Session) -> None:
+    def __init__(self, registry: Registry, session: Session,
+                 resume: ResumeCursor | None = None) -> None:
         self.registry = registry
         self.session = session
+        self.resume = resume
         self._send, self._receive = trio.open_memory_channel[bytes](BODY_BUFFER)
         self._scope = trio.CancelScope()
         self._started = False
@@ -63,7 +65,8 @@ class SSEBody:
         transport = SSETransport(self._send, self.registry.config.server.sse_retry_ms)
         with self._scope:
             try:
-                await run_connection(self.registry, self.session, transport)
+                await run_connection(self.registry, self.session, transport,
+                                     resume=self.resume)
             finally:
                 self._send.close()
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from quart import Websocket
 
-from streamer.protocol import encode_json, event
+from streamer.protocol import ResumeCursor, encode_json, event
 from streamer.sessions import Connection, Registry, Session
 from streamer.transports import dispatch_control, run_connection
 
@@ -33,8 +33,10 @@ class WebSocketTransport:
         await self.websocket.close(code, reason)
 
 
-async def serve_websocket(registry: Registry, session: Session, websocket: Websocket) -> None:
-    """Serve an accepted WebSocket until either side closes it."""
+async def serve_websocket(registry: Registry, session: Session, websocket: Websocket,
+                          resume: ResumeCursor | None = None) -> None:
+    """Serve an accepted WebSocket until either side closes it; ``resume`` continues a
+    stream after the client's cursor (from the URL's ``stream_id``/``epoch``/``last_seq``)."""
     transport = WebSocketTransport(websocket)
     max_invalid = registry.config.server.max_invalid_messages
 
@@ -51,4 +53,4 @@ async def serve_websocket(registry: Registry, session: Session, websocket: Webso
                 connection.cancel_scope.cancel()
                 return
 
-    await run_connection(registry, session, transport, receive_controls)
+    await run_connection(registry, session, transport, receive_controls, resume=resume)
