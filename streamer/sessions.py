@@ -554,6 +554,18 @@ class Connection:
         self.cancel_scope = trio.CancelScope()
         #: set by the transport: ``None`` sent here makes the writer close the connection
         self.close_outbox: trio.MemorySendChannel[Any] | None = None
+        #: set by the transport: events waiting in its outbox
+        self.queued_events: Callable[[], int] = lambda: 0
+
+    def info(self) -> dict[str, Any]:
+        """What this connection holds: its cursor and queued events (memory is bounded by
+        the outbox; a paused or slow client keeps only its cursor into the shared log)."""
+        sub = self.subscription
+        return {"connection_id": self.connection_id, "transport": self.transport,
+                "stream_id": sub.stream.stream_id if sub else None,
+                "seq": sub.cursor if sub else None,
+                "paused": sub.pacer.paused if sub else False,
+                "queued_events": self.queued_events()}
 
     async def close_after(self, ev: dict[str, Any]) -> None:
         """Send ``ev`` after what is queued, then close the connection cleanly."""
@@ -884,7 +896,8 @@ class Session:
     def info(self) -> dict[str, Any]:
         return {"session_id": self.session_id, "connections": len(self.connections),
                 "current": self.current.info() if self.current else None,
-                "queued": [s.stream_id for s in self.queue]}
+                "queued": [s.stream_id for s in self.queue],
+                "subscribers": [c.info() for c in self.connections]}
 
 
 def _with_history(start: Start, history: list[Message]) -> Start:

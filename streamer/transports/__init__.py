@@ -107,6 +107,7 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
         async with trio.open_nursery() as nursery:  # the connection's nursery
             connection.cancel_scope = nursery.cancel_scope
             connection.close_outbox = send_channel
+            connection.queued_events = lambda: send_channel.statistics().current_buffer_used
             nursery.start_soon(writer)
             await queue_event(event("connected", session_id=session.session_id,
                                     connection_id=connection.connection_id,
