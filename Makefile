@@ -17,3 +17,4 @@ setup-test:
 
 bench: setup-test
 	.venv/bin/python bench/chunker_bench.py
+	.venv/bin/python bench/resume_bench.py
