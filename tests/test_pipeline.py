@@ -410,3 +410,55 @@ async def test_a_busy_connection_still_gets_every_later_stream_in_order(
     for ev in second_chunks:
         apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
     assert "".join(blocks) == completes[1]["html"]
+
+
+async def test_grace_period_zero_cancels_as_soon_as_the_last_subscriber_leaves(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    registry, session = await open_pipeline(nursery, **{"streams.grace_period_s": 0.0})
+    provider = registry.providers.get("slow")
+    assert isinstance(provider, SlowProvider)
+    connection, recorder = await connect(nursery, session)
+    stream = session.submit(start(provider="slow", mode="off"))
+    await recorder.wait_for("chunk", 2)
+    connection.cancel_scope.cancel()
+    await trio.testing.wait_all_tasks_blocked()
+    gone = trio.current_time()
+    with trio.fail_after(5):
+        await stream.done.wait()
+    assert provider.closed_at is not None and provider.closed_at - gone < 0.01
+    assert stream.finish_reason == "cancelled"
+
+
+async def test_stop_from_one_subscriber_ends_the_stream_for_all(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    registry, session = await open_pipeline(nursery)
+    first, first_rec = await connect(nursery, session)
+    second, second_rec = await connect(nursery, session)
+    session.submit(start(provider="slow", mode="off"))
+    await first_rec.wait_for("chunk", 3)
+    await second_rec.wait_for("chunk", 3)
+    await second.handle_control(Stop())
+    one = await first_rec.wait_for("stream_complete")
+    two = await second_rec.wait_for("stream_complete")
+    assert one["finish_reason"] == two["finish_reason"] == "cancelled"
+    assert "".join(first_rec.document()) == "".join(second_rec.document()) == one["html"]
+
+
+async def test_queue_move_and_remove_reorder_the_waiting_streams(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    from streamer.protocol import QueueMove, QueueRemove
+    registry, session = await open_pipeline(nursery)
+    connection, recorder = await connect(nursery, session)
+    await connection.handle_control(start("running", mode="off", interval_ms=100))
+    await recorder.wait_for("stream_start")  # it runs: the next ones wait behind it
+    for text in ("a", "b", "c"):
+        await connection.handle_control(start(text, mode="off"))
+    ids = [ev["stream_id"] for _, ev in recorder.of("stream_start") if ev.get("queued")]
+    assert [ev["position"] for _, ev in recorder.of("stream_start") if ev.get("queued")] == [
+        1, 2, 3]
+    await connection.handle_control(QueueMove(ids[2], 0))  # c first
+    await connection.handle_control(QueueRemove(ids[0]))  # a removed
+    completes = [await recorder.wait_for("stream_complete", n) for n in range(1, 5)]
+    order = [(c["markdown"], c["finish_reason"]) for c in completes]
+    assert order[0] == ("running", "stop")
+    assert order[1:] == [("c", "stop"), ("", "cancelled"), ("b", "stop")]
