@@ -273,3 +273,4 @@ async def test_a_restarted_server_answers_a_resume_from_its_database(
         listed = (await client.get("/api/sessions/restart-db-1/messages")).json()["messages"]
     assert [m["role"] for m in listed] == ["user", "assistant"]
     stop_b.set()
+

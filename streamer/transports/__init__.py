@@ -35,6 +35,8 @@ logger = logging.getLogger("streamer.transports")
 #: events queued between a connection's tasks and its writer
 OUTBOX_EVENTS = 16
 
+#: WebSocket close code for a peer that could not keep up (IANA registry: "Try Again Later")
+CLOSE_TOO_SLOW = 1013
 #: the writer's "close now" sentinel
 _CLOSE = None
 
@@ -120,15 +122,33 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
             nursery.start_soon(connection.follow)
             if receive_controls is not None:
                 nursery.start_soon(receive_controls, connection)
-    except PeerTooSlow as exc:
-        logger.info("connection %s closed: %s", connection.connection_id, exc)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        logger.info("connection %s closed by peer: %r", connection.connection_id, exc)
-    except Exception:
-        logger.exception("connection %s failed", connection.connection_id)
+    except Exception as exc:  # the nursery groups its tasks' errors; sort them by kind
+        leaves = _leaves(exc)
+        too_slow = next((e for e in leaves if isinstance(e, PeerTooSlow)), None)
+        if too_slow is not None:
+            logger.info("connection %s closed: %s", connection.connection_id, too_slow)
+            # best effort: a peer that reads nothing may not read this either (1013: try
+            # again later, RFC 6455 §7.4.1 registry); the client resumes from its cursor
+            with trio.move_on_after(1.0):
+                try:
+                    await transport.close(CLOSE_TOO_SLOW, "too slow; reconnect and resume")
+                except Exception:
+                    pass
+        elif all(isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError)
+                 for e in leaves):
+            logger.info("connection %s closed by peer: %r", connection.connection_id, exc)
+        else:
+            logger.exception("connection %s failed", connection.connection_id)
     finally:
         registry.live_connections.discard(connection)
         session.remove_connection(connection)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The non-group exceptions inside ``exc`` (itself if it is not a group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 async def dispatch_control(connection: Connection, raw: str | bytes | dict[str, Any]) -> bool:
