@@ -134,7 +134,8 @@ class Store:
     async def open(cls, config: PersistenceConfig) -> Store:
         """Open (or create) the database named by ``config.database_path``.
 
-        ``":memory:"`` gives a private in-memory database (tests).
+        ``":memory:"`` gives a private in-memory database (tests). Answers still marked
+        streaming (their process was killed) are marked finished with ``error``.
         """
         path = config.database_path or str(default_database_path())
 
@@ -148,6 +149,10 @@ class Store:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(SCHEMA)
+            # answers a killed process left mid-stream (only checkpoints were saved): they
+            # will never finish; say so (one process owns a database file)
+            db.execute("UPDATE messages SET finish_reason = 'error', completed_at = ?"
+                       " WHERE role = 'assistant' AND finish_reason IS NULL", (time.time(),))
             return db
 
         return cls(await trio.to_thread.run_sync(connect), path)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -21,8 +22,8 @@ from tests.resume_client import Doc, ws_follow
 from tests.test_resume import DOCUMENT
 
 
-def spawn(db: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
-    env = {**os.environ, "STREAMER_SERVER_DRAIN_TIMEOUT_S": "0.5",
+def spawn(db: Path, **extra_env: str) -> tuple[subprocess.Popen[str], str, list[str]]:
+    env = {**os.environ, **extra_env, "STREAMER_SERVER_DRAIN_TIMEOUT_S": "0.5",
            "STREAMER_PERSISTENCE_DATABASE_PATH": str(db),
            "STREAMER_PROVIDERS_DEFAULT": "echo"}
     process = subprocess.Popen([sys.executable, "-m", "streamer", "serve", "--port", "0"],
@@ -53,11 +54,13 @@ async def test_sigterm_mid_stream_then_restart_gives_the_partial_answer(
                     "type": "start", "prompt": DOCUMENT, "provider": "echo",
                     "echo": {"delta_chars": 4, "interval_ms": 20},
                     "pacing": {"mode": "off"}}))
+                signalled = False
                 try:
                     while True:
                         ev = json.loads(await ws.get_message())
                         doc.apply(ev)
-                        if ev["type"] == "chunk" and doc.last_seq == 40:
+                        if ev["type"] == "chunk" and doc.last_seq >= 40 and not signalled:
+                            signalled = True
                             process.send_signal(signal.SIGTERM)  # mid-stream
                 except ConnectionClosed:
                     pass
@@ -93,3 +96,50 @@ async def test_sigterm_mid_stream_then_restart_gives_the_partial_answer(
     answer = stored["messages"][-1]
     assert answer["role"] == "assistant" and answer["html"] == partial
     assert answer["markdown"] == doc.complete["markdown"]
+
+
+async def test_sigkill_mid_stream_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    """No drain at all: what survives is the last checkpoint (saved every interval, never per
+    token); the restarted server offers it as a snapshot and marks it finished with error."""
+    db = tmp_path / "streamer.db"
+    process, url, _lines = await trio.to_thread.run_sync(partial(
+        spawn, db, STREAMER_PERSISTENCE_CHECKPOINT_INTERVAL_S="0.2"))
+    doc = Doc()
+    try:
+        with trio.fail_after(60):
+            async with open_websocket_url(url.replace("http", "ws")
+                                          + "/ws/stream/restart-kill-1") as ws:
+                await ws.send_message(json.dumps({
+                    "type": "start", "prompt": DOCUMENT, "provider": "echo",
+                    "echo": {"delta_chars": 4, "interval_ms": 10},
+                    "pacing": {"mode": "off"}}))
+                try:
+                    while True:
+                        doc.apply(json.loads(await ws.get_message()))
+                        if doc.last_seq >= 150 and process.poll() is None:
+                            process.kill()
+                except ConnectionClosed:
+                    pass
+    finally:
+        process.kill()
+        await trio.to_thread.run_sync(process.wait, 30)
+    assert doc.complete is None and doc.last_seq >= 150
+
+    process, url, _lines = await trio.to_thread.run_sync(spawn, db)
+    try:
+        again = Doc(stream_id=doc.stream_id, epoch=doc.epoch, last_seq=doc.last_seq,
+                    blocks=list(doc.blocks))
+        with trio.fail_after(30):
+            assert await ws_follow(url.replace("http", "ws"), "restart-kill-1", again)
+            async with httpx.AsyncClient(base_url=url) as client:
+                stored = (await client.get("/api/sessions/restart-kill-1/messages")).json()
+    finally:
+        process.terminate()
+        await trio.to_thread.run_sync(process.wait, 30)
+    assert [e["code"] for e in again.errors] == ["resume_gap"]
+    # a checkpoint from the last 0.2 s before the kill: behind what the client saw, not empty
+    assert 0 < again.last_seq <= doc.last_seq
+    assert again.html and again.complete["finish_reason"] == "error"
+    answer = stored["messages"][-1]
+    assert answer["status"] == "complete" and answer["finish_reason"] == "error"
+    assert DOCUMENT.startswith(answer["markdown"]) and answer["markdown"]

@@ -274,3 +274,29 @@ async def test_a_restarted_server_answers_a_resume_from_its_database(
     assert [m["role"] for m in listed] == ["user", "assistant"]
     stop_b.set()
 
+
+
+async def test_sse_first_connect_may_carry_the_cursor_in_the_query(
+        live_server: LiveServer) -> None:
+    stream_id, epoch = await start_stream(live_server, "sse-query-01", DOCUMENT,
+                                          pacing={"mode": "fixed", "cps": 20_000})
+    doc = Doc(stream_id=stream_id, epoch=epoch)
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client, \
+                client.stream("GET", "/api/sessions/sse-query-01/events",
+                              params={"last_event_id": f"{stream_id}:{epoch}:0"}) as response:
+            buffer = ""
+            async for text in response.aiter_text():
+                buffer += text
+                while "\n\n" in buffer:
+                    raw, buffer = buffer.split("\n\n", 1)
+                    data = [ln[5:].lstrip() for ln in raw.split("\n") if ln.startswith("data:")]
+                    if data:
+                        ev = json.loads(data[0])
+                        if ev["type"] == "connected":
+                            assert ev["resumed"] is True
+                        doc.apply(ev)
+                if doc.complete is not None:
+                    break
+    assert doc.snapshots == 0 and not doc.errors
+    assert doc.html == doc.complete["html"] == await render(live_server, DOCUMENT)
