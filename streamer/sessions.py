@@ -523,7 +523,8 @@ class Subscription:
             if log.error is not None:
                 await conn.send(log.error, None)
             assert log.complete is not None
-            await conn.send(log.complete, self._stream_id_for_sse(log.last_seq))
+            # its id's seq is last_seq + 1: "all of it, the end included" (protocol.md)
+            await conn.send(log.complete, self._stream_id_for_sse(log.last_seq + 1))
         finally:
             registry.active_subscriptions -= 1
             registry.activity.wake()
@@ -637,6 +638,8 @@ class Connection:
         stream = session.streams.get(cursor.stream_id)
         if stream is not None and stream in session.started:
             index = session.started.index(stream)
+            if stream.log.finished and cursor.last_seq == stream.log.last_seq + 1:
+                return index + 1, 0, False  # the client has all of it: on to later streams
             if cursor.epoch == registry.epoch and not stream.log.evicted \
                     and cursor.last_seq <= stream.log.last_seq:
                 stream.record("resumed", connection=self.connection_id, seq=cursor.last_seq)
@@ -652,12 +655,17 @@ class Connection:
         record = None
         if registry.store is not None and stream is None:
             record = await registry.store.message(cursor.stream_id)
+        if record is not None and record.session_id == sid and record.role == "assistant" \
+                and record.finish_reason is not None \
+                and cursor.last_seq == record.last_seq + 1:
+            return 0, 0, False  # all of it, end included: follow this process's streams
         if record is not None and record.session_id == sid and record.role == "assistant":
             # a stream of an earlier server process (or evicted from memory): its stored answer
             await self.send(error_event(ResumeGap(
                 f"stream {cursor.stream_id} is not in this server's memory; the stored answer "
                 "follows as a snapshot"), session_id=sid, stream_id=cursor.stream_id), None)
             ev_id = event_id(cursor.stream_id, registry.epoch, record.last_seq)
+            end_id = event_id(cursor.stream_id, registry.epoch, record.last_seq + 1)
             await self.send(event("stream_start", session_id=sid, stream_id=cursor.stream_id,
                                   provider=record.provider, model=record.model,
                                   format="html", resumed=True), None)
@@ -669,7 +677,7 @@ class Connection:
                                   finish_reason=record.finish_reason or "error",
                                   html=record.html or "", markdown=record.markdown,
                                   usage=record.usage, message_id=record.message_id,
-                                  duration_ms=None), ev_id)
+                                  duration_ms=None), end_id)
             return 0, 0, False
         await self.send(error_event(StreamNotFound(
             f"no stream {cursor.stream_id} in session {sid} to resume"),

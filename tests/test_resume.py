@@ -41,10 +41,15 @@ async def start_stream(server: LiveServer, session_id: str, prompt: str,
             await ws.send_message(json.dumps({
                 "type": "start", "prompt": prompt, "provider": "echo",
                 "echo": echo or ECHO_FAST, "pacing": pacing or {"mode": "off"}}))
+            candidate = None
             while True:
                 ev = json.loads(await ws.get_message())
-                if ev["type"] == "stream_start":
-                    return ev["stream_id"], connected["epoch"]
+                if ev["type"] == "snapshot":
+                    candidate = None  # a late join of an earlier stream, not ours
+                elif candidate is not None:
+                    return candidate, connected["epoch"]
+                elif ev["type"] == "stream_start" and not ev.get("queued"):
+                    candidate = ev["stream_id"]
 
 
 def _rng() -> random.Random:
@@ -300,3 +305,34 @@ async def test_sse_first_connect_may_carry_the_cursor_in_the_query(
                     break
     assert doc.snapshots == 0 and not doc.errors
     assert doc.html == doc.complete["html"] == await render(live_server, DOCUMENT)
+
+
+async def test_a_cursor_past_the_end_skips_the_finished_answer(live_server: LiveServer) -> None:
+    """Reconnecting with ``stream_complete``'s id (seq = last_seq + 1) does not repeat that
+    answer's end: the connection goes on with the session's next stream from its start."""
+    stream_id, epoch = await start_stream(live_server, "past-end-01", "first answer")
+    ids: list[str] = []
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client:
+            async with client.stream("GET", "/api/sessions/past-end-01/events",
+                                     params={"last_event_id": f"{stream_id}:{epoch}:0"}) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("id:"):
+                        ids.append(line[3:].strip())
+                    if line.startswith("event:") and "stream_complete" in line:
+                        break
+            last_id = ids[-1]
+            seq = int(last_id.rsplit(":", 1)[1])
+            assert seq > 0 and last_id == f"{stream_id}:{epoch}:{seq}"
+            events: list[dict[str, Any]] = []
+            async with client.stream("GET", "/api/sessions/past-end-01/events",
+                                     headers={"Last-Event-ID": last_id}) as r:
+                second, _ = await start_stream(live_server, "past-end-01", "second answer")
+                async for line in r.aiter_lines():
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+                        if events[-1]["type"] == "stream_complete":
+                            break
+    assert [e["stream_id"] for e in events if e["type"] in ("stream_start", "stream_complete")
+            ] == [second, second]
+    assert events[-1]["markdown"] == "second answer"
