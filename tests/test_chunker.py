@@ -5,7 +5,7 @@ give exactly ``chunker.blocks``, every block touched is one complete sanitized e
 empty slot), and after ``close`` the joined blocks equal the one-shot render. The fast path
 runs in verify mode (it re-renders and compares).
 
-Corpora: the CommonMark spec examples (``/work/shared/corpus``, 655 examples), realistic
+Corpora: the CommonMark spec examples (``tests/corpus/commonmark-spec.json``, 655 examples), realistic
 answers (``tests/corpus/answers``), and the XSS corpus (``tests/corpus/xss.md``).
 """
 
@@ -27,7 +27,7 @@ from streamer.ops import Op, append_text, apply_op
 from streamer.render import ALLOWED_ATTRIBUTES, ALLOWED_URL_SCHEMES, RenderConfig, Renderer
 
 HERE = Path(__file__).resolve().parent
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared/corpus/commonmark-spec.json"
+SPEC_PATH = Path(__file__).resolve().parent / "corpus" / "commonmark-spec.json"
 ANSWERS = sorted((HERE / "corpus" / "answers").glob("*.md"))
 XSS_PATH = HERE / "corpus" / "xss.md"
 

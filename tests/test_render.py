@@ -16,7 +16,7 @@ import pytest
 from streamer.render import LINK_REL, RenderConfig, Renderer, normalize_markdown, url_scheme
 
 HERE = Path(__file__).resolve().parent
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared/corpus/commonmark-spec.json"
+SPEC_PATH = Path(__file__).resolve().parent / "corpus" / "commonmark-spec.json"
 ANSWERS = sorted((HERE / "corpus" / "answers").glob("*.md"))
 XSS_PATH = HERE / "corpus" / "xss.md"
 

@@ -74,12 +74,20 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
     send_channel, receive_channel = trio.open_memory_channel[
         tuple[dict[str, Any], str | None] | None](OUTBOX_EVENTS)
 
+    #: why the peer was given up, whichever task noticed first (the other task may see only
+    #: the broken channel the first one left behind)
+    too_slow: list[PeerTooSlow] = []
+
+    def give_up(reason: str) -> PeerTooSlow:
+        too_slow.append(PeerTooSlow(reason))
+        return too_slow[-1]
+
     async def queue_event(ev: dict[str, Any], event_id: str | None) -> None:
         try:
             with trio.fail_after(config.send_timeout_s):
                 await send_channel.send((ev, event_id))
         except trio.TooSlowError as exc:
-            raise PeerTooSlow(f"outbox full for {config.send_timeout_s:g} s") from exc
+            raise give_up(f"outbox full for {config.send_timeout_s:g} s") from exc
 
     connection = Connection(session, transport.name, queue_event)
     connection.resume = resume
@@ -101,7 +109,7 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
                     with trio.fail_after(config.send_timeout_s):
                         await transport.write(data)
                 except trio.TooSlowError as exc:
-                    raise PeerTooSlow(f"a write took over {config.send_timeout_s:g} s") from exc
+                    raise give_up(f"a write took over {config.send_timeout_s:g} s") from exc
 
     session.add_connection(connection)
     registry.live_connections.add(connection)
@@ -124,9 +132,8 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
                 nursery.start_soon(receive_controls, connection)
     except Exception as exc:  # the nursery groups its tasks' errors; sort them by kind
         leaves = _leaves(exc)
-        too_slow = next((e for e in leaves if isinstance(e, PeerTooSlow)), None)
-        if too_slow is not None:
-            logger.info("connection %s closed: %s", connection.connection_id, too_slow)
+        if too_slow:
+            logger.info("connection %s closed: %s", connection.connection_id, too_slow[0])
             # best effort: a peer that reads nothing may not read this either (1013: try
             # again later, RFC 6455 §7.4.1 registry); the client resumes from its cursor
             with trio.move_on_after(1.0):
