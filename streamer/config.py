@@ -67,8 +67,16 @@ class StreamsConfig:
     grace_period_s: float = 30.0
     #: answers longer than this are cut with ``response_too_large``
     max_response_chars: int = 400_000
-    #: a provider silent for longer than this (before or between tokens) gives ``provider_timeout``
+    #: a provider silent for longer than this between two events gives ``provider_timeout``
     provider_timeout_s: float = 60.0
+    #: ... and before its first token (time to first token), this long
+    provider_ttft_timeout_s: float = 60.0
+    #: before the first token, retryable failures (connection, 429, 5xx, overloaded) are
+    #: retried this many times, with exponential backoff and full jitter from this base
+    provider_retries: int = 3
+    provider_retry_base_ms: float = 500.0
+    #: ... and never beyond this much time in all (then the error is reported)
+    provider_retry_budget_s: float = 30.0
     #: when every subscriber is this many characters behind, the stream stops reading its provider
     backpressure_chars: int = 16_384
     #: ... and after being held back this long, it is cancelled (``paused_too_long``)
@@ -261,6 +269,13 @@ def _validate(config: Config) -> None:
         (config.streams.grace_period_s >= 0, "streams.grace_period_s must be >= 0"),
         (config.streams.max_response_chars > 0, "streams.max_response_chars must be > 0"),
         (config.streams.provider_timeout_s > 0, "streams.provider_timeout_s must be > 0"),
+        (config.streams.provider_ttft_timeout_s > 0,
+         "streams.provider_ttft_timeout_s must be > 0"),
+        (config.streams.provider_retries >= 0, "streams.provider_retries must be >= 0"),
+        (config.streams.provider_retry_base_ms >= 0,
+         "streams.provider_retry_base_ms must be >= 0"),
+        (config.streams.provider_retry_budget_s >= 0,
+         "streams.provider_retry_budget_s must be >= 0"),
         (config.streams.backpressure_chars > 0, "streams.backpressure_chars must be > 0"),
         (config.streams.provider_buffer >= 1, "streams.provider_buffer must be >= 1"),
         (config.streams.max_queued >= 0, "streams.max_queued must be >= 0"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import secrets
 import time
 from collections import deque
@@ -63,7 +64,17 @@ from streamer.protocol import (
     event,
     event_id,
 )
-from streamer.providers import Finish, ProviderRequest, Providers, TextDelta, Usage
+from streamer.providers import (
+    Finish,
+    ProviderRequest,
+    Providers,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallComplete,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+)
 from streamer.render import Renderer
 
 logger = logging.getLogger("streamer.sessions")
@@ -136,6 +147,8 @@ class Stream:
         #: the finished document's blocks (a snapshot source once the log is evicted)
         self.final_blocks: list[str] = []
         self._chunker: Chunker | None = None
+        #: the provider has produced output (text, reasoning or a tool call): no more retries
+        self._first_output = False
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
         self.queued_behind = False
@@ -276,25 +289,59 @@ class Stream:
                     seq=self.log.last_seq, duration_ms=duration_ms)
 
     async def _generate(self, provider: Any, chunker: Chunker, config: Config) -> str:
+        """Run the model call, retrying before the first token (never after: text would be
+        doubled). Returns the finish reason; raises the last :class:`StreamerError`."""
+        streams = config.streams
+        budget_end = trio.current_time() + streams.provider_retry_budget_s
+        attempt = 0
+        while True:
+            try:
+                return await self._generate_once(provider, chunker, config)
+            except ProviderError as exc:
+                if (self._first_output or not exc.retryable or isinstance(exc, ProviderTimeout)
+                        or attempt >= streams.provider_retries):
+                    raise
+                if exc.retry_after_ms is not None:  # the provider said when (retry-after)
+                    delay_s = exc.retry_after_ms / 1000
+                else:  # exponential backoff, full jitter (AWS architecture blog, 2015)
+                    delay_s = random.uniform(
+                        0, streams.provider_retry_base_ms / 1000 * 2 ** attempt)
+                if trio.current_time() + delay_s > budget_end:
+                    raise
+                attempt += 1
+                retry_in_ms = round(delay_s * 1000)
+                self.record("retry", attempt=attempt, code=exc.code, retry_in_ms=retry_in_ms,
+                            message=exc.message)
+                self.log.append_event(event(
+                    "state", session_id=self.session.session_id, stream_id=self.stream_id,
+                    state="retrying", attempt=attempt, retry_in_ms=retry_in_ms, code=exc.code,
+                    message=exc.message))
+                await trio.sleep(delay_s)
+
+    async def _generate_once(self, provider: Any, chunker: Chunker, config: Config) -> str:
         streams = config.streams
         finish = "stop"
-        first = True
+        sid = self.session.session_id
         async with provider.stream(self.provider_request()) as events:
             self.record("provider_call_opened")
             try:
                 while True:
-                    with trio.move_on_after(streams.provider_timeout_s) as timeout:
+                    limit_s = (streams.provider_timeout_s if self._first_output
+                               else streams.provider_ttft_timeout_s)
+                    with trio.move_on_after(limit_s) as timeout:
                         try:
                             item = await events.receive()
                         except trio.EndOfChannel:
                             break
                     if timeout.cancelled_caught:
+                        what = "between tokens" if self._first_output else "before the first token"
                         raise ProviderTimeout(
-                            f"{self.provider_name}: no data for {streams.provider_timeout_s:g} s")
+                            f"{self.provider_name}: no data for {limit_s:g} s {what}")
+                    if isinstance(item, TextDelta | ReasoningDelta | ToolCallStart) \
+                            and not self._first_output:
+                        self._first_output = True
+                        self.record("first_token")
                     if isinstance(item, TextDelta):
-                        if first:
-                            first = False
-                            self.record("first_token")
                         if chunker.markdown_chars + len(item.text) > streams.max_response_chars:
                             room = streams.max_response_chars - chunker.markdown_chars
                             for op in chunker.feed(item.text[:max(0, room)]):
@@ -304,6 +351,23 @@ class Stream:
                         for op in chunker.feed(item.text):
                             self.log.append(op)
                         await self._backpressure(streams.paused_limit_s)
+                    elif isinstance(item, ReasoningDelta):
+                        self.log.append_event(event("reasoning", session_id=sid,
+                                                    stream_id=self.stream_id, text=item.text))
+                    elif isinstance(item, ToolCallStart):
+                        self.log.append_event(event(
+                            "tool_call", session_id=sid, stream_id=self.stream_id,
+                            call_id=item.call_id, name=item.name, status="start"))
+                    elif isinstance(item, ToolCallDelta):
+                        self.log.append_event(event(
+                            "tool_call", session_id=sid, stream_id=self.stream_id,
+                            call_id=item.call_id, status="delta",
+                            arguments_delta=item.arguments_delta))
+                    elif isinstance(item, ToolCallComplete):
+                        self.log.append_event(event(
+                            "tool_call", session_id=sid, stream_id=self.stream_id,
+                            call_id=item.call_id, name=item.name, status="complete",
+                            arguments=item.arguments))
                     elif isinstance(item, Usage):
                         self.usage = {"input_tokens": item.input_tokens,
                                       "output_tokens": item.output_tokens, "unit": item.unit}

@@ -9,11 +9,16 @@ from streamer.providers.base import (
     Provider,
     ProviderEvent,
     ProviderRequest,
+    ReasoningDelta,
     TextDelta,
+    ToolCallComplete,
+    ToolCallDelta,
+    ToolCallStart,
     Usage,
 )
 
-__all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers", "TextDelta",
+__all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers",
+           "ReasoningDelta", "TextDelta", "ToolCallComplete", "ToolCallDelta", "ToolCallStart",
            "Usage"]
 
 NAMES = ("local", "echo", "openai")

@@ -1,11 +1,13 @@
 """The provider interface: a model call as a cancellation-safe stream of normalized events.
 
-A provider turns a :class:`ProviderRequest` into events (:class:`TextDelta`, :class:`Usage`,
-:class:`Finish`). :meth:`Provider.stream` returns an async context manager yielding a Trio
-``ReceiveChannel`` of events (built with ``trio.as_safe_channel``), so a provider may run
-tasks or threads inside and the stream that consumes it cancels it cleanly: leaving the
-``async with`` early (``stop``, timeout, the last subscriber gone) closes the model call at
-once: the HTTP response to the provider is closed, or the local model stops between tokens.
+A provider turns a :class:`ProviderRequest` into events (:class:`TextDelta`,
+:class:`ReasoningDelta`, :class:`ToolCallStart` / :class:`ToolCallDelta` /
+:class:`ToolCallComplete`, :class:`Usage`, :class:`Finish`). :meth:`Provider.stream` returns an
+async context manager yielding a Trio ``ReceiveChannel`` of events (built with
+``trio.as_safe_channel``), so a provider may run tasks or threads inside and the stream that
+consumes it cancels it cleanly: leaving the ``async with`` early (``stop``, timeout, the last
+subscriber gone) closes the model call at once: the HTTP response to the provider is closed, or
+the local model stops between tokens.
 
 Errors are translated at this edge into :mod:`streamer.errors`
 (:class:`~streamer.errors.ProviderError` and its subclasses), naming the provider and the
@@ -23,7 +25,7 @@ import trio
 
 from streamer.protocol import EchoOptions, Message
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,38 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """The model's reasoning ("thinking"), in order; shown apart, never in the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    """The model begins a tool call (``call_id`` is the provider's id for it)."""
+
+    call_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call's JSON arguments, as the model writes them (partial JSON)."""
+
+    call_id: str
+    arguments_delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallComplete:
+    """A tool call's arguments are complete; ``arguments`` is the parsed JSON object."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Size of the call: ``unit`` is ``tokens`` (or ``chars`` for ``echo``)."""
 
@@ -68,7 +102,8 @@ class Finish:
     reason: FinishReason
 
 
-ProviderEvent = TextDelta | Usage | Finish
+ProviderEvent = (TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | ToolCallComplete
+                 | Usage | Finish)
 
 
 class Provider(ABC):
