@@ -31,6 +31,8 @@ class Upstream:
     status: int = 200
     body: bytes = TRANSCRIPT
     endless: bool = False
+    #: per request, in order: (status, body, extra headers); then ``status``/``body``
+    script: list[tuple[int, bytes, dict[str, str]]] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
     closed_at: float | None = None
     port: int = 0
@@ -45,13 +47,16 @@ class Upstream:
         while len(body) < length:
             body += await stream.receive_some(65536)
         self.requests.append(json.loads(body))
-        kind = b"text/event-stream" if self.status == 200 else b"application/json"
+        status, payload, headers = (self.script.pop(0) if self.script
+                                    else (self.status, self.body, {}))
+        kind = b"text/event-stream" if status == 200 else b"application/json"
+        extra = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
         await stream.send_all(b"HTTP/1.1 %d X\r\ncontent-type: %s\r\nconnection: close\r\n"
-                              % (self.status, kind)
-                              + (b"content-length: %d\r\n" % len(self.body)
-                                 if self.status != 200 else b"") + b"\r\n")
-        if not self.endless:
-            await stream.send_all(self.body)
+                              % (status, kind) + extra
+                              + (b"content-length: %d\r\n" % len(payload)
+                                 if status != 200 else b"") + b"\r\n")
+        if not self.endless or status != 200:
+            await stream.send_all(payload)
             await stream.aclose()
             return
         async with trio.open_nursery() as nursery:
@@ -125,3 +130,64 @@ async def test_leaving_closes_the_upstream_connection_within_100ms(upstream: Ups
         while upstream.closed_at is None:
             await trio.sleep(0.001)
     assert upstream.closed_at - left_at < 0.1
+
+
+DATA = Path(__file__).parent / "data" / "transcripts"
+
+
+async def collect(provider: OpenAIProvider) -> list[object]:
+    events = []
+    async with provider.stream(REQUEST) as channel:
+        async for item in channel:
+            events.append(item)
+    return events
+
+
+async def test_streamed_tool_calls_become_start_delta_complete(upstream: Upstream) -> None:
+    from streamer.providers import ToolCallComplete, ToolCallDelta, ToolCallStart
+    upstream.body = (DATA / "openai_tool_calls.sse").read_bytes()
+    events = await collect(provider_for(upstream))
+    assert events[0] == ToolCallStart("call_Wx1", "get_weather")
+    deltas = [e.arguments_delta for e in events if isinstance(e, ToolCallDelta)]
+    assert "".join(deltas) == '{"city": "Paris"}' and len(deltas) == 3
+    assert ToolCallComplete("call_Wx1", "get_weather", {"city": "Paris"}) in events
+    assert events[-1] == Finish("tool_calls") and Usage(41, 12) in events
+
+
+async def test_perplexity_citations_become_a_sources_list(upstream: Upstream) -> None:
+    upstream.body = (DATA / "perplexity_citations.sse").read_bytes()
+    events = await collect(provider_for(upstream))
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text.startswith("Trio is a library for structured concurrency [1][2].")
+    assert text.endswith("**Sources**\n\n1. [Trio docs](<https://example.org/trio>)\n"
+                         "2. [Notes on structured concurrency]"
+                         "(<https://example.com/structured-concurrency>)\n")
+    assert events[-1] == Finish("stop")
+
+
+async def test_429_then_success_is_retried_by_the_stream(upstream: Upstream,
+                                                         nursery: trio.Nursery) -> None:
+    """Through the whole pipeline: the stream honours retry-after, tells subscribers it is
+    retrying, then streams the answer from the second response."""
+    from streamer.sessions import Registry
+    from tests.conftest import make_config
+    from tests.test_pipeline import connect, start
+
+    upstream.script = [(429, b'{"error": {"message": "slow down"}}', {"retry-after": "0.2"}),
+                       (500, b'{"error": {"message": "boom"}}', {})]
+    registry = Registry(make_config(**{
+        "providers.openai.base_url": f"http://127.0.0.1:{upstream.port}/v1",
+        "providers.openai.api_key_env": "STREAMER_TEST_KEY",
+        "streams.provider_retry_base_ms": 50.0}))
+    registry.bind(nursery)
+    session = registry.get_or_create("retry-e2e-1")
+    _connection, recorder = await connect(nursery, session)
+    session.submit(start("hi", provider="openai", mode="off"))
+    with trio.fail_after(10):
+        complete = await recorder.wait_for("stream_complete")
+    retrying = [ev for _, ev in recorder.of("state") if ev["state"] == "retrying"]
+    assert [(r["code"], r["attempt"]) for r in retrying] == [
+        ("provider_unavailable", 1), ("provider_error", 2)]
+    assert retrying[0]["retry_in_ms"] == 200
+    assert complete["finish_reason"] == "stop" and complete["markdown"] == "Hello **world**!"
+    assert len(upstream.requests) == 3 and not recorder.of("error")

@@ -14,6 +14,7 @@ The SDK's own retries are off (``max_retries=0``): retrying is the stream's deci
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -29,7 +30,11 @@ from streamer.providers.base import (
     Provider,
     ProviderEvent,
     ProviderRequest,
+    ReasoningDelta,
     TextDelta,
+    ToolCallComplete,
+    ToolCallDelta,
+    ToolCallStart,
     Usage,
 )
 
@@ -64,6 +69,67 @@ def translate_error(exc: Exception, config: OpenAIProviderConfig) -> ProviderErr
     if isinstance(exc, httpx.HTTPError):
         return ProviderError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True)
     return ProviderError(f"{where}: {exc}")
+
+
+class _ToolCalls:
+    """Assembles streamed tool calls (``delta.tool_calls[i]``: the first piece of call ``i``
+    has ``id`` and ``function.name``, later pieces only ``function.arguments`` fragments)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+        self._done: set[int] = set()
+
+    def feed(self, call: Any) -> list[ProviderEvent]:
+        out: list[ProviderEvent] = []
+        function = call.function
+        if call.index not in self._calls:
+            call_id = call.id or f"call_{call.index}"
+            name = (function.name if function is not None else None) or ""
+            self._calls[call.index] = (call_id, name, [])
+            out.append(ToolCallStart(call_id, name))
+        call_id, _name, parts = self._calls[call.index]
+        if function is not None and function.arguments:
+            parts.append(function.arguments)
+            out.append(ToolCallDelta(call_id, function.arguments))
+        return out
+
+    def complete(self) -> list[ProviderEvent]:
+        out: list[ProviderEvent] = []
+        for index, (call_id, name, parts) in self._calls.items():
+            if index in self._done:
+                continue
+            self._done.add(index)
+            text = "".join(parts) or "{}"
+            try:
+                arguments = json.loads(text)
+            except ValueError as exc:
+                raise ProviderError(
+                    f"openai: tool call {name!r} has arguments that are not JSON: {text[:80]!r}",
+                    retryable=False) from exc
+            out.append(ToolCallComplete(call_id, name,
+                                        arguments if isinstance(arguments, dict) else {}))
+        return out
+
+
+def _sources(extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """Perplexity's ``search_results`` (``title``, ``url``), else its ``citations`` (URLs)."""
+    results = extra.get("search_results")
+    if isinstance(results, list) and results:
+        return [{"title": str(r.get("title") or r.get("url")), "url": str(r.get("url"))}
+                for r in results if isinstance(r, dict) and r.get("url")]
+    return [{"title": str(url), "url": str(url)} for url in extra.get("citations") or ()
+            if isinstance(url, str)]
+
+
+def _sources_markdown(sources: list[dict[str, Any]]) -> str:
+    """The sources list appended to the answer (numbered as the answer's ``[n]`` markers)."""
+    lines = [f"{i}. [{_escape_label(s['title'])}](<{s['url']}>)"
+             for i, s in enumerate(sources, 1)]
+    return "\n\n**Sources**\n\n" + "\n".join(lines) + "\n"
+
+
+def _escape_label(text: str) -> str:
+    return "".join("\\" + c if c in "[]\\*_`<>" else c for c in text)
 
 
 class OpenAIProvider(Provider):
@@ -115,19 +181,38 @@ class OpenAIProvider(Provider):
         except (openai.OpenAIError, httpx.HTTPError) as exc:
             raise translate_error(exc, self.config) from exc
         finish = "stop"
+        calls = _ToolCalls()
+        sources: list[dict[str, Any]] = []
         async with response:  # closes the HTTP response however we leave
             try:
                 async for chunk in response:
+                    extra = chunk.model_extra or {}
+                    if extra.get("search_results") or extra.get("citations"):
+                        sources = _sources(extra)  # Perplexity repeats them on every chunk
                     if chunk.usage is not None:
                         yield Usage(chunk.usage.prompt_tokens or 0,
                                     chunk.usage.completion_tokens or 0)
                     for choice in chunk.choices:
                         if choice.index != 0:
                             continue
-                        if choice.delta is not None and choice.delta.content:
-                            yield TextDelta(choice.delta.content)
+                        delta = choice.delta
+                        if delta is not None:
+                            reasoning = (delta.model_extra or {}).get("reasoning_content")
+                            if isinstance(reasoning, str) and reasoning:
+                                yield ReasoningDelta(reasoning)  # vLLM, llama.cpp, DeepSeek
+                            if delta.content:
+                                yield TextDelta(delta.content)
+                            for call in delta.tool_calls or ():
+                                for item in calls.feed(call):
+                                    yield item
                         if choice.finish_reason:
                             finish = choice.finish_reason
+                            for item in calls.complete():
+                                yield item
             except (openai.OpenAIError, httpx.HTTPError) as exc:
                 raise translate_error(exc, self.config) from exc
-        yield Finish("length" if finish == "length" else "stop")
+        for item in calls.complete():
+            yield item
+        if sources:
+            yield TextDelta(_sources_markdown(sources))
+        yield Finish({"length": "length", "tool_calls": "tool_calls"}.get(finish, "stop"))
