@@ -169,12 +169,27 @@ class OpenAIProviderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AnthropicProviderConfig:
+    #: the Messages API (``POST {base_url}/v1/messages``, streaming)
+    base_url: str = "https://api.anthropic.com"
+    model: str = "claude-sonnet-4-6"
+    #: the environment variable holding the API key (never the key itself)
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    max_tokens: int = 1_024
+    #: extended thinking's token budget (0 = off; >= 1024 to turn it on; its deltas become
+    #: ``reasoning`` events, never part of the answer)
+    thinking_budget_tokens: int = 0
+    connect_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class ProvidersConfig:
     #: the provider a ``start`` without ``provider`` uses
     default: str = "local"
     local: LocalProviderConfig = field(default_factory=LocalProviderConfig)
     echo: EchoProviderConfig = field(default_factory=EchoProviderConfig)
     openai: OpenAIProviderConfig = field(default_factory=OpenAIProviderConfig)
+    anthropic: AnthropicProviderConfig = field(default_factory=AnthropicProviderConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +310,11 @@ def _validate(config: Config) -> None:
         (config.providers.local.repeat_penalty > 0, "providers.local.repeat_penalty must be > 0"),
         (config.providers.echo.delta_chars >= 1, "providers.echo.delta_chars must be >= 1"),
         (config.providers.echo.interval_ms >= 0, "providers.echo.interval_ms must be >= 0"),
-        (config.providers.default in ("local", "echo", "openai"),
-         "providers.default must be local, echo or openai"),
+        (config.providers.default in ("local", "echo", "openai", "anthropic"),
+         "providers.default must be local, echo, openai or anthropic"),
+        (config.providers.anthropic.thinking_budget_tokens == 0
+         or config.providers.anthropic.thinking_budget_tokens >= 1024,
+         "providers.anthropic.thinking_budget_tokens must be 0 (off) or >= 1024"),
     ]
     for ok, message in checks:
         if not ok:

@@ -36,6 +36,7 @@ from streamer.errors import (
     PausedTooLong,
     ProviderError,
     ProviderTimeout,
+    ProviderUnavailable,
     QueueFull,
     ResponseTooLarge,
     ResumeGap,
@@ -298,6 +299,9 @@ class Stream:
             try:
                 return await self._generate_once(provider, chunker, config)
             except ProviderError as exc:
+                if self._first_output and type(exc) is ProviderUnavailable:
+                    # after the first token a failure ends the answer: provider_error
+                    raise ProviderError(exc.message, retryable=exc.retryable) from exc
                 if (self._first_output or not exc.retryable or isinstance(exc, ProviderTimeout)
                         or attempt >= streams.provider_retries):
                     raise

@@ -126,7 +126,7 @@ async def test_a_failure_after_the_first_token_is_never_retried(
                                            ProviderUnavailable("scripted: connection reset")])
     _stream, recorder = await run(nursery, provider)
     assert len(provider.calls) == 1
-    assert recorder.of("error")[0][1]["code"] == "provider_unavailable"
+    assert recorder.of("error")[0][1]["code"] == "provider_error"  # after the first token
     complete = recorder.of("stream_complete")[0][1]
     assert complete["finish_reason"] == "error" and complete["markdown"] == "Partial answer"
 

@@ -1,4 +1,4 @@
-"""Providers: where answers come from (``local``, ``echo``, ``openai``)."""
+"""Providers: where answers come from (``local``, ``echo``, ``openai``, ``anthropic``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ __all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers"
            "ReasoningDelta", "TextDelta", "ToolCallComplete", "ToolCallDelta", "ToolCallStart",
            "Usage"]
 
-NAMES = ("local", "echo", "openai")
+NAMES = ("local", "echo", "openai", "anthropic")
 
 
 class Providers:
@@ -50,6 +50,9 @@ class Providers:
         elif name == "openai":
             from streamer.providers.openai_compat import OpenAIProvider
             provider = OpenAIProvider(self.config.openai)
+        elif name == "anthropic":
+            from streamer.providers.anthropic_messages import AnthropicProvider
+            provider = AnthropicProvider(self.config.anthropic)
         else:
             raise ProviderUnavailable(
                 f"unknown provider {name!r}; choose one of {', '.join(NAMES)}", retryable=False)
