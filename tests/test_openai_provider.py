@@ -191,3 +191,36 @@ async def test_429_then_success_is_retried_by_the_stream(upstream: Upstream,
     assert retrying[0]["retry_in_ms"] == 200
     assert complete["finish_reason"] == "stop" and complete["markdown"] == "Hello **world**!"
     assert len(upstream.requests) == 3 and not recorder.of("error")
+
+
+@pytest.mark.parametrize("how", ["stop", "last subscriber gone", "server drain"])
+async def test_every_cancellation_closes_the_upstream_connection_within_100ms(
+        upstream: Upstream, nursery: trio.Nursery, how: str) -> None:
+    from streamer.sessions import Registry
+    from tests.conftest import make_config
+    from tests.test_pipeline import connect, start
+
+    upstream.endless = True
+    registry = Registry(make_config(**{
+        "providers.openai.base_url": f"http://127.0.0.1:{upstream.port}/v1",
+        "providers.openai.api_key_env": "STREAMER_TEST_KEY", "streams.grace_period_s": 0.0,
+        "server.drain_timeout_s": 0.0}))
+    registry.bind(nursery)
+    session = registry.get_or_create("cancel-upstream")
+    connection, recorder = await connect(nursery, session)
+    stream = session.submit(start("hi", provider="openai", mode="off"))
+    with trio.fail_after(10):
+        await recorder.wait_for("chunk", 3)
+        cancelled_at = trio.current_time()
+        if how == "stop":
+            session.stop(None)
+        elif how == "last subscriber gone":
+            connection.cancel_scope.cancel()
+        else:
+            nursery.start_soon(registry.drain, 0.0)
+        while upstream.closed_at is None:
+            await trio.sleep(0.001)
+        await stream.done.wait()
+    assert upstream.closed_at - cancelled_at < 0.1
+    assert stream.finish_reason in ("cancelled", "error")
+    assert any(t.event == "provider_call_closed" for t in stream.trace)
