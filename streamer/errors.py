@@ -77,6 +77,12 @@ class ProviderUnavailable(ProviderError):
     retryable = True
 
 
+class ProviderRateLimited(ProviderUnavailable):
+    """The provider answered 429 (``retry_after_ms`` from its ``retry-after`` header)."""
+
+    code = "rate_limited"
+
+
 class ProviderTimeout(ProviderError):
     code = "provider_timeout"
     retryable = True

@@ -35,6 +35,7 @@ from streamer.config import Config
 from streamer.errors import (
     PausedTooLong,
     ProviderError,
+    ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
     QueueFull,
@@ -299,7 +300,7 @@ class Stream:
             try:
                 return await self._generate_once(provider, chunker, config)
             except ProviderError as exc:
-                if self._first_output and type(exc) is ProviderUnavailable:
+                if self._first_output and type(exc) in (ProviderUnavailable, ProviderRateLimited):
                     # after the first token a failure ends the answer: provider_error
                     raise ProviderError(exc.message, retryable=exc.retryable) from exc
                 if (self._first_output or not exc.retryable or isinstance(exc, ProviderTimeout)

@@ -31,6 +31,8 @@ class Upstream:
     status: int = 200
     body: bytes = TRANSCRIPT
     endless: bool = False
+    #: send ``body``, then keep the connection open, silent, until the client leaves
+    stall: bool = False
     #: per request, in order: (status, body, extra headers); then ``status``/``body``
     script: list[tuple[int, bytes, dict[str, str]]] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
@@ -55,6 +57,12 @@ class Upstream:
                               % (status, kind) + extra
                               + (b"content-length: %d\r\n" % len(payload)
                                  if status != 200 else b"") + b"\r\n")
+        if self.stall and status == 200:
+            await stream.send_all(payload)
+            while await stream.receive_some(1024):
+                pass
+            self.closed_at = trio.current_time()
+            return
         if not self.endless or status != 200:
             await stream.send_all(payload)
             await stream.aclose()
@@ -187,7 +195,7 @@ async def test_429_then_success_is_retried_by_the_stream(upstream: Upstream,
         complete = await recorder.wait_for("stream_complete")
     retrying = [ev for _, ev in recorder.of("state") if ev["state"] == "retrying"]
     assert [(r["code"], r["attempt"]) for r in retrying] == [
-        ("provider_unavailable", 1), ("provider_error", 2)]
+        ("rate_limited", 1), ("provider_error", 2)]
     assert retrying[0]["retry_in_ms"] == 200
     assert complete["finish_reason"] == "stop" and complete["markdown"] == "Hello **world**!"
     assert len(upstream.requests) == 3 and not recorder.of("error")
@@ -224,3 +232,79 @@ async def test_every_cancellation_closes_the_upstream_connection_within_100ms(
     assert upstream.closed_at - cancelled_at < 0.1
     assert stream.finish_reason in ("cancelled", "error")
     assert any(t.event == "provider_call_closed" for t in stream.trace)
+
+
+def first_events(n: int) -> bytes:
+    """The first ``n`` SSE events of the recorded OpenAI transcript (no finish, no [DONE])."""
+    return b"".join(part + b"\n\n" for part in TRANSCRIPT.split(b"\n\n")[:n])
+
+
+async def pipeline(upstream: Upstream, nursery: trio.Nursery, **config: object) -> object:
+    from streamer.sessions import Registry
+    from tests.conftest import make_config
+    from tests.test_pipeline import connect, start
+
+    registry = Registry(make_config(**{
+        "providers.openai.base_url": f"http://127.0.0.1:{upstream.port}/v1",
+        "providers.openai.api_key_env": "STREAMER_TEST_KEY", **config}))
+    registry.bind(nursery)
+    session = registry.get_or_create("faults-openai")
+    _connection, recorder = await connect(nursery, session)
+    session.submit(start("hi", provider="openai", mode="off"))
+    with trio.fail_after(10):
+        await recorder.wait_for("stream_complete")
+    return recorder
+
+
+async def test_a_connection_dropped_after_some_chunks_is_an_error_not_an_end(
+        upstream: Upstream, nursery: trio.Nursery) -> None:
+    upstream.body = first_events(3)  # "", "Hello", " **wor" and then the socket closes
+    recorder = await pipeline(upstream, nursery)
+    (error,) = [ev for _, ev in recorder.of("error")]
+    assert error["code"] == "provider_error" and "ended early" in error["message"]
+    complete = recorder.of("stream_complete")[0][1]
+    assert complete["finish_reason"] == "error" and complete["markdown"] == "Hello **wor"
+    assert len(upstream.requests) == 1  # after the first token: never retried
+
+
+async def test_a_stalled_stream_times_out(upstream: Upstream, nursery: trio.Nursery) -> None:
+    upstream.body = first_events(2)
+    upstream.stall = True
+    recorder = await pipeline(upstream, nursery, **{"streams.provider_timeout_s": 0.3})
+    (error,) = [ev for _, ev in recorder.of("error")]
+    assert error["code"] == "provider_timeout" and "between tokens" in error["message"]
+    assert upstream.closed_at is not None  # and the stalled connection was closed
+
+
+async def test_500_three_times_then_the_error_is_reported(
+        upstream: Upstream, nursery: trio.Nursery) -> None:
+    upstream.script = [(500, b'{"error": {"message": "boom"}}', {})] * 3
+    recorder = await pipeline(upstream, nursery, **{"streams.provider_retries": 2,
+                                                    "streams.provider_retry_base_ms": 10.0})
+    (error,) = [ev for _, ev in recorder.of("error")]
+    assert error["code"] == "provider_error" and "500" in error["message"]
+    assert len(upstream.requests) == 3
+    assert len([ev for _, ev in recorder.of("state") if ev["state"] == "retrying"]) == 2
+
+
+async def test_unknown_provider_and_unreachable_upstream_are_reported(
+        nursery: trio.Nursery) -> None:
+    from streamer.sessions import Registry
+    from tests.conftest import make_config
+    from tests.test_pipeline import connect, start
+
+    port = Upstream().port or 1  # nothing listens on port 1 of 127.0.0.1
+    registry = Registry(make_config(**{
+        "providers.openai.base_url": f"http://127.0.0.1:{port}/v1",
+        "streams.provider_retries": 1, "streams.provider_retry_base_ms": 1.0}))
+    registry.bind(nursery)
+    session = registry.get_or_create("faults-unreach")
+    _connection, recorder = await connect(nursery, session)
+    session.submit(start("hi", provider="openai", mode="off"))
+    session.submit(start("hi", provider="nonesuch", mode="off"))
+    with trio.fail_after(10):
+        await recorder.wait_for("stream_complete", 2)
+    codes = [ev["code"] for _, ev in recorder.of("error")]
+    assert codes == ["provider_unavailable", "provider_unavailable"]
+    messages = [ev["message"] for _, ev in recorder.of("error")]
+    assert "cannot connect" in messages[0] and "unknown provider 'nonesuch'" in messages[1]

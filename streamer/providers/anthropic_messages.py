@@ -30,7 +30,12 @@ import anthropic
 import trio
 
 from streamer.config import AnthropicProviderConfig
-from streamer.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from streamer.errors import (
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from streamer.providers.base import (
     Finish,
     Provider,
@@ -75,6 +80,9 @@ def translate_error(exc: Exception, config: AnthropicProviderConfig) -> Provider
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         kind = str(error.get("type") or "")
         message = str(error.get("message") or exc.message)
+        if kind == "rate_limit_error" or exc.status_code == 429:
+            return ProviderRateLimited(f"{where}: rate limited: {message}",
+                                       retry_after_ms=_retry_after_ms(exc))
         if kind in RETRYABLE_TYPES or exc.status_code in (429, 529) or exc.status_code >= 500:
             return ProviderUnavailable(f"{where}: {kind or exc.status_code}: {message}",
                                        retry_after_ms=_retry_after_ms(exc))
@@ -135,6 +143,7 @@ class AnthropicProvider(Provider):
             raise translate_error(exc, self.config) from exc
         input_tokens = output_tokens = 0
         stop_reason: str | None = None
+        stopped = False
         tools: dict[int, tuple[str, str, list[str]]] = {}
         async with response:  # closes the HTTP response however we leave
             try:
@@ -162,11 +171,16 @@ class AnthropicProvider(Provider):
                     elif kind == "content_block_stop" and ev.index in tools:
                         call_id, name, parts = tools.pop(ev.index)
                         yield ToolCallComplete(call_id, name, _arguments(name, parts))
+                    elif kind == "message_stop":
+                        stopped = True
                     elif kind == "message_delta":
                         stop_reason = ev.delta.stop_reason or stop_reason
                         output_tokens = ev.usage.output_tokens or output_tokens
             except anthropic.AnthropicError as exc:
                 raise translate_error(exc, self.config) from exc
+        if not stopped:  # the body ended before message_stop: the connection dropped
+            raise ProviderError(f"anthropic ({self.config.base_url}): the stream ended early, "
+                                "before message_stop", retryable=True)
         yield Usage(input_tokens, output_tokens)
         yield Finish({"max_tokens": "length", "tool_use": "tool_calls"}.get(
             stop_reason or "", "stop"))

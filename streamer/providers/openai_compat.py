@@ -24,7 +24,12 @@ import openai
 import trio
 
 from streamer.config import OpenAIProviderConfig
-from streamer.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from streamer.errors import (
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from streamer.providers.base import (
     Finish,
     Provider,
@@ -58,7 +63,7 @@ def translate_error(exc: Exception, config: OpenAIProviderConfig) -> ProviderErr
         retry_after_ms = None
         if retry_after and retry_after.replace(".", "", 1).isdigit():
             retry_after_ms = int(float(retry_after) * 1000)
-        return ProviderUnavailable(f"{where}: rate limited (429)", retry_after_ms=retry_after_ms)
+        return ProviderRateLimited(f"{where}: rate limited (429)", retry_after_ms=retry_after_ms)
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeout(f"{where}: timed out")
     if isinstance(exc, openai.APIConnectionError):
@@ -180,7 +185,7 @@ class OpenAIProvider(Provider):
             response = await self.client().chat.completions.create(**self._body(request))
         except (openai.OpenAIError, httpx.HTTPError) as exc:
             raise translate_error(exc, self.config) from exc
-        finish = "stop"
+        finish = ""
         calls = _ToolCalls()
         sources: list[dict[str, Any]] = []
         async with response:  # closes the HTTP response however we leave
@@ -211,6 +216,9 @@ class OpenAIProvider(Provider):
                                 yield item
             except (openai.OpenAIError, httpx.HTTPError) as exc:
                 raise translate_error(exc, self.config) from exc
+        if not finish:  # the body ended without a finish_reason: the connection dropped
+            raise ProviderError(f"openai ({self.config.base_url}): the stream ended early, "
+                                "without a finish_reason", retryable=True)
         for item in calls.complete():
             yield item
         if sources:
