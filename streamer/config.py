@@ -158,11 +158,13 @@ class EchoProviderConfig:
 
 @dataclass(frozen=True, slots=True)
 class OpenAIProviderConfig:
-    #: any OpenAI-compatible chat-completions API: OpenAI, Perplexity, Ollama, vLLM, llama.cpp
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
+    #: any OpenAI-compatible chat-completions API; the preset fills in what is left empty:
+    #: openai, perplexity, ollama, vllm, llamacpp (streamer.providers.openai_compat.PRESETS)
+    preset: str = "openai"
+    base_url: str = ""
+    model: str = ""
     #: the environment variable holding the API key (never the key itself)
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = ""
     max_tokens: int = 1_024
     temperature: float = 0.7
     connect_timeout_s: float = 10.0
@@ -310,6 +312,9 @@ def _validate(config: Config) -> None:
         (config.providers.local.repeat_penalty > 0, "providers.local.repeat_penalty must be > 0"),
         (config.providers.echo.delta_chars >= 1, "providers.echo.delta_chars must be >= 1"),
         (config.providers.echo.interval_ms >= 0, "providers.echo.interval_ms must be >= 0"),
+        (config.providers.openai.preset in ("openai", "perplexity", "ollama", "vllm",
+                                            "llamacpp"),
+         "providers.openai.preset must be openai, perplexity, ollama, vllm or llamacpp"),
         (config.providers.default in ("local", "echo", "openai", "anthropic"),
          "providers.default must be local, echo, openai or anthropic"),
         (config.providers.anthropic.thinking_budget_tokens == 0

@@ -308,3 +308,23 @@ async def test_unknown_provider_and_unreachable_upstream_are_reported(
     assert codes == ["provider_unavailable", "provider_unavailable"]
     messages = [ev["message"] for _, ev in recorder.of("error")]
     assert "cannot connect" in messages[0] and "unknown provider 'nonesuch'" in messages[1]
+
+
+def test_presets_fill_only_what_is_left_empty() -> None:
+    from streamer.providers.openai_compat import resolve_preset
+    perplexity = resolve_preset(OpenAIProviderConfig(preset="perplexity"))
+    assert (perplexity.base_url, perplexity.model, perplexity.api_key_env) == (
+        "https://api.perplexity.ai", "sonar", "PERPLEXITY_API_KEY")
+    ollama = resolve_preset(OpenAIProviderConfig(preset="ollama", model="qwen3:4b"))
+    assert (ollama.base_url, ollama.model, ollama.api_key_env) == (
+        "http://127.0.0.1:11434/v1", "qwen3:4b", "")
+    assert resolve_preset(OpenAIProviderConfig()).base_url == "https://api.openai.com/v1"
+
+
+async def test_a_server_preset_without_a_model_names_the_setting() -> None:
+    provider = OpenAIProvider(OpenAIProviderConfig(preset="vllm"))
+    with pytest.raises(ProviderError, match="providers.openai.model") as info:
+        async with provider.stream(REQUEST) as channel:
+            async for _ in channel:
+                pass
+    assert info.value.retryable is False

@@ -14,6 +14,7 @@ The SDK's own retries are off (``max_retries=0``): retrying is the stream's deci
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import AsyncGenerator
@@ -137,13 +138,35 @@ def _escape_label(text: str) -> str:
     return "".join("\\" + c if c in "[]\\*_`<>" else c for c in text)
 
 
+#: ``providers.openai.preset`` → (base_url, model, api_key_env), each used where the setting
+#: is left empty. Sources: each server's docs (OpenAI API reference; docs.perplexity.ai;
+#: Ollama's "OpenAI compatibility"; vLLM's OpenAI-compatible server, port 8000; llama.cpp's
+#: ``llama-server``, port 8080). Local servers take any key and serve the model they loaded.
+PRESETS: dict[str, tuple[str, str, str]] = {
+    "openai": ("https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY"),
+    "perplexity": ("https://api.perplexity.ai", "sonar", "PERPLEXITY_API_KEY"),
+    "ollama": ("http://127.0.0.1:11434/v1", "llama3.2", ""),
+    "vllm": ("http://127.0.0.1:8000/v1", "", ""),
+    "llamacpp": ("http://127.0.0.1:8080/v1", "default", ""),
+}
+
+
+def resolve_preset(config: OpenAIProviderConfig) -> OpenAIProviderConfig:
+    """``config`` with its empty ``base_url``, ``model`` and ``api_key_env`` taken from its
+    ``preset``."""
+    base_url, model, key_env = PRESETS.get(config.preset, PRESETS["openai"])
+    return dataclasses.replace(config, base_url=config.base_url or base_url,
+                               model=config.model or model,
+                               api_key_env=config.api_key_env or key_env)
+
+
 class OpenAIProvider(Provider):
     """Chat completions streaming over the ``openai`` SDK (which runs under Trio via anyio)."""
 
     name = "openai"
 
     def __init__(self, config: OpenAIProviderConfig) -> None:
-        self.config = config
+        self.config = resolve_preset(config)
         self._client: openai.AsyncOpenAI | None = None
 
     def model_for(self, request: ProviderRequest) -> str:
@@ -151,8 +174,9 @@ class OpenAIProvider(Provider):
 
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:
+            key_env = self.config.api_key_env
             self._client = openai.AsyncOpenAI(
-                api_key=os.environ.get(self.config.api_key_env) or NO_KEY,
+                api_key=(os.environ.get(key_env) if key_env else None) or NO_KEY,
                 base_url=self.config.base_url,
                 max_retries=0,
                 timeout=httpx.Timeout(None, connect=self.config.connect_timeout_s),
@@ -164,6 +188,10 @@ class OpenAIProvider(Provider):
             await self._client.close()
 
     def _body(self, request: ProviderRequest) -> dict[str, Any]:
+        if not self.model_for(request):
+            raise ProviderError(f"openai ({self.config.base_url}): no model: set "
+                                "providers.openai.model (the name the server serves)",
+                                retryable=False)
         messages: list[dict[str, str]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
