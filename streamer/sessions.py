@@ -75,9 +75,11 @@ from streamer.providers import (
     ToolCallComplete,
     ToolCallDelta,
     ToolCallStart,
+    ToolRound,
     Usage,
 )
 from streamer.render import Renderer
+from streamer.tools import BUILTIN_TOOLS, Tools
 
 logger = logging.getLogger("streamer.sessions")
 
@@ -151,6 +153,12 @@ class Stream:
         self._chunker: Chunker | None = None
         #: the provider has produced output (text, reasoning or a tool call): no more retries
         self._first_output = False
+        #: the tools this stream offers the model, and its rounds of tool use so far
+        self.tools = session.registry.tools.select(request.tools)
+        self._rounds: tuple[ToolRound, ...] = ()
+        self._step_calls: list[ToolCallComplete] = []
+        self._step_text: list[str] = []
+        self._separate = False
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
         self.queued_behind = False
@@ -217,11 +225,11 @@ class Stream:
             return self.log.last_seq, list(self.final_blocks)
         return self.log.snapshot()
 
-    def provider_request(self) -> ProviderRequest:
+    def provider_request(self, rounds: tuple[ToolRound, ...] = ()) -> ProviderRequest:
         req = self.request
         return ProviderRequest(messages=req.messages, system=req.system, model=req.model,
                                max_tokens=req.max_tokens, temperature=req.temperature,
-                               echo=req.echo)
+                               echo=req.echo, tools=self.tools, tool_rounds=rounds)
 
     async def run(self) -> None:
         """Generate the answer into the log. Never raises for the stream's own failures."""
@@ -247,7 +255,7 @@ class Stream:
                     if registry.store is not None:
                         nursery.start_soon(self._checkpoints, registry.store)
                     try:
-                        finish = await self._generate(provider, chunker, config)
+                        finish = await self._answer(provider, chunker, config)
                     except StreamerError as exc:
                         error, finish = exc, "error"
                         self.record("error", code=exc.code, message=exc.message)
@@ -290,6 +298,38 @@ class Stream:
         self.record("completed", finish_reason=finish, chars=len(self.markdown),
                     seq=self.log.last_seq, duration_ms=duration_ms)
 
+    async def _answer(self, provider: Any, chunker: Chunker, config: Config) -> str:
+        """Generate, and while the model asks for tools, run them and let it continue (at
+        most ``tools.max_steps`` rounds). Returns the finish reason."""
+        max_steps = config.tools.max_steps
+        offered = {tool.name: tool for tool in self.tools}
+        sid = self.session.session_id
+        for step in range(max_steps + 1):
+            self._first_output = False
+            self._step_calls, self._step_text = [], []
+            finish = await self._generate(provider, chunker, config)
+            if finish != "tool_calls" or not self._step_calls:
+                return "stop" if finish == "tool_calls" else finish
+            if step == max_steps:
+                self.record("tool_steps_exhausted", steps=max_steps)
+                return "stop"
+            results = []
+            for call in self._step_calls:
+                self.record("tool_started", tool=call.name, call_id=call.call_id)
+                result = await Tools.call(offered.get(call.name), call.call_id, call.name,
+                                          call.arguments)
+                self.record("tool_finished", tool=call.name, call_id=call.call_id,
+                            is_error=result.is_error)
+                self.log.append_event(event(
+                    "tool_call", session_id=sid, stream_id=self.stream_id,
+                    call_id=call.call_id, name=call.name, status="result",
+                    result=result.content, is_error=result.is_error))
+                results.append(result)
+            self._rounds = (*self._rounds, ToolRound("".join(self._step_text),
+                                                     tuple(self._step_calls), tuple(results)))
+            self._separate = chunker.markdown_chars > 0
+        return "stop"  # pragma: no cover - the loop returns
+
     async def _generate(self, provider: Any, chunker: Chunker, config: Config) -> str:
         """Run the model call, retrying before the first token (never after: text would be
         doubled). Returns the finish reason; raises the last :class:`StreamerError`."""
@@ -327,7 +367,7 @@ class Stream:
         streams = config.streams
         finish = "stop"
         sid = self.session.session_id
-        async with provider.stream(self.provider_request()) as events:
+        async with provider.stream(self.provider_request(self._rounds)) as events:
             self.record("provider_call_opened")
             try:
                 while True:
@@ -347,6 +387,10 @@ class Stream:
                         self._first_output = True
                         self.record("first_token")
                     if isinstance(item, TextDelta):
+                        self._step_text.append(item.text)
+                        if self._separate:  # the answer goes on after a round of tools
+                            self._separate = False
+                            item = TextDelta("\n\n" + item.text)
                         if chunker.markdown_chars + len(item.text) > streams.max_response_chars:
                             room = streams.max_response_chars - chunker.markdown_chars
                             for op in chunker.feed(item.text[:max(0, room)]):
@@ -369,6 +413,7 @@ class Stream:
                             call_id=item.call_id, status="delta",
                             arguments_delta=item.arguments_delta))
                     elif isinstance(item, ToolCallComplete):
+                        self._step_calls.append(item)
                         self.log.append_event(event(
                             "tool_call", session_id=sid, stream_id=self.stream_id,
                             call_id=item.call_id, name=item.name, status="complete",
@@ -993,6 +1038,8 @@ class Registry:
         from streamer.render import RenderConfig
         self.config = config
         self.providers = providers or Providers(config.providers)
+        #: tools the model may call; embedding applications register theirs here
+        self.tools = Tools(BUILTIN_TOOLS if config.tools.builtin else [])
         self.renderer = renderer or Renderer(RenderConfig(allow_images=config.render.allow_images))
         self.sessions: dict[str, Session] = {}
         self.live_connections: set[Connection] = set()

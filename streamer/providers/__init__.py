@@ -14,12 +14,13 @@ from streamer.providers.base import (
     ToolCallComplete,
     ToolCallDelta,
     ToolCallStart,
+    ToolRound,
     Usage,
 )
 
 __all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers",
            "ReasoningDelta", "TextDelta", "ToolCallComplete", "ToolCallDelta", "ToolCallStart",
-           "Usage"]
+           "ToolRound", "Usage"]
 
 NAMES = ("local", "echo", "openai", "anthropic")
 

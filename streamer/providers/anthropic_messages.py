@@ -117,8 +117,18 @@ class AnthropicProvider(Provider):
 
     def _body(self, request: ProviderRequest) -> dict[str, Any]:
         """The Messages request: ``system`` apart, the conversation as ``messages``."""
-        messages = [{"role": m.role, "content": m.content} for m in request.messages
-                    if m.role in ("user", "assistant")]
+        messages: list[dict[str, Any]] = [
+            {"role": m.role, "content": m.content} for m in request.messages
+            if m.role in ("user", "assistant")]
+        for round_ in request.tool_rounds:  # Anthropic docs, "Tool use": tool_use, tool_result
+            content: list[dict[str, Any]] = [{"type": "text", "text": round_.text}] \
+                if round_.text else []
+            content += [{"type": "tool_use", "id": c.call_id, "name": c.name,
+                         "input": c.arguments} for c in round_.calls]
+            messages.append({"role": "assistant", "content": content})
+            messages.append({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": r.call_id, "content": r.content,
+                 "is_error": r.is_error} for r in round_.results]})
         systems = [m.content for m in request.messages if m.role == "system"]
         if request.system:
             systems.insert(0, request.system)
@@ -127,6 +137,9 @@ class AnthropicProvider(Provider):
                                 "stream": True}
         if systems:
             body["system"] = "\n\n".join(systems)
+        if request.tools:
+            body["tools"] = [{"name": t.name, "description": t.description,
+                              "input_schema": t.parameters} for t in request.tools]
         budget = self.config.thinking_budget_tokens
         if budget:  # the thinking budget must stay below max_tokens
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}

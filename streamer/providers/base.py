@@ -24,6 +24,7 @@ from typing import Literal
 import trio
 
 from streamer.protocol import EchoOptions, Message
+from streamer.tools import Tool, ToolResult
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
@@ -39,6 +40,9 @@ class ProviderRequest:
         max_tokens: the answer's limit in the provider's units (tokens; characters for ``echo``).
         temperature: sampling temperature, or ``None`` for the provider's default.
         echo: the ``echo`` provider's options (ignored by others).
+        tools: the tools the model may call (providers without tool support ignore them).
+        tool_rounds: this answer's earlier rounds of tool use, after ``messages``: what the
+            model said and asked for, and what the tools answered.
     """
 
     messages: tuple[Message, ...]
@@ -47,6 +51,17 @@ class ProviderRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     echo: EchoOptions = field(default_factory=EchoOptions)
+    tools: tuple[Tool, ...] = ()
+    tool_rounds: tuple[ToolRound, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRound:
+    """One round of tool use: the model's text and calls, then the tools' results."""
+
+    text: str
+    calls: tuple[ToolCallComplete, ...]
+    results: tuple[ToolResult, ...]
 
 
 @dataclass(frozen=True, slots=True)

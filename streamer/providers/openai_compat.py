@@ -196,6 +196,13 @@ class OpenAIProvider(Provider):
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        for round_ in request.tool_rounds:  # OpenAI API reference, "Function calling"
+            messages.append({"role": "assistant", "content": round_.text or None,
+                             "tool_calls": [{"id": c.call_id, "type": "function", "function": {
+                                 "name": c.name, "arguments": json.dumps(c.arguments)}}
+                                 for c in round_.calls]})
+            messages += [{"role": "tool", "tool_call_id": r.call_id, "content": r.content}
+                         for r in round_.results]
         body: dict[str, Any] = {
             "model": self.model_for(request),
             "messages": messages,
@@ -205,6 +212,10 @@ class OpenAIProvider(Provider):
             "temperature": (self.config.temperature if request.temperature is None
                             else request.temperature),
         }
+        if request.tools:
+            body["tools"] = [{"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in request.tools]
         return body
 
     @trio.as_safe_channel

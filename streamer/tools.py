@@ -1,0 +1,172 @@
+"""Tools: Python callables the model may call, registered by the embedding application.
+
+A tool has a name, a description and a JSON Schema of its arguments (what the model sees:
+OpenAI's ``tools[].function``, Anthropic's ``tools[]`` with ``input_schema``) and a function
+(sync or async) that takes the arguments as keyword arguments and returns something JSON can
+encode. ``start.tools`` names the tools a stream offers the model. When the model asks for
+some, the stream runs them inside its own cancel scope (``stop`` cancels a running tool), each
+with a timeout, sends the results back and lets the model continue, for at most
+``tools.max_steps`` rounds::
+
+    registry.tools.register(get_weather, description="Weather in a city",
+                            parameters={"type": "object",
+                                        "properties": {"city": {"type": "string"}},
+                                        "required": ["city"]})
+
+Sync functions run in a worker thread (``trio.to_thread.run_sync``; such a thread cannot be
+interrupted, so its result is dropped when the stream is cancelled or it times out), unless
+registered with ``blocking=False`` (quick, pure functions run inline).
+:data:`BUILTIN_TOOLS` is a small example set for the demo page.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import operator
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from streamer.errors import InvalidMessage
+
+ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """One callable tool. ``parameters`` is a JSON Schema object; ``timeout_s`` in seconds."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    function: ToolFunction = field(compare=False)
+    timeout_s: float = 10.0
+    #: a sync function that may block (I/O, heavy work) runs in a worker thread; a quick,
+    #: pure one (``blocking=False``) runs inline on the event loop
+    blocking: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a call gave: ``content`` is the text sent back to the model (JSON for values)."""
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+
+
+class Tools:
+    """The process's tool registry (names are unique)."""
+
+    def __init__(self, tools: list[Tool] | None = None) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools or ():
+            self._tools[tool.name] = tool
+
+    def register(self, function: ToolFunction, *, name: str | None = None,
+                 description: str | None = None, parameters: dict[str, Any] | None = None,
+                 timeout_s: float = 10.0, blocking: bool = True) -> Tool:
+        """Add (or replace) a tool; ``name`` and ``description`` default to the function's
+        name and docstring; ``parameters`` to an object schema with no properties."""
+        tool = Tool(name or function.__name__,
+                    description or inspect.getdoc(function) or "",
+                    parameters or {"type": "object", "properties": {}}, function, timeout_s,
+                    blocking)
+        self._tools[tool.name] = tool
+        return tool
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def select(self, names: tuple[str, ...]) -> tuple[Tool, ...]:
+        """The tools a ``start`` names, in its order.
+
+        Raises:
+            InvalidMessage: a name is not registered.
+        """
+        unknown = [n for n in names if n not in self._tools]
+        if unknown:
+            raise InvalidMessage(f"start: unknown tools {unknown}; this server has "
+                                 f"{self.names()}")
+        return tuple(self._tools[n] for n in names)
+
+    @staticmethod
+    async def call(tool: Tool | None, call_id: str, name: str,
+                   arguments: dict[str, Any]) -> ToolResult:
+        """Run one call; failures become an error result for the model, never an exception
+        (cancellation of the stream still propagates)."""
+        if tool is None:
+            return ToolResult(call_id, name, f"error: no tool named {name!r}", True)
+        try:
+            with trio.fail_after(tool.timeout_s):
+                if inspect.iscoroutinefunction(tool.function):
+                    value = await tool.function(**arguments)
+                elif not tool.blocking:
+                    value = tool.function(**arguments)
+                else:
+                    value = await trio.to_thread.run_sync(
+                        lambda: tool.function(**arguments), abandon_on_cancel=True)
+        except trio.TooSlowError:
+            return ToolResult(call_id, name, f"error: timed out after {tool.timeout_s:g} s",
+                              True)
+        except Exception as exc:  # the tool's own failure: the model is told, the stream lives
+            return ToolResult(call_id, name, f"error: {exc.__class__.__name__}: {exc}", True)
+        content = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                                  default=str)
+        return ToolResult(call_id, name, content)
+
+
+# -- the demo's example tools -----------------------------------------------------------
+
+_OPERATORS: dict[type, Callable[..., Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos,
+}
+
+
+def calculate(expression: str) -> float | int:
+    """Evaluate an arithmetic expression (+ - * / // % ** and parentheses)."""
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return value(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float) \
+                and not isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Pow) and abs(right) > 100:
+                raise ValueError("exponent too large")
+            return _OPERATORS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](value(node.operand))
+        raise ValueError("only numbers and + - * / // % ** ( ) are allowed")
+
+    if len(expression) > 200:
+        raise ValueError("expression longer than 200 characters")
+    return value(ast.parse(expression, mode="eval"))  # type: ignore[no-any-return]
+
+
+def current_time() -> str:
+    """The current date and time in UTC (ISO 8601)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+BUILTIN_TOOLS = [
+    Tool("calculate", "Evaluate an arithmetic expression exactly, e.g. '(17 + 4) * 3'.",
+         {"type": "object", "properties": {"expression": {"type": "string"}},
+          "required": ["expression"]}, calculate, 2.0, blocking=False),
+    Tool("current_time", "The current date and time in UTC.",
+         {"type": "object", "properties": {}}, current_time, 2.0, blocking=False),
+]
+
+__all__ = ["BUILTIN_TOOLS", "Tool", "ToolResult", "Tools", "calculate", "current_time"]
