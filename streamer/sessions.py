@@ -752,7 +752,8 @@ class Connection:
         stream = session.streams.get(cursor.stream_id)
         if stream is not None and stream in session.started:
             index = session.started.index(stream)
-            if stream.log.finished and cursor.last_seq == stream.log.last_seq + 1:
+            if stream.log.finished and cursor.last_seq == stream.log.last_seq + 1 \
+                    and cursor.epoch == registry.epoch:
                 return index + 1, 0, False  # the client has all of it: on to later streams
             if cursor.epoch == registry.epoch and not stream.log.evicted \
                     and cursor.last_seq <= stream.log.last_seq:
@@ -769,10 +770,6 @@ class Connection:
         record = None
         if registry.store is not None and stream is None:
             record = await registry.store.message(cursor.stream_id)
-        if record is not None and record.session_id == sid and record.role == "assistant" \
-                and record.finish_reason is not None \
-                and cursor.last_seq == record.last_seq + 1:
-            return 0, 0, False  # all of it, end included: follow this process's streams
         if record is not None and record.session_id == sid and record.role == "assistant":
             # a stream of an earlier server process (or evicted from memory): its stored answer
             await self.send(error_event(ResumeGap(

@@ -129,8 +129,10 @@ async def test_sigkill_mid_stream_keeps_the_last_checkpoint(tmp_path: Path) -> N
     try:
         again = Doc(stream_id=doc.stream_id, epoch=doc.epoch, last_seq=doc.last_seq,
                     blocks=list(doc.blocks))
-        with trio.fail_after(30):
-            assert await ws_follow(url.replace("http", "ws"), "restart-kill-1", again)
+        with trio.move_on_after(30):
+            await ws_follow(url.replace("http", "ws"), "restart-kill-1", again)
+        assert again.complete is not None, (again.errors, again.events)
+        with trio.fail_after(10):
             async with httpx.AsyncClient(base_url=url) as client:
                 stored = (await client.get("/api/sessions/restart-kill-1/messages")).json()
     finally:
