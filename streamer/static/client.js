@@ -166,6 +166,8 @@ export class DocumentMirror {
     this.final = [];
     /** Highest `seq` applied (0 = none): what a resume asks to continue after. */
     this.lastSeq = 0;
+    /** @type {string|null} the server log's `epoch` that {@link lastSeq} belongs to */
+    this.epoch = null;
     /** @type {ServerEvent|null} the `stream_start` event */
     this.start = null;
     /** @type {ServerEvent|null} the `stream_complete` event, once the stream is over */
@@ -217,6 +219,7 @@ export class DocumentMirror {
       throw err;
     } finally {
       if (typeof ev.seq === 'number') this.lastSeq = ev.seq;
+      if (ev.epoch) this.epoch = ev.epoch;
     }
     this.final[ev.block] = Boolean(ev.final);
     this._notify({ kind: 'block', block: ev.block });
@@ -232,6 +235,21 @@ export class DocumentMirror {
     if (typeof ev.seq === 'number' && ev.seq < this.lastSeq) return false;
     this.reset(Array.isArray(ev.blocks) ? ev.blocks.slice() : []);
     if (typeof ev.seq === 'number') this.lastSeq = ev.seq;
+    if (ev.epoch) this.epoch = ev.epoch;
+    return true;
+  }
+
+  /**
+   * Note a non-document event of the stream that carries a `seq` (`reasoning`, `tool_call`,
+   * a `retrying` state): `seq` orders them with the chunks.
+   * @param {ServerEvent} ev
+   * @returns {boolean} false when it was already seen (a replay after a reconnect)
+   */
+  applyEvent(ev) {
+    if (typeof ev.seq !== 'number') return true;
+    if (ev.seq <= this.lastSeq) return false;
+    this.lastSeq = ev.seq;
+    if (ev.epoch) this.epoch = ev.epoch;
     return true;
   }
 
@@ -642,6 +660,7 @@ export class StreamClient {
     const open = this.resumeOnReconnect ? this._unfinishedStream() : null;
     if (open) {
       url.searchParams.set('stream_id', open.streamId);
+      if (open.epoch) url.searchParams.set('epoch', open.epoch);
       url.searchParams.set('last_seq', String(open.lastSeq));
     }
     return url.toString();
@@ -836,7 +855,11 @@ export class StreamClient {
       case 'progress':
       case 'state':
       case 'tool_call':
-        if (streamId) ctx.mirror = this.mirror(streamId);
+      case 'reasoning':
+        if (streamId) {
+          ctx.mirror = this.mirror(streamId);
+          if (!ctx.mirror.applyEvent(ev)) return;  // seen before a reconnect: drop it
+        }
         break;
       case 'pong': {
         const pending = this._pendingPings.get(ev.ts);
@@ -895,7 +918,7 @@ export class StreamClient {
     /** @type {Record<string, any>} */
     const msg = { type: 'start' };
     for (const key of ['prompt', 'messages', 'provider', 'model', 'system', 'max_tokens',
-      'temperature', 'pacing', 'echo', 'format']) {
+      'temperature', 'pacing', 'echo', 'format', 'tools']) {
       if (opts[key] !== undefined && opts[key] !== null && opts[key] !== '') msg[key] = opts[key];
     }
     return this._send(msg);
@@ -917,8 +940,11 @@ export class StreamClient {
    * @param {number} [lastSeq]
    */
   resumeStream(streamId, lastSeq) {
-    const seq = lastSeq ?? this.streams.get(streamId)?.lastSeq ?? 0;
-    return this._send({ type: 'resume', stream_id: streamId, last_seq: seq });
+    const mirror = this.streams.get(streamId);
+    const seq = lastSeq ?? mirror?.lastSeq ?? 0;
+    const msg = { type: 'resume', stream_id: streamId, last_seq: seq };
+    if (mirror?.epoch) msg.epoch = mirror.epoch;
+    return this._send(msg);
   }
 
   /** Deliver everything received so far at once, then follow unpaced. */

@@ -161,6 +161,8 @@ const els = {
   bar: $('bar'), barReceived: $('bar-received'), barDelivered: $('bar-delivered'),
   progressChars: $('progress-chars'), progressEta: $('progress-eta'),
   deliveryState: $('delivery-state'), error: $('error'), stats: $('stats'),
+  reasoning: $('reasoning'), reasoningText: $('reasoning-text'), reasoningSize: $('reasoning-size'),
+  toolsPanel: $('tools-panel'), toolList: $('tool-list'), useTools: $('use-tools'),
   docInfo: $('doc-info'), check: $('check'),
 };
 
@@ -310,6 +312,7 @@ function setupClient() {
     }
     demo.lastStreamId = ev.stream_id;
     showError('');
+    if (!ev.resumed) clearSidePanels();
     els.stats.hidden = true;
     els.check.textContent = '';
     resetProgress();
@@ -336,7 +339,43 @@ function setupClient() {
       : (ev.generation_done ? '' : 'generating…');
   });
 
+  client.on('reasoning', (ev) => {
+    // the model's thinking: shown apart, collapsed, never in the answer's document
+    els.reasoning.hidden = false;
+    els.reasoningText.textContent += ev.text;
+    els.reasoningSize.textContent = `(${fmt.format(els.reasoningText.textContent.length)} chars)`;
+  });
+
+  client.on('tool_call', (ev) => {
+    els.toolsPanel.hidden = false;
+    let item = els.toolList.querySelector(`li[data-call="${CSS.escape(ev.call_id)}"]`);
+    if (!item) {
+      item = document.createElement('li');
+      item.dataset.call = ev.call_id;
+      const name = document.createElement('strong');
+      name.textContent = ev.name || '?';
+      const args = document.createElement('code');
+      args.className = 'args';
+      item.append(name, ' ', args);
+      els.toolList.appendChild(item);
+    }
+    const args = item.querySelector('.args');
+    if (ev.status === 'delta') args.textContent += ev.arguments_delta || '';
+    if (ev.status === 'complete') args.textContent = JSON.stringify(ev.arguments);
+    if (ev.status === 'result') {
+      const result = document.createElement('div');
+      result.className = `result${ev.is_error ? ' error' : ''}`;
+      result.textContent = `→ ${ev.result}`;
+      item.appendChild(result);
+    }
+  });
+
   client.on('state', (ev) => {
+    if (ev.state === 'retrying') {
+      els.deliveryState.textContent =
+        `provider failed (${ev.code}); retry ${ev.attempt} in ${formatMs(ev.retry_in_ms)}`;
+      return;
+    }
     const cps = ev.cps ? ` · ${fmt.format(Math.round(ev.cps))} cps` : '';
     els.deliveryState.textContent = `${ev.state}${cps}`;
   });
@@ -379,6 +418,14 @@ function setupClient() {
 
   client.connect().catch(() => {});
   updateButtons();
+}
+
+function clearSidePanels() {
+  els.reasoning.hidden = true;
+  els.reasoningText.textContent = '';
+  els.reasoningSize.textContent = '';
+  els.toolsPanel.hidden = true;
+  els.toolList.replaceChildren();
 }
 
 // ----------------------------------------------------------------------------- controls
@@ -436,6 +483,7 @@ els.form.addEventListener('submit', (e) => {
     pacing: mode === 'off' ? { mode } : { mode, cps: sliderToCps(Number(els.speed.value)) },
   };
   if (opts.provider === 'echo') opts.echo = { delta_chars: 4, interval_ms: 20 };
+  if (els.useTools.checked) opts.tools = ['calculate', 'current_time'];
   control(() => demo.client.start(opts));
 });
 els.pause.addEventListener('click', () => control(() => demo.client.pause()));
