@@ -328,3 +328,21 @@ async def test_a_server_preset_without_a_model_names_the_setting() -> None:
             async for _ in channel:
                 pass
     assert info.value.retryable is False
+
+
+async def test_an_unknown_model_names_the_setting_and_is_not_retried(
+        upstream: Upstream, nursery: trio.Nursery) -> None:
+    upstream.script = [(404, b'{"error": {"message": "The model does not exist"}}', {})]
+    recorder = await pipeline(upstream, nursery)
+    (error,) = [ev for _, ev in recorder.of("error")]
+    assert error["code"] == "provider_error" and "providers.openai.model" in error["message"]
+    assert error["retryable"] is False and len(upstream.requests) == 1
+
+
+async def test_rate_limited_until_the_retries_run_out(
+        upstream: Upstream, nursery: trio.Nursery) -> None:
+    upstream.script = [(429, b'{"error": {"message": "slow down"}}', {"retry-after": "0.05"})] * 3
+    recorder = await pipeline(upstream, nursery, **{"streams.provider_retries": 2})
+    (error,) = [ev for _, ev in recorder.of("error")]
+    assert error["code"] == "rate_limited" and error["retry_after_ms"] == 50
+    assert len(upstream.requests) == 3
