@@ -111,6 +111,24 @@ _TAG_RE: Final = re.compile(r'<(?:[^>"]|"[^"]*")*>')
 _FAST_DELTA_RE: Final = re.compile(r"(?:[^\W_]|[ ,.])+")
 #: Characters the fast path accepts right before the delta (after trailing spaces).
 _FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.]")
+#: A list item's or an ATX heading's line start, up to its content: ``- ``, ``12. ``, ``## ``.
+_FAST_LINE_RE: Final = re.compile(r"(?P<item> {0,3}(?:[-+*]|[0-9]{1,9}[.)]) {1,4})"
+                                  r"|(?P<heading>#{1,6} +)")
+#: What the last block must be for each kind of line.
+_FAST_BLOCK_PREFIX: Final = {"item": ("<ul>", "<ol>", "<ol "), "heading": ("<h1>", "<h2>",
+                                                                          "<h3>", "<h4>",
+                                                                          "<h5>", "<h6>")}
+
+
+def _is_last_item_line(text: str, line_start: int) -> bool:
+    """Whether the line at ``line_start`` is a top-level item line of a list that starts the
+    tail or follows a blank line only at top level, with no indented (nested, continuation)
+    lines anywhere in the list: its text is then the list's last text."""
+    if line_start and not text[line_start - 1] == "\n":
+        return False
+    start = text.rfind("\n\n", 0, line_start)
+    block = text[start + 2 if start >= 0 else 0:line_start]
+    return all(not line or line[0] not in " \t" for line in block.split("\n"))
 
 
 def _starts_new_block(first: str) -> bool:
@@ -352,16 +370,31 @@ class Chunker:
 
     def _fast_text(self, old_tail: str, delta: str) -> str | None:
         """The text the fast path appends to the last block, or ``None`` if it does not apply."""
-        if not self._tail_blocks or not self._tail_blocks[-1].startswith("<p>"):
+        if not self._tail_blocks:
             return None
+        last = self._tail_blocks[-1]
         if not _FAST_DELTA_RE.fullmatch(delta):
             return None
         core = old_tail.rstrip(" ")
         if not core or not _FAST_PREV_RE.fullmatch(core[-1]):
             return None
         line_start = core.rfind("\n") + 1
-        if not core[line_start].isalpha() or "\r" in core[line_start:]:
+        if "\r" in core[line_start:]:
             return None
+        if last.startswith("<p>"):
+            if not core[line_start].isalpha():
+                return None
+        else:
+            # the text of the last list item or of an ATX heading: its line is the block's
+            # last text (the marker decides where the content starts)
+            marker = _FAST_LINE_RE.match(core, line_start)
+            if marker is None or not last.startswith(_FAST_BLOCK_PREFIX[marker.lastgroup or ""]):
+                return None
+            content = marker.end()
+            if content >= len(core) or not core[content].isalpha():
+                return None
+            if marker.lastgroup == "item" and not _is_last_item_line(core, line_start):
+                return None
         word = core[core.rfind(" ", line_start) + 1:]
         if ":" in word:
             return None
