@@ -59,12 +59,13 @@ committed (rendered and sanitized for the last time during :meth:`feed`) and sen
 Each candidate ``p`` is tried once per rule. Anything this lookahead cannot see is repaired
 by :meth:`close`.
 
-**Fast path.** A delta of letters, digits, spaces, ``,`` and ``.`` appended to a top-level
-paragraph line that starts with a letter, right after a letter/digit/``,``/``.`` (modulo
-trailing spaces) and outside a word holding ``:``, cannot change any structure (no delimiter
-run, entity, autolink, URL, line break or block marker can form or change flanking), so it
-becomes a ``text`` op without re-rendering. ``verify_fast_path=True`` re-renders anyway and
-asserts equality (the tests run that way).
+**Fast path.** A delta of letters, digits, spaces, ``,`` and ``.`` appended to a line whose
+content starts with a letter (a top-level paragraph line, the line of a list's last item
+when no line of that list is indented, or an ATX heading), right after a
+letter/digit/``,``/``.`` (modulo trailing spaces) and outside a word holding ``:``, cannot
+change any structure (no delimiter run, entity, autolink, URL, line break or block marker can
+form or change flanking), so it becomes a ``text`` op without re-rendering.
+``verify_fast_path=True`` re-renders anyway and asserts equality (the tests run that way).
 
 **close()** renders the whole text once and repairs every block that differs (a link
 reference definition that came after its use, or anything a commit got wrong), so invariant 2
