@@ -121,15 +121,42 @@ _FAST_BLOCK_PREFIX: Final = {"item": ("<ul>", "<ol>", "<ol "), "heading": ("<h1>
                                                                           "<h5>", "<h6>")}
 
 
+def _plain_line_start(text: str, p: int) -> bool:
+    """Whether the (block content of the) line starting at ``p`` is already plain inline text
+    that letters appended at its end cannot turn into a block marker: it starts with a letter,
+    or with ``*``/``_`` then a non-blank (emphasis, not a list marker or a thematic break: a
+    letter follows somewhere), or with a backtick or ``~`` that does not open a fence."""
+    first = text[p]
+    if first.isalpha():
+        return True
+    rest = text[p:]
+    if first in "*_":
+        return len(rest) > 1 and rest[1] not in " \t" and any(c.isalpha() for c in rest)
+    if first == "`":
+        return not rest.startswith("```")
+    if first == "~":
+        return not rest.startswith("~~~")
+    return False
+
+
 def _is_last_item_line(text: str, line_start: int) -> bool:
-    """Whether the line at ``line_start`` is a top-level item line of a list that starts the
-    tail or follows a blank line only at top level, with no indented (nested, continuation)
-    lines anywhere in the list: its text is then the list's last text."""
+    """Whether the item line at ``line_start`` (at most 3 spaces in) holds the list's last
+    text: no fence may be open before it in the open tail, and no line of the tail may start
+    an HTML block (``<``), which could swallow the line as raw text. O(tail) per call, far
+    below a render of the same text."""
     if line_start and not text[line_start - 1] == "\n":
         return False
-    start = text.rfind("\n\n", 0, line_start)
-    block = text[start + 2 if start >= 0 else 0:line_start]
-    return all(not line or line[0] not in " \t" for line in block.split("\n"))
+    block = text[:line_start]  # the whole open tail: a list is never committed before its end
+    fences = 0
+    for line in block.split("\n"):
+        stripped = line.lstrip(" \t")
+        if stripped.startswith("<"):
+            return False
+        body = _FAST_LINE_RE.sub("", stripped, count=1) if _FAST_LINE_RE.match(stripped) \
+            else stripped
+        if body.startswith(("```", "~~~")):
+            fences += 1
+    return fences % 2 == 0
 
 
 def _starts_new_block(first: str) -> bool:
@@ -383,7 +410,7 @@ class Chunker:
         if "\r" in core[line_start:]:
             return None
         if last.startswith("<p>"):
-            if not core[line_start].isalpha():
+            if not _plain_line_start(core, line_start):
                 return None
         else:
             # the text of the last list item or of an ATX heading: its line is the block's
@@ -392,7 +419,7 @@ class Chunker:
             if marker is None or not last.startswith(_FAST_BLOCK_PREFIX[marker.lastgroup or ""]):
                 return None
             content = marker.end()
-            if content >= len(core) or not core[content].isalpha():
+            if content >= len(core) or not _plain_line_start(core, content):
                 return None
             if marker.lastgroup == "item" and not _is_last_item_line(core, line_start):
                 return None
