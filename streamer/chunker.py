@@ -108,10 +108,13 @@ __all__ = ["Chunker", "ChunkerClosedError", "ChunkerStats", "text_length"]
 
 #: A tag as html5ever serializes it (attribute values are always double-quoted).
 _TAG_RE: Final = re.compile(r'<(?:[^>"]|"[^"]*")*>')
-#: Delta characters the fast path accepts: Unicode letters and digits, space, comma, period.
-_FAST_DELTA_RE: Final = re.compile(r"(?:[^\W_]|[ ,.])+")
+#: Delta characters the fast path accepts: Unicode letters and digits, space, and
+#: punctuation that is no inline delimiter here: ``, . ? ! ' " - (`` (not ``)``, which could
+#: close a link destination; not ``;``, which could end an entity; not ``:``/``/``, which
+#: could form a URL; not ``*_`~[]<>&\``).
+_FAST_DELTA_RE: Final = re.compile(r"(?:[^\W_]|[ ,.?!'\"(-])+")
 #: Characters the fast path accepts right before the delta (after trailing spaces).
-_FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.]")
+_FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.?!'\"(-]")
 #: A list item's or an ATX heading's line start, up to its content: ``- ``, ``12. ``, ``## ``.
 _FAST_LINE_RE: Final = re.compile(r"(?P<item> {0,3}(?:[-+*]|[0-9]{1,9}[.)]) {1,4})"
                                   r"|(?P<heading>#{1,6} +)")
