@@ -152,6 +152,17 @@ class _HTMLRenderer(mistune.HTMLRenderer):
         super().__init__(escape=True)
         self._allow_images = allow_images
 
+    def softbreak(self) -> str:
+        # a soft line break renders as the space a browser shows for it: Tiptap/ProseMirror
+        # drop a whitespace-only "\n" text node between two inline elements
+        # (``<em>a</em>\n<em>b</em>`` became "ab" in the editor)
+        return " "
+
+    def block_code(self, code: str, info: str | None = None) -> str:
+        # without the code's final newline, as the editor serializes a code block (with it,
+        # Tiptap shows an empty last line)
+        return super().block_code(code.removesuffix("\n"), info)
+
     def text(self, text: str) -> str:
         # mistune's escape=True text() escapes ``&`` without decoding entities first, so
         # ``&copy;`` would show as "&copy;" (CommonMark §6.2 decodes it: "©"). Decode, then

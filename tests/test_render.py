@@ -57,9 +57,9 @@ GOLDEN = [
     (
         "fenced code with language",
         "```python\nif a < b & c:\n    pass\n```\n",
-        '<pre><code class="language-python">if a &lt; b &amp; c:\n    pass\n</code></pre>\n',
+        '<pre><code class="language-python">if a &lt; b &amp; c:\n    pass</code></pre>\n',
     ),
-    ("fenced code without language", "~~~\nplain\n~~~\n", "<pre><code>plain\n</code></pre>\n"),
+    ("fenced code without language", "~~~\nplain\n~~~\n", "<pre><code>plain</code></pre>\n"),
     ("indented code", "    indented\n", "<pre><code>indented</code></pre>\n"),
     (
         "link gets rel",
@@ -121,7 +121,7 @@ def test_render_blocks_cuts_top_level_blocks() -> None:
         "<h1>T</h1>\n",
         "<p>para</p>\n",
         "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n",
-        "<pre><code>code\n\nmore\n</code></pre>\n",
+        "<pre><code>code\n\nmore</code></pre>\n",
     ]
     assert R.render(md) == "".join(R.render_blocks(md))
     assert R.render_blocks("") == [] and R.render_blocks("\n\n  \n") == []
