@@ -21,7 +21,9 @@ The machine is noisy (perf-lab §"Machine"): compare ratios from the same run.
 from __future__ import annotations
 
 import argparse
+import html
 import random
+import re
 import statistics
 import sys
 import time
@@ -30,7 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamer.chunker import Chunker
+from streamer.ops import apply_op
 from streamer.render import Renderer
+
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "answers"
+TAG_RE = re.compile(r'<(?:[^>"]|"[^"]*")*>')
 
 WORDS = (
     "the a server stream token latency editor block render client request response buffer "
@@ -133,6 +139,39 @@ def run_chunker(renderer: Renderer, deltas: list[str]) -> tuple[float, float, fl
     return end - t0, worst, end - t_close, chunker, ops
 
 
+def flicker(ops: list) -> int:
+    """Characters that appeared in the client document and later vanished or changed: for each
+    ``replace`` of a block, the old block's visible text beyond the longest common prefix with
+    the new one (``*foo`` shown, then ``<em>foo</em>``: the ``*`` and what followed it count;
+    text that only grows counts nothing)."""
+    blocks: list[str] = []
+    count = 0
+    for op in ops:
+        if op.op == "replace" and op.block < len(blocks):
+            old = html.unescape(TAG_RE.sub("", blocks[op.block]))
+            new = html.unescape(TAG_RE.sub("", op.html or ""))
+            common = next((k for k, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                          min(len(old), len(new)))
+            count += len(old) - common
+        apply_op(blocks, op)
+    return count
+
+
+def corpus_report(renderer: Renderer, delta: int) -> None:
+    """Per realistic corpus document: µs/delta, text-op share, fast share, flicker chars."""
+    print(f"\n{'corpus document':<28} {'KB':>5} {'us/delta':>8} {'text ops':>8} {'fast':>6} "
+          f"{'flicker':>7}")
+    for path in sorted(CORPUS.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        deltas = [text[j:j + delta] for j in range(0, len(text), delta)]
+        total, _, _, chunker, ops = run_chunker(renderer, deltas)
+        assert chunker.html == renderer.render(text), path.name
+        share = sum(op.op == "text" and bool(op.text) for op in ops) / max(1, len(ops))
+        print(f"{path.stem:<28} {len(text) / 1000:>5.1f} {total / len(deltas) * 1e6:>8.0f} "
+              f"{share:>8.0%} {chunker.stats.fast_path / chunker.stats.deltas:>6.0%} "
+              f"{flicker(ops):>7}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -182,6 +221,7 @@ def main() -> None:
               f"{total / len(deltas) * 1e6:>8.0f} {worst * 1e3:>7.2f} {close_s * 1e3:>8.1f} "
               f"{total / one:>6.1f} {text_share:>8.0%} {st.fast_path / st.deltas:>6.0%} "
               f"{st.commits:>7} {st.close_repairs:>7} {naive:>8}")
+    corpus_report(renderer, args.delta)
 
 
 if __name__ == "__main__":
