@@ -29,6 +29,19 @@ if [ "$WITH_TEST" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+if [ "$WITH_TEST" = 1 ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    say "installing Debian's nodejs and npm (the AI SDK test reads with the real ai package)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -d tests/node/node_modules/ai ]; then
+    say "installing the ai npm package for tests (tests/node, from its lockfile)"
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv

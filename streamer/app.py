@@ -14,6 +14,7 @@
 ``GET /api/streams/{stream_id}/trace``      the stream's trace (why it ended, when)
 ``GET /api/sessions/{session_id}/messages`` the stored conversation (partial answers too)
 ``DELETE /api/sessions/{session_id}``       cancel, disconnect and forget a session
+``POST /api/chat``                          Vercel AI SDK UI message stream (``useChat``)
 ==========================================  =================================================
 
 Errors are JSON ``{"type": "error", "code", "message", "retryable"}`` with a fitting HTTP
@@ -51,6 +52,7 @@ from streamer.protocol import (
     parse_event_id,
 )
 from streamer.sessions import Registry
+from streamer.transports import aisdk
 from streamer.transports.sse import SSEBody
 from streamer.transports.websocket import serve_websocket
 
@@ -224,6 +226,22 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
         if stream.log.error is not None:
             result["error"] = {k: v for k, v in stream.log.error.items() if k != "type"}
         return _json(result)
+
+    @app.post("/api/chat")
+    async def ai_sdk_chat() -> Response:
+        try:
+            body = json.loads(await _body(max_bytes))
+        except ValueError as exc:
+            raise InvalidMessage(f"not valid JSON: {exc}") from exc
+        session_id, start = aisdk.parse_chat_request(body, max_bytes)
+        session = await registry.open_session(session_id)
+        control = parse_control(start, max_bytes)
+        assert isinstance(control, Start)
+        stream = session.submit(control)
+        response = Response(aisdk.ui_message_stream(registry, session, stream),
+                            mimetype="text/event-stream", headers=aisdk.HEADERS)
+        response.timeout = None  # no 60 s cut (Quart's RESPONSE_TIMEOUT)
+        return response
 
     @app.post("/api/render")
     async def render() -> Response:

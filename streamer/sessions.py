@@ -159,6 +159,9 @@ class Stream:
         self._step_calls: list[ToolCallComplete] = []
         self._step_text: list[str] = []
         self._separate = False
+        #: the provider's output in order, as raw parts: ("text", str), ("reasoning", str),
+        #: ("tool", tool_call event): for adapters that speak another wire format (AI SDK)
+        self.parts: list[tuple[str, Any]] = []
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
         self.queued_behind = False
@@ -298,6 +301,10 @@ class Stream:
         self.record("completed", finish_reason=finish, chars=len(self.markdown),
                     seq=self.log.last_seq, duration_ms=duration_ms)
 
+    def _tool_event(self, ev: dict[str, Any]) -> None:
+        self.parts.append(("tool", ev))
+        self.log.append_event(ev)
+
     async def _answer(self, provider: Any, chunker: Chunker, config: Config) -> str:
         """Generate, and while the model asks for tools, run them and let it continue (at
         most ``tools.max_steps`` rounds). Returns the finish reason."""
@@ -320,7 +327,7 @@ class Stream:
                                           call.arguments)
                 self.record("tool_finished", tool=call.name, call_id=call.call_id,
                             is_error=result.is_error)
-                self.log.append_event(event(
+                self._tool_event(event(
                     "tool_call", session_id=sid, stream_id=self.stream_id,
                     call_id=call.call_id, name=call.name, status="result",
                     result=result.content, is_error=result.is_error))
@@ -397,24 +404,27 @@ class Stream:
                                 self.log.append(op)
                             raise ResponseTooLarge(
                                 f"the answer exceeds {streams.max_response_chars} characters")
+                        self.parts.append(("text", item.text))
                         for op in chunker.feed(item.text):
                             self.log.append(op)
+                        self.log.notify()
                         await self._backpressure(streams.paused_limit_s)
                     elif isinstance(item, ReasoningDelta):
+                        self.parts.append(("reasoning", item.text))
                         self.log.append_event(event("reasoning", session_id=sid,
                                                     stream_id=self.stream_id, text=item.text))
                     elif isinstance(item, ToolCallStart):
-                        self.log.append_event(event(
+                        self._tool_event(event(
                             "tool_call", session_id=sid, stream_id=self.stream_id,
                             call_id=item.call_id, name=item.name, status="start"))
                     elif isinstance(item, ToolCallDelta):
-                        self.log.append_event(event(
+                        self._tool_event(event(
                             "tool_call", session_id=sid, stream_id=self.stream_id,
                             call_id=item.call_id, status="delta",
                             arguments_delta=item.arguments_delta))
                     elif isinstance(item, ToolCallComplete):
                         self._step_calls.append(item)
-                        self.log.append_event(event(
+                        self._tool_event(event(
                             "tool_call", session_id=sid, stream_id=self.stream_id,
                             call_id=item.call_id, name=item.name, status="complete",
                             arguments=item.arguments))
