@@ -64,3 +64,35 @@ def test_demo_page_streams_an_echo_document_into_the_editor(page: Any, transport
     assert result["transport"] == transport
     assert "<table" in result["editor"] and "language-python" in result["editor"]
     assert result["editor"] == result["fresh"]
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_dropped_connections_resume_exactly_in_the_editor(page: Any, transport: str) -> None:
+    """The connection is dropped twice mid-stream: the client reconnects, resumes after its
+    last seq (no snapshot needed, nothing doubled) and the editor ends exact."""
+    page.select_option("#provider", "echo")
+    page.select_option("#transport", transport)
+    page.wait_for_function("() => window.streamerDemo.client.state === 'connected'")
+    page.evaluate("""() => {
+        window.__seen = {snapshots: 0, resumed: 0, chunks: 0};
+        const c = window.streamerDemo.client;
+        c.on('snapshot', () => { window.__seen.snapshots += 1; });
+        c.on('chunk', () => { window.__seen.chunks += 1; });
+        c.on('connection', (s) => { if (s.state === 'connected' && s.resumed)
+            window.__seen.resumed += 1; });
+    }""")
+    page.evaluate("""(prompt) => window.streamerDemo.client.start({
+        prompt, provider: 'echo', echo: {delta_chars: 4, interval_ms: 5},
+        pacing: {mode: 'fixed', cps: 600}})""", RICH * 3)
+    for n in (10, 60):
+        page.wait_for_function(f"() => window.__seen.chunks > {n}", timeout=30_000)
+        page.click("#btn-drop")
+    page.wait_for_function("() => document.body.dataset.streamState === 'complete'",
+                           timeout=60_000)
+    result = page.evaluate("""() => ({seen: window.__seen,
+        equal: window.streamerDemo.lastCheck.equal, transport: window.streamerDemo.client.transport,
+        editor: window.streamerDemo.editor.getHTML(),
+        fresh: window.streamerDemo.freshEditorHTML(window.streamerDemo.lastComplete.html)})""")
+    assert result["seen"]["resumed"] == 2 and result["seen"]["snapshots"] == 0
+    assert result["transport"] == transport
+    assert result["equal"] and result["editor"] == result["fresh"]

@@ -576,6 +576,15 @@ export class StreamClient {
     else this._openSSE(gen);
   }
 
+  /**
+   * Drop the current connection as a network failure would (for trying resume by hand, and
+   * for tests): the client reconnects with backoff and resumes after its last applied `seq`.
+   */
+  dropConnection() {
+    if (!this._wantOpen) return;
+    this._lost({ opened: true, error: new Error('connection dropped on purpose') });
+  }
+
   /** Stop timers and the current socket/response without changing the state. */
   _teardown(code = 1000, reason = '') {
     this._generation += 1;

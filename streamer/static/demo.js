@@ -490,6 +490,7 @@ els.pause.addEventListener('click', () => control(() => demo.client.pause()));
 els.resume.addEventListener('click', () => control(() => demo.client.resume()));
 els.skip.addEventListener('click', () => control(() => demo.client.skip()));
 els.stop.addEventListener('click', () => control(() => demo.client.stop()));
+document.getElementById('btn-drop').addEventListener('click', () => demo.client.dropConnection());
 els.speed.addEventListener('input', onSpeedInput);
 els.speed.addEventListener('change', () => {
   if (document.body.dataset.streamState === 'streaming' && els.pacingMode.value !== 'off') {
