@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -59,3 +58,19 @@ async def test_a_bad_request_is_a_clear_400(live_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=live_server.base_url) as client:
         response = await client.post("/api/chat", json={"messages": "nope"})
     assert response.status_code == 400 and response.json()["code"] == "invalid_message"
+
+
+@pytest.mark.config(**{"server.heartbeat_interval_s": 0.2})
+async def test_a_quiet_stream_sends_keep_alive_comments(live_server: LiveServer) -> None:
+    body = chat("slow answer", provider="echo", echo={"delta_chars": 4, "interval_ms": 300})
+    lines: list[str] = []
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client, \
+                client.stream("POST", "/api/chat", json=body) as response:
+            async for line in response.aiter_lines():
+                lines.append(line)
+    assert ": ping" in lines  # while the provider is quiet
+    assert [line for line in lines if line][-1] == "data: [DONE]"
+    out = await read_with_ai_sdk(live_server, body)  # the real reader skips the comments
+    assert [p["text"] for p in out["message"]["parts"] if p["type"] == "text"] == [
+        "slow answer"]

@@ -15,6 +15,8 @@ stream id), ``start-step``, ``text-start`` / ``text-delta`` / ``text-end``,
 ``x-vercel-ai-ui-message-stream: v1``. Text is the model's raw markdown (AI SDK apps render it
 themselves), unpaced; the stream is generated exactly as for the other transports (its trace,
 cancellation and persistence are the same), and the response holds it like a subscriber.
+While nothing happens, an SSE comment (``: ping``) goes out every ``heartbeat_interval_s``
+(the AI SDK's parser skips comments).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+
+import trio
 
 from streamer.errors import InvalidMessage
 from streamer.protocol import SESSION_ID_RE, parse_control
@@ -73,6 +77,7 @@ async def ui_message_stream(registry: Registry, session: Session,
     """The stream's output as UI message chunks, until it ends (or the client leaves)."""
     waiter = Waiter()
     stream.log.attach(waiter)
+    heartbeat_s = registry.config.server.heartbeat_interval_s
     session.pinned += 1  # the open response counts as a subscriber for the grace period
     open_kind: str | None = None
     block = 0
@@ -102,7 +107,11 @@ async def ui_message_stream(registry: Registry, session: Session,
                     yield _sse(chunk)
             if stream.log.finished and sent >= len(stream.parts):
                 break
-            await waiter.wait()
+            with trio.move_on_after(heartbeat_s) as idle:
+                await waiter.wait()
+            if idle.cancelled_caught:  # keep-alive: proxies keep the response open, and a
+                yield b": ping\n\n"    # write to a peer that left can fail and end this
+
         if open_kind is not None:
             yield _sse({"type": f"{open_kind}-end", "id": f"{open_kind}-{block}"})
         if stream.log.error is not None:
