@@ -130,10 +130,6 @@ class StreamLog:
         self._snapshot_seq = len(self.entries)
         return self._snapshot_seq, list(self._snapshot_blocks)
 
-    def notify(self) -> None:
-        """Wake the waiters without appending (the stream changed something they read)."""
-        self._wake_all()
-
     def attach(self, waiter: Waiter) -> None:
         self._waiters.add(waiter)
 

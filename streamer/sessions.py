@@ -162,6 +162,8 @@ class Stream:
         #: the provider's output in order, as raw parts: ("text", str), ("reasoning", str),
         #: ("tool", tool_call event): for adapters that speak another wire format (AI SDK)
         self.parts: list[tuple[str, Any]] = []
+        #: woken when a text part is added (reasoning and tool parts also go to the log)
+        self.part_waiters: set[Waiter] = set()
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
         self.queued_behind = False
@@ -405,9 +407,10 @@ class Stream:
                             raise ResponseTooLarge(
                                 f"the answer exceeds {streams.max_response_chars} characters")
                         self.parts.append(("text", item.text))
+                        for waiter in self.part_waiters:  # only adapters that read parts
+                            waiter.wake()
                         for op in chunker.feed(item.text):
                             self.log.append(op)
-                        self.log.notify()
                         await self._backpressure(streams.paused_limit_s)
                     elif isinstance(item, ReasoningDelta):
                         self.parts.append(("reasoning", item.text))

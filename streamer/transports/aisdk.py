@@ -76,7 +76,8 @@ async def ui_message_stream(registry: Registry, session: Session,
                             stream: Stream) -> AsyncIterator[bytes]:
     """The stream's output as UI message chunks, until it ends (or the client leaves)."""
     waiter = Waiter()
-    stream.log.attach(waiter)
+    stream.log.attach(waiter)  # finish, reasoning and tool events
+    stream.part_waiters.add(waiter)  # text parts (the chunker may hold text back: no op)
     heartbeat_s = registry.config.server.heartbeat_interval_s
     session.pinned += 1  # the open response counts as a subscriber for the grace period
     open_kind: str | None = None
@@ -122,6 +123,7 @@ async def ui_message_stream(registry: Registry, session: Session,
         yield b"data: [DONE]\n\n"
     finally:
         stream.log.detach(waiter)
+        stream.part_waiters.discard(waiter)
         session.pinned -= 1
         stream.on_subscribers_changed()
 
