@@ -74,3 +74,23 @@ async def test_a_quiet_stream_sends_keep_alive_comments(live_server: LiveServer)
     out = await read_with_ai_sdk(live_server, body)  # the real reader skips the comments
     assert [p["text"] for p in out["message"]["parts"] if p["type"] == "text"] == [
         "slow answer"]
+
+
+async def test_the_browser_client_module_deduplicates_by_seq_in_node() -> None:
+    """client.js is a plain ES module (``streamer/static/package.json``): Node imports it and
+    its DocumentMirror drops replayed chunks and stream events by ``seq``."""
+    node = shutil.which("node")
+    assert node is not None, "node is needed: `make test` installs it"
+    result = await trio.run_process([node, str(NODE_DIR / "mirror_check.mjs")],
+                                    capture_stdout=True, capture_stderr=True, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    out = json.loads(result.stdout)
+    assert out["first"] and out["text"] and out["tool"]
+    assert out["replayedChunk"] is False and out["replayedTool"] is False
+    assert out["afterTool"] is False  # seq 3 was the tool_call: a chunk with it is a replay
+    assert out["html"] == "<p>Hello &amp; &lt;you&gt;</p>" and out["lastSeq"] == 3
+    assert out["afterSnapshot"] == {"html": "<p>new</p><h2>x</h2>", "lastSeq": 7, "epoch": "e2"}
+    assert out["listAppend"] == "<ul><li>ab</li></ul>"
+    package = json.loads((Path(__file__).parents[1] / "streamer" / "static" /
+                          "package.json").read_text())
+    assert package["type"] == "module" and package["exports"]["."] == "./client.js"
