@@ -1,5 +1,5 @@
-// Builds ../vendor/tiptap.js: one minified ES module with Tiptap core, StarterKit and the
-// table extensions, plus ../vendor/THIRD_PARTY_LICENSES.txt listing every npm package that
+// Builds ../vendor/tiptap.js: one minified ES module with Tiptap core, StarterKit, the table
+// extensions, task lists (TaskList/TaskItem) and math (Mathematics/InlineMath/BlockMath, KaTeX), plus ../vendor/THIRD_PARTY_LICENSES.txt listing every npm package that
 // ended up in the bundle (found from esbuild's metafile) with its license text.
 //
 //   cd streamer/static/build && npm ci && node build.mjs
@@ -22,8 +22,12 @@ const entry = `
 export * from '@tiptap/core';
 export { StarterKit } from '@tiptap/starter-kit';
 export { Table, TableRow, TableCell, TableHeader, TableKit } from '@tiptap/extension-table';
+export { TaskList, TaskItem } from '@tiptap/extension-list';
+export { Mathematics, InlineMath, BlockMath } from '@tiptap/extension-mathematics';
 export * as pmModel from '@tiptap/pm/model';
 export * as pmState from '@tiptap/pm/state';
+export * as pmView from '@tiptap/pm/view';
+export * as pmHistory from '@tiptap/pm/history';
 export * as pmTransform from '@tiptap/pm/transform';
 `;
 
