@@ -21,7 +21,6 @@ The machine is noisy (perf-lab §"Machine"): compare ratios from the same run.
 from __future__ import annotations
 
 import argparse
-import html
 import random
 import re
 import statistics
@@ -31,8 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streamer.chunker import Chunker
-from streamer.ops import apply_op
+from streamer.chunker import Chunker, flicker_chars
 from streamer.render import Renderer
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "answers"
@@ -139,24 +137,6 @@ def run_chunker(renderer: Renderer, deltas: list[str]) -> tuple[float, float, fl
     return end - t0, worst, end - t_close, chunker, ops
 
 
-def flicker(ops: list) -> int:
-    """Characters that appeared in the client document and later vanished or changed: for each
-    ``replace`` of a block, the old block's visible text beyond the longest common prefix with
-    the new one (``*foo`` shown, then ``<em>foo</em>``: the ``*`` and what followed it count;
-    text that only grows counts nothing)."""
-    blocks: list[str] = []
-    count = 0
-    for op in ops:
-        if op.op == "replace" and op.block < len(blocks):
-            old = html.unescape(TAG_RE.sub("", blocks[op.block]))
-            new = html.unescape(TAG_RE.sub("", op.html or ""))
-            common = next((k for k, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
-                          min(len(old), len(new)))
-            count += len(old) - common
-        apply_op(blocks, op)
-    return count
-
-
 def corpus_report(renderer: Renderer, delta: int) -> None:
     """Per realistic corpus document: µs/delta, text-op share, fast share, flicker chars."""
     print(f"\n{'corpus document':<28} {'KB':>5} {'us/delta':>8} {'text ops':>8} {'fast':>6} "
@@ -169,7 +149,7 @@ def corpus_report(renderer: Renderer, delta: int) -> None:
         share = sum(op.op == "text" and bool(op.text) for op in ops) / max(1, len(ops))
         print(f"{path.stem:<28} {len(text) / 1000:>5.1f} {total / len(deltas) * 1e6:>8.0f} "
               f"{share:>8.0%} {chunker.stats.fast_path / chunker.stats.deltas:>6.0%} "
-              f"{flicker(ops):>7}")
+              f"{flicker_chars(ops):>7}")
 
 
 def main() -> None:

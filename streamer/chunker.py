@@ -101,10 +101,11 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from streamer.ops import Op, append_text, escape_text, split_trailer
+from streamer.holdback import HoldBack
+from streamer.ops import Op, append_text, apply_op, escape_text, split_trailer
 from streamer.render import RefLinks, Renderer
 
-__all__ = ["Chunker", "ChunkerClosedError", "ChunkerStats", "text_length"]
+__all__ = ["Chunker", "ChunkerClosedError", "ChunkerStats", "flicker_chars", "text_length"]
 
 #: A tag as html5ever serializes it (attribute values are always double-quoted).
 _TAG_RE: Final = re.compile(r'<(?:[^>"]|"[^"]*")*>')
@@ -219,6 +220,8 @@ class ChunkerStats:
     deltas: int = 0
     #: deltas handled by the fast path (no render)
     fast_path: int = 0
+    #: deltas that only grew held-back text (no render, no op)
+    held: int = 0
     #: tail re-renders in :meth:`Chunker.feed`
     tail_renders: int = 0
     #: commit candidates checked / committed
@@ -240,6 +243,35 @@ def text_length(block: str) -> int:
     typographic measure. ``text_length(append_text(b, t)) == text_length(b) + len(t)``.
     """
     return len(html.unescape(_TAG_RE.sub("", block)))
+
+
+def _visible(block: str) -> str:
+    """A block's visible characters without whitespace (what flicker is counted in)."""
+    return "".join(html.unescape(_TAG_RE.sub("", block)).split())
+
+
+def flicker_chars(ops: list[Op]) -> int:
+    """Flicker of a stream, for tests and benchmarks: visible characters a client showed that
+    a later op took away or changed.
+
+    Applies ``ops`` to an empty block list; for every ``replace``, counts the old block's
+    visible non-whitespace characters past the longest common prefix with the new block's
+    (``*foo`` shown, then ``<em>foo</em>``: the ``*`` and ``foo`` count; ``<p>Title</p>``
+    turned into ``<h1>Title</h1>``, or text that only grows, count nothing). Whitespace is
+    left out: the newlines between tags are no characters a reader sees.
+    """
+    blocks: list[str] = []
+    count = 0
+    for op in ops:
+        if op.op == "replace" and op.block < len(blocks):
+            old = _visible(blocks[op.block])
+            new = _visible(op.html or "")
+            if not new.startswith(old):
+                common = next((k for k, (a, b) in enumerate(zip(old, new, strict=False))
+                               if a != b), len(new))
+                count += len(old) - common
+        apply_op(blocks, op)
+    return count
 
 
 def appended_text(old: str, new: str) -> str | None:
@@ -269,9 +301,12 @@ class Chunker:
         renderer: the process's :class:`~streamer.render.Renderer` (shared, stateless).
         verify_fast_path: re-render on every fast-path delta and raise ``AssertionError`` if
             the result differs (for tests; costs what the fast path saves).
+        hold_back: hold back undecided syntax (:class:`~streamer.holdback.HoldBack`); off,
+            every delta is rendered as it comes (tests of the rendering core use that).
     """
 
-    def __init__(self, renderer: Renderer, *, verify_fast_path: bool = False) -> None:
+    def __init__(self, renderer: Renderer, *, verify_fast_path: bool = False,
+                 hold_back: bool = True) -> None:
         self._renderer = renderer
         self._verify_fast_path = verify_fast_path
         #: the client's block list, as the ops emitted so far build it
@@ -292,6 +327,8 @@ class Chunker:
         self._tried_b = 0
         self._n_chars = 0
         self._closed = False
+        #: holds back undecided syntax (streamer.holdback); the chunker renders what it decides
+        self._hold = HoldBack() if hold_back else None
         self.stats = ChunkerStats()
 
     # -- views --------------------------------------------------------------------------
@@ -309,7 +346,8 @@ class Chunker:
     @property
     def markdown(self) -> str:
         """All text fed so far (joins the committed parts: O(length), don't call per delta)."""
-        return "".join(self._committed_md) + self._tail
+        held = self._hold.pending if self._hold is not None else ""
+        return "".join(self._committed_md) + self._tail + held
 
     @property
     def markdown_chars(self) -> int:
@@ -334,6 +372,14 @@ class Chunker:
             return []
         self.stats.deltas += 1
         self._n_chars += len(delta)
+        decided = self._hold.feed(delta) if self._hold is not None else delta
+        if not decided:
+            self.stats.held += 1
+            return []
+        return self._feed_decided(decided)
+
+    def _feed_decided(self, delta: str) -> list[Op]:
+        """Render the tail grown by ``delta``, text the hold-back filter has released."""
         old_tail = self._tail
         tail = old_tail + delta
         self._tail = tail
@@ -370,9 +416,10 @@ class Chunker:
         """
         if self._closed:
             return []
+        rest = self._hold.flush() if self._hold is not None else ""
+        ops: list[Op] = self._feed_decided(rest) if rest else []
         self._closed = True
         full = self._renderer.render_blocks(self.markdown)
-        ops: list[Op] = []
         n_slots = len(self._blocks)
         for i, new in enumerate(full):
             if i < n_slots:

@@ -208,7 +208,7 @@ def test_link_reference_defined_before_use_resolves_while_streaming() -> None:
 
 
 def test_fold_to_empty_slot_then_reuse() -> None:
-    chunker = Chunker(RENDERER)
+    chunker = Chunker(RENDERER, hold_back=False)  # the core alone: hold-back would wait here
     client: list[str] = []
 
     def feed(delta: str) -> list[Op]:

@@ -1,0 +1,539 @@
+"""Hold back undecided markdown: text deltas in, the *decided* prefix of the text out.
+
+The chunker renders whatever text it is given. Given a prefix that ends inside a construct
+that is not decided yet (``**bol``, ``[label](htt``, a line ``| a | b |`` that becomes a
+table header only if a delimiter row follows, a fence line still typing its info string), it
+would show the raw syntax (``**bol`` as text) and later take it back when the construct
+closes: *flicker*. :class:`HoldBack` sits in front of the chunker and releases text only up
+to the first position whose rendering can still change because of what follows::
+
+    hold = HoldBack()
+    for delta in deltas:
+        chunker_input(hold.feed(delta))     # the decided text, possibly ""
+    chunker_input(hold.flush())            # end of text: everything held
+
+The released pieces always join to the input (``"".join(released) == "".join(deltas)`` after
+:meth:`HoldBack.flush`), so holding back never changes the final document, only *when* a
+character is shown. What is held (CommonMark 0.31 and GFM 0.29 sections in brackets):
+
+* **Inline** (§6), inside paragraphs, headings, list items and table cells: a ``*``/``_``
+  run that can open emphasis (left-flanking, §6.2) until closers of its length arrived; a
+  ``~~`` run likewise (GFM §6.5); a backtick run until a run of the same length (§6.1); ``[``
+  or ``![`` until ``]`` and, if ``(`` follows, the balanced ``)`` (§6.3); ``<`` + letter until
+  ``>`` or a character that cannot be in an autolink (§6.5); ``&`` while it can still become
+  an entity reference (§2.5); a trailing ``\\``; ``$`` math while a closing ``$`` may still
+  come on the same line (mistune's math plugin pattern); a word that is or may become a bare
+  URL (``https://…``, ``www.…``; GFM §6.9) until it ends; trailing spaces (two of them before
+  a newline make a hard line break, §6.7). An opener whose construct cannot close any more
+  (its paragraph ended: a blank line or a line that starts another block) is decided as
+  literal text and released.
+* **Line starts** (§4, §5): a line is held while its beginning can still become a block
+  marker: ``#`` runs without a space yet, ``-``/``*``/``+``/``=``/``_`` lines that may be a
+  thematic break, setext underline or list marker, digits that may become ``1.``, backtick or
+  tilde runs that may open a fence (a fence line is held until its info string is complete,
+  then the code block shows at once and grows line by line; inside it a line that may be the
+  closing fence is held until it ends), ``[`` that may be a link reference definition (which
+  renders nothing), ``$$`` math blocks (held whole, until the closing ``$$``), and a ``|``
+  line outside a table until the next line tells whether it is a table's delimiter row.
+
+A held construct is released after :data:`HOLD_MAX_CHARS` characters whatever it is
+(:attr:`HoldBack.overflows` counts that), so an unclosed ``**`` cannot hide the rest of a long
+paragraph; this is the only case that can flicker. Cost: each :meth:`HoldBack.feed` scans the
+held text (usually a word or one construct), O(held) and never more than the cap.
+
+This module is pure: no I/O, no Trio.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = ["HOLD_MAX_CHARS", "HoldBack"]
+
+#: Characters held at most: past this, the held text is released whatever it is.
+HOLD_MAX_CHARS: Final = 800
+
+#: What the rest of a line is, once its start was decided.
+LineKind = Literal["para", "heading", "code"]
+
+_QUOTE_RE: Final = re.compile(r"(?: {0,3}>[ \t]?)+")
+_ENTITY_RE: Final = re.compile(
+    r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{0,31});")
+_ENTITY_PREFIX_RE: Final = re.compile(
+    r"&(?:#[xX][0-9a-fA-F]{0,6}|#[0-9]{0,7}|[A-Za-z][A-Za-z0-9]{0,31})?")
+_DELIMITER_ROW_RE: Final = re.compile(
+    r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*")
+_URL_STARTS: Final = ("https://", "http://", "www.")
+#: Characters that start an inline construct (or a URL word: ``h``, ``w``).
+_INLINE_SPECIAL: Final = frozenset("\\`*_~[!<&$ \thw")
+_PUNCT_RE: Final = re.compile(r"[^\w\s]")
+
+
+def _is_space(c: str) -> bool:
+    return c == "" or c.isspace()
+
+
+def _is_punct(c: str) -> bool:
+    return bool(c) and _PUNCT_RE.fullmatch(c) is not None
+
+
+@dataclass(slots=True)
+class _Ctx:
+    """Where the released text ends: what the next character continues."""
+
+    #: the open fence's marker (``"```"``, ``"~~~~"``) while inside a fenced code block
+    fence: str | None = None
+    #: the previous line was part of a table (header, delimiter row or row)
+    in_table: bool = False
+    #: ``None`` at a line start, else what the rest of the current line is
+    line: LineKind | None = None
+    #: the last released character (``"\\n"`` at the start)
+    prev: str = "\n"
+
+
+class HoldBack:
+    """The hold-back filter of one stream. See the module docstring.
+
+    Attributes:
+        overflows: times held text was released because it reached :data:`HOLD_MAX_CHARS`.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._ctx = _Ctx()
+        self.overflows = 0
+
+    @property
+    def pending(self) -> str:
+        """The text held now (not yet released)."""
+        return self._pending
+
+    def feed(self, delta: str) -> str:
+        """Take the next delta; return the text it decides (``""`` if it only grows a hold)."""
+        if not delta:
+            return ""
+        self._pending += delta
+        k, ctx = self._scan(frozenset())
+        forced: set[int] = set()
+        while len(self._pending) - k > HOLD_MAX_CHARS:
+            # too long undecided: take the construct at k as literal text and go on
+            self.overflows += 1
+            forced.add(k)
+            k, ctx = self._scan(frozenset(forced))
+        out = self._pending[:k]
+        if out:
+            self._pending = self._pending[k:]
+            self._ctx = ctx
+        return out
+
+    def flush(self) -> str:
+        """End of text: release everything held (the filter is done after it)."""
+        out = self._pending
+        self._pending = ""
+        return out
+
+    # -- the scan ---------------------------------------------------------------------------
+
+    def _scan(self, forced: frozenset[int]) -> tuple[int, _Ctx]:
+        """The end of the decided prefix of the held text, and the context there.
+
+        ``forced``: positions where a hold is overruled (the construct there is taken as
+        plain text: a line as paragraph text, an inline opener as a literal character).
+        """
+        s = self._pending
+        n = len(s)
+        c = self._ctx
+        fence, in_table, line, prev = c.fence, c.in_table, c.line, c.prev
+        i = 0
+        while i < n:
+            if line is None:  # a line start: decide what the line is
+                eol = s.find("\n", i)
+                complete = eol >= 0
+                end = eol if complete else n
+                q = _QUOTE_RE.match(s, i, end)
+                start = q.end() if q else i
+                if fence is not None:
+                    body = s[start:end].lstrip(" ")
+                    if body[:1] == fence[0] or (not body and not complete):
+                        if not complete:
+                            return i, _Ctx(fence, in_table, None, prev)
+                        if _closes_fence(body, fence):
+                            fence = None
+                    if complete:
+                        i, prev = eol + 1, "\n"
+                        continue
+                    i, line, prev = n, "code", s[n - 1]
+                    continue
+                if i in forced:
+                    kind, at, info = "para", start, None
+                else:
+                    kind, at, info = self._classify(s, start, end, complete, in_table)
+                if kind == "hold":
+                    return i, _Ctx(fence, in_table, None, prev)
+                if kind == "fence":
+                    fence, in_table = info, False
+                    i, prev = eol + 1, "\n"
+                    continue
+                if kind == "table":  # header and delimiter row, both complete
+                    in_table = True
+                    i, prev = at, "\n"
+                    continue
+                if kind in ("line", "row"):  # the complete line(s) up to the newline at ``at``
+                    in_table = kind == "row"
+                    i, prev = at + 1, "\n"
+                    continue
+                in_table = False
+                line = kind  # type: ignore[assignment]
+                if at > i:
+                    prev = s[at - 1]
+                i = at
+                continue
+            if line == "code":
+                eol = s.find("\n", i)
+                if eol < 0:
+                    i, prev = n, s[n - 1]
+                else:
+                    i, line, prev = eol + 1, None, "\n"
+                continue
+            # inline text of a paragraph, heading or table row
+            ch = s[i]
+            if ch == "\n":
+                i, line, prev = i + 1, None, "\n"
+                continue
+            if ch not in _INLINE_SPECIAL or (ch in "hw" and not _is_space(prev)):
+                i, prev = i + 1, ch
+                continue
+            end_ = i + 1 if i in forced else self._inline(s, i, prev, line)
+            if end_ is None:
+                return i, _Ctx(fence, in_table, line, prev)
+            i, prev = end_, s[end_ - 1]
+        return n, _Ctx(fence, in_table, line, prev)
+
+    @staticmethod
+    def _classify(s: str, start: int, end: int, complete: bool,
+                  in_table: bool) -> tuple[str, int, str | None]:
+        """Decide a line's role from its content ``s[start:end]`` (after quote markers).
+
+        Returns ``(kind, at, info)``: ``hold``; ``fence`` (info: the marker); ``table`` (``at``:
+        the end of the delimiter row); ``line`` (release the complete line as it is); or a
+        :data:`LineKind` with ``at`` where its inline text starts.
+        """
+        p = start
+        while True:
+            while p < end and s[p] in " \t":
+                p += 1
+            if p == end:
+                return ("line", end, None) if complete else ("hold", p, None)
+            ch = s[p]
+            rest = s[p:end]
+            if ch in "`~":
+                run = len(rest) - len(rest.lstrip(ch))
+                if run >= 3 and not (ch == "`" and "`" in rest[run:]):
+                    return ("fence", end, rest[:run]) if complete else ("hold", p, None)
+                if run == len(rest) and not complete:
+                    return "hold", p, None
+                return "para", p, None
+            if ch == "#":
+                run = len(rest) - len(rest.lstrip("#"))
+                if run <= 6:
+                    if run == len(rest):
+                        return ("line", end, None) if complete else ("hold", p, None)
+                    if rest[run] in " \t":
+                        return "heading", p + run, None
+                return "para", p, None
+            if ch in "-*+_=":
+                if rest.strip(ch + " \t") == "":
+                    return ("line", end, None) if complete else ("hold", p, None)
+                if ch in "-*+" and rest[1] in " \t":
+                    p += 2  # a list item: decide its content
+                    continue
+                return "para", p, None
+            if ch.isdigit():
+                m = re.match(r"[0-9]{1,9}", rest)
+                assert m is not None
+                after = rest[m.end():]
+                if not after:
+                    return ("para", p, None) if complete else ("hold", p, None)
+                if after[0] in ".)":
+                    if len(after) == 1:
+                        return ("line", end, None) if complete else ("hold", p, None)
+                    if after[1] in " \t":
+                        p += m.end() + 2
+                        continue
+                return "para", p, None
+            if ch == "[":
+                task = re.match(r"\[(?:[ xX](?:\][ \t]?)?)?", rest)
+                if task and task.end() == len(rest) and not complete:
+                    return "hold", p, None  # "[", "[x", "[x]": a task marker or a definition
+                if task and rest[task.end() - 1:task.end()] in (" ", "\t") and task.end() == 4:
+                    p += 4  # "[x] ": a task list item's checkbox
+                    continue
+                # a link reference definition renders nothing: hold it until it is complete
+                m = re.match(r"\[(?:[^\]\\\n]|\\.)*(?:\](:?))?", rest)
+                if m and (m.end() == len(rest) or m.group(1)) and not complete:
+                    return "hold", p, None
+                return "para", p, None
+            if ch == "$" and rest.startswith("$$"):
+                close = s.find("$$", p + 2)
+                if close < 0:
+                    return "hold", p, None
+                eol = s.find("\n", close)
+                if eol < 0:
+                    return "hold", p, None
+                return "line", eol, None  # the whole math block, through its closing line
+            if ch == "|" and not in_table:
+                return HoldBack._table_header(s, p, end, complete)
+            if ch == "|":
+                # a row: held until complete, as mistune drops the whole table (renders a
+                # paragraph) while a row has fewer cells than the header
+                return ("row", end, None) if complete else ("hold", p, None)
+            return "para", p, None
+
+    @staticmethod
+    def _table_header(s: str, p: int, end: int, complete: bool) -> tuple[str, int, str | None]:
+        """A ``|`` line outside a table: a header if the next line is a delimiter row."""
+        if not complete:
+            return "hold", p, None
+        nxt = end + 1
+        eol = s.find("\n", nxt)
+        line_end = eol if eol >= 0 else len(s)
+        q = _QUOTE_RE.match(s, nxt, line_end)
+        body = s[q.end() if q else nxt:line_end]
+        if body.strip(" \t|-:") != "":
+            return "para", p, None
+        if eol < 0:
+            return "hold", p, None
+        if _DELIMITER_ROW_RE.fullmatch(body) and "-" in body:
+            return "table", eol + 1, None
+        return "para", p, None
+
+    @staticmethod
+    def _para_ends(s: str, i: int, line: LineKind) -> int | None:
+        """Where the inline scope containing ``i`` ends, or ``None`` if not known yet.
+
+        A heading's scope is its line; a paragraph's, the first newline followed by a blank
+        line or by a line that starts another block.
+        """
+        n = len(s)
+        if line == "heading":
+            j = s.find("\n", i)
+            return j if j >= 0 else None
+        j = i
+        while True:
+            j = s.find("\n", j)
+            if j < 0:
+                return None
+            k = j + 1
+            q = _QUOTE_RE.match(s, k)
+            if q:
+                k = q.end()
+            while k < n and s[k] in " \t":
+                k += 1
+            if k == n:
+                return None
+            ch = s[k]
+            if ch == "\n" or ch in "#`~|>-+*=$<" or ch.isdigit():
+                return j
+            j += 1
+
+    def _inline(self, s: str, i: int, prev: str, line: LineKind) -> int | None:
+        """The end of the decided construct starting at ``s[i]``, or ``None`` to hold at ``i``."""
+        n = len(s)
+        ch = s[i]
+        if ch in " \t":
+            j = i
+            while j < n and s[j] in " \t":
+                j += 1
+            return None if j == n else j
+        if ch in "hw":
+            word_end = i
+            while word_end < n and not s[word_end].isspace() and s[word_end] != "<":
+                word_end += 1
+            word = s[i:word_end]
+            if word_end == n and any(u.startswith(word) or word.startswith(u)
+                                     for u in _URL_STARTS):
+                return None  # a URL (or maybe one) still growing
+            return i + 1
+        if ch == "\\":
+            if i + 1 == n:
+                return None
+            return i + 1 if s[i + 1] == "\n" else i + 2
+        if ch == "&":
+            m = _ENTITY_RE.match(s, i)
+            if m:
+                return m.end()
+            if _ENTITY_PREFIX_RE.match(s, i).end() == n:  # type: ignore[union-attr]
+                return None
+            return i + 1
+        if ch == "<":
+            if i + 1 == n:
+                return None
+            if not s[i + 1].isalpha():
+                return i + 1
+            j = i + 1
+            while j < n and s[j] not in " \t\n<>":
+                j += 1
+            if j == n:
+                return None
+            return j + 1 if s[j] == ">" else i + 1
+        if ch == "!":
+            if i + 1 == n:
+                return None
+            if s[i + 1] != "[":
+                return i + 1
+            inner = self._brackets(s, i + 1, line)
+            return inner
+        if ch == "[":
+            return self._brackets(s, i, line)
+        if ch == "`":
+            run = _run(s, i, "`")
+            scope = self._para_ends(s, i, line)
+            limit = n if scope is None else scope
+            for m in re.finditer(r"`+", s[i + run:limit]):
+                if len(m.group()) == run:
+                    if i + run + m.end() == n and scope is None:
+                        return None  # the closing run may still grow
+                    return i + run + m.end()
+            return None if scope is None else i + run
+        if ch in "*_~":
+            return self._delimiter(s, i, prev, line)
+        if ch == "$":
+            return self._math(s, i)
+        return i + 1  # pragma: no cover - _INLINE_SPECIAL is exhausted above
+
+    def _delimiter(self, s: str, i: int, prev: str, line: LineKind) -> int | None:
+        n = len(s)
+        ch = s[i]
+        run = _run(s, i, ch)
+        if i + run == n:
+            return None  # flanking depends on the next character
+        if ch == "~" and run < 2:
+            return i + run
+        if not _can_open(ch, prev, s[i + run]):
+            return i + run
+        scope = self._para_ends(s, i, line)
+        limit = n if scope is None else scope
+        need = run
+        j = i + run
+        while j < limit:
+            k = s.find(ch, j, limit)
+            if k < 0:
+                break
+            r = _run(s, k, ch)
+            if k + r == n:
+                return None
+            if ch != "~" or r >= 2:
+                if _can_close(ch, s[k - 1], s[k + r]):
+                    need -= r
+                    if need <= 0:
+                        return k + r
+            j = k + r
+        return None if scope is None else i + run
+
+    def _brackets(self, s: str, i: int, line: LineKind) -> int | None:
+        """``[`` at ``i``: through the link's end, or ``i + 1`` when it cannot be one."""
+        n = len(s)
+        scope = self._para_ends(s, i, line)
+        limit = n if scope is None else scope
+        close = _matching(s, i, "[", "]", limit)
+        if close is None:
+            return None if scope is None else i + 1
+        if close + 1 >= n:
+            return None
+        nxt = s[close + 1]
+        if nxt == "(":
+            end = _matching(s, close + 1, "(", ")", limit)
+            if end is None:
+                return None if scope is None else close + 1
+            return end + 1
+        if nxt == "[":
+            end = _matching(s, close + 1, "[", "]", limit)
+            if end is None:
+                return None if scope is None else close + 1
+            return end + 1
+        return close + 1
+
+    @staticmethod
+    def _math(s: str, i: int) -> int | None:
+        n = len(s)
+        if i + 1 == n:
+            return None
+        if s[i + 1] == "$":
+            k = s.find("$$", i + 2)
+            eol = s.find("\n", i)
+            if k >= 0 and (eol < 0 or k < eol):
+                return k + 2
+            return None if eol < 0 else i + 2
+        if s[i + 1].isspace():
+            return i + 1
+        j = i + 1
+        while j < n:
+            c = s[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c == "\n":
+                return i + 1
+            if c == "$":
+                if j + 1 == n:
+                    return None
+                if not s[j + 1].isdigit():
+                    return j + 1
+            j += 1
+        return None
+
+
+def _run(s: str, i: int, ch: str) -> int:
+    j = i
+    while j < len(s) and s[j] == ch:
+        j += 1
+    return j - i
+
+
+def _flanking(before: str, after: str) -> tuple[bool, bool]:
+    """CommonMark §6.2: whether a delimiter run between ``before`` and ``after`` (``""`` for
+    a line edge) is (left-flanking, right-flanking)."""
+    left = not _is_space(after) and (not _is_punct(after) or _is_space(before)
+                                     or _is_punct(before))
+    right = not _is_space(before) and (not _is_punct(before) or _is_space(after)
+                                       or _is_punct(after))
+    return left, right
+
+
+def _can_open(ch: str, before: str, after: str) -> bool:
+    """§6.2: ``*``/``~`` runs open when left-flanking; ``_`` also must not be right-flanking
+    unless preceded by punctuation."""
+    left, right = _flanking(before, after)
+    return left and (ch != "_" or not right or _is_punct(before))
+
+
+def _can_close(ch: str, before: str, after: str) -> bool:
+    left, right = _flanking(before, after)
+    return right and (ch != "_" or not left or _is_punct(after))
+
+
+def _matching(s: str, i: int, open_: str, close: str, limit: int) -> int | None:
+    """The index of the bracket closing ``s[i]`` before ``limit`` (escapes skipped)."""
+    depth = 0
+    j = i
+    while j < limit:
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == open_:
+            depth += 1
+        elif c == close:
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    return None
+
+
+def _closes_fence(body: str, fence: str) -> bool:
+    """Whether a code line (without its indentation) closes the fence (§4.5)."""
+    run = len(body) - len(body.lstrip(fence[0]))
+    return run >= len(fence) and body[run:].strip(" \t") == ""
