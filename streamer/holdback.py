@@ -359,7 +359,9 @@ class HoldBack:
         if ch == "\\":
             if i + 1 == n:
                 return None
-            return i + 1 if s[i + 1] == "\n" else i + 2
+            if s[i + 1] == "\n":  # a hard line break once the next line has begun
+                return None if i + 2 == n else i + 1
+            return i + 2
         if ch == "&":
             m = _ENTITY_RE.match(s, i)
             if m:
@@ -429,6 +431,8 @@ class HoldBack:
                     need -= r
                     if need <= 0:
                         return k + r
+                elif _can_open(ch, s[k - 1], s[k + r]):
+                    need += r  # a nested opener needs its own closers first
             j = k + r
         return None if scope is None else i + run
 
