@@ -164,6 +164,7 @@ def page(browser: Any, static_url: str) -> Iterator[Any]:
 
 _RUN_JS = """async ([sid, events, frames, html]) => {
   const d = streamerDemo;
+  const before = d.editor.getHTML();
   d.applyEvent({type: 'stream_start', stream_id: sid, provider: 'echo', model: 'echo',
                 format: 'html'});
   for (let i = 0; i < events.length; i++) {
@@ -172,10 +173,26 @@ _RUN_JS = """async ([sid, events, frames, html]) => {
   }
   d.applyEvent({type: 'stream_complete', stream_id: sid, finish_reason: 'stop', html,
                 usage: {}, duration_ms: 1});
+  const after = d.editor.getHTML();
+  const undo = d.editor.can().undo();
+  d.editor.commands.undo();
+  const undone = d.editor.getHTML();
+  d.editor.commands.redo();
+  const redone = d.editor.getHTML();
   return {check: d.lastCheck, mirror: d.client.streams.get(sid).html,
-          state: document.body.dataset.streamState, undo: d.editor.can().undo(),
+          state: document.body.dataset.streamState, undo, before, after, undone, redone,
           editable: d.editor.isEditable};
 }"""
+
+
+def _assert_one_undo_step(result: dict[str, Any], name: str = "") -> None:
+    """One undo removes the whole answer (the document is as before the stream), redo puts
+    it back exactly."""
+    if result["after"] == result["before"]:
+        return  # an empty answer appended: nothing to undo
+    assert result["undo"], f"{name}: the answer is not undoable"
+    assert result["undone"] == result["before"], f"{name}: one undo did not remove the answer"
+    assert result["redone"] == result["after"], f"{name}: redo did not restore the answer"
 
 
 def _chunk_events(markdown: str, rng: random.Random) -> tuple[list[dict[str, Any]], str]:
@@ -219,6 +236,7 @@ def test_streamed_ops_end_equal_to_a_fresh_editor(page: Any, seed: int) -> None:
         assert result["check"]["editorHTML"] == result["check"]["freshHTML"]
         assert result["state"] == "complete"
         assert result["editable"]
+        _assert_one_undo_step(result, name)
 
 
 def _chunk(seq: int, op: str, block: int, value: str, final: bool = False) -> dict[str, Any]:
@@ -270,7 +288,7 @@ def test_edge_cases_in_both_range_modes(page: Any, mode: str) -> None:
                                              [frames] * len(events), html])
             assert result["check"]["equal"], (name, result["check"])
             assert result["mirror"] == html, name
-            assert not result["undo"], f"{name}: streaming added undo history"
+            _assert_one_undo_step(result, name)
 
 
 @pytest.mark.browser

@@ -966,6 +966,23 @@ export class StreamClient {
     return this._send({ type: 'speed', cps });
   }
 
+  /**
+   * Remove a queued stream (it never starts).
+   * @param {string} streamId
+   */
+  queueRemove(streamId) {
+    return this._send({ type: 'queue_remove', stream_id: streamId });
+  }
+
+  /**
+   * Move a queued stream to `position` in the queue (0 = next).
+   * @param {string} streamId
+   * @param {number} position
+   */
+  queueMove(streamId, position) {
+    return this._send({ type: 'queue_move', stream_id: streamId, position });
+  }
+
   /** Cancel generation. @param {string} [streamId] */
   stop(streamId) {
     return this._send(streamId ? { type: 'stop', stream_id: streamId } : { type: 'stop' });

@@ -1,12 +1,15 @@
 // The demo page: a Tiptap editor that shows streamed answers, with the controls of the protocol.
 //
-// Test hooks (window.streamerDemo): editor, client, binding, lastComplete, lastCheck,
-// freshEditorHTML(html), applyEvent(event), extensions(); document.body.dataset.streamState is
-// idle | streaming | complete | error.
+// The answer streams through the Tiptap extension StreamContent (stream-content.js): the user
+// can keep editing the rest of the document, and one undo removes the whole answer.
+//
+// Test hooks (window.streamerDemo): editor, client, binding (the streaming session, or null),
+// lastComplete, lastCheck, freshEditorHTML(html), applyEvent(event), extensions(),
+// setReveal(mode); document.body.dataset.streamState is idle | streaming | complete | error.
 
-import { Editor, StarterKit, TableKit } from './vendor/tiptap.js';
+import { Editor, Mathematics, StarterKit, TableKit, TaskItem, TaskList } from './vendor/tiptap.js';
 import { StreamClient } from './client.js';
-import { bindClientToEditor } from './editor-stream.js';
+import { StreamContent, followClient } from './stream-content.js';
 
 // ----------------------------------------------------------------------------- samples
 
@@ -121,12 +124,19 @@ function extensions() {
       link: { openOnClick: false },
     }),
     TableKit.configure({ table: { resizable: false } }),
+    TaskList,
+    TaskItem.configure({ nested: true }),
+    // MathML output: browsers draw it natively, no KaTeX stylesheet or fonts needed
+    Mathematics.configure({ katexOptions: { output: 'mathml', throwOnError: false } }),
   ];
 }
 
 const editor = new Editor({
   element: document.getElementById('editor'),
-  extensions: extensions(),
+  extensions: [...extensions(), StreamContent.configure({
+    reveal: 'fade',
+    onFrame: () => onFrame(),
+  })],
   content: '<p>Answers appear here. Pick a provider, write a prompt, press <strong>Start</strong>.</p>',
 });
 
@@ -163,7 +173,8 @@ const els = {
   deliveryState: $('delivery-state'), error: $('error'), stats: $('stats'),
   reasoning: $('reasoning'), reasoningText: $('reasoning-text'), reasoningSize: $('reasoning-size'),
   toolsPanel: $('tools-panel'), toolList: $('tool-list'), useTools: $('use-tools'),
-  docInfo: $('doc-info'), check: $('check'),
+  docInfo: $('doc-info'), check: $('check'), reveal: $('reveal'),
+  queuePanel: $('queue-panel'), queueList: $('queue-list'),
 };
 
 const SPEED_MIN_CPS = 10;
@@ -202,7 +213,16 @@ function updateButtons() {
   for (const b of [els.pause, els.resume, els.skip, els.stop]) b.disabled = !connected || !streaming;
 }
 
+/** The bar: `delivered` of `received` characters (both 100% once the stream is complete). */
+function showBar(received, delivered, done) {
+  const total = Math.max(received, 1);
+  els.barReceived.style.width = `${done ? 100 : 100 * Math.min(1, received / total)}%`;
+  els.barDelivered.style.width = `${100 * Math.min(1, delivered / total)}%`;
+  els.bar.dataset.delivered = String(Math.round(100 * Math.min(1, delivered / total)));
+}
+
 function resetProgress() {
+  els.bar.dataset.delivered = '0';
   els.barReceived.style.width = '0%';
   els.barDelivered.style.width = '0%';
   els.bar.classList.remove('generating');
@@ -251,10 +271,16 @@ const demo = {
   editor,
   /** @type {StreamClient|null} */
   client: null,
-  /** @type {ReturnType<typeof bindClientToEditor>|null} */
+  /** @type {ReturnType<typeof followClient>|null} */
   editorBinding: null,
+  /** The streaming session (StreamContent's), or null. */
   get binding() {
-    return this.editorBinding?.current ?? null;
+    return editor.storage.streamContent.session;
+  },
+  /** @param {'none'|'fade'|'typewriter'} mode */
+  setReveal(mode) {
+    streamContentOptions().reveal = mode;
+    els.reveal.value = mode;
   },
   /** @type {object|null} the last stream_complete event */
   lastComplete: null,
@@ -280,17 +306,12 @@ function setupClient() {
   const client = new StreamClient({ transport: els.transport.value });
   demo.client = client;
 
-  // the editor binding first, so it has flushed when the page's own listeners run
-  demo.editorBinding = bindClientToEditor(client, editor, {
+  // the editor first, so it has flushed when the page's own listeners run
+  demo.editorBinding = followClient(editor, client, {
     at: () => (els.append.checked ? 'end' : 'replace'),
-    onAttach: (binding) => {
+    onStart: (session) => {
       // what precedes the answer, for the end-of-stream check ('' when it replaced the doc)
-      demo.prefixHTML = binding.placeholder ? '' : editor.getHTML();
-    },
-    onFrame: () => {
-      updateDocInfo();
-      const box = $('editor');
-      if (box.scrollHeight - box.scrollTop - box.clientHeight < 80) box.scrollTop = box.scrollHeight;
+      demo.prefixHTML = session.placeholder ? '' : editor.getHTML();
     },
   });
 
@@ -308,8 +329,10 @@ function setupClient() {
   client.on('stream_start', (ev) => {
     if (ev.queued) {
       els.deliveryState.textContent = `queued at position ${ev.position}`;
+      addQueued(ev);
       return;
     }
+    removeQueued(ev.stream_id);
     demo.lastStreamId = ev.stream_id;
     showError('');
     if (!ev.resumed) clearSidePanels();
@@ -324,12 +347,14 @@ function setupClient() {
     if (document.body.dataset.streamState !== 'streaming') setStreamState('streaming');
   });
 
-  client.on('progress', (ev) => {
+  client.on('progress', (ev, ctx) => {
+    // only the stream being shown, and never after its end (a short answer's last progress
+    // can count fewer delivered than received characters: complete shows 100%)
+    if (ctx.mirror?.complete || (ev.stream_id && ev.stream_id !== demo.lastStreamId)) return;
     const received = ev.received_chars || 0;
-    const delivered = ev.delivered_chars || 0;
-    const total = Math.max(received, 1);
-    els.barReceived.style.width = `${ev.generation_done ? 100 : 100 * Math.min(1, received / total)}%`;
-    els.barDelivered.style.width = `${100 * Math.min(1, delivered / total)}%`;
+    const finished = ev.generation_done && !ev.backlog_chars;
+    const delivered = finished ? received : ev.delivered_chars || 0;
+    showBar(received, delivered, ev.generation_done);
     els.bar.classList.toggle('generating', !ev.generation_done);
     els.progressChars.textContent =
       `${fmt.format(delivered)} / ${fmt.format(received)} chars` +
@@ -389,8 +414,7 @@ function setupClient() {
     els.check.textContent = demo.lastCheck.equal
       ? '✓ editor equals the final HTML' : '✗ editor differs from the final HTML';
     els.check.className = `small ${demo.lastCheck.equal ? 'ok' : 'bad'}`;
-    els.barDelivered.style.width = '100%';
-    els.barReceived.style.width = '100%';
+    showBar(1, 1, true);
     els.bar.classList.remove('generating');
     els.progressEta.textContent = 'done';
     els.deliveryState.textContent = `complete (${ev.finish_reason})`;
@@ -418,6 +442,53 @@ function setupClient() {
 
   client.connect().catch(() => {});
   updateButtons();
+}
+
+function onFrame() {
+  updateDocInfo();
+  const box = $('editor');
+  if (box.scrollHeight - box.scrollTop - box.clientHeight < 80) box.scrollTop = box.scrollHeight;
+}
+
+/** The live options object of the editor's StreamContent (read at every frame). */
+function streamContentOptions() {
+  return editor.extensionManager.extensions.find((e) => e.name === 'streamContent').options;
+}
+
+// ----------------------------------------------------------------------------- queue
+
+function addQueued(ev) {
+  els.queuePanel.hidden = false;
+  let item = els.queueList.querySelector(`li[data-stream="${CSS.escape(ev.stream_id)}"]`);
+  if (!item) {
+    item = document.createElement('li');
+    item.dataset.stream = ev.stream_id;
+    const label = document.createElement('span');
+    const up = document.createElement('button');
+    up.type = 'button';
+    up.textContent = '↑';
+    up.title = 'move to the front of the queue';
+    up.addEventListener('click', () => control(async () => {
+      await demo.client.queueMove(ev.stream_id, 0);
+      els.queueList.prepend(item);
+    }));
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.textContent = '✕';
+    remove.title = 'remove from the queue';
+    remove.addEventListener('click', () => control(async () => {
+      await demo.client.queueRemove(ev.stream_id);
+      removeQueued(ev.stream_id);
+    }));
+    item.append(label, ' ', up, ' ', remove);
+    els.queueList.appendChild(item);
+  }
+  item.querySelector('span').textContent = `${ev.stream_id} (position ${ev.position})`;
+}
+
+function removeQueued(streamId) {
+  els.queueList.querySelector(`li[data-stream="${CSS.escape(streamId)}"]`)?.remove();
+  els.queuePanel.hidden = els.queueList.children.length === 0;
 }
 
 function clearSidePanels() {
@@ -486,10 +557,16 @@ els.form.addEventListener('submit', (e) => {
   if (els.useTools.checked) opts.tools = ['calculate', 'current_time'];
   control(() => demo.client.start(opts));
 });
-els.pause.addEventListener('click', () => control(() => demo.client.pause()));
-els.resume.addEventListener('click', () => control(() => demo.client.resume()));
-els.skip.addEventListener('click', () => control(() => demo.client.skip()));
-els.stop.addEventListener('click', () => control(() => demo.client.stop()));
+// through the editor's commands when it streams (they also hold / reveal locally), else the client
+els.pause.addEventListener('click', () => control(() => editor.commands.pauseStream() ||
+  demo.client.pause()));
+els.resume.addEventListener('click', () => control(() => editor.commands.resumeStream() ||
+  demo.client.resume()));
+els.skip.addEventListener('click', () => control(() => editor.commands.skipStream() ||
+  demo.client.skip()));
+els.stop.addEventListener('click', () => control(() => editor.commands.stopStream() ||
+  demo.client.stop()));
+els.reveal.addEventListener('change', () => demo.setReveal(els.reveal.value));
 document.getElementById('btn-drop').addEventListener('click', () => demo.client.dropConnection());
 els.speed.addEventListener('input', onSpeedInput);
 els.speed.addEventListener('change', () => {

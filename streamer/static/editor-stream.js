@@ -37,7 +37,7 @@
 // end equal to the server's HTML: TrailingNode appends an empty paragraph whenever the answer
 // momentarily ends with a table or code block, and that paragraph stays behind.
 
-import { elementFromString, pmModel } from './vendor/tiptap.js';
+import { elementFromString, pmModel } from '#tiptap';
 
 const { DOMParser, Fragment } = pmModel;
 
@@ -116,14 +116,8 @@ export class EditorStream {
     this.mirror = mirror;
     this._claimRange();
     this._onTransaction = ({ transaction, appendedTransactions }) => {
-      const foreign = [];
-      if (!transaction.getMeta(STREAM_META)) foreign.push(transaction);
-      for (const tr of appendedTransactions || []) if (!tr.getMeta(STREAM_META)) foreign.push(tr);
-      for (const tr of foreign) {
-        if (!tr.docChanged) continue;
-        const empty = this.totalNodes() === 0;
-        this.from = tr.mapping.map(this.from, empty ? -1 : 1);
-        this._valid = -1;
+      for (const tr of [transaction, ...(appendedTransactions || [])]) {
+        if (tr.docChanged && !tr.getMeta(STREAM_META)) this._mapForeign(tr);
       }
     };
     editor.on('transaction', this._onTransaction);
@@ -167,6 +161,26 @@ export class EditorStream {
   }
 
   // ------------------------------------------------------------------------- internals
+  //
+  // Subclasses (stream-content.js) override _claimRange (where the answer goes), _mapForeign
+  // (following other transactions) and _beforeDispatch (decorations, range bookkeeping).
+
+  /** Follow a transaction that is not ours (a user edit, another plugin). */
+  _mapForeign(tr) {
+    const empty = this.totalNodes() === 0;
+    this.from = tr.mapping.map(this.from, empty ? -1 : 1);
+    this._valid = -1;
+  }
+
+  /**
+   * Called with each frame's transaction (its doc is the new one, `counts` already updated)
+   * just before it is dispatched.
+   * @param {any} tr
+   * @param {{fromPos: number, toPos: number, oldContent: any, nodes: any, changedFrom: number}} info
+   *   the replaced span `[fromPos, toPos)` of the old doc, its old content (a Fragment) and the
+   *   new nodes (a Fragment) now at `fromPos`
+   */
+  _beforeDispatch(tr, info) {} // eslint-disable-line no-unused-vars
 
   _claimRange() {
     const { editor } = this;
@@ -273,7 +287,8 @@ export class EditorStream {
     }
 
     const tr = editor.state.tr;
-    tr.replaceWith(fromPos, toPos, Fragment.fromArray(nodes));
+    const fragment = Fragment.fromArray(nodes);
+    tr.replaceWith(fromPos, toPos, fragment);
     tr.setMeta(STREAM_META, true).setMeta('addToHistory', false);
     const expected = doc.childCount - (toIndex - fromIndex) + nodes.length;
     // ProseMirror fills a document that would be left empty with one empty paragraph
@@ -283,6 +298,8 @@ export class EditorStream {
     this._valid = Math.min(this._valid, d);
     this._dirty.clear();
     this._dirtyMin = Infinity;
+    this._beforeDispatch(tr, { fromPos, toPos, oldContent: doc.slice(fromPos, toPos).content,
+      nodes: fragment, changedFrom: d });
     editor.view.dispatch(tr);
     this.frames += 1;
     this.options.onFrame?.({ blocks: blocks.length, changedFrom: d, nodes: nodes.length });
