@@ -450,9 +450,9 @@ function onFrame() {
   if (box.scrollHeight - box.scrollTop - box.clientHeight < 80) box.scrollTop = box.scrollHeight;
 }
 
-/** The live options object of the editor's StreamContent (read at every frame). */
+/** The live settings of the editor's StreamContent (read at every frame). */
 function streamContentOptions() {
-  return editor.extensionManager.extensions.find((e) => e.name === 'streamContent').options;
+  return editor.storage.streamContent.settings;
 }
 
 // ----------------------------------------------------------------------------- queue

@@ -62,6 +62,8 @@ export interface StreamContentStorage {
   paused: boolean;
   streamId: string | null;
   lastAnswer: { from: number; to: number } | null;
+  /** The options in force, read at every frame: change e.g. `settings.reveal` live. */
+  settings: StreamContentOptions;
 }
 
 export declare const StreamContent: Extension<StreamContentOptions, StreamContentStorage>;

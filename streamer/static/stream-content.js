@@ -429,6 +429,7 @@ function caretDOM() {
  * @property {boolean} paused
  * @property {string|null} streamId
  * @property {{from: number, to: number}|null} lastAnswer where the last finished answer is
+ * @property {StreamContentOptions} settings the options in force (change them live here)
  */
 
 export const StreamContent = Extension.create({
@@ -448,7 +449,9 @@ export const StreamContent = Extension.create({
   },
 
   addStorage() {
-    return { session: null, active: false, paused: false, streamId: null, lastAnswer: null };
+    return { session: null, active: false, paused: false, streamId: null, lastAnswer: null,
+      // the options in force, read at every frame: change e.g. `settings.reveal` live
+      settings: { ...this.options } };
   },
 
   onDestroy() {
@@ -475,7 +478,7 @@ export const StreamContent = Extension.create({
       const range = s.end(commit);
       if (commit) {
         ext.storage.lastAnswer = range;
-        ext.options.onFinish?.({ ...range, streamId: s.streamId, event: event || null });
+        ext.storage.settings.onFinish?.({ ...range, streamId: s.streamId, event: event || null });
       }
       return true;
     };
@@ -492,7 +495,7 @@ export const StreamContent = Extension.create({
         if (!dispatch) return true;
         own(tr);
         if (ext.storage.session) finish(true, null);
-        const session = new StreamSession(editor, ext.options, options);
+        const session = new StreamSession(editor, ext.storage.settings, options);
         const mirror = options.mirror || new DocumentMirror(options.streamId || 'local');
         setSession(session);
         session.attach(mirror);
