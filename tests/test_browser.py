@@ -66,10 +66,14 @@ def test_demo_page_streams_an_echo_document_into_the_editor(page: Any, transport
     assert result["editor"] == result["fresh"]
 
 
-@pytest.mark.parametrize("transport", ["websocket", "sse"])
-def test_dropped_connections_resume_exactly_in_the_editor(page: Any, transport: str) -> None:
-    """The connection is dropped twice mid-stream: the client reconnects, resumes after its
-    last seq (no snapshot needed, nothing doubled) and the editor ends exact."""
+@pytest.mark.parametrize(("transport", "how"), [("websocket", "drop"), ("sse", "drop"),
+                                                ("websocket", "close-socket")])
+def test_dropped_connections_resume_exactly_in_the_editor(page: Any, transport: str,
+                                                          how: str) -> None:
+    """The connection is dropped twice mid-stream (the page's Drop button, or the WebSocket
+    itself closed under the client as a network failure closes it): the client reconnects,
+    resumes after its last seq (no snapshot needed, nothing doubled) and the editor (through
+    the StreamContent extension) ends exact."""
     page.select_option("#provider", "echo")
     page.select_option("#transport", transport)
     page.wait_for_function("() => window.streamerDemo.client.state === 'connected'")
@@ -86,7 +90,11 @@ def test_dropped_connections_resume_exactly_in_the_editor(page: Any, transport: 
         pacing: {mode: 'fixed', cps: 600}})""", RICH * 3)
     for n in (10, 60):
         page.wait_for_function(f"() => window.__seen.chunks > {n}", timeout=30_000)
-        page.click("#btn-drop")
+        page.wait_for_function("streamerDemo.client.state === 'connected'", timeout=15_000)
+        if how == "drop":
+            page.click("#btn-drop")
+        else:
+            page.evaluate("streamerDemo.client._ws.close(4000, 'network gone')")
     page.wait_for_function("() => document.body.dataset.streamState === 'complete'",
                            timeout=60_000)
     result = page.evaluate("""() => ({seen: window.__seen,
@@ -96,3 +104,4 @@ def test_dropped_connections_resume_exactly_in_the_editor(page: Any, transport: 
     assert result["seen"]["resumed"] == 2 and result["seen"]["snapshots"] == 0
     assert result["transport"] == transport
     assert result["equal"] and result["editor"] == result["fresh"]
+    assert page.evaluate("streamerDemo.binding") is None  # finished: the extension let go
