@@ -225,6 +225,10 @@ SAMPLES = [
     '<div data-type="block-math" data-latex="\\sum_{i=1}^{n} x_i"></div>',
     '<ul data-type="taskList">\n<li data-type="taskItem" data-checked="true"><p>done</p></li>\n'
     '<li data-type="taskItem" data-checked="false"><p>todo <em>x</em></p></li>\n</ul>',
+    # a tight task list: the item's inline content without a paragraph (as for <li>)
+    '<ul data-type="taskList">\n<li data-type="taskItem" data-checked="false">tight <code>c</code>'
+    '\n<ul data-type="taskList">\n<li data-type="taskItem" data-checked="true">nested</li>\n'
+    '</ul>\n</li>\n</ul>',
 ]
 
 #: A canonical form of editor / server HTML: tags with their meaningful attributes and text,
@@ -308,4 +312,4 @@ def test_everything_the_server_can_emit_survives_set_content(page: Any) -> None:
               checked: [...root.querySelectorAll('ul[data-type="taskList"] input[type=checkbox]')]
                 .map(i => i.checked)};
     }""")
-    assert shown == {"math": 2, "checked": [True, False]}
+    assert shown == {"math": 2, "checked": [True, False, False, True]}
