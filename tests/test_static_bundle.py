@@ -108,10 +108,17 @@ def test_page_and_modules_reference_existing_files() -> None:
     assert {"demo.js", "demo.css"} <= set(refs)
     for ref in refs:
         assert (STATIC / ref).is_file(), ref
-    for module in ("client.js", "editor-stream.js", "demo.js"):
+    for module in ("client.js", "editor-stream.js", "stream-content.js", "react.js", "demo.js"):
         text = (STATIC / module).read_text()
         for spec in re.findall(r"from '(\./[^']+)'", text):
             assert (STATIC / spec).resolve().is_file(), f"{module} imports {spec}"
+    # '#tiptap' resolves on the page (import map) and for bundlers (package.json imports)
+    assert '"#tiptap": "/static/vendor/tiptap.js"' in html
+    package = json.loads((STATIC / "package.json").read_text())
+    assert (STATIC / package["imports"]["#tiptap"]).is_file()
+    for target in package["exports"].values():
+        for path in ([target] if isinstance(target, str) else target.values()):
+            assert (STATIC / path).is_file(), path
 
 
 # --------------------------------------------------------------------------- browser fixtures
