@@ -116,11 +116,13 @@ _TAG_RE: Final = re.compile(r'<(?:[^>"]|"[^"]*")*>')
 _FAST_DELTA_RE: Final = re.compile(r"(?:[^\W_]|[ ,.?!'\"(-])+")
 #: Characters the fast path accepts right before the delta (after trailing spaces).
 _FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.?!'\"(-]")
-#: A list item's or an ATX heading's line start, up to its content: ``- ``, ``12. ``, ``## ``.
-_FAST_LINE_RE: Final = re.compile(r"(?P<item> {0,3}(?:[-+*]|[0-9]{1,9}[.)]) {1,4})"
+#: A list item's or an ATX heading's line start, up to its content: ``- ``, ``12. ``,
+#: ``- [x] ``, ``## ``.
+_FAST_LINE_RE: Final = re.compile(r"(?P<item> {0,3}(?:[-+*]|[0-9]{1,9}[.)]) {1,4}"
+                                  r"(?:\[[ xX]\] +)?)"
                                   r"|(?P<heading>#{1,6} +)")
 #: What the last block must be for each kind of line.
-_FAST_BLOCK_PREFIX: Final = {"item": ("<ul>", "<ol>", "<ol "), "heading": ("<h1>", "<h2>",
+_FAST_BLOCK_PREFIX: Final = {"item": ("<ul>", "<ul ", "<ol>", "<ol "), "heading": ("<h1>", "<h2>",
                                                                           "<h3>", "<h4>",
                                                                           "<h5>", "<h6>")}
 

@@ -147,6 +147,8 @@ class HoldBack:
         c = self._ctx
         fence, in_table, line, prev = c.fence, c.in_table, c.line, c.prev
         i = 0
+        # the current line's start, the character before it, and where its content starts
+        line_begin, prev_begin, content_at = 0, prev, -1
         while i < n:
             if line is None:  # a line start: decide what the line is
                 eol = s.find("\n", i)
@@ -156,7 +158,7 @@ class HoldBack:
                 start = q.end() if q else i
                 if fence is not None:
                     body = s[start:end].lstrip(" ")
-                    if body[:1] == fence[0] or (not body and not complete):
+                    if i not in forced and (body[:1] == fence[0] or (not body and not complete)):
                         if not complete:
                             return i, _Ctx(fence, in_table, None, prev)
                         if _closes_fence(body, fence):
@@ -186,6 +188,7 @@ class HoldBack:
                     continue
                 in_table = False
                 line = kind  # type: ignore[assignment]
+                line_begin, prev_begin, content_at = i, prev, at
                 if at > i:
                     prev = s[at - 1]
                 i = at
@@ -207,6 +210,9 @@ class HoldBack:
                 continue
             end_ = i + 1 if i in forced else self._inline(s, i, prev, line)
             if end_ is None:
+                if i == content_at and line_begin not in forced:
+                    # held at the line's first character: decide the line again next time
+                    return line_begin, _Ctx(fence, in_table, None, prev_begin)
                 return i, _Ctx(fence, in_table, line, prev)
             i, prev = end_, s[end_ - 1]
         return n, _Ctx(fence, in_table, line, prev)

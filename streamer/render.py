@@ -11,7 +11,13 @@ Pipeline, built once per process from :class:`RenderConfig`:
    half from a JSON ``\\ud83d`` escape) are re-paired, lone ones become U+FFFD, because the
    sanitizer (Rust) only accepts valid Unicode.
 2. **Parse** with mistune 3 (``create_markdown(escape=True, plugins=["table",
-   "strikethrough", "url"])``; https://mistune.lepture.com/en/latest/guide.html). mistune
+   "strikethrough", "url", math])``; https://mistune.lepture.com/en/latest/guide.html),
+   plus GFM task lists (§5.3). Math is mistune's math plugin syntax (``$…$``, ``$$…$$``,
+   blocks also in quotes and lists) rendered the way Tiptap's Mathematics extension parses
+   it: ``<span data-type="inline-math" data-latex="…">`` and ``<div data-type="block-math"
+   data-latex="…">``; a bullet list whose every item starts ``[ ]``/``[x]`` renders as
+   Tiptap's TaskList (``<ul data-type="taskList">``, ``<li data-type="taskItem"
+   data-checked="true|false">``). mistune
    follows CommonMark closely but not completely (see the tests and the chunker's notes).
    Raw HTML in the markdown is escaped: it shows as text, it is never passed through.
 3. **Render each top-level token** to HTML on its own (the "blocks": ``<p>…</p>\\n``,
@@ -64,7 +70,17 @@ from urllib.parse import unquote
 
 import mistune
 import nh3
-from mistune.core import BlockState
+from mistune.core import BlockState, InlineState
+from mistune.inline_parser import InlineParser
+from mistune.plugins.math import (
+    BLOCK_MATH_PATTERN,
+    INLINE_MATH_PATTERN,
+    math_in_list,
+    math_in_quote,
+    parse_block_math,
+    parse_inline_math,
+)
+from mistune.plugins.task_lists import TASK_LIST_ITEM
 from mistune.util import safe_entity, striptags
 
 from streamer.config import RenderConfig
@@ -79,13 +95,15 @@ __all__ = [
     "Renderer",
 ]
 
-#: Elements a Tiptap editor with StarterKit + Table + Link can hold (``img`` is added only
-#: with ``allow_images``). ``del`` and ``s`` both map to StarterKit's Strike mark.
+#: Elements a Tiptap editor with StarterKit + Table + Link + TaskList/TaskItem + Mathematics
+#: can hold (``img`` is added only with ``allow_images``). ``del`` and ``s`` both map to
+#: StarterKit's Strike mark; ``span``/``div`` only carry math (:data:`DATA_TYPES`).
 ALLOWED_TAGS: Final[frozenset[str]] = frozenset({
     "p", "h1", "h2", "h3", "h4", "h5", "h6",
     "strong", "em", "del", "s", "code", "pre", "blockquote",
     "ul", "ol", "li", "hr", "br", "a",
     "table", "thead", "tbody", "tr", "th", "td",
+    "span", "div",
 })
 
 #: Attributes per element. ``rel`` on ``a`` is not listed: the sanitizer sets it itself.
@@ -95,6 +113,18 @@ ALLOWED_ATTRIBUTES: Final[Mapping[str, frozenset[str]]] = {
     "th": frozenset({"colspan", "rowspan"}),
     "td": frozenset({"colspan", "rowspan"}),
     "code": frozenset({"class"}),
+    "ul": frozenset({"data-type"}),
+    "li": frozenset({"data-type", "data-checked"}),
+    "span": frozenset({"data-type", "data-latex"}),
+    "div": frozenset({"data-type", "data-latex"}),
+}
+
+#: The one ``data-type`` value each element may carry: Tiptap's parse rules
+#: (``@tiptap/extension-list`` TaskList ``ul[data-type="taskList"]``, TaskItem
+#: ``li[data-type="taskItem"]`` with ``data-checked``; ``@tiptap/extension-mathematics``
+#: ``span[data-type="inline-math"]`` / ``div[data-type="block-math"]`` with ``data-latex``).
+DATA_TYPES: Final[Mapping[str, str]] = {
+    "ul": "taskList", "li": "taskItem", "span": "inline-math", "div": "block-math",
 }
 
 #: ``img`` and its attributes, allowed only with ``RenderConfig.allow_images``.
@@ -174,6 +204,21 @@ class _HTMLRenderer(mistune.HTMLRenderer):
             return text
         return super().link(text, url, title)
 
+    def list(self, text: str, ordered: bool, **attrs: Any) -> str:
+        if attrs.get("task"):
+            return '<ul data-type="taskList">\n' + text + "</ul>\n"
+        return super().list(text, ordered, **attrs)
+
+    def task_list_item(self, text: str, checked: bool = False) -> str:
+        state = "true" if checked else "false"
+        return f'<li data-type="taskItem" data-checked="{state}">' + text + "</li>\n"
+
+    def inline_math(self, text: str) -> str:
+        return f'<span data-type="inline-math" data-latex="{html.escape(text)}"></span>'
+
+    def block_math(self, text: str) -> str:
+        return f'<div data-type="block-math" data-latex="{html.escape(text)}"></div>\n'
+
     def image(self, text: str, url: str, title: str | None = None) -> str:
         if self._allow_images and url_scheme(url) in IMAGE_URL_SCHEMES:
             return super().image(text, url, title)
@@ -181,8 +226,69 @@ class _HTMLRenderer(mistune.HTMLRenderer):
         return striptags(text)
 
 
+def _task_mark(item: dict[str, Any]) -> re.Match[str] | None:
+    """The ``[ ]``/``[x]`` marker that starts a list item's first paragraph, if any."""
+    children = item.get("children") or []
+    if item.get("type") != "list_item" or not children:
+        return None
+    first = children[0]
+    if first.get("type") not in ("block_text", "paragraph"):
+        return None
+    return TASK_LIST_ITEM.match(first.get("text", ""))
+
+
+def _mark_task_lists(tokens: list[dict[str, Any]]) -> None:
+    """Turn bullet lists whose every item starts with a task marker into task lists.
+
+    GFM §5.3 task list items, as Tiptap can hold them: TaskList holds only TaskItems, so a
+    list with some plain items (or an ordered one) keeps its markers as text, as CommonMark
+    without the extension renders them.
+    """
+    for tok in tokens:
+        if tok.get("type") == "list" and not tok.get("attrs", {}).get("ordered"):
+            items = tok.get("children") or []
+            marks = [_task_mark(item) for item in items]
+            if items and all(marks):
+                tok["attrs"]["task"] = True
+                for item, mark in zip(items, marks, strict=True):
+                    assert mark is not None
+                    first = item["children"][0]
+                    first["text"] = first["text"][mark.end():]
+                    item["type"] = "task_list_item"
+                    item["attrs"] = {"checked": mark.group(1) != "[ ]"}
+        children = tok.get("children")
+        if isinstance(children, list):
+            _mark_task_lists(children)
+
+
+def _task_lists_hook(md: mistune.Markdown, state: BlockState) -> None:
+    _mark_task_lists(state.tokens)
+
+
+def _parse_inline_math(inline: InlineParser, m: re.Match[str], state: InlineState) -> int:
+    """mistune's inline math, with ``$$…$$`` inside a paragraph kept inline (mistune makes
+    it a block token, which would put a ``<div>`` inside the ``<p>``)."""
+    end = parse_inline_math(inline, m, state)
+    if state.tokens[-1]["type"] == "block_math":
+        state.tokens[-1]["type"] = "inline_math"
+    return end
+
+
+def _math(md: mistune.Markdown) -> None:
+    """Math as mistune's math plugin parses it (``$…$``, ``$$…$$``), rendered for Tiptap."""
+    md.block.register("block_math", BLOCK_MATH_PATTERN, parse_block_math, before="list")
+    md.inline.register("inline_math", INLINE_MATH_PATTERN, _parse_inline_math,
+                       before="codespan")
+    math_in_quote(md)
+    math_in_list(md)
+
+
 def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
     """nh3 callback: keep an attribute value, or ``None`` to drop the attribute."""
+    if attr == "data-type":
+        return value if DATA_TYPES.get(tag) == value else None
+    if attr == "data-checked":
+        return value if value in ("true", "false") else None
     if attr == "class":
         return value if tag == "code" and _LANGUAGE_CLASS_RE.fullmatch(value) else None
     if attr in ("start", "colspan", "rowspan"):
@@ -203,8 +309,10 @@ class Renderer:
         self.config = config if config is not None else RenderConfig()
         html_renderer = _HTMLRenderer(allow_images=self.config.allow_images)
         md = mistune.create_markdown(
-            escape=True, renderer=html_renderer, plugins=["table", "strikethrough", "url"]
+            escape=True, renderer=html_renderer,
+            plugins=["table", "strikethrough", "url", _math],  # type: ignore[list-item]
         )
+        md.before_render_hooks.append(_task_lists_hook)
         # The plugins registered their render functions on ``html_renderer`` above. The
         # parser now returns tokens (``renderer=None`` is mistune's "ast" mode) and we render
         # each top-level token ourselves.

@@ -105,6 +105,37 @@ GOLDEN = [
     ("inline code", "`<b> & x`", "<p><code>&lt;b&gt; &amp; x</code></p>\n"),
     ("relative link is text", "[docs](/docs) [top](#top) [p](//host/x)", "<p>docs top p</p>\n"),
     ("image off by default: alt text", '![a *cat*](https://x.y/c.png "t")', "<p>a cat</p>\n"),
+    (
+        "inline math for Tiptap Mathematics",
+        "Euler: $e^{i\\pi} + 1 = 0$ and $$a<b$$.",
+        '<p>Euler: <span data-type="inline-math" data-latex="e^{i\\pi} + 1 = 0"></span> and '
+        '<span data-type="inline-math" data-latex="a&lt;b"></span>.</p>\n',
+    ),
+    ("dollar amounts are not math", "costs $5 and $6.", "<p>costs $5 and $6.</p>\n"),
+    (
+        "block math",
+        '$$\n\\int_0^1 x\\,dx "q" & y\n$$\n',
+        '<div data-type="block-math" data-latex="\\int_0^1 x\\,dx &quot;q&quot; &amp; y"></div>\n',
+    ),
+    (
+        "block math in a quote",
+        "> $$\n> a^2\n> $$\n",
+        '<blockquote>\n<div data-type="block-math" data-latex="a^2"></div>\n</blockquote>\n',
+    ),
+    (
+        "task list for Tiptap TaskList",
+        "- [ ] todo\n- [x] **done**\n  - [X] nested\n",
+        '<ul data-type="taskList">\n<li data-type="taskItem" data-checked="false">todo</li>\n'
+        '<li data-type="taskItem" data-checked="true"><strong>done</strong>'
+        '<ul data-type="taskList">\n<li data-type="taskItem" data-checked="true">nested</li>\n'
+        "</ul>\n</li>\n</ul>\n",
+    ),
+    (
+        "a list with plain items keeps its markers as text",
+        "- [ ] a\n- b\n",
+        "<ul>\n<li>[ ] a</li>\n<li>b</li>\n</ul>\n",
+    ),
+    ("an ordered list is no task list", "1. [x] a\n", "<ol>\n<li>[x] a</li>\n</ol>\n"),
 ]
 
 
@@ -338,6 +369,27 @@ class _Attrs(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, attrs))
+
+
+@pytest.mark.parametrize("markdown", [
+    '$"><img src=x onerror=alert(1)>$',
+    "$$\n</div><script>alert(1)</script>\n$$\n",
+    '$x" onmouseover="alert(1)$',
+])
+def test_math_cannot_break_out_of_its_attribute(markdown: str) -> None:
+    out = R.render(markdown)
+    parser = _Attrs()
+    parser.feed(out)
+    parser.close()
+    assert [tag for tag, _ in parser.tags if tag not in ("p", "span", "div")] == []
+    for _, attrs in parser.tags:
+        assert {name for name, _ in attrs} <= {"data-type", "data-latex"}
+
+
+def test_data_types_are_only_the_editor_ones() -> None:
+    assert R.sanitize('<ul data-type="x"><li data-type="taskItem" data-checked="maybe">a</li>'
+                      '</ul><span data-type="mention">b</span>') == (
+        '<ul><li data-type="taskItem">a</li></ul><span>b</span>')
 
 
 def test_xss_corpus_renders_safely() -> None:
