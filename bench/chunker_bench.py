@@ -13,7 +13,12 @@ deterministic, like perf-lab §3's ``mdgen``) streamed in ``--delta``-character 
 - ``text ops``: share of emitted ops that are non-empty ``text`` ops; ``fast``: share of deltas
   handled without re-rendering; ``commits``; ``repairs``: final blocks close() had to change;
 - ``naive s``: re-render + sanitize everything at every delta, only for the smallest size,
-  timed on every ``--naive-stride``-th delta and multiplied by the stride.
+  timed on every ``--naive-stride``-th delta and multiplied by the stride;
+- per realistic corpus document: µs/delta, text-op share, fast share and flicker
+  (``flicker_chars``);
+- worst cases (``--worst-sizes``): one long list, code block, table, nested quotes and one
+  paragraph of nested emphasis, µs/delta at each size: a flat row is linear, a growing one
+  is not.
 
 The machine is noisy (perf-lab §"Machine"): compare ratios from the same run.
 """
@@ -152,6 +157,53 @@ def corpus_report(renderer: Renderer, delta: int) -> None:
               f"{flicker_chars(ops):>7}")
 
 
+def worst_case(kind: str, size_bytes: int, rng: random.Random) -> str:
+    """One construct of about ``size_bytes``: the shapes that keep the open tail long."""
+    out: list[str] = []
+    total = 0
+    while total < size_bytes:
+        if kind == "list":
+            line = f"- {sentence(rng)}\n"
+        elif kind == "code":
+            line = rng.choice(CODE["python"]) + "\n"
+        elif kind == "table":
+            line = "| " + " | ".join(rng.choice(WORDS) for _ in range(4)) + " |\n"
+        elif kind == "quotes":
+            line = "> " * rng.randint(1, 8) + sentence(rng) + "\n"
+        else:  # nested emphasis in one long paragraph
+            w = [rng.choice(WORDS) for _ in range(4)]
+            line = f"*{w[0]} **{w[1]} _{w[2]}_ {w[3]}** end* "
+        out.append(line)
+        total += len(line)
+    if kind == "code":
+        return "```python\n" + "".join(out) + "```\n"
+    if kind == "table":
+        return "| A | B | C | D |\n|---|---|---|---|\n" + "".join(out)
+    return "".join(out)
+
+
+def worst_report(renderer: Renderer, delta: int, sizes: list[int]) -> None:
+    """µs per delta for each worst case at growing sizes: linear when the column stays flat."""
+    print(f"\n{'worst case':<12} " + " ".join(f"{f'{kb} KB us/delta':>15}" for kb in sizes)
+          + f" {'ratio (last)':>12} {'growth':>7}")
+    for kind in ("list", "code", "table", "quotes", "emphasis"):
+        per_delta = []
+        ratio = 0.0
+        for kb in sizes:
+            text = worst_case(kind, kb * 1000, random.Random(7))
+            deltas = [text[j:j + delta] for j in range(0, len(text), delta)]
+            t = time.perf_counter()
+            renderer.render(text)
+            one = time.perf_counter() - t
+            total, _, _, chunker, _ = run_chunker(renderer, deltas)
+            assert chunker.html == renderer.render(text), kind
+            per_delta.append(total / len(deltas) * 1e6)
+            ratio = total / one
+        growth = per_delta[-1] / per_delta[0]
+        print(f"{kind:<12} " + " ".join(f"{u:>15.0f}" for u in per_delta)
+              + f" {ratio:>12.1f} {growth:>6.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -160,6 +212,9 @@ def main() -> None:
     ap.add_argument("--delta", type=int, default=4, help="characters per delta")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--naive-stride", type=int, default=8)
+    ap.add_argument("--worst-sizes", default="5,20",
+                    help="sizes in KB for the worst cases (one long list, code block, table, "
+                         "nested quotes, nested emphasis); '' skips them")
     args = ap.parse_args()
 
     renderer = Renderer()
@@ -202,6 +257,8 @@ def main() -> None:
               f"{total / one:>6.1f} {text_share:>8.0%} {st.fast_path / st.deltas:>6.0%} "
               f"{st.commits:>7} {st.close_repairs:>7} {naive:>8}")
     corpus_report(renderer, args.delta)
+    if args.worst_sizes:
+        worst_report(renderer, args.delta, [int(k) for k in args.worst_sizes.split(",")])
 
 
 if __name__ == "__main__":
