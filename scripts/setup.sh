@@ -36,9 +36,12 @@ if [ "$WITH_TEST" = 1 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
   fi
-  if [ ! -d tests/node/node_modules/ai ]; then
-    say "installing the ai npm package for tests (tests/node, from its lockfile)"
+  # npm ci again whenever the lockfile changed since the last install (a stamp holds its hash)
+  lock_sum=$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat tests/node/node_modules/.streamer-lock 2>/dev/null)" != "$lock_sum" ]; then
+    say "installing the npm packages for tests (tests/node: ai, react; from its lockfile)"
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > tests/node/node_modules/.streamer-lock
   fi
 fi
 
