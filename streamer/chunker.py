@@ -18,6 +18,16 @@ Guarantees, for any split of the text into deltas:
 3. Per delta, only the *open tail* is re-rendered; committed blocks are rendered and sanitized
    once (when they are committed) and never again during :meth:`feed`.
 
+Hold-back
+---------
+
+Deltas first pass :class:`~streamer.holdback.HoldBack`, which releases text only once what
+follows cannot change how it renders (``**bol`` waits for its closer, a ``| a | b |`` line
+for its delimiter row, a fence line for its end); the rest of this docstring is about the
+released text, which the chunker renders. Held text counts in :attr:`Chunker.markdown` and
+is released by :meth:`Chunker.close`. ``hold_back=False`` renders every delta as it comes
+(the guarantees above hold either way: the hold-back only decides *when* text is shown).
+
 How it works
 ------------
 
