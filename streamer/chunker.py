@@ -220,6 +220,46 @@ def _container_hazard(last_before: str, first_after: str, after_blank_line: bool
     return last_before.startswith("<p>") and first_after.startswith(("<blockquote", "<ul", "<ol"))
 
 
+_FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
+_CODE_OPEN_RE: Final = re.compile(r'<pre><code(?: class="[^"]*")?>')
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _open_fence(tail: str) -> tuple[str, int] | None:
+    """A fence opened in column 0 whose line is complete and which is still open at the end
+    of ``tail`` (which starts at a block start): ``(marker, where its code starts)``, or
+    ``None``. Only column-0 fences count: an indented fence (in a list item, or one whose
+    content loses indentation) is left to rendering."""
+    fence: str | None = None
+    start = pos = indent = 0
+    for line in tail.split("\n"):
+        if fence is None:
+            m = _FENCE_OPEN_RE.match(line)
+            if m and not (m.group(2)[0] == "`" and "`" in line[m.end():]):
+                fence, start, indent = m.group(2), pos + len(line) + 1, len(m.group(1))
+        else:
+            stripped = line.lstrip(" ")
+            if len(line) - len(stripped) < 4 and stripped.startswith(fence):
+                if stripped.lstrip(fence[0]).strip(" \t") == "":
+                    fence = None
+        pos += len(line) + 1
+    if fence is None or indent or start > len(tail):
+        return None
+    return fence, start
+
+
+def _code_matches(block: str, code: str) -> bool:
+    """Whether ``block`` is exactly a code block holding ``code`` (less a final newline):
+    the check that the fast path's model of an open fence is the renderer's."""
+    head, trailer = split_trailer(block)
+    if trailer != "</code></pre>\n":
+        return False
+    text = escape_text(code[:-1] if code.endswith("\n") else code)
+    if not head.endswith(text):
+        return False
+    return _CODE_OPEN_RE.fullmatch(head, 0, len(head) - len(text)) is not None
+
+
 class ChunkerClosedError(RuntimeError):
     """:meth:`Chunker.feed` was called after :meth:`Chunker.close`."""
 
@@ -334,6 +374,12 @@ class Chunker:
         #: the open tail (markdown) and its rendered blocks = slots ``_n_committed …``
         self._tail = ""
         self._tail_blocks: list[str] = []
+        #: per committed part (``_committed_md[i]``): its first slot, its number of blocks,
+        #: and how many link reference definitions were known when it was committed
+        self._part_slots: list[tuple[int, int, int]] = []
+        #: a fence opened in column 0 that is still open at the tail's end (the last block is
+        #: its code block): its marker and where its code starts in the tail; or ``None``
+        self._open_fence: tuple[str, int] | None = None
         #: highest commit candidate (a line start in tail coordinates) tried per rule
         self._tried_a = 0
         self._tried_b = 0
@@ -407,6 +453,7 @@ class Chunker:
         if commit is not None:
             p, n_final, pre_refs = commit
             self._committed_md.append(tail[:p])
+            self._part_slots.append((self._n_committed, n_final, len(self._refs)))
             self._tail = tail[p:]
             self._refs.update(pre_refs)
             self._tried_a = self._tried_b = 0
@@ -417,10 +464,22 @@ class Chunker:
             self._tail_blocks = blocks[n_final:]
         else:
             self._tail_blocks = blocks
+        fence = None
+        if self._tail_blocks and self._tail_blocks[-1].startswith("<pre><code"):
+            fence = _open_fence(self._tail)
+            if fence and not _code_matches(self._tail_blocks[-1], self._tail[fence[1]:]):
+                fence = None
+        self._open_fence = fence
         return ops
 
     def close(self) -> list[Op]:
-        """End of text: reconcile with one full render, mark every block final.
+        """End of text: release what is held, reconcile, mark every block final.
+
+        The open tail is rendered once more; committed parts are not, except those holding a
+        block not yet final (a literal ``]``) when link reference definitions arrived after
+        them (CommonMark §4.7: a definition applies to the whole document). Committed blocks
+        are otherwise exactly what a full render gives (each cut was verified when it was
+        made), so this costs the tail, not the answer.
 
         Returns:
             The ops that make ``"".join(blocks) == renderer.render(markdown)`` and carry
@@ -431,7 +490,7 @@ class Chunker:
         rest = self._hold.flush() if self._hold is not None else ""
         ops: list[Op] = self._feed_decided(rest) if rest else []
         self._closed = True
-        full = self._renderer.render_blocks(self.markdown)
+        full = self._final_blocks()
         n_slots = len(self._blocks)
         for i, new in enumerate(full):
             if i < n_slots:
@@ -458,11 +517,33 @@ class Chunker:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _final_blocks(self) -> list[str]:
+        """The whole document's blocks: the committed ones (re-rendered where a later link
+        definition may apply) and the tail rendered once more."""
+        render = self._renderer.render_part
+        tail_blocks, tail_refs = render(self._tail, self._refs) if self._tail else ([], {})
+        all_refs = {**self._refs, **tail_refs} if tail_refs else self._refs
+        full: list[str] = []
+        for md, (first, n, n_refs) in zip(self._committed_md, self._part_slots, strict=True):
+            blocks = self._blocks[first:first + n]
+            if len(all_refs) > n_refs and not all(self._final[first:first + n]):
+                again, _ = render(md, all_refs)
+                if len(again) != n:  # cannot happen: a definition changes no block structure
+                    return self._renderer.render_blocks(self.markdown)
+                blocks = again
+            full.extend(blocks)
+        full.extend(tail_blocks)
+        return full
+
     def _fast_text(self, old_tail: str, delta: str) -> str | None:
         """The text the fast path appends to the last block, or ``None`` if it does not apply."""
         if not self._tail_blocks:
             return None
         last = self._tail_blocks[-1]
+        if self._open_fence is not None:
+            return self._fast_code(old_tail, delta, self._open_fence, last)
+        if "\n" in delta and last.startswith("<p>"):
+            return self._fast_softbreak(old_tail, delta)
         if not _FAST_DELTA_RE.fullmatch(delta):
             return None
         core = old_tail.rstrip(" ")
@@ -490,6 +571,55 @@ class Chunker:
             return None
         new_core = (old_tail + delta).rstrip(" ")
         return new_core[len(core):]
+
+    @staticmethod
+    def _fast_code(old_tail: str, delta: str, fence: tuple[str, int],
+                   last: str) -> str | None:
+        """Code appended inside an open column-0 fence: the text is the code itself, less a
+        final newline (the renderer drops the code's last newline until more follows). Any
+        line that may close the fence (it starts, after spaces, with the fence character)
+        and anything the renderer normalizes (``\r``, NUL, surrogates) goes to a render, as
+        does code that would end in a newline the renderer shows (a text op cannot put text
+        after a block's trailing newlines)."""
+        if "\r" in delta or "\x00" in delta or _SURROGATE_RE.search(delta):
+            return None
+        marker, code_start = fence
+        line = old_tail[old_tail.rfind("\n") + 1:] + delta
+        if any(part.lstrip(" ")[:1] == marker[0] for part in line.split("\n")):
+            return None
+        held_newline = old_tail.endswith("\n") and len(old_tail) > code_start
+        text = "\n" + delta if held_newline else delta
+        text = text[:-1] if text.endswith("\n") else text
+        # the text op appends before a block's trailing newlines: the shown code must end,
+        # before and after, in a character that is not one
+        if text.endswith("\n") or split_trailer(last)[1] != "</code></pre>\n":
+            return None
+        return text
+
+    @staticmethod
+    def _fast_softbreak(old_tail: str, delta: str) -> str | None:
+        """A plain paragraph line ended by a newline, and a next line begun with a letter: a
+        soft line break, which renders as a space (``Renderer`` softbreak), then plain text.
+        No space may precede the newline (two make a hard break); the next line starts in
+        column 0 with a letter, so it continues the paragraph (no block starts with one)."""
+        nl = delta.find("\n")
+        head, rest = delta[:nl], delta[nl + 1:]
+        if not rest or not rest[0].isalpha() or not _FAST_DELTA_RE.fullmatch(rest):
+            return None
+        if head and not _FAST_DELTA_RE.fullmatch(head):
+            return None
+        core = old_tail.rstrip(" ")
+        if not core or not _FAST_PREV_RE.fullmatch(core[-1]):
+            return None  # the delta must go on the paragraph's current line
+        line = old_tail + head
+        if not _FAST_PREV_RE.fullmatch(line[-1]):
+            return None
+        line_start = line.rfind("\n") + 1
+        if "\r" in line[line_start:] or not _plain_line_start(line, line_start):
+            return None
+        if ":" in line[line.rfind(" ", line_start) + 1:]:
+            return None
+        return line[len(core):] + " " + rest.rstrip(" ")
 
     def _feed_fast(self, text: str) -> list[Op]:
         self.stats.fast_path += 1
