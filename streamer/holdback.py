@@ -158,8 +158,12 @@ class HoldBack:
                 start = q.end() if q else i
                 if fence is not None:
                     body = s[start:end].lstrip(" ")
-                    if i not in forced and (body[:1] == fence[0] or (not body and not complete)):
-                        if not complete:
+                    blank = not body.strip(" \t")
+                    if i not in forced and (body[:1] == fence[0] or (blank and (
+                            not complete or not s[eol + 1:].strip(" \t\n")))):
+                        # a line that may close the fence, or a blank code line with nothing
+                        # after it yet (the code then ends in a newline the renderer drops)
+                        if not complete or blank:
                             return i, _Ctx(fence, in_table, None, prev)
                         if _closes_fence(body, fence):
                             fence = None
