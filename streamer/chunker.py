@@ -220,6 +220,11 @@ def _container_hazard(last_before: str, first_after: str, after_blank_line: bool
     return last_before.startswith("<p>") and first_after.startswith(("<blockquote", "<ul", "<ol"))
 
 
+#: In a block's text so far (tags and code spans removed): what a later closer could still
+#: pair with (an ``_`` between two letters or digits cannot open, §6.2).
+_UNCLOSED_RE: Final = re.compile(r"[*~`\[$\\]|&lt;|(?<![^\W_])_|_(?![^\W_])")
+_CODE_SPAN_RE: Final = re.compile(r"<code>.*?</code>", re.DOTALL)
+_CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
 _FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
 _CODE_OPEN_RE: Final = re.compile(r'<pre><code(?: class="[^"]*")?>')
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
@@ -274,6 +279,8 @@ class ChunkerStats:
     fast_path: int = 0
     #: deltas that only grew held-back text (no render, no op)
     held: int = 0
+    #: deltas rendered as inline content spliced into the last block (no tail render)
+    splices: int = 0
     #: tail re-renders in :meth:`Chunker.feed`
     tail_renders: int = 0
     #: commit candidates checked / committed
@@ -380,6 +387,8 @@ class Chunker:
         #: a fence opened in column 0 that is still open at the tail's end (the last block is
         #: its code block): its marker and where its code starts in the tail; or ``None``
         self._open_fence: tuple[str, int] | None = None
+        #: link reference definitions in the tail, as of its last render
+        self._tail_refs: RefLinks = {}
         #: highest commit candidate (a line start in tail coordinates) tried per rule
         self._tried_a = 0
         self._tried_b = 0
@@ -445,9 +454,13 @@ class Chunker:
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
             return self._feed_fast(fast)
+        spliced = self._splice(old_tail, delta)
+        if spliced is not None:
+            return self._feed_spliced(spliced)
 
         self.stats.tail_renders += 1
         blocks, refs = self._renderer.render_part(tail, self._refs)
+        self._tail_refs = refs
         commit = self._find_commit(tail, blocks, refs)
         n_final = 0
         if commit is not None:
@@ -620,6 +633,76 @@ class Chunker:
         if ":" in line[line.rfind(" ", line_start) + 1:]:
             return None
         return line[len(core):] + " " + rest.rstrip(" ")
+
+    def _splice(self, old_tail: str, delta: str) -> str | None:
+        """The last block with ``delta`` rendered as inline content and spliced in, or
+        ``None`` where that is not known to equal a render of the whole tail.
+
+        Applies where the fast path's structure holds (the delta continues the current line,
+        which is the last text of a paragraph, ATX heading or last list item, and starts as
+        plain text) but the delta holds markup (``**b**``, a link, a code span: what hold-back
+        releases once decided). The cut between the block's text so far and the new text must
+        follow whitespace, and nothing before it may be left open (no literal ``*``, ``~``,
+        backtick, ``[``, ``$``, ``<``, ``\\``, nor an ``_`` that could open: a later closer
+        could pair with it). Then the inline text renders as its two pieces joined, and only
+        the new piece is rendered: O(delta), not O(paragraph).
+        """
+        if not self._tail_blocks or "\n" in delta or "\r" in delta:
+            return None
+        last = self._tail_blocks[-1]
+        core = old_tail.rstrip(" ")
+        piece = old_tail[len(core):] + delta
+        if not core or core[-1] in "\n\t" or piece[:1] != " " or "\t" in piece:
+            return None
+        line_start = core.rfind("\n") + 1
+        if "\r" in core[line_start:]:
+            return None
+        # the new inline HTML goes right before the closing tag of the text's container
+        # (``</p>``, ``</li>``, ``</hN>``), after any element the text so far ends in
+        head, trailer = split_trailer(last)
+        end = _CONTAINER_END_RE.search(trailer)
+        if end is None:
+            return None
+        head, trailer = last[:len(head) + end.start()], trailer[end.start():]
+        if last.startswith("<p>"):
+            if not _plain_line_start(core, line_start):
+                return None
+            inner = head[3:]
+        else:
+            marker = _FAST_LINE_RE.match(core, line_start)
+            if marker is None or not last.startswith(_FAST_BLOCK_PREFIX[marker.lastgroup or ""]):
+                return None
+            content = marker.end()
+            if content >= len(core) or not _plain_line_start(core, content):
+                return None
+            if marker.lastgroup == "item":
+                if not _is_last_item_line(core, line_start):
+                    return None
+                inner = head[max(head.rfind("<li"), head.rfind("<p>")):]
+            else:
+                if "#" in piece or core[-1] == "#":  # a closing sequence (§4.2)
+                    return None
+                inner = head[4:]
+        if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", inner))):
+            return None
+        refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
+        return head + self._renderer.render_inline(piece.rstrip(" "), refs) + trailer
+
+    def _feed_spliced(self, new: str) -> list[Op]:
+        self.stats.splices += 1
+        slot = self._n_committed + len(self._tail_blocks) - 1
+        ops: list[Op] = []
+        if new != self._blocks[slot]:
+            ops.append(self._change(slot, self._blocks[slot], new, final=False))
+        self._tail_blocks[-1] = new
+        if self._verify_fast_path:
+            expected, _ = self._renderer.render_part(self._tail, self._refs)
+            if expected != self._tail_blocks:
+                raise AssertionError(
+                    f"splice diverged on tail {self._tail!r}: "
+                    f"{self._tail_blocks!r} != {expected!r}"
+                )
+        return ops
 
     def _feed_fast(self, text: str) -> list[Op]:
         self.stats.fast_path += 1

@@ -383,6 +383,22 @@ class Renderer:
         raw_blocks = [raw for raw in (render_token(token, state) for token in tokens) if raw]
         return raw_blocks, state.env["ref_links"]
 
+    def render_inline(
+        self, text: str, ref_links: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> str:
+        """Sanitized HTML of ``text`` as inline content (the inside of a paragraph).
+
+        For the incremental renderer: a paragraph's inline text cut after whitespace, where
+        nothing before the cut is left open, renders as the two pieces' inline HTML joined
+        (:class:`~streamer.chunker.Chunker` relies on that only where the tests verify it).
+        Unlike a paragraph, ``text`` is not stripped: leading and trailing whitespace stay.
+        """
+        state = BlockState()
+        if ref_links:
+            state.env["ref_links"].update(ref_links)
+        tokens = self._md.inline(normalize_markdown(text), state.env)
+        return self._cleaner.clean(self._html.render_tokens(tokens, state))
+
     def render_blocks(self, markdown: str) -> list[str]:
         """The document as its top-level blocks.
 
