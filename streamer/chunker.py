@@ -224,10 +224,25 @@ def _container_hazard(last_before: str, first_after: str, after_blank_line: bool
 #: pair with (an ``_`` between two letters or digits cannot open, §6.2).
 _UNCLOSED_RE: Final = re.compile(r"[*~`\[$\\]|&lt;|(?<![^\W_])_|_(?![^\W_])")
 _CODE_SPAN_RE: Final = re.compile(r"<code>.*?</code>", re.DOTALL)
+#: A line that may start an HTML block (§4.6), whose text is not inline-parsed.
+_HTML_LINE_RE: Final = re.compile(r"(?m)^[ >]*<")
+_QUOTE_PREFIX_RE: Final = re.compile(r"(?:> ?)+")
 _CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
 _FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
 _CODE_OPEN_RE: Final = re.compile(r'<pre><code(?: class="[^"]*")?>')
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _quote_content(text: str, line_start: int, block: str) -> int | None:
+    """Where the content of a block quote's line starts, if that line is plain paragraph text
+    that is the quote's last text (its markers ``>`` at column 0, the quote's deepest last
+    element a paragraph), else ``None``."""
+    m = _QUOTE_PREFIX_RE.match(text, line_start)
+    if m is None or m.end() >= len(text) or not _plain_line_start(text, m.end()):
+        return None
+    if not split_trailer(block)[1].startswith("</p>"):
+        return None
+    return m.end()
 
 
 def _open_fence(tail: str) -> tuple[str, int] | None:
@@ -389,6 +404,12 @@ class Chunker:
         self._open_fence: tuple[str, int] | None = None
         #: link reference definitions in the tail, as of its last render
         self._tail_refs: RefLinks = {}
+        #: the last block's table header and delimiter row (markdown), once looked up
+        self._table_head: str | None = None
+        #: how much of the last block's HTML the splice path found closed (0: nothing yet)
+        self._checked_head = 0
+        #: visible characters of the piece the last splice inserted
+        self._splice_chars = 0
         #: highest commit candidate (a line start in tail coordinates) tried per rule
         self._tried_a = 0
         self._tried_b = 0
@@ -455,12 +476,16 @@ class Chunker:
         if fast is not None:
             return self._feed_fast(fast)
         spliced = self._splice(old_tail, delta)
+        if spliced is None:
+            spliced = self._splice_rows(old_tail, delta)
         if spliced is not None:
             return self._feed_spliced(spliced)
 
         self.stats.tail_renders += 1
         blocks, refs = self._renderer.render_part(tail, self._refs)
         self._tail_refs = refs
+        self._table_head = None
+        self._checked_head = 0
         commit = self._find_commit(tail, blocks, refs)
         n_final = 0
         if commit is not None:
@@ -555,8 +580,10 @@ class Chunker:
         last = self._tail_blocks[-1]
         if self._open_fence is not None:
             return self._fast_code(old_tail, delta, self._open_fence, last)
-        if "\n" in delta and last.startswith("<p>"):
-            return self._fast_softbreak(old_tail, delta)
+        if "\n" in delta and last.startswith(("<p>", "<blockquote>")):
+            if _HTML_LINE_RE.search(old_tail):
+                return None  # an HTML block (shown escaped) keeps its newlines
+            return self._fast_softbreak(old_tail, delta, last)
         if not _FAST_DELTA_RE.fullmatch(delta):
             return None
         core = old_tail.rstrip(" ")
@@ -567,6 +594,9 @@ class Chunker:
             return None
         if last.startswith("<p>"):
             if not _plain_line_start(core, line_start):
+                return None
+        elif last.startswith("<blockquote>"):
+            if _quote_content(core, line_start, last) is None:
                 return None
         else:
             # the text of the last list item or of an ATX heading: its line is the block's
@@ -610,13 +640,20 @@ class Chunker:
         return text
 
     @staticmethod
-    def _fast_softbreak(old_tail: str, delta: str) -> str | None:
+    def _fast_softbreak(old_tail: str, delta: str, last: str) -> str | None:
         """A plain paragraph line ended by a newline, and a next line begun with a letter: a
         soft line break, which renders as a space (``Renderer`` softbreak), then plain text.
         No space may precede the newline (two make a hard break); the next line starts in
         column 0 with a letter, so it continues the paragraph (no block starts with one)."""
         nl = delta.find("\n")
         head, rest = delta[:nl], delta[nl + 1:]
+        prefix = ""
+        if last.startswith("<blockquote>"):  # the next line must carry the same quote markers
+            line_start = old_tail.rfind("\n") + 1
+            m = _QUOTE_PREFIX_RE.match(old_tail, line_start)
+            if m is None or not rest.startswith(m.group()):
+                return None
+            prefix, rest = m.group(), rest[m.end() - line_start:]
         if not rest or not rest[0].isalpha() or not _FAST_DELTA_RE.fullmatch(rest):
             return None
         if head and not _FAST_DELTA_RE.fullmatch(head):
@@ -628,7 +665,12 @@ class Chunker:
         if not _FAST_PREV_RE.fullmatch(line[-1]):
             return None
         line_start = line.rfind("\n") + 1
-        if "\r" in line[line_start:] or not _plain_line_start(line, line_start):
+        if "\r" in line[line_start:]:
+            return None
+        if prefix:
+            if _quote_content(line, line_start, last) is None:
+                return None
+        elif not _plain_line_start(line, line_start):
             return None
         if ":" in line[line.rfind(" ", line_start) + 1:]:
             return None
@@ -639,7 +681,8 @@ class Chunker:
         ``None`` where that is not known to equal a render of the whole tail.
 
         Applies where the fast path's structure holds (the delta continues the current line,
-        which is the last text of a paragraph, ATX heading or last list item, and starts as
+        which is the last text of a paragraph, block quote, ATX heading or last list item,
+        and starts as
         plain text) but the delta holds markup (``**b**``, a link, a code span: what hold-back
         releases once decided). The cut between the block's text so far and the new text must
         follow whitespace, and nothing before it may be left open (no literal ``*``, ``~``,
@@ -649,6 +692,8 @@ class Chunker:
         """
         if not self._tail_blocks or "\n" in delta or "\r" in delta:
             return None
+        if _HTML_LINE_RE.search(old_tail):
+            return None  # an HTML block's text is shown as it is, never parsed as inline
         last = self._tail_blocks[-1]
         core = old_tail.rstrip(" ")
         piece = old_tail[len(core):] + delta
@@ -668,6 +713,10 @@ class Chunker:
             if not _plain_line_start(core, line_start):
                 return None
             inner = head[3:]
+        elif last.startswith("<blockquote>"):
+            if _quote_content(core, line_start, last) is None:
+                return None
+            inner = head[head.rfind("<p>"):]
         else:
             marker = _FAST_LINE_RE.match(core, line_start)
             if marker is None or not last.startswith(_FAST_BLOCK_PREFIX[marker.lastgroup or ""]):
@@ -683,17 +732,70 @@ class Chunker:
                 if "#" in piece or core[-1] == "#":  # a closing sequence (§4.2)
                     return None
                 inner = head[4:]
-        if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", inner))):
+        # only the part of the text not already checked (it only grew since: by text ops
+        # and splices, each of which ends at a tag boundary)
+        checked = self._checked_head if self._checked_head <= len(head) else 0
+        start = max(len(head) - len(inner), checked)
+        if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", head[start:]))):
             return None
         refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
-        return head + self._renderer.render_inline(piece.rstrip(" "), refs) + trailer
+        html_piece = self._renderer.render_inline(piece.rstrip(" "), refs)
+        self._checked_head = len(head)
+        self._splice_chars = text_length(html_piece)
+        return head + html_piece + trailer
+
+    def _splice_rows(self, old_tail: str, delta: str) -> str | None:
+        """The last block, a table, with complete new rows rendered and spliced into its
+        body, or ``None``.
+
+        The rows (``delta``: whole lines that start with ``|``, after a complete line) are
+        rendered under the table's own header and delimiter row, so they get the same
+        columns; the result must be a table with the same head, else (a row whose cell count
+        differs makes mistune drop the whole table) the tail is rendered whole. O(header +
+        rows), not O(table).
+        """
+        last = self._tail_blocks[-1] if self._tail_blocks else ""
+        if not last.startswith("<table>") or not old_tail.endswith("\n") \
+                or not delta.endswith("\n") or "\r" in delta:
+            return None
+        if any(not line.startswith("|") for line in delta[:-1].split("\n")):
+            return None
+        head_md = self._table_head
+        if head_md is None:
+            # the table's source: the run of "|" lines at the end of the tail (found once per
+            # tail render; splices do not move the table's start)
+            start = len(old_tail) - 1
+            while True:
+                prev = old_tail.rfind("\n", 0, start)
+                if not old_tail.startswith("|", prev + 1):
+                    break
+                start = prev
+                if prev < 0:
+                    break
+            lines = old_tail[start + 1:].split("\n", 2)
+            if len(lines) < 3:
+                return None
+            head_md = self._table_head = lines[0] + "\n" + lines[1] + "\n"
+        refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
+        piece, _ = self._renderer.render_part(head_md + delta, refs)
+        cut = last.rfind("<tbody>\n")
+        if len(piece) != 1 or cut < 0 or not piece[0].startswith(last[:cut + 8]):
+            return None
+        end = piece[0].rfind("</tbody>")
+        body_end = last.rfind("</tbody>")
+        if end < 0 or body_end < 0:
+            return None
+        rows = piece[0][cut + 8:end]
+        self._splice_chars = text_length(rows)
+        return last[:body_end] + rows + last[body_end:]
 
     def _feed_spliced(self, new: str) -> list[Op]:
         self.stats.splices += 1
         slot = self._n_committed + len(self._tail_blocks) - 1
         ops: list[Op] = []
         if new != self._blocks[slot]:
-            ops.append(self._change(slot, self._blocks[slot], new, final=False))
+            ops.append(self._change(slot, self._blocks[slot], new, final=False,
+                                    added_chars=self._splice_chars))
         self._tail_blocks[-1] = new
         if self._verify_fast_path:
             expected, _ = self._renderer.render_part(self._tail, self._refs)
@@ -803,8 +905,13 @@ class Chunker:
                 ops.append(self._change(slot, self._blocks[slot], "", final=False))
         return ops
 
-    def _change(self, slot: int, old: str, new: str, *, final: bool) -> Op:
-        """A ``text`` op if ``new`` is ``old`` plus plain text, else a ``replace``."""
+    def _change(self, slot: int, old: str, new: str, *, final: bool,
+                added_chars: int | None = None) -> Op:
+        """A ``text`` op if ``new`` is ``old`` plus plain text, else a ``replace``.
+
+        ``added_chars``: the visible characters ``new`` adds, when the caller knows them (a
+        splice: the inserted piece's), so a long block is not measured again per op.
+        """
         self._blocks[slot] = new
         self._final[slot] = self._final[slot] or final
         text = appended_text(old, new) if old else None
@@ -812,7 +919,8 @@ class Chunker:
             self.stats.text_ops += 1
             return Op("text", slot, text=text, final=final, chars=len(text))
         self.stats.replace_ops += 1
-        chars = max(0, text_length(new) - text_length(old))
+        chars = (added_chars if added_chars is not None
+                 else max(0, text_length(new) - text_length(old)))
         return Op("replace", slot, html=new, final=final, chars=chars)
 
     def _append(self, new: str, *, final: bool) -> Op:
