@@ -139,9 +139,11 @@ async def test_sigkill_mid_stream_keeps_the_last_checkpoint(tmp_path: Path) -> N
         process.terminate()
         await trio.to_thread.run_sync(process.wait, 30)
     assert [e["code"] for e in again.errors] == ["resume_gap"]
-    # a checkpoint from the last 0.2 s before the kill: behind what the client saw, not empty
-    assert 0 < again.last_seq <= doc.last_seq
+    # a checkpoint from the last 0.2 s before the kill: not empty, and a strict prefix of the
+    # answer (it may be a few events ahead of this client: those were in flight at the kill)
+    assert 0 < again.last_seq
     assert again.html and again.complete["finish_reason"] == "error"
     answer = stored["messages"][-1]
     assert answer["status"] == "complete" and answer["finish_reason"] == "error"
     assert DOCUMENT.startswith(answer["markdown"]) and answer["markdown"]
+    assert len(answer["markdown"]) < len(DOCUMENT)
