@@ -70,20 +70,28 @@ Each candidate ``p`` is tried once per rule. Anything this lookahead cannot see 
 by :meth:`close`.
 
 **Fast path.** A delta of letters, digits, spaces, ``,`` and ``.`` appended to a line whose
-content starts with a letter (a top-level paragraph line, the line of a list's last item
-when no line of that list is indented, or an ATX heading), right after a
-letter/digit/``,``/``.`` (modulo trailing spaces) and outside a word holding ``:``, cannot
-change any structure (no delimiter run, entity, autolink, URL, line break or block marker can
-form or change flanking), so it becomes a ``text`` op without re-rendering.
-``verify_fast_path=True`` re-renders anyway and asserts equality (the tests run that way).
+content starts with a letter (a top-level paragraph line, a block quote's paragraph line, the
+line of a list's last item when no line of that list is indented, or an ATX heading), right
+after a letter/digit/``,``/``.`` (modulo trailing spaces) and outside a word holding ``:``,
+cannot change any structure (no delimiter run, entity, autolink, URL, line break or block
+marker can form or change flanking), so it becomes a ``text`` op without re-rendering. So do
+a soft line break followed by a letter in such a paragraph (it renders as a space) and code
+inside an open column-0 fence (checked against the rendered block when the fence opened).
 
-**close()** renders the whole text once and repairs every block that differs (a link
-reference definition that came after its use, or anything a commit got wrong), so invariant 2
-holds unconditionally. It marks every block final. ``final=True`` during :meth:`feed` is best
-effort: committed blocks get it, except those whose HTML holds a literal ``]`` (a later
-reference definition could still turn ``[label]`` into a link); a close-time repair of a block
-already sent as final is counted in :attr:`ChunkerStats.close_repairs` (the tests assert 0 on
-realistic answers).
+**Splices.** A delta with markup that continues such a line after whitespace, where nothing
+before is left open, is rendered as inline content alone (:meth:`Renderer.render_inline`) and
+put before the container's closing tag; complete table rows are rendered under the table's
+own header and put into its body. ``verify_fast_path=True`` re-renders after every fast or
+spliced delta and asserts equality (the tests run that way).
+
+**close()** releases what is held, renders the open tail once more and, for committed parts
+with a block not yet final, re-renders them if link reference definitions came after them; it
+repairs every block that differs and marks every block final. Committed blocks are otherwise
+what a full render gives (each cut was verified when made; the tests compare every stream with
+the one-shot render). ``final=True`` during :meth:`feed` is best effort: committed blocks get
+it, except those whose HTML holds a literal ``]`` (a later reference definition could still
+turn ``[label]`` into a link); a close-time repair of a block already sent as final is counted
+in :attr:`ChunkerStats.close_repairs` (the tests assert 0 on realistic answers).
 
 Op fields
 ---------
@@ -95,11 +103,11 @@ for ``append``, ``max(0, new - old)`` text length for ``replace`` (text length: 
 entities decoded, newlines between tags included, see :func:`text_length`).
 
 Costs: per delta O(tail length) (a mistune render of the tail, ~0.5-1 µs per markdown byte),
-or the fast path's O(current line). The tail is the open block plus at most a few committed-
-later neighbours, independent of the answer's length, but a long list, table or code block is
-re-rendered whole on each delta until it is committed (``bench/chunker_bench.py``).
-:meth:`close` is one full render (0.1-0.2 s for 200 KB: run it off the event loop for very
-long answers).
+or the fast path's O(current line), or a splice's O(delta). The tail is the open block plus
+at most a few committed-later neighbours, independent of the answer's length, but a long list
+or quote is still re-rendered whole on each new item or line until it is committed
+(``bench/chunker_bench.py`` prints these worst cases). :meth:`close` costs one render of the
+tail.
 
 This module is pure: no I/O, no Trio.
 """
@@ -373,8 +381,8 @@ class Chunker:
 
     Args:
         renderer: the process's :class:`~streamer.render.Renderer` (shared, stateless).
-        verify_fast_path: re-render on every fast-path delta and raise ``AssertionError`` if
-            the result differs (for tests; costs what the fast path saves).
+        verify_fast_path: re-render after every fast-path or spliced delta and raise
+            ``AssertionError`` if the result differs (for tests; costs what those paths save).
         hold_back: hold back undecided syntax (:class:`~streamer.holdback.HoldBack`); off,
             every delta is rendered as it comes (tests of the rendering core use that).
     """
@@ -797,13 +805,7 @@ class Chunker:
             ops.append(self._change(slot, self._blocks[slot], new, final=False,
                                     added_chars=self._splice_chars))
         self._tail_blocks[-1] = new
-        if self._verify_fast_path:
-            expected, _ = self._renderer.render_part(self._tail, self._refs)
-            if expected != self._tail_blocks:
-                raise AssertionError(
-                    f"splice diverged on tail {self._tail!r}: "
-                    f"{self._tail_blocks!r} != {expected!r}"
-                )
+        self._verify("splice")
         return ops
 
     def _feed_fast(self, text: str) -> list[Op]:
@@ -816,14 +818,18 @@ class Chunker:
             self._tail_blocks[-1] = new
             self.stats.text_ops += 1
             ops.append(Op("text", slot, text=text, chars=len(text)))
+        self._verify("fast path")
+        return ops
+
+    def _verify(self, path: str) -> None:
+        """With ``verify_fast_path``: the tail's blocks must be what a render gives."""
         if self._verify_fast_path:
             expected, _ = self._renderer.render_part(self._tail, self._refs)
             if expected != self._tail_blocks:
                 raise AssertionError(
-                    f"fast path diverged on tail {self._tail!r}: "
+                    f"{path} diverged on tail {self._tail!r}: "
                     f"{self._tail_blocks!r} != {expected!r}"
                 )
-        return ops
 
     def _find_commit(
         self, tail: str, blocks: list[str], refs: RefLinks
