@@ -69,20 +69,23 @@ committed (rendered and sanitized for the last time during :meth:`feed`) and sen
 Each candidate ``p`` is tried once per rule. Anything this lookahead cannot see is repaired
 by :meth:`close`.
 
-**Fast path.** A delta of letters, digits, spaces, ``,`` and ``.`` appended to a line whose
-content starts with a letter (a top-level paragraph line, a block quote's paragraph line, the
-line of a list's last item when no line of that list is indented, or an ATX heading), right
-after a letter/digit/``,``/``.`` (modulo trailing spaces) and outside a word holding ``:``,
+**Fast path.** A delta of letters, digits, spaces and ``, . : ? ! ' " - (`` appended to a
+line whose content starts with a letter (a top-level paragraph line, a block quote's
+paragraph line, the line of a list's last item when no line of that list is indented, or an
+ATX heading), right after one of those (modulo trailing spaces), outside a bare URL,
 cannot change any structure (no delimiter run, entity, autolink, URL, line break or block
-marker can form or change flanking), so it becomes a ``text`` op without re-rendering. So do
-a soft line break followed by a letter in such a paragraph (it renders as a space) and code
-inside an open column-0 fence (checked against the rendered block when the fence opened).
+marker can form or change flanking), so it becomes a ``text`` op without re-rendering. So do a
+line's final newline (mistune ends every text with one: no render changes), a soft line break
+followed by a letter in such a paragraph (it renders as a space) and code inside an open
+column-0 fence (checked against the rendered block when the fence opened). A delta of several
+lines is taken line by line, and rendered once from the first line no such path takes.
 
 **Splices.** A delta with markup that continues such a line after whitespace, where nothing
 before is left open, is rendered as inline content alone (:meth:`Renderer.render_inline`) and
 put before the container's closing tag; complete table rows are rendered under the table's
-own header and put into its body. ``verify_fast_path=True`` re-renders after every fast or
-spliced delta and asserts equality (the tests run that way).
+own header and put into its body, a new top-level item of a tight list rendered as a
+one-item list and put before the list's end. ``verify_fast_path=True`` re-renders after
+every fast or spliced delta and asserts equality (the tests run that way).
 
 **close()** releases what is held, renders the open tail once more and, for committed parts
 with a block not yet final, re-renders them if link reference definitions came after them; it
@@ -128,12 +131,12 @@ __all__ = ["Chunker", "ChunkerClosedError", "ChunkerStats", "flicker_chars", "te
 #: A tag as html5ever serializes it (attribute values are always double-quoted).
 _TAG_RE: Final = re.compile(r'<(?:[^>"]|"[^"]*")*>')
 #: Delta characters the fast path accepts: Unicode letters and digits, space, and
-#: punctuation that is no inline delimiter here: ``, . ? ! ' " - (`` (not ``)``, which could
-#: close a link destination; not ``;``, which could end an entity; not ``:``/``/``, which
-#: could form a URL; not ``*_`~[]<>&\``).
-_FAST_DELTA_RE: Final = re.compile(r"(?:[^\W_]|[ ,.?!'\"(-])+")
+#: punctuation that is no inline delimiter here: ``, . : ? ! ' " - (`` (not ``)``, which could
+#: close a link destination; not ``;``, which could end an entity; not ``/``, without which
+#: no bare URL forms (``https://``, GFM §6.9); not ``*_`~[]<>&\``).
+_FAST_DELTA_RE: Final = re.compile(r"(?:[^\W_]|[ ,.:?!'\"(-])+")
 #: Characters the fast path accepts right before the delta (after trailing spaces).
-_FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.?!'\"(-]")
+_FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.:?!'\"(-]")
 #: A list item's or an ATX heading's line start, up to its content: ``- ``, ``12. ``,
 #: ``- [x] ``, ``## ``.
 _FAST_LINE_RE: Final = re.compile(r"(?P<item> {0,3}(?:[-+*]|[0-9]{1,9}[.)]) {1,4}"
@@ -163,24 +166,18 @@ def _plain_line_start(text: str, p: int) -> bool:
     return False
 
 
-def _is_last_item_line(text: str, line_start: int) -> bool:
-    """Whether the item line at ``line_start`` (at most 3 spaces in) holds the list's last
-    text: no fence may be open before it in the open tail, and no line of the tail may start
-    an HTML block (``<``), which could swallow the line as raw text. O(tail) per call, far
-    below a render of the same text."""
-    if line_start and not text[line_start - 1] == "\n":
-        return False
-    block = text[:line_start]  # the whole open tail: a list is never committed before its end
+def _item_lines(lines: str) -> tuple[bool, int]:
+    """For complete lines of the open tail: (no line starts an HTML block, fence lines)."""
     fences = 0
-    for line in block.split("\n"):
+    for line in lines.split("\n"):
         stripped = line.lstrip(" \t")
         if stripped.startswith("<"):
-            return False
+            return False, fences
         body = _FAST_LINE_RE.sub("", stripped, count=1) if _FAST_LINE_RE.match(stripped) \
             else stripped
         if body.startswith(("```", "~~~")):
             fences += 1
-    return fences % 2 == 0
+    return True, fences
 
 
 def _starts_new_block(first: str) -> bool:
@@ -234,6 +231,8 @@ _UNCLOSED_RE: Final = re.compile(r"[*~`\[$\\]|&lt;|(?<![^\W_])_|_(?![^\W_])")
 _CODE_SPAN_RE: Final = re.compile(r"<code>.*?</code>", re.DOTALL)
 #: A line that may start an HTML block (§4.6), whose text is not inline-parsed.
 _HTML_LINE_RE: Final = re.compile(r"(?m)^[ >]*<")
+#: A top-level list item's marker and its space: ``- ``, ``12. ``, ``3) ``.
+_ITEM_MARKER_RE: Final = re.compile(r"([-+*]|[0-9]{1,9}[.)]) ")
 _QUOTE_PREFIX_RE: Final = re.compile(r"(?:> ?)+")
 _CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
 _FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
@@ -414,6 +413,9 @@ class Chunker:
         self._tail_refs: RefLinks = {}
         #: the last block's table header and delimiter row (markdown), once looked up
         self._table_head: str | None = None
+        #: :meth:`_last_item_line`'s scan of the tail: (scanned up to, fence lines, an HTML
+        #: line seen)
+        self._item_scan: tuple[int, int, bool] = (0, 0, False)
         #: how much of the last block's HTML the splice path found closed (0: nothing yet)
         self._checked_head = 0
         #: visible characters of the piece the last splice inserted
@@ -475,25 +477,55 @@ class Chunker:
         return self._feed_decided(decided)
 
     def _feed_decided(self, delta: str) -> list[Op]:
-        """Render the tail grown by ``delta``, text the hold-back filter has released."""
-        old_tail = self._tail
-        tail = old_tail + delta
-        self._tail = tail
+        """Grow the tail by ``delta``, text the hold-back filter has released.
 
+        Whole, or else line by line, each piece (a line with its newline) takes a path that
+        needs no render of the tail where one applies (:meth:`_feed_cheap`); from the first
+        piece that does not, the rest is rendered in one go.
+        """
+        cheap = self._feed_cheap(delta)
+        if cheap is not None or "\n" not in delta[:-1]:
+            return cheap if cheap is not None else self._feed_render(delta)
+        ops: list[Op] = []
+        start = 0
+        while start < len(delta):
+            nl = delta.find("\n", start)
+            end = len(delta) if nl < 0 or nl == len(delta) - 1 else nl + 1
+            cheap = self._feed_cheap(delta[start:end])
+            if cheap is None:
+                ops.extend(self._feed_render(delta[start:]))
+                break
+            ops.extend(cheap)
+            start = end
+        return ops
+
+    def _feed_cheap(self, delta: str) -> list[Op] | None:
+        """The ops of ``delta`` by a fast path or a splice, or ``None`` (the tail unchanged)."""
+        old_tail = self._tail
+        self._tail = old_tail + delta
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
             return self._feed_fast(fast)
         spliced = self._splice(old_tail, delta)
         if spliced is None:
             spliced = self._splice_rows(old_tail, delta)
+        if spliced is None:
+            spliced = self._splice_item(old_tail, delta)
         if spliced is not None:
             return self._feed_spliced(spliced)
+        self._tail = old_tail
+        return None
 
+    def _feed_render(self, delta: str) -> list[Op]:
+        """Render the tail grown by ``delta``; commit what the render proves settled."""
+        tail = self._tail + delta
+        self._tail = tail
         self.stats.tail_renders += 1
         blocks, refs = self._renderer.render_part(tail, self._refs)
         self._tail_refs = refs
         self._table_head = None
         self._checked_head = 0
+        self._item_scan = (0, 0, False)
         commit = self._find_commit(tail, blocks, refs)
         n_final = 0
         if commit is not None:
@@ -588,6 +620,13 @@ class Chunker:
         last = self._tail_blocks[-1]
         if self._open_fence is not None:
             return self._fast_code(old_tail, delta, self._open_fence, last)
+        if delta.endswith("\n") and "\n" not in delta[:-1] and old_tail[-1:] != "\n":
+            # the line's end alone changes no render (mistune ends the text with a newline
+            # anyway): what shows is the text before it
+            if delta == "\n":
+                return "" if old_tail and old_tail[-1] != " " else None
+            text = self._fast_text(old_tail, delta[:-1])
+            return None if text is None or delta[-2] == " " else text
         if "\n" in delta and last.startswith(("<p>", "<blockquote>")):
             if _HTML_LINE_RE.search(old_tail):
                 return None  # an HTML block (shown escaped) keeps its newlines
@@ -615,10 +654,10 @@ class Chunker:
             content = marker.end()
             if content >= len(core) or not _plain_line_start(core, content):
                 return None
-            if marker.lastgroup == "item" and not _is_last_item_line(core, line_start):
+            if marker.lastgroup == "item" and not self._last_item_line(core, line_start):
                 return None
         word = core[core.rfind(" ", line_start) + 1:]
-        if ":" in word:
+        if "://" in word:  # a bare URL (GFM §6.9) that the delta would extend
             return None
         new_core = (old_tail + delta).rstrip(" ")
         return new_core[len(core):]
@@ -680,7 +719,7 @@ class Chunker:
                 return None
         elif not _plain_line_start(line, line_start):
             return None
-        if ":" in line[line.rfind(" ", line_start) + 1:]:
+        if "://" in line[line.rfind(" ", line_start) + 1:]:
             return None
         return line[len(core):] + " " + rest.rstrip(" ")
 
@@ -698,6 +737,8 @@ class Chunker:
         could pair with it). Then the inline text renders as its two pieces joined, and only
         the new piece is rendered: O(delta), not O(paragraph).
         """
+        # a final newline changes no render (mistune ends the text with one anyway)
+        delta = delta[:-1] if delta.endswith("\n") else delta
         if not self._tail_blocks or "\n" in delta or "\r" in delta:
             return None
         if _HTML_LINE_RE.search(old_tail):
@@ -733,7 +774,7 @@ class Chunker:
             if content >= len(core) or not _plain_line_start(core, content):
                 return None
             if marker.lastgroup == "item":
-                if not _is_last_item_line(core, line_start):
+                if not self._last_item_line(core, line_start):
                     return None
                 inner = head[max(head.rfind("<li"), head.rfind("<p>")):]
             else:
@@ -797,6 +838,47 @@ class Chunker:
         self._splice_chars = text_length(rows)
         return last[:body_end] + rows + last[body_end:]
 
+    def _splice_item(self, old_tail: str, delta: str) -> str | None:
+        """The last block, a tight list, with a new top-level item rendered alone and put
+        before the list's end, or ``None``.
+
+        ``delta`` begins a line (and holds no other) with the marker of the list's last
+        top-level item (same bullet, or same ordered delimiter); no blank line, HTML line or
+        ``<p>`` (a loose list) is in play, so the list stays tight and the earlier items
+        cannot change. The item is rendered as a one-item list, whose opening tag must be the
+        list's own (a task item joins only a task list, a plain item only a plain list: GFM
+        task lists are all-or-nothing here). O(item), not O(list).
+        """
+        last = self._tail_blocks[-1] if self._tail_blocks else ""
+        if not last.startswith(("<ul", "<ol")) or not old_tail.endswith("\n") \
+                or "\n" in delta or "\r" in delta or "<p>" in last:
+            return None
+        new_marker = _ITEM_MARKER_RE.match(delta)
+        if new_marker is None or new_marker.end() >= len(delta):
+            return None
+        # the list's last top-level item: the last column-0 line, all lines after it indented
+        start = old_tail.rfind("\n", 0, len(old_tail) - 1) + 1
+        while start > 0 and old_tail[start] == " ":
+            start = old_tail.rfind("\n", 0, start - 1) + 1
+        prev_marker = _ITEM_MARKER_RE.match(old_tail, start)
+        if prev_marker is None or prev_marker.group(1)[-1] != new_marker.group(1)[-1]:
+            return None
+        rest = old_tail[start:]
+        if "\n\n" in rest or _HTML_LINE_RE.search(rest):
+            return None
+        refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
+        piece, _ = self._renderer.render_part(delta, refs)
+        open_end = last.find(">\n") + 2
+        if len(piece) != 1 or not piece[0].endswith(last[-6:]):  # "</ul>\n" / "</ol>\n"
+            return None
+        if last.startswith("<ul") and not piece[0].startswith(last[:open_end]):
+            return None
+        if last.startswith("<ol") and not piece[0].startswith("<ol"):
+            return None
+        item = piece[0][piece[0].find(">\n") + 2:-6]
+        self._splice_chars = text_length(item)
+        return last[:-6] + item + last[-6:]
+
     def _feed_spliced(self, new: str) -> list[Op]:
         self.stats.splices += 1
         slot = self._n_committed + len(self._tail_blocks) - 1
@@ -820,6 +902,24 @@ class Chunker:
             ops.append(Op("text", slot, text=text, chars=len(text)))
         self._verify("fast path")
         return ops
+
+    def _last_item_line(self, text: str, line_start: int) -> bool:
+        """Whether the item line at ``line_start`` (at most 3 spaces in) holds the list's last
+        text: no fence may be open before it in the open tail, and no line of the tail may
+        start an HTML block (``<``), which could swallow the line as raw text. Each line of
+        the tail is scanned once between renders (the tail only grows then), so a long list
+        costs O(new lines) per call."""
+        if line_start and text[line_start - 1] != "\n":
+            return False
+        pos, fences, html_line = self._item_scan
+        if line_start < pos:
+            pos, fences, html_line = 0, 0, False
+        if line_start > pos:
+            ok, n = _item_lines(text[pos:line_start - 1])
+            fences += n
+            html_line = html_line or not ok
+            self._item_scan = (line_start, fences, html_line)
+        return not html_line and fences % 2 == 0
 
     def _verify(self, path: str) -> None:
         """With ``verify_fast_path``: the tail's blocks must be what a render gives."""
