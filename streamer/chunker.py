@@ -148,11 +148,15 @@ _FAST_BLOCK_PREFIX: Final = {"item": ("<ul>", "<ul ", "<ol>", "<ol "), "heading"
                                                                           "<h5>", "<h6>")}
 
 
+_LINK_START_RE: Final = re.compile(r"!?\[[^\]\[\n]*\]\(")
+
+
 def _plain_line_start(text: str, p: int) -> bool:
     """Whether the (block content of the) line starting at ``p`` is already plain inline text
     that letters appended at its end cannot turn into a block marker: it starts with a letter,
     or with ``*``/``_`` then a non-blank (emphasis, not a list marker or a thematic break: a
-    letter follows somewhere), or with a backtick or ``~`` that does not open a fence."""
+    letter follows somewhere), or with a backtick or ``~`` that does not open a fence, or
+    with an inline link or image (``[text](``, never a definition)."""
     first = text[p]
     if first.isalpha():
         return True
@@ -163,6 +167,9 @@ def _plain_line_start(text: str, p: int) -> bool:
         return not rest.startswith("```")
     if first == "~":
         return not rest.startswith("~~~")
+    if first in "[!":
+        # an inline link or image, not a link reference definition (``[label]:``)
+        return _LINK_START_RE.match(rest) is not None
     return False
 
 
