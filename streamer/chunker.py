@@ -75,7 +75,9 @@ paragraph line, the line of a list's last item when no line of that list is inde
 ATX heading), right after one of those (modulo trailing spaces), outside a bare URL,
 cannot change any structure (no delimiter run, entity, autolink, URL, line break or block
 marker can form or change flanking), so it becomes a ``text`` op without re-rendering. So do a
-line's final newline (mistune ends every text with one: no render changes), a soft line break
+line's final newline (mistune ends every text with one: no render changes), a blank line at
+the end outside fences, math blocks and lists (mistune can make a list loose on it; elsewhere
+it changes nothing until the next line), a soft break
 followed by a letter in such a paragraph (it renders as a space) and code inside an open
 column-0 fence (checked against the rendered block when the fence opened). A delta of several
 lines is taken line by line, and rendered once from the first line no such path takes.
@@ -240,6 +242,8 @@ _CODE_SPAN_RE: Final = re.compile(r"<code>.*?</code>", re.DOTALL)
 _HTML_LINE_RE: Final = re.compile(r"(?m)^[ >]*<")
 #: A top-level list item's marker and its space: ``- ``, ``12. ``, ``3) ``.
 _ITEM_MARKER_RE: Final = re.compile(r"([-+*]|[0-9]{1,9}[.)]) ")
+#: Fences and math blocks, whose content a blank line can change.
+_FENCE_ANYWHERE_RE: Final = re.compile(r"```|~~~|\$\$")
 _QUOTE_PREFIX_RE: Final = re.compile(r"(?:> ?)+")
 _CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
 _FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
@@ -627,6 +631,10 @@ class Chunker:
         last = self._tail_blocks[-1]
         if self._open_fence is not None:
             return self._fast_code(old_tail, delta, self._open_fence, last)
+        if delta == "\n" and old_tail.endswith("\n") \
+                and not last.startswith(("<pre", "<ul", "<ol")) \
+                and not _FENCE_ANYWHERE_RE.search(old_tail):
+            return ""  # a blank line at the end shows nothing until the next line begins
         if delta.endswith("\n") and "\n" not in delta[:-1] and old_tail[-1:] != "\n":
             # the line's end alone changes no render (mistune ends the text with a newline
             # anyway): what shows is the text before it
