@@ -754,8 +754,8 @@ class Chunker:
         """
         # a final newline changes no render (mistune ends the text with one anyway)
         delta = delta[:-1] if delta.endswith("\n") else delta
-        if not self._tail_blocks or "\n" in delta or "\r" in delta:
-            return None
+        if not self._tail_blocks or "\n" in delta or "\r" in delta or delta.endswith("\\"):
+            return None  # (a backslash before the newline is a hard break once a line follows)
         if _HTML_LINE_RE.search(old_tail):
             return None  # an HTML block's text is shown as it is, never parsed as inline
         last = self._tail_blocks[-1]
@@ -765,6 +765,11 @@ class Chunker:
             return None
         line_start = core.rfind("\n") + 1
         if "\r" in core[line_start:]:
+            return None
+        # "[x](" or "![x](" still open: a resolved reference link or image followed by "(" is
+        # no literal in the HTML, yet a later ")" makes it an inline link (§6.3)
+        opened = core.rfind("](", line_start)
+        if opened >= 0 and core.count("(", opened) > core.count(")", opened):
             return None
         # the new inline HTML goes right before the closing tag of the text's container
         # (``</p>``, ``</li>``, ``</hN>``), after any element the text so far ends in

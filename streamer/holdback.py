@@ -69,6 +69,10 @@ _URL_STARTS: Final = ("https://", "http://", "www.")
 #: Characters that start an inline construct (or a URL word: ``h``, ``w``).
 _INLINE_SPECIAL: Final = frozenset("\\`*_~[!<&$ \thw")
 _PUNCT_RE: Final = re.compile(r"[^\w\s]")
+#: A delta that :meth:`HoldBack.feed` releases at once inside a line: no character that can
+#: start a construct, no trailing space, no word after a space that starts like a URL.
+_PLAIN_DELTA_RE: Final = re.compile(
+    r"[^\\`*_~\[!<&$\s]+(?: [^\\`*_~\[!<&$\shw][^\\`*_~\[!<&$\s]*)*")
 
 
 def _is_space(c: str) -> bool:
@@ -114,6 +118,13 @@ class HoldBack:
         """Take the next delta; return the text it decides (``""`` if it only grows a hold)."""
         if not delta:
             return ""
+        c = self._ctx
+        if (not self._pending and c.line in ("para", "heading")
+                and _PLAIN_DELTA_RE.fullmatch(delta)
+                and not (delta[0] in "hw" and _is_space(c.prev))):
+            # mid-line plain words (no construct can start in them): decided as they are
+            c.prev = delta[-1]
+            return delta
         self._pending += delta
         k, ctx = self._scan(frozenset())
         forced: set[int] = set()

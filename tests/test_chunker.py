@@ -624,3 +624,18 @@ def test_hold_back_loses_nothing(data: st.DataObject) -> None:
         shown += hold.feed(delta)
         assert text.startswith(shown)
     assert shown + hold.flush() == text
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_answer_slices_random_splits(data: st.DataObject) -> None:
+    """Any slice of a realistic answer (starting mid-line, mid-list, mid-table), split
+    anywhere, with and without hold-back: the fast and splice paths meet every shape."""
+    source = ANSWERS[data.draw(st.integers(0, len(ANSWERS) - 1), label="answer")]
+    full = source.read_text(encoding="utf-8")
+    start = data.draw(st.integers(0, len(full) - 1), label="start")
+    text = full[start:start + data.draw(st.integers(1, 800), label="length")]
+    cuts = data.draw(cut_points(len(text)), label="cuts")
+    for hold_back in (True, False):
+        chunker, _ = stream(text, split_at(text, cuts), hold_back=hold_back)
+        assert chunker.stats.close_repairs == 0
