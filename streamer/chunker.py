@@ -82,6 +82,11 @@ followed by a letter in such a paragraph (it renders as a space) and code inside
 column-0 fence (checked against the rendered block when the fence opened). A delta of several
 lines is taken line by line, and rendered once from the first line no such path takes.
 
+**New paragraphs.** Plain text that starts a line with a letter after a blank line begins a
+paragraph, and nothing before it can change any more (unless it is a list, an open fence or
+math block, or an HTML block): the tail's blocks are committed and the paragraph appended
+with no render.
+
 **Splices.** A delta with markup that continues such a line after whitespace, where nothing
 before is left open, is rendered as inline content alone (:meth:`Renderer.render_inline`) and
 put before the container's closing tag; complete table rows are rendered under the table's
@@ -513,6 +518,9 @@ class Chunker:
     def _feed_cheap(self, delta: str) -> list[Op] | None:
         """The ops of ``delta`` by a fast path or a splice, or ``None`` (the tail unchanged)."""
         old_tail = self._tail
+        paragraph = self._new_paragraph(old_tail, delta)
+        if paragraph is not None:
+            return paragraph
         self._tail = old_tail + delta
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
@@ -527,16 +535,60 @@ class Chunker:
         self._tail = old_tail
         return None
 
+    def _new_paragraph(self, old_tail: str, delta: str) -> list[Op] | None:
+        """Plain text that begins a line after a blank line, with a letter: a new paragraph
+        (§4.8), and the tail's blocks before it are settled; commit them and append the
+        paragraph, with no render.
+
+        Nothing continues a paragraph, heading, table, closed code block, quote or thematic
+        break across a blank line into a line that starts with a letter in column 0 (no lazy
+        line, no setext underline, no list item), so the cut is the one a render would verify.
+        Lists (a blank line can make them loose, and mistune's list parsing reaches back:
+        :func:`_container_hazard`), open fences and math blocks, and HTML blocks are left to
+        the render path.
+        """
+        if not old_tail.endswith("\n\n") or not delta[:1].isalpha() or not self._tail_blocks \
+                or not _FAST_DELTA_RE.fullmatch(delta) or self._open_fence is not None:
+            return None
+        if self._tail_blocks[-1].startswith(("<ul", "<ol")) or _HTML_LINE_RE.search(old_tail):
+            return None
+        fences = _FENCE_ANYWHERE_RE.findall(old_tail)
+        if fences and (len(fences) % 2 or "$$" in fences):
+            return None
+        text = delta.rstrip(" ")
+        blocks = [*self._tail_blocks, "<p>" + escape_text(text) + "</p>\n"]
+        n_final = len(self._tail_blocks)
+        self._committed_md.append(old_tail)
+        self._part_slots.append((self._n_committed, n_final, len(self._refs)))
+        self._refs.update({k: v for k, v in self._tail_refs.items() if k not in self._refs})
+        self.stats.commits += 1
+        self.stats.fast_path += 1
+        ops = self._sync(blocks, n_final)
+        self._n_committed += n_final
+        self._tail = delta
+        self._tail_blocks = blocks[n_final:]
+        self._tried_a = self._tried_b = 0
+        self._reset_tail_state()
+        self._verify("new paragraph")
+        return ops
+
+    def _reset_tail_state(self) -> None:
+        """Forget what was derived from the tail's text (after a render or a commit; the
+        commit candidates tried are reset by the commits themselves)."""
+        self._tail_refs = {}
+        self._table_head = None
+        self._checked_head = 0
+        self._item_scan = (0, 0, False)
+        self._open_fence = None
+
     def _feed_render(self, delta: str) -> list[Op]:
         """Render the tail grown by ``delta``; commit what the render proves settled."""
         tail = self._tail + delta
         self._tail = tail
         self.stats.tail_renders += 1
         blocks, refs = self._renderer.render_part(tail, self._refs)
+        self._reset_tail_state()
         self._tail_refs = refs
-        self._table_head = None
-        self._checked_head = 0
-        self._item_scan = (0, 0, False)
         commit = self._find_commit(tail, blocks, refs)
         n_final = 0
         if commit is not None:
