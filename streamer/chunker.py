@@ -706,23 +706,8 @@ class Chunker:
         line_start = core.rfind("\n") + 1
         if "\r" in core[line_start:]:
             return None
-        if last.startswith("<p>"):
-            if not _plain_line_start(core, line_start):
-                return None
-        elif last.startswith("<blockquote>"):
-            if _quote_content(core, line_start, last) is None:
-                return None
-        else:
-            # the text of the last list item or of an ATX heading: its line is the block's
-            # last text (the marker decides where the content starts)
-            marker = _FAST_LINE_RE.match(core, line_start)
-            if marker is None or not last.startswith(_FAST_BLOCK_PREFIX[marker.lastgroup or ""]):
-                return None
-            content = marker.end()
-            if content >= len(core) or not _plain_line_start(core, content):
-                return None
-            if marker.lastgroup == "item" and not self._last_item_line(core, line_start):
-                return None
+        if self._line_kind(core, line_start, last) is None:
+            return None
         word = core[core.rfind(" ", line_start) + 1:]
         if "://" in word:  # a bare URL (GFM §6.9) that the delta would extend
             return None
@@ -830,29 +815,19 @@ class Chunker:
         if end is None:
             return None
         head, trailer = last[:len(head) + end.start()], trailer[end.start():]
-        if last.startswith("<p>"):
-            if not _plain_line_start(core, line_start):
-                return None
+        kind = self._line_kind(core, line_start, last)
+        if kind is None:
+            return None
+        if kind == "paragraph":
             inner = head[3:]
-        elif last.startswith("<blockquote>"):
-            if _quote_content(core, line_start, last) is None:
-                return None
+        elif kind == "quote":
             inner = head[head.rfind("<p>"):]
+        elif kind == "item":
+            inner = head[max(head.rfind("<li"), head.rfind("<p>")):]
         else:
-            marker = _FAST_LINE_RE.match(core, line_start)
-            if marker is None or not last.startswith(_FAST_BLOCK_PREFIX[marker.lastgroup or ""]):
+            if "#" in piece or core[-1] == "#":  # a closing sequence (§4.2)
                 return None
-            content = marker.end()
-            if content >= len(core) or not _plain_line_start(core, content):
-                return None
-            if marker.lastgroup == "item":
-                if not self._last_item_line(core, line_start):
-                    return None
-                inner = head[max(head.rfind("<li"), head.rfind("<p>")):]
-            else:
-                if "#" in piece or core[-1] == "#":  # a closing sequence (§4.2)
-                    return None
-                inner = head[4:]
+            inner = head[4:]
         # only the part of the text not already checked (it only grew since: by text ops
         # and splices, each of which ends at a tag boundary)
         checked = self._checked_head if self._checked_head <= len(head) else 0
@@ -974,6 +949,26 @@ class Chunker:
             ops.append(Op("text", slot, text=text, chars=len(text)))
         self._verify("fast path")
         return ops
+
+    def _line_kind(self, core: str, line_start: int, last: str) -> str | None:
+        """Whether the line at ``line_start`` of ``core`` holds the last text of the last
+        block ``last``, begun as plain inline text, so that text appended to it changes no
+        structure: ``"paragraph"``, ``"quote"`` (a block quote's paragraph line), ``"item"``
+        (the last list item's line) or ``"heading"`` (ATX), else ``None``."""
+        if last.startswith("<p>"):
+            return "paragraph" if _plain_line_start(core, line_start) else None
+        if last.startswith("<blockquote>"):
+            return "quote" if _quote_content(core, line_start, last) is not None else None
+        # a list item's or heading's marker decides where the content starts
+        marker = _FAST_LINE_RE.match(core, line_start)
+        if marker is None or not last.startswith(_FAST_BLOCK_PREFIX[marker.lastgroup or ""]):
+            return None
+        content = marker.end()
+        if content >= len(core) or not _plain_line_start(core, content):
+            return None
+        if marker.lastgroup == "item":
+            return "item" if self._last_item_line(core, line_start) else None
+        return "heading"
 
     def _last_item_line(self, text: str, line_start: int) -> bool:
         """Whether the item line at ``line_start`` (at most 3 spaces in) holds the list's last
