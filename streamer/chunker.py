@@ -273,6 +273,16 @@ def _open_fence(tail: str) -> tuple[str, int] | None:
     of ``tail`` (which starts at a block start): ``(marker, where its code starts)``, or
     ``None``. Only column-0 fences count: an indented fence (in a list item, or one whose
     content loses indentation) is left to rendering."""
+    fence, start, indent = _fence_state(tail)
+    if fence is None or indent or start > len(tail):
+        return None
+    return fence, start
+
+
+def _fence_state(tail: str) -> tuple[str | None, int, int]:
+    """The top-level fence (§4.5) still open at the end of ``tail`` (which starts at a block
+    start), as ``(marker, where its code starts, its indentation)``, or ``(None, 0, 0)``.
+    Fences in containers are not told apart (callers rule containers out)."""
     fence: str | None = None
     start = pos = indent = 0
     for line in tail.split("\n"):
@@ -286,9 +296,7 @@ def _open_fence(tail: str) -> tuple[str, int] | None:
                 if stripped.lstrip(fence[0]).strip(" \t") == "":
                     fence = None
         pos += len(line) + 1
-    if fence is None or indent or start > len(tail):
-        return None
-    return fence, start
+    return (fence, start, indent) if fence is not None else (None, 0, 0)
 
 
 def _code_matches(block: str, code: str) -> bool:
@@ -434,6 +442,8 @@ class Chunker:
         self._item_scan: tuple[int, int, bool] = (0, 0, False)
         #: how much of the last block's HTML the splice path found closed (0: nothing yet)
         self._checked_head = 0
+        #: the last :meth:`_feed_cheap` rendered the rest of its feed
+        self._rendered_rest = False
         #: visible characters of the piece the last splice inserted
         self._splice_chars = 0
         #: highest commit candidate (a line start in tail coordinates) tried per rule
@@ -499,7 +509,7 @@ class Chunker:
         needs no render of the tail where one applies (:meth:`_feed_cheap`); from the first
         piece that does not, the rest is rendered in one go.
         """
-        cheap = self._feed_cheap(delta)
+        cheap = self._feed_cheap(delta, delta)
         if cheap is not None or "\n" not in delta[:-1]:
             return cheap if cheap is not None else self._feed_render(delta)
         ops: list[Op] = []
@@ -507,20 +517,30 @@ class Chunker:
         while start < len(delta):
             nl = delta.find("\n", start)
             end = len(delta) if nl < 0 or nl == len(delta) - 1 else nl + 1
-            cheap = self._feed_cheap(delta[start:end])
+            cheap = self._feed_cheap(delta[start:end], delta[start:])
             if cheap is None:
                 ops.extend(self._feed_render(delta[start:]))
                 break
             ops.extend(cheap)
+            if self._rendered_rest:
+                break
             start = end
         return ops
 
-    def _feed_cheap(self, delta: str) -> list[Op] | None:
-        """The ops of ``delta`` by a fast path or a splice, or ``None`` (the tail unchanged)."""
+    def _feed_cheap(self, delta: str, rest: str) -> list[Op] | None:
+        """The ops of ``delta`` (a line, or the end of one) by a fast path or a splice, or
+        ``None`` (the tail unchanged). ``rest``: ``delta`` and what follows it in this feed;
+        after a commit of the settled tail it is rendered in one go, and
+        :attr:`_rendered_rest` says so."""
         old_tail = self._tail
-        paragraph = self._new_paragraph(old_tail, delta)
-        if paragraph is not None:
-            return paragraph
+        self._rendered_rest = False
+        settled = self._commit_settled(old_tail, delta)
+        if settled is not None:
+            # the tail's blocks are committed; ``delta`` begins the new tail on its own
+            if delta[0].isalpha() and _FAST_DELTA_RE.fullmatch(delta):
+                return settled + self._new_paragraph(delta)
+            self._rendered_rest = True
+            return settled + self._feed_render(rest)
         self._tail = old_tail + delta
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
@@ -535,40 +555,53 @@ class Chunker:
         self._tail = old_tail
         return None
 
-    def _new_paragraph(self, old_tail: str, delta: str) -> list[Op] | None:
-        """Plain text that begins a line after a blank line, with a letter: a new paragraph
-        (§4.8), and the tail's blocks before it are settled; commit them and append the
-        paragraph, with no render.
+    def _commit_settled(self, old_tail: str, delta: str) -> list[Op] | None:
+        """A line that begins in column 0 after a blank line, with anything but whitespace
+        or ``[``, starts a new block, and the tail's blocks before it are settled: commit
+        them with no render (their ops, marking them final), leaving the tail empty; or
+        ``None``.
 
-        Nothing continues a paragraph, heading, table, closed code block, quote or thematic
-        break across a blank line into a line that starts with a letter in column 0 (no lazy
-        line, no setext underline, no list item), so the cut is the one a render would verify.
-        Lists (a blank line can make them loose, and mistune's list parsing reaches back:
-        :func:`_container_hazard`), open fences and math blocks, and HTML blocks are left to
-        the render path.
+        Nothing continues a paragraph, heading, table, closed code block, block quote or
+        thematic break across a blank line into such a line (no lazy line, no setext
+        underline, §4.3, §5.1), and a blank line ends a quote's parse (so
+        :func:`_container_hazard` does not apply). Left to the render path: a list as the last
+        block (a blank line can make it loose, an item may follow, and mistune's list parsing
+        reaches back), open fences and math blocks (a blank line is their content), HTML
+        blocks (one may run on past a blank line), and ``[`` (a link reference definition
+        renders nothing, and applies to earlier blocks: :meth:`close` reconciles those).
         """
-        if not old_tail.endswith("\n\n") or not delta[:1].isalpha() or not self._tail_blocks \
-                or not _FAST_DELTA_RE.fullmatch(delta) or self._open_fence is not None:
+        if not old_tail.endswith("\n\n") or not self._tail_blocks \
+                or self._open_fence is not None or delta[0] in " \t\n\r[":
             return None
         if self._tail_blocks[-1].startswith(("<ul", "<ol")) or _HTML_LINE_RE.search(old_tail):
             return None
         fences = _FENCE_ANYWHERE_RE.findall(old_tail)
-        if fences and (len(fences) % 2 or "$$" in fences):
-            return None
-        text = delta.rstrip(" ")
-        blocks = [*self._tail_blocks, "<p>" + escape_text(text) + "</p>\n"]
+        if fences:
+            # a fence open at the end swallows the blank line and what follows; "```" may
+            # be content, not a closer ("```\n```rust\n"): follow them line by line
+            if "$$" in fences or _fence_state(old_tail)[0] is not None or any(
+                    b.startswith(("<ul", "<ol", "<blockquote")) for b in self._tail_blocks):
+                return None
         n_final = len(self._tail_blocks)
         self._committed_md.append(old_tail)
         self._part_slots.append((self._n_committed, n_final, len(self._refs)))
         self._refs.update({k: v for k, v in self._tail_refs.items() if k not in self._refs})
         self.stats.commits += 1
-        self.stats.fast_path += 1
-        ops = self._sync(blocks, n_final)
+        ops = self._sync(self._tail_blocks, n_final)
         self._n_committed += n_final
-        self._tail = delta
-        self._tail_blocks = blocks[n_final:]
+        self._tail = ""
+        self._tail_blocks = []
         self._tried_a = self._tried_b = 0
         self._reset_tail_state()
+        return ops
+
+    def _new_paragraph(self, delta: str) -> list[Op]:
+        """Plain text that begins a line, with a letter, on an empty tail: a new paragraph
+        (§4.8), appended with no render."""
+        self.stats.fast_path += 1
+        self._tail = delta
+        self._tail_blocks = ["<p>" + escape_text(delta.rstrip(" ")) + "</p>\n"]
+        ops = self._sync(self._tail_blocks, 0)  # (into a slot left empty, if there is one)
         self._verify("new paragraph")
         return ops
 
