@@ -442,6 +442,10 @@ class Chunker:
         self._item_scan: tuple[int, int, bool] = (0, 0, False)
         #: how much of the last block's HTML the splice path found closed (0: nothing yet)
         self._checked_head = 0
+        #: the last delta took the fast path's plain-text branch (see :meth:`_feed_hot`), and
+        #: the spaces at the tail's end, not shown yet
+        self._hot = False
+        self._hot_spaces = 0
         #: the last :meth:`_feed_cheap` rendered the rest of its feed
         self._rendered_rest = False
         #: visible characters of the piece the last splice inserted
@@ -500,7 +504,25 @@ class Chunker:
         if not decided:
             self.stats.held += 1
             return []
+        if self._hot and _FAST_DELTA_RE.fullmatch(decided):
+            return self._feed_hot(decided)
+        self._hot = False
         return self._feed_decided(decided)
+
+    def _feed_hot(self, delta: str) -> list[Op]:
+        """The fast path again, right after it appended plain text on the same line: what it
+        checked still holds (the line's start and kind did not change, the text before the
+        delta ends in a letter, digit or ``, . : ? ! ' " - (``, and no ``/`` could have come
+        to make a bare URL), so only the delta's characters are checked (by the caller)."""
+        self._tail += delta
+        core = delta.rstrip(" ")
+        if not core:  # spaces only: shown once text follows them (a paragraph drops them)
+            self._hot_spaces += len(delta)
+            self.stats.fast_path += 1
+            return []
+        text = " " * self._hot_spaces + core if self._hot_spaces else core
+        self._hot_spaces = len(delta) - len(core)
+        return self._feed_fast(text)
 
     def _feed_decided(self, delta: str) -> list[Op]:
         """Grow the tail by ``delta``, text the hold-back filter has released.
@@ -544,6 +566,10 @@ class Chunker:
         self._tail = old_tail + delta
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
+            if self._open_fence is None and _FAST_DELTA_RE.fullmatch(delta):
+                # plain text on the line: the next plain delta may take :meth:`_feed_hot`
+                self._hot = True
+                self._hot_spaces = len(self._tail) - len(self._tail.rstrip(" "))
             return self._feed_fast(fast)
         spliced = self._splice(old_tail, delta)
         if spliced is None:
@@ -662,6 +688,7 @@ class Chunker:
         if self._closed:
             return []
         rest = self._hold.flush() if self._hold is not None else ""
+        self._hot = False
         ops: list[Op] = self._feed_decided(rest) if rest else []
         self._closed = True
         full = self._final_blocks()

@@ -69,10 +69,12 @@ _URL_STARTS: Final = ("https://", "http://", "www.")
 #: Characters that start an inline construct (or a URL word: ``h``, ``w``).
 _INLINE_SPECIAL: Final = frozenset("\\`*_~[!<&$ \thw")
 _PUNCT_RE: Final = re.compile(r"[^\w\s]")
-#: A delta that :meth:`HoldBack.feed` releases at once inside a line: no character that can
-#: start a construct, no trailing space, no word after a space that starts like a URL.
+#: Text that :meth:`HoldBack.feed` decides at once inside a line: words with no character
+#: that can start a construct, no word after a space that starts like a URL (``h``, ``w``);
+#: the trailing spaces (group 1) stay held.
 _PLAIN_DELTA_RE: Final = re.compile(
-    r"[^\\`*_~\[!<&$\s]+(?: [^\\`*_~\[!<&$\shw][^\\`*_~\[!<&$\s]*)*")
+    r"(?:[^\\`*_~\[!<&$\s]+| +[^\\`*_~\[!<&$\shw][^\\`*_~\[!<&$\s]*)"
+    r"(?: +[^\\`*_~\[!<&$\shw][^\\`*_~\[!<&$\s]*)*( *)")
 
 
 def _is_space(c: str) -> bool:
@@ -119,12 +121,17 @@ class HoldBack:
         if not delta:
             return ""
         c = self._ctx
-        if (not self._pending and c.line in ("para", "heading")
-                and _PLAIN_DELTA_RE.fullmatch(delta)
-                and not (delta[0] in "hw" and _is_space(c.prev))):
-            # mid-line plain words (no construct can start in them): decided as they are
-            c.prev = delta[-1]
-            return delta
+        if c.line in ("para", "heading") and (not self._pending or self._pending.isspace()):
+            text = self._pending + delta if self._pending else delta
+            m = _PLAIN_DELTA_RE.fullmatch(text)
+            if m is not None and not (text[0] in "hw" and _is_space(c.prev)):
+                # mid-line plain words (no construct can start in them): decided as they
+                # are, but for trailing spaces (a hard break if a newline follows, §6.7)
+                spaces = m.end(1) - m.start(1)
+                out = text[:len(text) - spaces] if spaces else text
+                self._pending = text[len(out):]
+                c.prev = out[-1]
+                return out
         self._pending += delta
         k, ctx = self._scan(frozenset())
         forced: set[int] = set()
