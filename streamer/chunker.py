@@ -424,8 +424,11 @@ class Chunker:
         self._n_committed = 0
         #: link reference definitions of the committed markdown
         self._refs: RefLinks = {}
-        #: the open tail (markdown) and its rendered blocks = slots ``_n_committed …``
-        self._tail = ""
+        #: the open tail (markdown; :attr:`_tail` joins ``_tail_str`` and the deltas in
+        #: ``_tail_more`` that the hot path appended) and its rendered blocks = slots
+        #: ``_n_committed …``
+        self._tail_str = ""
+        self._tail_more: list[str] = []
         self._tail_blocks: list[str] = []
         #: per committed part (``_committed_md[i]``): its first slot, its number of blocks,
         #: and how many link reference definitions were known when it was committed
@@ -442,10 +445,16 @@ class Chunker:
         self._item_scan: tuple[int, int, bool] = (0, 0, False)
         #: how much of the last block's HTML the splice path found closed (0: nothing yet)
         self._checked_head = 0
-        #: the last delta took the fast path's plain-text branch (see :meth:`_feed_hot`), and
-        #: the spaces at the tail's end, not shown yet
+        #: the last delta took the fast path's plain-text branch (see :meth:`_feed_hot`); the
+        #: spaces at the tail's end, not shown yet; the last block's slot, its HTML up to its
+        #: last text position and its trailer (:func:`split_trailer`), and the texts the hot
+        #: path appended there since (joined into the block by :meth:`_flush_hot`)
         self._hot = False
         self._hot_spaces = 0
+        self._hot_slot = 0
+        self._hot_head = ""
+        self._hot_trailer = ""
+        self._hot_texts: list[str] = []
         #: the last :meth:`_feed_cheap` rendered the rest of its feed
         self._rendered_rest = False
         #: visible characters of the piece the last splice inserted
@@ -464,12 +473,26 @@ class Chunker:
     @property
     def blocks(self) -> list[str]:
         """A copy of the client's current block list (``""`` for a folded slot)."""
+        self._flush_hot()
         return list(self._blocks)
 
     @property
     def html(self) -> str:
         """The client's current document: ``"".join(blocks)``."""
+        self._flush_hot()
         return "".join(self._blocks)
+
+    @property
+    def _tail(self) -> str:
+        if self._tail_more:
+            self._tail_str += "".join(self._tail_more)
+            self._tail_more.clear()
+        return self._tail_str
+
+    @_tail.setter
+    def _tail(self, value: str) -> None:
+        self._tail_str = value
+        self._tail_more.clear()
 
     @property
     def markdown(self) -> str:
@@ -504,25 +527,55 @@ class Chunker:
         if not decided:
             self.stats.held += 1
             return []
-        if self._hot and _FAST_DELTA_RE.fullmatch(decided):
-            return self._feed_hot(decided)
-        self._hot = False
+        if self._hot:
+            if _FAST_DELTA_RE.fullmatch(decided):
+                return self._feed_hot(decided)
+            self._leave_hot()
         return self._feed_decided(decided)
 
     def _feed_hot(self, delta: str) -> list[Op]:
         """The fast path again, right after it appended plain text on the same line: what it
         checked still holds (the line's start and kind did not change, the text before the
         delta ends in a letter, digit or ``, . : ? ! ' " - (``, and no ``/`` could have come
-        to make a bare URL), so only the delta's characters are checked (by the caller)."""
-        self._tail += delta
+        to make a bare URL), so only the delta's characters are checked (by the caller).
+        O(delta): the tail and the block grow by appending to lists (none of these
+        characters needs escaping in HTML), joined when another path needs them."""
+        self._tail_more.append(delta)
+        self.stats.fast_path += 1
         core = delta.rstrip(" ")
         if not core:  # spaces only: shown once text follows them (a paragraph drops them)
             self._hot_spaces += len(delta)
-            self.stats.fast_path += 1
             return []
         text = " " * self._hot_spaces + core if self._hot_spaces else core
         self._hot_spaces = len(delta) - len(core)
-        return self._feed_fast(text)
+        self._hot_texts.append(text)
+        self.stats.text_ops += 1
+        if self._verify_fast_path:
+            self._flush_hot()
+            self._verify("hot path")
+        return [Op("text", self._hot_slot, text=text, chars=len(text))]
+
+    def _enter_hot(self) -> None:
+        """After a plain-text fast path: the next plain delta may take :meth:`_feed_hot`."""
+        tail = self._tail
+        self._hot = True
+        self._hot_spaces = len(tail) - len(tail.rstrip(" "))
+        self._hot_slot = slot = self._n_committed + len(self._tail_blocks) - 1
+        self._hot_head, self._hot_trailer = split_trailer(self._blocks[slot])
+        self._hot_texts = []
+
+    def _flush_hot(self) -> None:
+        """Join the texts the hot path appended into the last block."""
+        if self._hot_texts:
+            self._hot_head += "".join(self._hot_texts)
+            self._hot_texts = []
+            new = self._hot_head + self._hot_trailer
+            self._blocks[self._hot_slot] = new
+            self._tail_blocks[-1] = new
+
+    def _leave_hot(self) -> None:
+        self._flush_hot()
+        self._hot = False
 
     def _feed_decided(self, delta: str) -> list[Op]:
         """Grow the tail by ``delta``, text the hold-back filter has released.
@@ -566,11 +619,10 @@ class Chunker:
         self._tail = old_tail + delta
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
+            ops = self._feed_fast(fast)
             if self._open_fence is None and _FAST_DELTA_RE.fullmatch(delta):
-                # plain text on the line: the next plain delta may take :meth:`_feed_hot`
-                self._hot = True
-                self._hot_spaces = len(self._tail) - len(self._tail.rstrip(" "))
-            return self._feed_fast(fast)
+                self._enter_hot()  # plain text on the line
+            return ops
         spliced = self._splice(old_tail, delta)
         if spliced is None:
             spliced = self._splice_rows(old_tail, delta)
@@ -688,7 +740,7 @@ class Chunker:
         if self._closed:
             return []
         rest = self._hold.flush() if self._hold is not None else ""
-        self._hot = False
+        self._leave_hot()
         ops: list[Op] = self._feed_decided(rest) if rest else []
         self._closed = True
         full = self._final_blocks()
@@ -768,7 +820,7 @@ class Chunker:
             return None
         if self._line_kind(core, line_start, last) is None:
             return None
-        word = core[core.rfind(" ", line_start) + 1:]
+        word = core[max(line_start, core.rfind(" ", line_start) + 1):]
         if "://" in word:  # a bare URL (GFM §6.9) that the delta would extend
             return None
         new_core = (old_tail + delta).rstrip(" ")
@@ -831,7 +883,7 @@ class Chunker:
                 return None
         elif not _plain_line_start(line, line_start):
             return None
-        if "://" in line[line.rfind(" ", line_start) + 1:]:
+        if "://" in line[max(line_start, line.rfind(" ", line_start) + 1):]:
             return None
         return line[len(core):] + " " + rest.rstrip(" ")
 
@@ -894,8 +946,10 @@ class Chunker:
         start = max(len(head) - len(inner), checked)
         if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", head[start:]))):
             return None
-        refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
-        html_piece = self._renderer.render_inline(piece.rstrip(" "), refs)
+        html_piece = self._renderer.render_inline_simple(piece.rstrip(" "))
+        if html_piece is None:
+            refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
+            html_piece = self._renderer.render_inline(piece.rstrip(" "), refs)
         self._checked_head = len(head)
         self._splice_chars = text_length(html_piece)
         return head + html_piece + trailer

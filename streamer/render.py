@@ -84,6 +84,7 @@ from mistune.plugins.task_lists import TASK_LIST_ITEM
 from mistune.util import safe_entity, striptags
 
 from streamer.config import RenderConfig
+from streamer.ops import escape_text
 
 __all__ = [
     "ALLOWED_ATTRIBUTES",
@@ -148,6 +149,22 @@ _URL_IGNORED_RE: Final = re.compile(r"[\x00-\x20\x7f-\x9f]+")
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 #: percent-decoding rounds before a URL is judged (``%2573`` → ``%73`` → ``s``)
 _URL_DECODE_ROUNDS: Final = 4
+
+#: :meth:`Renderer.render_inline_simple`'s tokens. Plain text: letters, digits, space and
+#: ``, . : ; ? ! ' " ( ) -`` (no ``/``: no bare URL can form; no ``&``: no entity; no
+#: delimiter). Emphasis, strong, strikethrough: around words that start and end with a letter
+#: or digit (so the opener is left-flanking and the closer right-flanking whatever is around
+#: them, §6.2). Code spans without ``` ` & < > $ \ ``, newlines. Inline links to absolute
+#: ``http(s)`` URLs of unreserved characters and ``/``, with plain text.
+_SIMPLE_WORDS = r"[^\W_](?:(?:[^\W_]|[ ,.:;?!'\"()-])*[^\W_])?"
+_SIMPLE_INLINE_RE: Final = re.compile(
+    r"(?P<plain>(?:[^\W_]|[ ,.:;?!'\"()-])+)"
+    rf"|\*\*(?P<strong>{_SIMPLE_WORDS})\*\*(?![*])"
+    rf"|\*(?P<em>{_SIMPLE_WORDS})\*(?![*])"
+    rf"|~~(?P<del>{_SIMPLE_WORDS})~~(?![~])"
+    r"|`(?P<code>[^`\n\r&<>$\\]+)`(?!`)"
+    r"|\[(?P<label>(?:[^\W_]|[ ,.:;?'\"-])+)\]\((?P<href>https?://[A-Za-z0-9._~/-]+)\)"
+)
 
 
 def url_scheme(url: str) -> str | None:
@@ -337,6 +354,7 @@ class Renderer:
             url_schemes=url_schemes,
             url_relative="deny",
         )
+        self._simple_templates = self._simple_inline_templates()
 
     def sanitize(self, html_text: str) -> str:
         """Sanitize an HTML fragment with this renderer's allowlist (idempotent)."""
@@ -398,6 +416,75 @@ class Renderer:
             state.env["ref_links"].update(ref_links)
         tokens = self._md.inline(normalize_markdown(text), state.env)
         return self._cleaner.clean(self._html.render_tokens(tokens, state))
+
+    def render_inline_simple(self, text: str) -> str | None:
+        """:meth:`render_inline` of ``text`` without mistune, for the common simple cases,
+        or ``None`` where ``text`` is not one of them.
+
+        ``text`` must be a run of plain words, ``**strong**``, ``*em*``, ``~~del~~``, code
+        spans and inline ``http(s)`` links, in the narrow forms of :data:`_SIMPLE_INLINE_RE`
+        (where CommonMark §6.1-§6.4 and GFM §6.5 leave one reading whatever surrounds them),
+        with plain text between any two emphasis-like tokens (``**a***b*`` is one delimiter
+        run, not two). The HTML of each token is the real pipeline's, taken from a sample
+        rendered by :meth:`render_inline` when the renderer was built; a pipeline that
+        renders a sample otherwise (another mistune, another link policy) disables this.
+        The tests compare it with :meth:`render_inline` on generated inputs. Cost: O(len).
+        """
+        templates = self._simple_templates
+        if templates is None or "www." in text:
+            return None
+        out: list[str] = []
+        pos = 0
+        prev_delimited = False
+        for m in _SIMPLE_INLINE_RE.finditer(text):
+            if m.start() != pos:
+                return None
+            pos = m.end()
+            kind = m.lastgroup
+            if kind == "plain":
+                out.append(m.group())
+                prev_delimited = False
+                continue
+            if kind == "href":  # the link: label and destination
+                if text[m.start() - 1:m.start()] == "!":
+                    return None  # an image
+                out.append(templates["link"].format(href=m.group("href"),
+                                                    label=m.group("label")))
+                prev_delimited = False
+                continue
+            if kind == "code":
+                code = m.group("code")
+                if code[0] == " " and code[-1] == " " and code.strip(" "):
+                    code = code[1:-1]  # §6.1: one space stripped from each side
+                out.append(templates["code"].format(escape_text(code)))
+                prev_delimited = False
+                continue
+            if prev_delimited:
+                return None
+            out.append(templates[kind or ""].format(m.group(kind or "")))
+            prev_delimited = True
+        if pos != len(text):
+            return None
+        return "".join(out)
+
+    def _simple_inline_templates(self) -> dict[str, str] | None:
+        """What :meth:`render_inline_simple` emits per token, from real renders of samples
+        (``None``: the pipeline renders some sample otherwise; the simple path is off)."""
+        samples = {
+            "strong": (" **Q9**", " <strong>Q9</strong>", "<strong>{}</strong>"),
+            "em": (" *Q9*", " <em>Q9</em>", "<em>{}</em>"),
+            "del": (" ~~Q9~~", " <del>Q9</del>", "<del>{}</del>"),
+            "code": (" `Q9`", " <code>Q9</code>", "<code>{}</code>"),
+            "link": (" [Q9](https://example.com/a)",
+                     f' <a href="https://example.com/a" rel="{LINK_REL}">Q9</a>',
+                     f'<a href="{{href}}" rel="{LINK_REL}">{{label}}</a>'),
+        }
+        templates: dict[str, str] = {}
+        for kind, (sample, expected, template) in samples.items():
+            if self.render_inline(sample) != expected:
+                return None
+            templates[kind] = template
+        return templates
 
     def render_blocks(self, markdown: str) -> list[str]:
         """The document as its top-level blocks.
