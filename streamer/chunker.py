@@ -250,6 +250,14 @@ _ITEM_MARKER_RE: Final = re.compile(r"([-+*]|[0-9]{1,9}[.)]) ")
 #: Fences and math blocks, whose content a blank line can change.
 _FENCE_ANYWHERE_RE: Final = re.compile(r"```|~~~|\$\$")
 _QUOTE_PREFIX_RE: Final = re.compile(r"(?:> ?)+")
+#: A line that may be (or begin) a link reference definition (§4.7), in a quote or list item
+#: too: ``[`` then ``]:`` on the line, or no ``]`` yet (a label may span lines); not a task
+#: item's ``[ ]``/``[x]``. Its destination may come on the next line, so a plain line after
+#: it may render nothing.
+_DEF_LINE_RE: Final = re.compile(
+    r"(?m)^[ \t>*+\-0-9.)]*\[(?![ xX]\] )(?:[^\n]*\]:|[^\]\n]*$)")
+#: A text's last line is an empty list item (a marker alone) or blank.
+_EMPTY_ITEM_RE: Final = re.compile(r"(?:^|\n)[ \t>]*(?:[-+*]|[0-9]{1,9}[.)])?[ \t]*\n\Z")
 _CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
 _FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
 _CODE_OPEN_RE: Final = re.compile(r'<pre><code(?: class="[^"]*")?>')
@@ -436,6 +444,8 @@ class Chunker:
         #: a fence opened in column 0 that is still open at the tail's end (the last block is
         #: its code block): its marker and where its code starts in the tail; or ``None``
         self._open_fence: tuple[str, int] | None = None
+        #: a line of the tail may be a link reference definition (:data:`_DEF_LINE_RE`)
+        self._def_line = False
         #: link reference definitions in the tail, as of its last render
         self._tail_refs: RefLinks = {}
         #: the last block's table header and delimiter row (markdown), once looked up
@@ -607,6 +617,8 @@ class Chunker:
         ``None`` (the tail unchanged). ``rest``: ``delta`` and what follows it in this feed;
         after a commit of the settled tail it is rendered in one go, and
         :attr:`_rendered_rest` says so."""
+        if self._hot:
+            self._leave_hot()
         old_tail = self._tail
         self._rendered_rest = False
         settled = self._commit_settled(old_tail, delta)
@@ -651,7 +663,14 @@ class Chunker:
         if not old_tail.endswith("\n\n") or not self._tail_blocks \
                 or self._open_fence is not None or delta[0] in " \t\n\r[":
             return None
-        if self._tail_blocks[-1].startswith(("<ul", "<ol")) or _HTML_LINE_RE.search(old_tail):
+        if self._tail_blocks[-1].startswith(("<ul", "<ol")) and not (
+                (delta[0].isalpha() or delta[0] == "#")
+                and not any(b.startswith("<blockquote") for b in self._tail_blocks)):
+            # after a list, only a letter or a heading (mistune parses a following quote as
+            # the list's end, even across blank lines), and not after a quote that a list
+            # ended: mistune puts that quote after the list once the list ends
+            return None
+        if _HTML_LINE_RE.search(old_tail):
             return None
         fences = _FENCE_ANYWHERE_RE.findall(old_tail)
         if fences:
@@ -691,9 +710,12 @@ class Chunker:
         self._checked_head = 0
         self._item_scan = (0, 0, False)
         self._open_fence = None
+        self._def_line = False
 
     def _feed_render(self, delta: str) -> list[Op]:
         """Render the tail grown by ``delta``; commit what the render proves settled."""
+        if self._hot:
+            self._leave_hot()
         tail = self._tail + delta
         self._tail = tail
         self.stats.tail_renders += 1
@@ -722,6 +744,7 @@ class Chunker:
             if fence and not _code_matches(self._tail_blocks[-1], self._tail[fence[1]:]):
                 fence = None
         self._open_fence = fence
+        self._def_line = _DEF_LINE_RE.search(self._tail) is not None
         return ops
 
     def close(self) -> list[Op]:
@@ -795,10 +818,15 @@ class Chunker:
         last = self._tail_blocks[-1]
         if self._open_fence is not None:
             return self._fast_code(old_tail, delta, self._open_fence, last)
-        if delta == "\n" and old_tail.endswith("\n") \
-                and not last.startswith(("<pre", "<ul", "<ol")) \
-                and not _FENCE_ANYWHERE_RE.search(old_tail):
-            return ""  # a blank line at the end shows nothing until the next line begins
+        if self._def_line:
+            return None  # the text may be a link reference definition's (rendering nothing)
+        if delta == "\n" and old_tail.endswith("\n") and not last.startswith("<pre") \
+                and not _FENCE_ANYWHERE_RE.search(old_tail) and not (
+                    last.startswith(("<ul", "<ol")) and _EMPTY_ITEM_RE.search(old_tail)):
+            # a blank line at the end shows nothing until the next line begins (after a
+            # list too: it makes the list loose only once another item follows; but mistune
+            # makes it loose at once after an empty last item, "- a\n-\n\n")
+            return ""
         if delta.endswith("\n") and "\n" not in delta[:-1] and old_tail[-1:] != "\n":
             # the line's end alone changes no render (mistune ends the text with a newline
             # anyway): what shows is the text before it
@@ -905,7 +933,7 @@ class Chunker:
         delta = delta[:-1] if delta.endswith("\n") else delta
         if not self._tail_blocks or "\n" in delta or "\r" in delta or delta.endswith("\\"):
             return None  # (a backslash before the newline is a hard break once a line follows)
-        if _HTML_LINE_RE.search(old_tail):
+        if _HTML_LINE_RE.search(old_tail) or self._def_line:
             return None  # an HTML block's text is shown as it is, never parsed as inline
         last = self._tail_blocks[-1]
         core = old_tail.rstrip(" ")
@@ -1038,6 +1066,7 @@ class Chunker:
             return None
         item = piece[0][piece[0].find(">\n") + 2:-6]
         self._splice_chars = text_length(item)
+        self._def_line = self._def_line or _DEF_LINE_RE.search(delta) is not None
         return last[:-6] + item + last[-6:]
 
     def _feed_spliced(self, new: str) -> list[Op]:
