@@ -719,7 +719,11 @@ class Chunker:
         tail = self._tail + delta
         self._tail = tail
         self.stats.tail_renders += 1
-        blocks, refs = self._renderer.render_part(tail, self._refs)
+        simple = self._renderer.render_line_simple(tail) if "\n" not in tail[:-1] else None
+        if simple is not None:
+            blocks, refs = simple, {}
+        else:
+            blocks, refs = self._renderer.render_part(tail, self._refs)
         self._reset_tail_state()
         self._tail_refs = refs
         commit = self._find_commit(tail, blocks, refs)
@@ -1055,8 +1059,10 @@ class Chunker:
         rest = old_tail[start:]
         if "\n\n" in rest or _HTML_LINE_RE.search(rest):
             return None
-        refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
-        piece, _ = self._renderer.render_part(delta, refs)
+        piece = self._renderer.render_line_simple(delta)
+        if piece is None:
+            refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
+            piece, _ = self._renderer.render_part(delta, refs)
         open_end = last.find(">\n") + 2
         if len(piece) != 1 or not piece[0].endswith(last[-6:]):  # "</ul>\n" / "</ol>\n"
             return None

@@ -156,6 +156,10 @@ _URL_DECODE_ROUNDS: Final = 4
 #: or digit (so the opener is left-flanking and the closer right-flanking whatever is around
 #: them, §6.2). Code spans without ``` ` & < > $ \ ``, newlines. Inline links to absolute
 #: ``http(s)`` URLs of unreserved characters and ``/``, with plain text.
+#: :meth:`Renderer.render_line_simple`'s line starts (in column 0).
+_SIMPLE_LINE_RE: Final = re.compile(
+    r"(?P<heading>#{1,6} +)|(?P<bullet>[-+*] {1,4})|(?P<ordered>[0-9]{1,9}[.)] {1,4})|(?P<quote>> ?)|"
+    r"(?P<paragraph>)")
 _SIMPLE_WORDS = r"[^\W_](?:(?:[^\W_]|[ ,.:;?!'\"()-])*[^\W_])?"
 _SIMPLE_INLINE_RE: Final = re.compile(
     r"(?P<plain>(?:[^\W_]|[ ,.:;?!'\"()-])+)"
@@ -467,6 +471,40 @@ class Renderer:
             return None
         return "".join(out)
 
+    def render_line_simple(self, line: str) -> list[str] | None:
+        """:meth:`render_part` of a one-line text without mistune, for the common simple
+        cases, or ``None``.
+
+        ``line`` (one line, its newline optional) is an ATX heading (§4.2), a bullet or
+        ordered list item (§5.2), a block quote line (§5.1) or a paragraph, starting in
+        column 0, whose content is what :meth:`render_inline_simple` renders and starts with
+        a letter or a delimiter of it (so it is no other block marker: ``- 1. x`` is a list
+        in a list, ``> > x`` a quote in a quote). The block's HTML around the content is the
+        pipeline's own, from samples rendered when the renderer was built. A line renders
+        no link reference definition, so the definitions the part adds are none.
+        """
+        templates = self._simple_templates
+        if templates is None or "\n" in line[:-1]:
+            return None
+        m = _SIMPLE_LINE_RE.match(line)
+        if m is None:
+            return None
+        content = line[m.end():].rstrip(" \n")
+        if not content or not (content[0].isalpha() or content[0] in "*`[~"):
+            return None
+        inner = self.render_inline_simple(content)
+        if inner is None:
+            return None
+        kind = m.lastgroup
+        if kind == "heading":
+            level = len(m.group("heading").rstrip(" "))
+            return [f"<h{level}>{inner}</h{level}>\n"]
+        if kind == "ordered":
+            start = int(m.group("ordered").rstrip(" ")[:-1])
+            if start != 1:
+                return [templates["ol_start"].format(start=start, inner=inner)]
+        return [templates[kind or ""].format(inner=inner)]
+
     def _simple_inline_templates(self) -> dict[str, str] | None:
         """What :meth:`render_inline_simple` emits per token, from real renders of samples
         (``None``: the pipeline renders some sample otherwise; the simple path is off)."""
@@ -482,6 +520,21 @@ class Renderer:
         templates: dict[str, str] = {}
         for kind, (sample, expected, template) in samples.items():
             if self.render_inline(sample) != expected:
+                return None
+            templates[kind] = template
+        blocks = {  # render_line_simple's blocks
+            "paragraph": ("Q9 *Q8*\n", "<p>Q9 <em>Q8</em></p>\n", "<p>{inner}</p>\n"),
+            "bullet": ("- Q9\n", "<ul>\n<li>Q9</li>\n</ul>\n", "<ul>\n<li>{inner}</li>\n</ul>\n"),
+            "ordered": ("1. Q9\n", "<ol>\n<li>Q9</li>\n</ol>\n",
+                        "<ol>\n<li>{inner}</li>\n</ol>\n"),
+            "ol_start": ("7) Q9\n", '<ol start="7">\n<li>Q9</li>\n</ol>\n',
+                         '<ol start="{start}">\n<li>{inner}</li>\n</ol>\n'),
+            "quote": ("> Q9\n", "<blockquote>\n<p>Q9</p>\n</blockquote>\n",
+                      "<blockquote>\n<p>{inner}</p>\n</blockquote>\n"),
+            "heading": ("### Q9\n", "<h3>Q9</h3>\n", "<h3>{inner}</h3>\n"),
+        }
+        for kind, (sample, expected, template) in blocks.items():
+            if self.render_part(sample)[0] != [expected]:
                 return None
             templates[kind] = template
         return templates
