@@ -476,7 +476,11 @@ class Chunker:
         self._closed = False
         #: holds back undecided syntax (streamer.holdback); the chunker renders what it decides
         self._hold = HoldBack() if hold_back else None
-        self.stats = ChunkerStats()
+        self._stats = ChunkerStats()
+        #: counters not yet folded into ``_stats`` (the hot path's: cheaper than attributes
+        #: of another object): deltas fed, hot-path deltas with a text op
+        self._n_deltas = 0
+        self._n_hot = 0
 
     # -- views --------------------------------------------------------------------------
 
@@ -491,6 +495,17 @@ class Chunker:
         """The client's current document: ``"".join(blocks)``."""
         self._flush_hot()
         return "".join(self._blocks)
+
+    @property
+    def stats(self) -> ChunkerStats:
+        """The counters so far (for benchmarks and tests)."""
+        st = self._stats
+        if self._n_deltas or self._n_hot:
+            st.deltas += self._n_deltas
+            st.fast_path += self._n_hot
+            st.text_ops += self._n_hot
+            self._n_deltas = self._n_hot = 0
+        return st
 
     @property
     def _tail(self) -> str:
@@ -531,15 +546,25 @@ class Chunker:
             raise ChunkerClosedError("feed() after close()")
         if not delta:
             return []
-        self.stats.deltas += 1
+        self._n_deltas += 1
         self._n_chars += len(delta)
         decided = self._hold.feed(delta) if self._hold is not None else delta
         if not decided:
-            self.stats.held += 1
+            self._stats.held += 1
             return []
         if self._hot:
             if _FAST_DELTA_RE.fullmatch(decided):
-                return self._feed_hot(decided)
+                if decided[-1] == " " or self._verify_fast_path:
+                    return self._feed_hot(decided)
+                # :meth:`_feed_hot`, inlined for its common case (the one op per delta of
+                # most of an answer)
+                self._tail_more.append(decided)
+                self._n_hot += 1
+                if self._hot_spaces:
+                    decided = " " * self._hot_spaces + decided
+                    self._hot_spaces = 0
+                self._hot_texts.append(decided)
+                return [Op("text", self._hot_slot, None, decided, False, len(decided))]
             self._leave_hot()
         return self._feed_decided(decided)
 
@@ -551,7 +576,7 @@ class Chunker:
         O(delta): the tail and the block grow by appending to lists (none of these
         characters needs escaping in HTML), joined when another path needs them."""
         self._tail_more.append(delta)
-        self.stats.fast_path += 1
+        self._stats.fast_path += 1
         core = delta.rstrip(" ")
         if not core:  # spaces only: shown once text follows them (a paragraph drops them)
             self._hot_spaces += len(delta)
@@ -559,7 +584,7 @@ class Chunker:
         text = " " * self._hot_spaces + core if self._hot_spaces else core
         self._hot_spaces = len(delta) - len(core)
         self._hot_texts.append(text)
-        self.stats.text_ops += 1
+        self._stats.text_ops += 1
         if self._verify_fast_path:
             self._flush_hot()
             self._verify("hot path")
@@ -683,7 +708,7 @@ class Chunker:
         self._committed_md.append(old_tail)
         self._part_slots.append((self._n_committed, n_final, len(self._refs)))
         self._refs.update({k: v for k, v in self._tail_refs.items() if k not in self._refs})
-        self.stats.commits += 1
+        self._stats.commits += 1
         ops = self._sync(self._tail_blocks, n_final)
         self._n_committed += n_final
         self._tail = ""
@@ -695,7 +720,7 @@ class Chunker:
     def _new_paragraph(self, delta: str) -> list[Op]:
         """Plain text that begins a line, with a letter, on an empty tail: a new paragraph
         (§4.8), appended with no render."""
-        self.stats.fast_path += 1
+        self._stats.fast_path += 1
         self._tail = delta
         self._tail_blocks = ["<p>" + escape_text(delta.rstrip(" ")) + "</p>\n"]
         ops = self._sync(self._tail_blocks, 0)  # (into a slot left empty, if there is one)
@@ -718,7 +743,7 @@ class Chunker:
             self._leave_hot()
         tail = self._tail + delta
         self._tail = tail
-        self.stats.tail_renders += 1
+        self._stats.tail_renders += 1
         simple = self._renderer.render_line_simple(tail) if "\n" not in tail[:-1] else None
         if simple is not None:
             blocks, refs = simple, {}
@@ -735,7 +760,7 @@ class Chunker:
             self._tail = tail[p:]
             self._refs.update(pre_refs)
             self._tried_a = self._tried_b = 0
-            self.stats.commits += 1
+            self._stats.commits += 1
         ops = self._sync(blocks, n_final)
         if n_final:
             self._n_committed += n_final
@@ -777,7 +802,7 @@ class Chunker:
                 old = self._blocks[i]
                 if old != new:
                     if self._final[i]:
-                        self.stats.close_repairs += 1
+                        self._stats.close_repairs += 1
                     ops.append(self._change(i, old, new, final=True))
                 elif not self._final[i]:
                     ops.append(self._marker(i))
@@ -786,7 +811,7 @@ class Chunker:
         for i in range(len(full), n_slots):
             if self._blocks[i]:
                 if self._final[i]:
-                    self.stats.close_repairs += 1
+                    self._stats.close_repairs += 1
                 ops.append(self._change(i, self._blocks[i], "", final=True))
             elif not self._final[i]:
                 ops.append(self._marker(i))
@@ -1076,7 +1101,7 @@ class Chunker:
         return last[:-6] + item + last[-6:]
 
     def _feed_spliced(self, new: str) -> list[Op]:
-        self.stats.splices += 1
+        self._stats.splices += 1
         slot = self._n_committed + len(self._tail_blocks) - 1
         ops: list[Op] = []
         if new != self._blocks[slot]:
@@ -1087,14 +1112,14 @@ class Chunker:
         return ops
 
     def _feed_fast(self, text: str) -> list[Op]:
-        self.stats.fast_path += 1
+        self._stats.fast_path += 1
         ops: list[Op] = []
         if text:
             slot = self._n_committed + len(self._tail_blocks) - 1
             new = append_text(self._blocks[slot], text)
             self._blocks[slot] = new
             self._tail_blocks[-1] = new
-            self.stats.text_ops += 1
+            self._stats.text_ops += 1
             ops.append(Op("text", slot, text=text, chars=len(text)))
         self._verify("fast path")
         return ops
@@ -1179,7 +1204,7 @@ class Chunker:
                 end = line_start
         if not p:
             return None
-        self.stats.commit_checks += 1
+        self._stats.commit_checks += 1
         render = self._renderer.render_part
         if end == len(tail):
             ref_blocks, ref_refs = blocks, refs
@@ -1238,9 +1263,9 @@ class Chunker:
         self._final[slot] = self._final[slot] or final
         text = appended_text(old, new) if old else None
         if text:
-            self.stats.text_ops += 1
+            self._stats.text_ops += 1
             return Op("text", slot, text=text, final=final, chars=len(text))
-        self.stats.replace_ops += 1
+        self._stats.replace_ops += 1
         chars = (added_chars if added_chars is not None
                  else max(0, text_length(new) - text_length(old)))
         return Op("replace", slot, html=new, final=final, chars=chars)
@@ -1249,11 +1274,11 @@ class Chunker:
         slot = len(self._blocks)
         self._blocks.append(new)
         self._final.append(final)
-        self.stats.append_ops += 1
+        self._stats.append_ops += 1
         return Op("append", slot, html=new, final=final, chars=text_length(new))
 
     def _marker(self, slot: int) -> Op:
         """An empty ``text`` op: changes nothing, marks the block final."""
         self._final[slot] = True
-        self.stats.markers += 1
+        self._stats.markers += 1
         return Op("text", slot, text="", final=True)
