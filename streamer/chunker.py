@@ -467,6 +467,8 @@ class Chunker:
         self._hot_texts: list[str] = []
         #: the last :meth:`_feed_cheap` rendered the rest of its feed
         self._rendered_rest = False
+        #: the last inline splice may be followed by the hot path
+        self._splice_hot = False
         #: visible characters of the piece the last splice inserted
         self._splice_chars = 0
         #: highest commit candidate (a line start in tail coordinates) tried per rule
@@ -660,13 +662,18 @@ class Chunker:
             if self._open_fence is None and _FAST_DELTA_RE.fullmatch(delta):
                 self._enter_hot()  # plain text on the line
             return ops
+        self._splice_hot = False
         spliced = self._splice(old_tail, delta)
         if spliced is None:
+            self._splice_hot = False
             spliced = self._splice_rows(old_tail, delta)
         if spliced is None:
             spliced = self._splice_item(old_tail, delta)
         if spliced is not None:
-            return self._feed_spliced(spliced)
+            ops = self._feed_spliced(spliced)
+            if self._splice_hot:
+                self._enter_hot()
+            return ops
         self._tail = old_tail
         return None
 
@@ -959,7 +966,8 @@ class Chunker:
         the new piece is rendered: O(delta), not O(paragraph).
         """
         # a final newline changes no render (mistune ends the text with one anyway)
-        delta = delta[:-1] if delta.endswith("\n") else delta
+        ended_line = delta.endswith("\n")
+        delta = delta[:-1] if ended_line else delta
         if not self._tail_blocks or "\n" in delta or "\r" in delta or delta.endswith("\\"):
             return None  # (a backslash before the newline is a hard break once a line follows)
         if _HTML_LINE_RE.search(old_tail) or self._def_line:
@@ -1004,6 +1012,10 @@ class Chunker:
         if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", head[start:]))):
             return None
         html_piece = self._renderer.render_inline_simple(piece.rstrip(" "))
+        # a simple piece that ends in plain text ends with no construct open and no URL:
+        # plain text may follow it on the hot path (:meth:`_feed_hot`)
+        self._splice_hot = html_piece is not None and not ended_line \
+            and _FAST_PREV_RE.fullmatch(piece.rstrip(" ")[-1:]) is not None
         if html_piece is None:
             refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
             html_piece = self._renderer.render_inline(piece.rstrip(" "), refs)
