@@ -592,6 +592,22 @@ class Chunker:
             self._verify("hot path")
         return [Op("text", self._hot_slot, text=text, chars=len(text))]
 
+    def _maybe_enter_hot(self) -> None:
+        """Enter the hot path if the fast path's plain branch would take any plain delta now
+        (the checks of :meth:`_fast_text` for a delta of ``_FAST_DELTA_RE`` characters)."""
+        if not self._tail_blocks or self._open_fence is not None or self._def_line:
+            return
+        core = self._tail.rstrip(" ")
+        if not core or not _FAST_PREV_RE.fullmatch(core[-1]):
+            return
+        line_start = core.rfind("\n") + 1
+        if "\r" in core[line_start:] \
+                or self._line_kind(core, line_start, self._tail_blocks[-1]) is None:
+            return
+        if "://" in core[max(line_start, core.rfind(" ", line_start) + 1):]:
+            return
+        self._enter_hot()
+
     def _enter_hot(self) -> None:
         """After a plain-text fast path: the next plain delta may take :meth:`_feed_hot`."""
         tail = self._tail
@@ -673,6 +689,8 @@ class Chunker:
             ops = self._feed_spliced(spliced)
             if self._splice_hot:
                 self._enter_hot()
+            elif not delta.endswith("\n"):
+                self._maybe_enter_hot()
             return ops
         self._tail = old_tail
         return None
@@ -781,6 +799,8 @@ class Chunker:
                 fence = None
         self._open_fence = fence
         self._def_line = _DEF_LINE_RE.search(self._tail) is not None
+        if not tail.endswith("\n"):
+            self._maybe_enter_hot()
         return ops
 
     def close(self) -> list[Op]:
