@@ -406,3 +406,63 @@ def test_xss_corpus_renders_safely() -> None:
                 assert not name.startswith("on"), (tag, name)
                 if name in ("href", "src"):
                     assert url_scheme(value or "") in {"http", "https", "mailto"}, value
+
+
+# -- the simple renderers: the same HTML as mistune, without it ---------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SIMPLE_ATOMS = [
+    "word", "Ab", "x1", "é", "9", " ", " ", "  ", ",", ".", ":", ";", "?", "!", "'", '"', "(", ")",
+    "-", "**", "*", "~~", "~", "`", "[", "]", "](https://e.com/a)", "](http://x.org/p-q_r.s~t/u)",
+    "_", "/", "&", "<", "$", "\\", "www.", "\u00a0", "#", "|", "**word**", "*a b*", "**x y.z**",
+    "~~gone~~", "`code()`", "` a `", "`a*b`", "[a b](https://e.com/x)", "***", "![i](https://e.com/i)",
+]
+_LINE_STARTS = [
+    "", "", "# ", "## ", "###### ", "####### ", "#", "- ", "* ", "+ ", "-  ", "-     ", "1. ",
+    "0. ", "007. ", "3) ", "1234567890. ", "> ", ">", ">  ", "> > ", "- - ", " ", "    ",
+    "- [ ] ", "- [x] ", "-", "1.", "***", "---", "===",
+]
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_SIMPLE_ATOMS), min_size=1, max_size=12))
+def test_render_inline_simple_is_render_inline(atoms: list[str]) -> None:
+    renderer = Renderer()
+    text = " " + "".join(atoms)
+    simple = renderer.render_inline_simple(text)
+    if simple is not None:
+        assert simple == renderer.render_inline(text)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_LINE_STARTS), st.lists(st.sampled_from(_SIMPLE_ATOMS), max_size=8),
+       st.sampled_from(["", "\n", " \n", "  "]))
+def test_render_line_simple_is_render_part(start: str, atoms: list[str], end: str) -> None:
+    renderer = Renderer()
+    line = start + "".join(atoms) + end
+    simple = renderer.render_line_simple(line)
+    if simple is not None:
+        assert simple == renderer.render_part(line)[0]
+
+
+def test_simple_renderers_take_the_common_cases() -> None:
+    renderer = Renderer()
+    assert renderer.render_inline_simple(" a **b** `c()` [d](https://e.com/f) ~~g~~ *h*.") == (
+        ' a <strong>b</strong> <code>c()</code> '
+        f'<a href="https://e.com/f" rel="{LINK_REL}">d</a> <del>g</del> <em>h</em>.')
+    assert renderer.render_line_simple("## Title *x*\n") == ["<h2>Title <em>x</em></h2>\n"]
+    assert renderer.render_line_simple("3. Item") == ['<ol start="3">\n<li>Item</li>\n</ol>\n']
+    # not simple: left to mistune
+    for text in (" a_b_", " **a***b*", " ![i](https://e.com/i)", " see https://x.com",
+                 " www.example.com", " &amp;", " `a` `` b"):
+        assert renderer.render_inline_simple(text) is None, text
+    for line in ("- [ ] task", "- 1. nested", "> > deep", "    code", "#nospace", "a\nb"):
+        assert renderer.render_line_simple(line) is None, line
+
+
+def test_simple_renderers_turn_off_when_a_sample_renders_otherwise() -> None:
+    renderer = Renderer()
+    renderer.render_inline = lambda text, refs=None: "changed"  # type: ignore[method-assign]
+    assert renderer._simple_inline_templates() is None
