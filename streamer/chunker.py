@@ -76,23 +76,40 @@ ATX heading), right after one of those (modulo trailing spaces), outside a bare 
 cannot change any structure (no delimiter run, entity, autolink, URL, line break or block
 marker can form or change flanking), so it becomes a ``text`` op without re-rendering. So do a
 line's final newline (mistune ends every text with one: no render changes), a blank line at
-the end outside fences, math blocks and lists (mistune can make a list loose on it; elsewhere
-it changes nothing until the next line), a soft break
+the end outside fences and math blocks (after a list too, unless its last item is empty:
+mistune makes a list loose on a blank line only once another item follows), a soft break
 followed by a letter in such a paragraph (it renders as a space) and code inside an open
 column-0 fence (checked against the rendered block when the fence opened). A delta of several
-lines is taken line by line, and rendered once from the first line no such path takes.
+lines is taken line by line, and rendered once from the first line no such path takes. While
+a line of the tail may be a link reference definition (its destination may be the next
+line, which then renders nothing), these paths are off until the next render.
 
-**New paragraphs.** Plain text that starts a line with a letter after a blank line begins a
-paragraph, and nothing before it can change any more (unless it is a list, an open fence or
-math block, or an HTML block): the tail's blocks are committed and the paragraph appended
-with no render.
+**Hot path.** Once the fast path took plain text (or a render, splice or new list item left
+the line where it would), the next delta of those characters is checked for its characters
+alone (what the fast path checked about the line still holds) and appended to lists, not to
+the tail and block strings, which are joined when another path needs them: O(delta), about
+2 µs per 4-character delta, most of an answer.
+
+**New blocks.** A line that starts in column 0 after a blank line with anything but
+whitespace or ``[`` begins a new block, and nothing before it can change any more (unless it
+is an open fence or math block, or an HTML block; after a list only a letter or ``#`` line,
+and not with a quote in the tail: mistune's list and quote parsing reach across blank
+lines): the tail's blocks are committed with no render, and only the new line is rendered
+(a letter-started plain line is appended as a paragraph with no render at all).
 
 **Splices.** A delta with markup that continues such a line after whitespace, where nothing
-before is left open, is rendered as inline content alone (:meth:`Renderer.render_inline`) and
-put before the container's closing tag; complete table rows are rendered under the table's
-own header and put into its body, a new top-level item of a tight list rendered as a
-one-item list and put before the list's end. ``verify_fast_path=True`` re-renders after
-every fast or spliced delta and asserts equality (the tests run that way).
+before is left open, is rendered as inline content alone and put before the container's
+closing tag; complete table rows are rendered under the table's own header and put into its
+body, a new top-level item of a tight list rendered as a one-item list and put before the
+list's end. ``verify_fast_path=True`` re-renders after every fast, hot or spliced delta and
+asserts equality (the tests run that way).
+
+**Simple renders.** Inline pieces and one-line tails in the common simple forms (plain words,
+``**strong**``, ``*em*``, ``~~del~~``, code spans and ``http(s)`` links; headings, list items,
+quote lines and paragraphs of those) are rendered by :meth:`Renderer.render_inline_simple`
+and :meth:`Renderer.render_line_simple` without mistune, whose fixed cost per call (tens of
+µs) would otherwise dominate; their HTML is the pipeline's own, taken from real renders of
+samples.
 
 **close()** releases what is held, renders the open tail once more and, for committed parts
 with a block not yet final, re-renders them if link reference definitions came after them; it
@@ -112,10 +129,11 @@ op's pacing cost in visible characters: ``len(text)`` for ``text``, the block's 
 for ``append``, ``max(0, new - old)`` text length for ``replace`` (text length: tags removed,
 entities decoded, newlines between tags included, see :func:`text_length`).
 
-Costs: per delta O(tail length) (a mistune render of the tail, ~0.5-1 µs per markdown byte),
-or the fast path's O(current line), or a splice's O(delta). The tail is the open block plus
-at most a few committed-later neighbours, independent of the answer's length, but a long list
-or quote is still re-rendered whole on each new item or line until it is committed
+Costs: per delta O(delta) on the hot path, O(current line) on the fast path, O(delta) for a
+splice or a simple render, else O(tail length) (a mistune render of the tail, ~0.5-1 µs per
+markdown byte plus tens of µs per call). The tail is the open block plus at most a few
+neighbours, independent of the answer's length, but a nested list item or a quote line at
+another depth still re-renders the whole list or quote until it is committed
 (``bench/chunker_bench.py`` prints these worst cases). :meth:`close` costs one render of the
 tail.
 
@@ -446,6 +464,8 @@ class Chunker:
         self._open_fence: tuple[str, int] | None = None
         #: a line of the tail may be a link reference definition (:data:`_DEF_LINE_RE`)
         self._def_line = False
+        #: :meth:`_has_html_line`'s scan: (the line start it goes on from, an HTML line seen)
+        self._html_scan = (0, False)
         #: link reference definitions in the tail, as of its last render
         self._tail_refs: RefLinks = {}
         #: the last block's table header and delimiter row (markdown), once looked up
@@ -592,6 +612,20 @@ class Chunker:
             self._verify("hot path")
         return [Op("text", self._hot_slot, text=text, chars=len(text))]
 
+    def _has_html_line(self) -> bool:
+        """Whether a line of the tail (as it is now) may start an HTML block
+        (:data:`_HTML_LINE_RE`). Incremental: the tail only grows between resets, so each
+        line is scanned about once (a long table or list costs O(new text) per call)."""
+        pos, seen = self._html_scan
+        if seen:
+            return True
+        tail = self._tail
+        if pos > len(tail):
+            pos = 0
+        seen = _HTML_LINE_RE.search(tail, pos) is not None
+        self._html_scan = (tail.rfind("\n") + 1, seen)
+        return seen
+
     def _maybe_enter_hot(self) -> None:
         """Enter the hot path if the fast path's plain branch would take any plain delta now
         (the checks of :meth:`_fast_text` for a delta of ``_FAST_DELTA_RE`` characters)."""
@@ -720,7 +754,7 @@ class Chunker:
             # the list's end, even across blank lines), and not after a quote that a list
             # ended: mistune puts that quote after the list once the list ends
             return None
-        if _HTML_LINE_RE.search(old_tail):
+        if self._has_html_line():
             return None
         fences = _FENCE_ANYWHERE_RE.findall(old_tail)
         if fences:
@@ -761,6 +795,7 @@ class Chunker:
         self._item_scan = (0, 0, False)
         self._open_fence = None
         self._def_line = False
+        self._html_scan = (0, False)
 
     def _feed_render(self, delta: str) -> list[Op]:
         """Render the tail grown by ``delta``; commit what the render proves settled."""
@@ -891,7 +926,7 @@ class Chunker:
             text = self._fast_text(old_tail, delta[:-1])
             return None if text is None or delta[-2] == " " else text
         if "\n" in delta and last.startswith(("<p>", "<blockquote>")):
-            if _HTML_LINE_RE.search(old_tail):
+            if self._has_html_line():
                 return None  # an HTML block (shown escaped) keeps its newlines
             return self._fast_softbreak(old_tail, delta, last)
         if not _FAST_DELTA_RE.fullmatch(delta):
@@ -990,7 +1025,7 @@ class Chunker:
         delta = delta[:-1] if ended_line else delta
         if not self._tail_blocks or "\n" in delta or "\r" in delta or delta.endswith("\\"):
             return None  # (a backslash before the newline is a hard break once a line follows)
-        if _HTML_LINE_RE.search(old_tail) or self._def_line:
+        if self._def_line or self._has_html_line():
             return None  # an HTML block's text is shown as it is, never parsed as inline
         last = self._tail_blocks[-1]
         core = old_tail.rstrip(" ")
@@ -1077,7 +1112,7 @@ class Chunker:
             head_md = self._table_head = lines[0] + "\n" + lines[1] + "\n"
         refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
         piece, _ = self._renderer.render_part(head_md + delta, refs)
-        cut = last.rfind("<tbody>\n")
+        cut = last.find("<tbody>\n")
         if len(piece) != 1 or cut < 0 or not piece[0].startswith(last[:cut + 8]):
             return None
         end = piece[0].rfind("</tbody>")
