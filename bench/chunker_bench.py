@@ -6,9 +6,9 @@ For generated LLM-style answers (headings, paragraphs with inline markup and lin
 bullet lists, numbered lists, pipe tables, fenced code in several languages, block quotes;
 deterministic, like perf-lab §3's ``mdgen``) streamed in ``--delta``-character deltas, prints:
 
-- ``one-shot ms``: ``Renderer.render`` of the whole answer (median of ``--reps``);
-- ``chunker s``: every ``feed`` plus ``close`` (median of ``--reps``), ``us/delta``, the slowest
-  single ``feed`` in ms, and ``close ms`` (one full render for reconciliation);
+- ``one-shot ms``: ``Renderer.render`` of the whole answer (the fastest of ``--reps``);
+- ``chunker s``: every ``feed`` plus ``close`` (the fastest of ``--reps``), ``us/delta``, the
+  slowest single ``feed`` in ms, and ``close ms`` (one full render for reconciliation);
 - ``ratio``: chunker total / one-shot;
 - ``text ops``: share of emitted ops that are non-empty ``text`` ops; ``fast``: share of deltas
   handled without re-rendering; ``commits``; ``repairs``: final blocks close() had to change;
@@ -20,7 +20,9 @@ deterministic, like perf-lab §3's ``mdgen``) streamed in ``--delta``-character 
   paragraph of nested emphasis, µs/delta at each size: a flat row is linear, a growing one
   is not.
 
-The machine is noisy (perf-lab §"Machine"): compare ratios from the same run.
+The machine is noisy (perf-lab §"Machine"): compare ratios from the same run. Each figure is
+the fastest of its repetitions (the least disturbed run, as ``timeit`` advises), one-shot and
+chunker runs interleaved.
 """
 
 from __future__ import annotations
@@ -229,14 +231,15 @@ def main() -> None:
         text = make_answer(kb * 1000)
         deltas = [text[j:j + args.delta] for j in range(0, len(text), args.delta)]
         one_shot = []
+        runs = []
         for _ in range(args.reps):
             t = time.perf_counter()
             expected = renderer.render(text)
             one_shot.append(time.perf_counter() - t)
-        runs = [run_chunker(renderer, deltas) for _ in range(args.reps)]
-        total = statistics.median(r[0] for r in runs)
+            runs.append(run_chunker(renderer, deltas))
+        total = min(r[0] for r in runs)
         worst = statistics.median(r[1] for r in runs)
-        close_s = statistics.median(r[2] for r in runs)
+        close_s = min(r[2] for r in runs)
         _, _, _, chunker, ops = runs[0]
         assert chunker.html == expected, "chunker diverged from the one-shot render"
         st = chunker.stats
@@ -251,7 +254,7 @@ def main() -> None:
                 if j % stride == 0:
                     renderer.render(text[:end])
             naive = f"{(time.perf_counter() - t) * stride:.2f}"
-        one = statistics.median(one_shot)
+        one = min(one_shot)
         print(f"{len(text) / 1000:>6.1f} {len(deltas):>7} {one * 1e3:>11.1f} {total:>9.2f} "
               f"{total / len(deltas) * 1e6:>8.0f} {worst * 1e3:>7.2f} {close_s * 1e3:>8.1f} "
               f"{total / one:>6.1f} {text_share:>8.0%} {st.fast_path / st.deltas:>6.0%} "

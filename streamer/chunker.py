@@ -160,6 +160,9 @@ _TAG_RE: Final = re.compile(r'<(?:[^>"]|"[^"]*")*>')
 #: close a link destination; not ``;``, which could end an entity; not ``/``, without which
 #: no bare URL forms (``https://``, GFM §6.9); not ``*_`~[]<>&\``).
 _FAST_DELTA_RE: Final = re.compile(r"(?:[^\W_]|[ ,.:?!'\"(-])+")
+#: A delta the hot path takes mid-line in an open fence: no newline, nothing the renderer
+#: normalizes (``\r``, NUL, surrogates).
+_CODE_DELTA_RE: Final = re.compile("[^\n\r\x00\ud800-\udfff]+")
 #: Characters the fast path accepts right before the delta (after trailing spaces).
 _FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.:?!'\"(-]")
 #: A list item's or an ATX heading's line start, up to its content: ``- ``, ``12. ``,
@@ -480,6 +483,7 @@ class Chunker:
         #: last text position and its trailer (:func:`split_trailer`), and the texts the hot
         #: path appended there since (joined into the block by :meth:`_flush_hot`)
         self._hot = False
+        self._hot_code = False
         self._hot_spaces = 0
         self._hot_slot = 0
         self._hot_head = ""
@@ -575,7 +579,17 @@ class Chunker:
             self._stats.held += 1
             return []
         if self._hot:
-            if _FAST_DELTA_RE.fullmatch(decided):
+            if self._hot_code:
+                if _CODE_DELTA_RE.fullmatch(decided):
+                    # code mid-line in an open fence (:meth:`_fast_code`'s checks hold)
+                    self._tail_more.append(decided)
+                    self._n_hot += 1
+                    self._hot_texts.append(escape_text(decided))
+                    if self._verify_fast_path:
+                        self._flush_hot()
+                        self._verify("hot path (code)")
+                    return [Op("text", self._hot_slot, None, decided, False, len(decided))]
+            elif _FAST_DELTA_RE.fullmatch(decided):
                 if decided[-1] == " " or self._verify_fast_path:
                     return self._feed_hot(decided)
                 # :meth:`_feed_hot`, inlined for its common case (the one op per delta of
@@ -642,11 +656,14 @@ class Chunker:
             return
         self._enter_hot()
 
-    def _enter_hot(self) -> None:
-        """After a plain-text fast path: the next plain delta may take :meth:`_feed_hot`."""
+    def _enter_hot(self, *, code: bool = False) -> None:
+        """After a plain-text fast path: the next plain delta may take :meth:`_feed_hot`
+        (``code``: after code in an open fence, mid-line: the next delta without a newline
+        or a character the renderer normalizes)."""
         tail = self._tail
         self._hot = True
-        self._hot_spaces = len(tail) - len(tail.rstrip(" "))
+        self._hot_code = code
+        self._hot_spaces = 0 if code else len(tail) - len(tail.rstrip(" "))
         self._hot_slot = slot = self._n_committed + len(self._tail_blocks) - 1
         self._hot_head, self._hot_trailer = split_trailer(self._blocks[slot])
         self._hot_texts = []
@@ -709,8 +726,15 @@ class Chunker:
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
             ops = self._feed_fast(fast)
-            if self._open_fence is None and _FAST_DELTA_RE.fullmatch(delta):
-                self._enter_hot()  # plain text on the line
+            if self._open_fence is None:
+                if _FAST_DELTA_RE.fullmatch(delta):
+                    self._enter_hot()  # plain text on the line
+            elif fast and not delta.endswith("\n"):
+                # code on a line that already has its first non-space character (so no
+                # later character can make it a closing fence): the hot path takes code
+                line = self._tail[self._tail.rfind("\n") + 1:]
+                if line.strip(" \t"):
+                    self._enter_hot(code=True)
             return ops
         self._splice_hot = False
         spliced = self._splice(old_tail, delta)
