@@ -277,6 +277,11 @@ _QUOTE_PREFIX_RE: Final = re.compile(r"(?:> ?)+")
 #: it may render nothing.
 _DEF_LINE_RE: Final = re.compile(
     r"(?m)^[ \t>*+\-0-9.)]*\[(?![ xX]\] )(?:[^\n]*\]:|[^\]\n]*$)")
+#: A quote's trailer whose deepest last element is a paragraph (or an inline element in one:
+#: the fast path never appends after one, its markdown ends in a delimiter or a URL).
+_QUOTE_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*</p>")
+#: A blank line (whitespace only) inside a text.
+_BLANK_LINE_RE: Final = re.compile(r"\n[ \t]*\n")
 #: A text's last line is an empty list item (a marker alone) or blank.
 _EMPTY_ITEM_RE: Final = re.compile(r"(?:^|\n)[ \t>]*(?:[-+*]|[0-9]{1,9}[.)])?[ \t]*\n\Z")
 _CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
@@ -292,7 +297,7 @@ def _quote_content(text: str, line_start: int, block: str) -> int | None:
     m = _QUOTE_PREFIX_RE.match(text, line_start)
     if m is None or m.end() >= len(text) or not _plain_line_start(text, m.end()):
         return None
-    if not split_trailer(block)[1].startswith("</p>"):
+    if not _QUOTE_TRAILER_RE.match(split_trailer(block)[1]):
         return None
     return m.end()
 
@@ -723,6 +728,11 @@ class Chunker:
             self._rendered_rest = True
             return settled + self._feed_render(rest)
         self._tail = old_tail + delta
+        if self._tail_blocks and self._tail_blocks[-1].startswith("<blockquote>"):
+            quoted = self._quote_line(old_tail, delta, self._tail_blocks[-1])
+            if quoted is not None:
+                kind, value = quoted
+                return self._feed_fast(value) if kind == "text" else self._feed_spliced(value)
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
             ops = self._feed_fast(fast)
@@ -937,10 +947,13 @@ class Chunker:
             return None  # the text may be a link reference definition's (rendering nothing)
         if delta == "\n" and old_tail.endswith("\n") and not last.startswith("<pre") \
                 and not _FENCE_ANYWHERE_RE.search(old_tail) and not (
-                    last.startswith(("<ul", "<ol")) and _EMPTY_ITEM_RE.search(old_tail)):
+                    last.startswith(("<ul", "<ol")) and _EMPTY_ITEM_RE.search(old_tail)) \
+                and not any(b.startswith("<blockquote") for b in self._tail_blocks[:-1]):
             # a blank line at the end shows nothing until the next line begins (after a
             # list too: it makes the list loose only once another item follows; but mistune
-            # makes it loose at once after an empty last item, "- a\n-\n\n")
+            # makes it loose at once after an empty last item, "- a\n-\n\n"; and a blank
+            # line can move a quote that a list ended: "> - a\n- b\n\n> c\n" + "\n"
+            # puts "> c" before the first quote)
             return ""
         if delta.endswith("\n") and "\n" not in delta[:-1] and old_tail[-1:] != "\n":
             # the line's end alone changes no render (mistune ends the text with a newline
@@ -1029,6 +1042,65 @@ class Chunker:
         if "://" in line[max(line_start, line.rfind(" ", line_start) + 1):]:
             return None
         return line[len(core):] + " " + rest.rstrip(" ")
+
+    def _quote_line(self, old_tail: str, delta: str, last: str) -> tuple[str, str] | None:
+        """A new line of plain text in a block quote, at any depth: ``("text", t)`` when it
+        continues the deepest paragraph, ``("html", block)`` when it opens quotes deeper
+        than that paragraph's, else ``None``.
+
+        ``delta`` holds the start of the line (its ``>`` markers and a letter-started plain
+        text), after the end of the previous one (the rest of it and its newline in the
+        same delta, or the newline before). The previous line is a plain paragraph line of
+        the quote whose deepest last element is that paragraph (:func:`_quote_content`),
+        ending in a plain character (no hard break). A line with at most as many markers as
+        the paragraph's quotes are deep continues it (the same quotes, or a lazy
+        continuation line, CommonMark §5.1): a soft break, shown as a space, then the text.
+        A line with more markers opens the extra quotes inside the deepest one, after its
+        paragraph, each quote with a paragraph of the text (as deep as
+        :attr:`Renderer.max_quote_depth`, where mistune's nesting is known). Either way O(line), with no render: a long quote whose
+        lines change depth stays linear (one ``replace`` per deeper line, as any other
+        structure change under the protocol's ops).
+        """
+        if self._def_line or "\r" in delta:
+            return None
+        if old_tail.endswith("\n"):
+            if "\n" in delta:
+                return None
+            head, rest, prev = "", delta, old_tail[:-1]
+        else:
+            nl = delta.find("\n")
+            if nl < 0 or "\n" in delta[nl + 1:]:
+                return None
+            head, rest, prev = delta[:nl], delta[nl + 1:], old_tail + delta[:nl]
+        if head and not _FAST_DELTA_RE.fullmatch(head):
+            return None
+        m = _QUOTE_PREFIX_RE.match(rest)
+        if m is None:
+            return None
+        content = rest[m.end():].rstrip(" ")
+        if not content or not content[0].isalpha() or not _FAST_DELTA_RE.fullmatch(content):
+            return None
+        if not prev or not _FAST_PREV_RE.fullmatch(prev[-1]):
+            return None
+        line_start = prev.rfind("\n") + 1
+        if "\r" in prev[line_start:] or _quote_content(prev, line_start, last) is None:
+            return None
+        if "://" in prev[max(line_start, prev.rfind(" ", line_start) + 1):]:
+            return None
+        shown = old_tail[len(old_tail.rstrip(" ")):] + head if head else ""
+        html_head, trailer = split_trailer(last)
+        if not trailer.startswith("</p>\n"):
+            return None
+        depth = trailer.count("</blockquote>")
+        new_depth = m.group().count(">")
+        if new_depth <= depth:
+            return "text", shown + " " + content
+        if new_depth > self._renderer.max_quote_depth:
+            return None
+        extra = new_depth - depth
+        self._splice_chars = len(shown) + len(content)
+        return "html", (html_head + shown + "</p>\n" + "<blockquote>\n" * extra + "<p>"
+                        + content + "</p>\n" + "</blockquote>\n" * extra + trailer[5:])
 
     def _splice(self, old_tail: str, delta: str) -> str | None:
         """The last block with ``delta`` rendered as inline content and spliced in, or
@@ -1173,7 +1245,7 @@ class Chunker:
         if prev_marker is None or prev_marker.group(1)[-1] != new_marker.group(1)[-1]:
             return None
         rest = old_tail[start:]
-        if "\n\n" in rest or _HTML_LINE_RE.search(rest):
+        if _BLANK_LINE_RE.search(rest) or _HTML_LINE_RE.search(rest):
             return None
         piece = self._renderer.render_line_simple(delta)
         if piece is None:

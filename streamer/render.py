@@ -359,6 +359,10 @@ class Renderer:
             url_relative="deny",
         )
         self._simple_templates = self._simple_inline_templates()
+        #: quotes nest at least this deep as written (mistune parses deeper ones otherwise
+        #: past its ``max_nested_level``); the chunker builds nested quotes up to it
+        self.max_quote_depth = next(
+            (n for n in (16, 6) if self.render("> " * n + "a\n").count("<blockquote>") == n), 0)
 
     def sanitize(self, html_text: str) -> str:
         """Sanitize an HTML fragment with this renderer's allowlist (idempotent)."""

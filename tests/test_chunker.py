@@ -639,3 +639,29 @@ def test_answer_slices_random_splits(data: st.DataObject) -> None:
     for hold_back in (True, False):
         chunker, _ = stream(text, split_at(text, cuts), hold_back=hold_back)
         assert chunker.stats.close_repairs == 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(depths=st.lists(st.integers(1, 19), min_size=1, max_size=30),
+       words=st.lists(st.sampled_from(["alpha", "beta gamma", "**bold** x", "`c()` y",
+                                       "[l](https://e.com/l) z", "delta."]), min_size=1),
+       hold_back=st.booleans(), seed=st.integers(0, 2**16))
+def test_quotes_changing_depth_stream_like_one_render(
+        depths: list[int], words: list[str], hold_back: bool, seed: int) -> None:
+    """Lines of a quote at any depth (lazy continuations, deeper quotes, past mistune's
+    nesting limit): the quote-line path agrees with a full render at every step."""
+    rng = random.Random(seed)
+    text = "".join("> " * d + rng.choice(words) + "\n" for d in depths)
+    deltas, i = [], 0
+    while i < len(text):
+        n = rng.choice([1, 2, 3, 4, 7, 16])
+        deltas.append(text[i:i + n])
+        i += n
+    chunker, _ = stream(text, deltas, hold_back=hold_back)
+    assert chunker.stats.close_repairs == 0
+
+
+def test_quote_lines_at_other_depths_need_no_render() -> None:
+    text = "".join("> " * d + "plain words here\n" for d in (1, 3, 2, 5, 1, 4, 6, 2) * 20)
+    chunker, _ = stream(text, fixed(text, 4))
+    assert chunker.stats.tail_renders <= 2
