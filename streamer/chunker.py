@@ -1078,7 +1078,12 @@ class Chunker:
         if m is None:
             return None
         content = rest[m.end():].rstrip(" ")
-        if not content or not content[0].isalpha() or not _FAST_DELTA_RE.fullmatch(content):
+        if not content or not (content[0].isalpha() or content[0] in "*`[~"):
+            return None
+        # plain text, or simple inline markup (rendered without mistune)
+        inline = content if _FAST_DELTA_RE.fullmatch(content) \
+            else self._renderer.render_inline_simple(content)
+        if inline is None:
             return None
         if not prev or not _FAST_PREV_RE.fullmatch(prev[-1]):
             return None
@@ -1093,14 +1098,25 @@ class Chunker:
             return None
         depth = trailer.count("</blockquote>")
         new_depth = m.group().count(">")
+        self._splice_chars = len(shown) + 1 + text_length(inline)
         if new_depth <= depth:
-            return "text", shown + " " + content
+            if inline is content:
+                return "text", shown + " " + content
+            # markup joins the paragraph: nothing in it may be left open (a later closer
+            # could pair with it); its text is checked once (``_checked_head``, as splices)
+            inner = html_head[html_head.rfind("<p>"):]
+            checked = self._checked_head if self._checked_head <= len(html_head) else 0
+            start = max(len(html_head) - len(inner), checked)
+            if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", html_head[start:]))):
+                return None
+            new_head = html_head + shown + " " + inline
+            self._checked_head = len(new_head)
+            return "html", new_head + trailer
         if new_depth > self._renderer.max_quote_depth:
             return None
         extra = new_depth - depth
-        self._splice_chars = len(shown) + len(content)
         return "html", (html_head + shown + "</p>\n" + "<blockquote>\n" * extra + "<p>"
-                        + content + "</p>\n" + "</blockquote>\n" * extra + trailer[5:])
+                        + inline + "</p>\n" + "</blockquote>\n" * extra + trailer[5:])
 
     def _splice(self, old_tail: str, delta: str) -> str | None:
         """The last block with ``delta`` rendered as inline content and spliced in, or
@@ -1304,6 +1320,10 @@ class Chunker:
         if content >= len(core) or not _plain_line_start(core, content):
             return None
         if marker.lastgroup == "item":
+            # the list's deepest last element must be the item's text (not, say, a code
+            # block that an indented fence opened in it: fence lines are only counted)
+            if not split_trailer(last)[1].startswith(("</li>", "</p>\n</li>")):
+                return None
             return "item" if self._last_item_line(core, line_start) else None
         return "heading"
 
