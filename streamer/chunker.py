@@ -280,6 +280,9 @@ _DEF_LINE_RE: Final = re.compile(
 #: A quote's trailer whose deepest last element is a paragraph (or an inline element in one:
 #: the fast path never appends after one, its markdown ends in a delimiter or a URL).
 _QUOTE_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*</p>")
+#: A list's trailer whose deepest last element is an item's text (maybe in an inline
+#: element, or a loose item's paragraph).
+_ITEM_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*(?:</p>\n)?</li>")
 #: A blank line (whitespace only) inside a text.
 _BLANK_LINE_RE: Final = re.compile(r"\n[ \t]*\n")
 #: A text's last line is an empty list item (a marker alone) or blank.
@@ -1322,7 +1325,7 @@ class Chunker:
         if marker.lastgroup == "item":
             # the list's deepest last element must be the item's text (not, say, a code
             # block that an indented fence opened in it: fence lines are only counted)
-            if not split_trailer(last)[1].startswith(("</li>", "</p>\n</li>")):
+            if not _ITEM_TRAILER_RE.match(split_trailer(last)[1]):
                 return None
             return "item" if self._last_item_line(core, line_start) else None
         return "heading"
