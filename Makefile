@@ -1,5 +1,5 @@
 # The two front-door commands (README): `make demo` and `make test`.
-.PHONY: demo test setup setup-test bench
+.PHONY: demo test setup setup-test bench bench-instructions
 
 # Set everything up, then run the server with the demo page on the embedded model.
 demo: setup
@@ -18,3 +18,7 @@ setup-test:
 bench: setup-test
 	.venv/bin/python bench/chunker_bench.py
 	.venv/bin/python bench/resume_bench.py
+
+# The chunker against the one-shot render in CPU instructions (needs valgrind; minutes).
+bench-instructions: setup-test
+	.venv/bin/python bench/chunker_instructions.py

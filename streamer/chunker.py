@@ -1060,9 +1060,11 @@ class Chunker:
         continuation line, CommonMark §5.1): a soft break, shown as a space, then the text.
         A line with more markers opens the extra quotes inside the deepest one, after its
         paragraph, each quote with a paragraph of the text (as deep as
-        :attr:`Renderer.max_quote_depth`, where mistune's nesting is known). Either way O(line), with no render: a long quote whose
-        lines change depth stays linear (one ``replace`` per deeper line, as any other
-        structure change under the protocol's ops).
+        :attr:`Renderer.max_quote_depth`, where mistune's nesting is known). The text may
+        be simple inline markup (:meth:`Renderer.render_inline_simple`); joining the
+        paragraph, only if nothing in it is left open. Either way O(line) with no render,
+        but for the block's copy (one ``replace`` per line that is not plain text, as any
+        other structure change under the protocol's ops).
         """
         if self._def_line or "\r" in delta:
             return None

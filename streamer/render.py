@@ -158,8 +158,8 @@ _URL_DECODE_ROUNDS: Final = 4
 #: ``http(s)`` URLs of unreserved characters and ``/``, with plain text.
 #: :meth:`Renderer.render_line_simple`'s line starts (in column 0).
 _SIMPLE_LINE_RE: Final = re.compile(
-    r"(?P<heading>#{1,6} +)|(?P<bullet>[-+*] {1,4})|(?P<ordered>[0-9]{1,9}[.)] {1,4})|(?P<quote>> ?)|"
-    r"(?P<paragraph>)")
+    r"(?P<heading>#{1,6} +)|(?P<bullet>[-+*] {1,4})|(?P<ordered>[0-9]{1,9}[.)] {1,4})"
+    r"|(?P<quote>> ?)|(?P<paragraph>)")
 _SIMPLE_WORDS = r"[^\W_](?:(?:[^\W_]|[ ,.:;?!'\"()-])*[^\W_])?"
 _SIMPLE_INLINE_RE: Final = re.compile(
     r"(?P<plain>(?:[^\W_]|[ ,.:;?!'\"()-])+)"
