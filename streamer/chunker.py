@@ -283,6 +283,8 @@ _QUOTE_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*</p
 #: A list's trailer whose deepest last element is an item's text (maybe in an inline
 #: element, or a loose item's paragraph).
 _ITEM_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*(?:</p>\n)?</li>")
+#: An indented line start inside a list item: a nested item's marker, or text.
+_SUB_LINE_RE: Final = re.compile(r" {2,}(?:(?:[-+*]|[0-9]{1,9}[.)]) +)?(?=[^\W_])")
 #: A blank line (whitespace only) inside a text.
 _BLANK_LINE_RE: Final = re.compile(r"\n[ \t]*\n")
 #: A text's last line is an empty list item (a marker alone) or blank.
@@ -477,10 +479,15 @@ class Chunker:
         self._def_line = False
         #: :meth:`_has_html_line`'s scan: (the line start it goes on from, an HTML line seen)
         self._html_scan = (0, False)
+        #: :meth:`_splice_subitem`'s last find: (the item's start in the tail, the block's
+        #: length, where the item's HTML begins in the block)
+        self._item_at: tuple[int, int, int] | None = None
         #: link reference definitions in the tail, as of its last render
         self._tail_refs: RefLinks = {}
-        #: the last block's table header and delimiter row (markdown), once looked up
+        #: the last block's table header and delimiter row (markdown), once looked up, and
+        #: its number of columns for simple rows (0: rows go to mistune)
         self._table_head: str | None = None
+        self._table_columns = 0
         #: :meth:`_last_item_line`'s scan of the tail: (scanned up to, fence lines, an HTML
         #: line seen)
         self._item_scan: tuple[int, int, bool] = (0, 0, False)
@@ -756,6 +763,8 @@ class Chunker:
             spliced = self._splice_rows(old_tail, delta)
         if spliced is None:
             spliced = self._splice_item(old_tail, delta)
+        if spliced is None:
+            spliced = self._splice_subitem(old_tail, delta)
         if spliced is not None:
             ops = self._feed_spliced(spliced)
             if self._splice_hot:
@@ -833,6 +842,8 @@ class Chunker:
         self._open_fence = None
         self._def_line = False
         self._html_scan = (0, False)
+        self._item_at = None
+        self._table_columns = 0
 
     def _feed_render(self, delta: str) -> list[Op]:
         """Render the tail grown by ``delta``; commit what the render proves settled."""
@@ -1227,6 +1238,18 @@ class Chunker:
             if len(lines) < 3:
                 return None
             head_md = self._table_head = lines[0] + "\n" + lines[1] + "\n"
+            # the simple row path: a plain header whose columns show in the HTML
+            n_th = last.count("<th>", 0, last.find("</thead>"))
+            header = lines[0].strip(" ")
+            self._table_columns = n_th if (
+                len(header) >= 2 and header[0] == header[-1] == "|" and "\\" not in header
+                and "`" not in header and len(header[1:-1].split("|")) == n_th) else 0
+        body_end = last.rfind("</tbody>")
+        simple = self._renderer.render_rows_simple(delta, self._table_columns) \
+            if self._table_columns and body_end >= 0 else None
+        if simple is not None:
+            self._splice_chars = text_length(simple)
+            return last[:body_end] + simple + last[body_end:]
         refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
         piece, _ = self._renderer.render_part(head_md + delta, refs)
         cut = last.find("<tbody>\n")
@@ -1283,6 +1306,60 @@ class Chunker:
         self._splice_chars = text_length(item)
         self._def_line = self._def_line or _DEF_LINE_RE.search(delta) is not None
         return last[:-6] + item + last[-6:]
+
+    def _splice_subitem(self, old_tail: str, delta: str) -> str | None:
+        """The last block, a tight list, with its last top-level item rendered again alone
+        (as a one-item list) now that ``delta`` begins an indented line in it (a nested
+        item, say), or ``None``.
+
+        The item's lines (from its column-0 marker on) hold no blank line, HTML line, fence
+        or possible link reference definition, so the list stays tight and the earlier items
+        cannot change. Where the item's HTML begins in the block is found by rendering the
+        item as it was (once per block length). O(item), not O(list).
+        """
+        last = self._tail_blocks[-1] if self._tail_blocks else ""
+        if not last.startswith(("<ul", "<ol")) or not old_tail.endswith("\n") \
+                or "\n" in delta or "\r" in delta or "<p>" in last:
+            return None
+        m = _SUB_LINE_RE.match(delta)
+        if m is None or m.end() >= len(delta):
+            return None
+        start = old_tail.rfind("\n", 0, len(old_tail) - 1) + 1
+        while start > 0 and old_tail[start] == " ":
+            start = old_tail.rfind("\n", 0, start - 1) + 1
+        if _ITEM_MARKER_RE.match(old_tail, start) is None:
+            return None
+        item_md = old_tail[start:]
+        whole = item_md + delta
+        if _BLANK_LINE_RE.search(whole) or _HTML_LINE_RE.search(whole) \
+                or _FENCE_ANYWHERE_RE.search(whole) or _DEF_LINE_RE.search(whole):
+            return None
+        refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
+        end_tag = last[-6:]  # "</ul>\n" / "</ol>\n"
+        cached = self._item_at
+        if cached is not None and cached[:2] == (start, len(last)):
+            offset = cached[2]
+        else:
+            before, _ = self._renderer.render_part(item_md, refs)
+            if len(before) != 1 or not before[0].endswith(end_tag):
+                return None
+            old_item = before[0][before[0].find(">\n") + 2:-6]
+            if not last.endswith(old_item + end_tag):
+                return None
+            offset = len(last) - 6 - len(old_item)
+        piece, _ = self._renderer.render_part(whole, refs)
+        if len(piece) != 1 or not piece[0].endswith(end_tag):
+            return None
+        open_end = last.find(">\n") + 2
+        if last.startswith("<ul") and not piece[0].startswith(last[:open_end]):
+            return None
+        if last.startswith("<ol") and not piece[0].startswith("<ol"):
+            return None
+        item = piece[0][piece[0].find(">\n") + 2:-6]
+        new = last[:offset] + item + end_tag
+        self._item_at = (start, len(new), offset)
+        self._splice_chars = max(0, text_length(item) - text_length(last[offset:-6]))
+        return new
 
     def _feed_spliced(self, new: str) -> list[Op]:
         self._stats.splices += 1

@@ -509,6 +509,37 @@ class Renderer:
                 return [templates["ol_start"].format(start=start, inner=inner)]
         return [templates[kind or ""].format(inner=inner)]
 
+    def render_rows_simple(self, rows: str, columns: int) -> str | None:
+        """The ``<tr>`` elements of complete table rows (GFM §4.10) without mistune, for a
+        table of ``columns`` columns, or ``None`` where a row is not simple.
+
+        Each line of ``rows`` (each ending in a newline) must start and end with ``|``, hold
+        no backslash or backtick (escaped pipes, pipes in code spans), have exactly
+        ``columns`` cells (mistune drops a table whose row differs), and every cell must be
+        empty or :meth:`render_inline_simple` text. The row markup is the pipeline's own
+        (from a sample rendered at start); alignment never shows (the sanitizer drops it).
+        """
+        templates = self._simple_templates
+        if templates is None or not rows.endswith("\n") or "\\" in rows or "`" in rows:
+            return None
+        out: list[str] = []
+        for line in rows[:-1].split("\n"):
+            body = line.strip(" ")
+            if len(body) < 2 or body[0] != "|" or body[-1] != "|":
+                return None
+            cells = body[1:-1].split("|")
+            if len(cells) != columns:
+                return None
+            out.append(templates["row_open"])
+            for cell in cells:
+                text = cell.strip(" ")
+                html_cell = self.render_inline_simple(text) if text else ""
+                if html_cell is None:
+                    return None
+                out.append(templates["cell"].format(html_cell))
+            out.append(templates["row_close"])
+        return "".join(out)
+
     def _simple_inline_templates(self) -> dict[str, str] | None:
         """What :meth:`render_inline_simple` emits per token, from real renders of samples
         (``None``: the pipeline renders some sample otherwise; the simple path is off)."""
@@ -541,6 +572,11 @@ class Renderer:
             if self.render_part(sample)[0] != [expected]:
                 return None
             templates[kind] = template
+        table = self.render("| a | b |\n|---|---|\n| Q9 | |\n")
+        if table != ("<table>\n<thead>\n<tr>\n  <th>a</th>\n  <th>b</th>\n</tr>\n</thead>\n"
+                     "<tbody>\n<tr>\n  <td>Q9</td>\n  <td></td>\n</tr>\n</tbody>\n</table>\n"):
+            return None
+        templates.update(row_open="<tr>\n", cell="  <td>{}</td>\n", row_close="</tr>\n")
         return templates
 
     def render_blocks(self, markdown: str) -> list[str]:

@@ -460,9 +460,34 @@ def test_simple_renderers_take_the_common_cases() -> None:
         assert renderer.render_inline_simple(text) is None, text
     for line in ("- [ ] task", "- 1. nested", "> > deep", "    code", "#nospace", "a\nb"):
         assert renderer.render_line_simple(line) is None, line
+    rows = "| a **b** | |\n|c|d|\n"
+    assert renderer.render_rows_simple(rows, 2) == (
+        "<tr>\n  <td>a <strong>b</strong></td>\n  <td></td>\n</tr>\n"
+        "<tr>\n  <td>c</td>\n  <td>d</td>\n</tr>\n")
+    assert renderer.render("| h | i |\n|--|:-:|\n" + rows).endswith(
+        "<tbody>\n" + renderer.render_rows_simple(rows, 2) + "</tbody>\n</table>\n")
+    for bad in ("| a | b | c |\n", "| a \\| b |\n", "| `a|b` | c |\n", "a | b\n"):
+        assert renderer.render_rows_simple(bad, 2) is None, bad
 
 
 def test_simple_renderers_turn_off_when_a_sample_renders_otherwise() -> None:
     renderer = Renderer()
     renderer.render_inline = lambda text, refs=None: "changed"  # type: ignore[method-assign]
     assert renderer._simple_inline_templates() is None
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 4), st.lists(st.lists(st.lists(st.sampled_from(_SIMPLE_ATOMS),
+                                                     max_size=4), min_size=1, max_size=5),
+                                   min_size=1, max_size=3),
+       st.sampled_from(["---", ":--", "--:", ":-:"]))
+def test_render_rows_simple_is_the_table_body(columns: int, rows: list[list[list[str]]],
+                                              align: str) -> None:
+    renderer = Renderer()
+    head = "| " + " | ".join(f"H{i}" for i in range(columns)) + " |\n"
+    head += "|" + f"{align}|" * columns + "\n"
+    rows_md = "".join("| " + " | ".join("".join(cell) for cell in row) + " |\n" for row in rows)
+    simple = renderer.render_rows_simple(rows_md, columns)
+    if simple is not None:
+        table = renderer.render(head + rows_md)
+        assert table.startswith("<table>") and f"<tbody>\n{simple}</tbody>" in table
