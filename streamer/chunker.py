@@ -318,6 +318,15 @@ def _open_fence(tail: str) -> tuple[str, int] | None:
     return fence, start
 
 
+def _last_item_start(tail: str) -> int:
+    """Where the last top-level item of a list at the end of ``tail`` starts: the last line
+    that starts in column 0 (the lines after it are indented)."""
+    start = tail.rfind("\n", 0, len(tail) - 1) + 1
+    while start > 0 and tail[start] == " ":
+        start = tail.rfind("\n", 0, start - 1) + 1
+    return start
+
+
 def _fence_state(tail: str) -> tuple[str | None, int, int]:
     """The top-level fence (§4.5) still open at the end of ``tail`` (which starts at a block
     start), as ``(marker, where its code starts, its indentation)``, or ``(None, 0, 0)``.
@@ -1263,6 +1272,15 @@ class Chunker:
         self._splice_chars = text_length(rows)
         return last[:body_end] + rows + last[body_end:]
 
+    def _tight_list(self, old_tail: str, delta: str) -> str:
+        """The last block if it is a tight list and ``delta`` begins a line (holding no
+        other) after it, else ``""``."""
+        last = self._tail_blocks[-1] if self._tail_blocks else ""
+        if not last.startswith(("<ul", "<ol")) or not old_tail.endswith("\n") \
+                or "\n" in delta or "\r" in delta or "<p>" in last:
+            return ""
+        return last
+
     def _splice_item(self, old_tail: str, delta: str) -> str | None:
         """The last block, a tight list, with a new top-level item rendered alone and put
         before the list's end, or ``None``.
@@ -1274,17 +1292,11 @@ class Chunker:
         list's own (a task item joins only a task list, a plain item only a plain list: GFM
         task lists are all-or-nothing here). O(item), not O(list).
         """
-        last = self._tail_blocks[-1] if self._tail_blocks else ""
-        if not last.startswith(("<ul", "<ol")) or not old_tail.endswith("\n") \
-                or "\n" in delta or "\r" in delta or "<p>" in last:
-            return None
-        new_marker = _ITEM_MARKER_RE.match(delta)
+        last = self._tight_list(old_tail, delta)
+        new_marker = _ITEM_MARKER_RE.match(delta) if last else None
         if new_marker is None or new_marker.end() >= len(delta):
             return None
-        # the list's last top-level item: the last column-0 line, all lines after it indented
-        start = old_tail.rfind("\n", 0, len(old_tail) - 1) + 1
-        while start > 0 and old_tail[start] == " ":
-            start = old_tail.rfind("\n", 0, start - 1) + 1
+        start = _last_item_start(old_tail)
         prev_marker = _ITEM_MARKER_RE.match(old_tail, start)
         if prev_marker is None or prev_marker.group(1)[-1] != new_marker.group(1)[-1]:
             return None
@@ -1317,16 +1329,11 @@ class Chunker:
         cannot change. Where the item's HTML begins in the block is found by rendering the
         item as it was (once per block length). O(item), not O(list).
         """
-        last = self._tail_blocks[-1] if self._tail_blocks else ""
-        if not last.startswith(("<ul", "<ol")) or not old_tail.endswith("\n") \
-                or "\n" in delta or "\r" in delta or "<p>" in last:
-            return None
-        m = _SUB_LINE_RE.match(delta)
+        last = self._tight_list(old_tail, delta)
+        m = _SUB_LINE_RE.match(delta) if last else None
         if m is None or m.end() >= len(delta):
             return None
-        start = old_tail.rfind("\n", 0, len(old_tail) - 1) + 1
-        while start > 0 and old_tail[start] == " ":
-            start = old_tail.rfind("\n", 0, start - 1) + 1
+        start = _last_item_start(old_tail)
         if _ITEM_MARKER_RE.match(old_tail, start) is None:
             return None
         item_md = old_tail[start:]
