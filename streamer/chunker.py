@@ -515,8 +515,6 @@ class Chunker:
         self._hot_texts: list[str] = []
         #: the last :meth:`_feed_cheap` rendered the rest of its feed
         self._rendered_rest = False
-        #: the last inline splice may be followed by the hot path
-        self._splice_hot = False
         #: visible characters of the piece the last splice inserted
         self._splice_chars = 0
         #: highest commit candidate (a line start in tail coordinates) tried per rule
@@ -528,9 +526,10 @@ class Chunker:
         self._hold = HoldBack() if hold_back else None
         self._stats = ChunkerStats()
         #: counters not yet folded into ``_stats`` (the hot path's: cheaper than attributes
-        #: of another object): deltas fed, hot-path deltas with a text op
+        #: of another object): deltas fed, hot-path deltas, those of them with no op
         self._n_deltas = 0
         self._n_hot = 0
+        self._n_hot_spaces = 0
 
     # -- views --------------------------------------------------------------------------
 
@@ -553,8 +552,8 @@ class Chunker:
         if self._n_deltas or self._n_hot:
             st.deltas += self._n_deltas
             st.fast_path += self._n_hot
-            st.text_ops += self._n_hot
-            self._n_deltas = self._n_hot = 0
+            st.text_ops += self._n_hot - self._n_hot_spaces
+            self._n_deltas = self._n_hot = self._n_hot_spaces = 0
         return st
 
     @property
@@ -603,28 +602,9 @@ class Chunker:
             self._stats.held += 1
             return []
         if self._hot:
-            if self._hot_code:
-                if _CODE_DELTA_RE.fullmatch(decided):
-                    # code mid-line in an open fence (:meth:`_fast_code`'s checks hold)
-                    self._tail_more.append(decided)
-                    self._n_hot += 1
-                    self._hot_texts.append(escape_text(decided))
-                    if self._verify_fast_path:
-                        self._flush_hot()
-                        self._verify("hot path (code)")
-                    return [Op("text", self._hot_slot, None, decided, False, len(decided))]
-            elif _FAST_DELTA_RE.fullmatch(decided):
-                if decided[-1] == " " or self._verify_fast_path:
-                    return self._feed_hot(decided)
-                # :meth:`_feed_hot`, inlined for its common case (the one op per delta of
-                # most of an answer)
-                self._tail_more.append(decided)
-                self._n_hot += 1
-                if self._hot_spaces:
-                    decided = " " * self._hot_spaces + decided
-                    self._hot_spaces = 0
-                self._hot_texts.append(decided)
-                return [Op("text", self._hot_slot, None, decided, False, len(decided))]
+            if _CODE_DELTA_RE.fullmatch(decided) if self._hot_code \
+                    else _FAST_DELTA_RE.fullmatch(decided):
+                return self._feed_hot(decided)
             self._leave_hot()
         return self._feed_decided(decided)
 
@@ -633,22 +613,34 @@ class Chunker:
         checked still holds (the line's start and kind did not change, the text before the
         delta ends in a letter, digit or ``, . : ? ! ' " - (``, and no ``/`` could have come
         to make a bare URL), so only the delta's characters are checked (by the caller).
-        O(delta): the tail and the block grow by appending to lists (none of these
-        characters needs escaping in HTML), joined when another path needs them."""
+        Likewise code mid-line in an open fence (:meth:`_fast_code`'s checks hold).
+        O(delta): the tail and the block grow by appending to lists (plain text needs no
+        escaping in HTML), joined when another path needs them. The one op per delta of
+        most of an answer: its counters are folded into :attr:`stats` when read."""
         self._tail_more.append(delta)
-        self._stats.fast_path += 1
-        core = delta.rstrip(" ")
-        if not core:  # spaces only: shown once text follows them (a paragraph drops them)
-            self._hot_spaces += len(delta)
-            return []
-        text = " " * self._hot_spaces + core if self._hot_spaces else core
-        self._hot_spaces = len(delta) - len(core)
-        self._hot_texts.append(text)
-        self._stats.text_ops += 1
+        self._n_hot += 1
+        if self._hot_code:
+            text = delta
+            self._hot_texts.append(escape_text(delta))
+        else:
+            if delta[-1] == " ":
+                core = delta.rstrip(" ")
+                if not core:  # spaces only: shown once text follows (a paragraph drops them)
+                    self._hot_spaces += len(delta)
+                    self._n_hot_spaces += 1
+                    return []
+                text = " " * self._hot_spaces + core if self._hot_spaces else core
+                self._hot_spaces = len(delta) - len(core)
+            elif self._hot_spaces:
+                text = " " * self._hot_spaces + delta
+                self._hot_spaces = 0
+            else:
+                text = delta
+            self._hot_texts.append(text)
         if self._verify_fast_path:
             self._flush_hot()
             self._verify("hot path")
-        return [Op("text", self._hot_slot, text=text, chars=len(text))]
+        return [Op("text", self._hot_slot, None, text, False, len(text))]
 
     def _has_html_line(self) -> bool:
         """Whether a line of the tail (as it is now) may start an HTML block
@@ -765,10 +757,8 @@ class Chunker:
                 if line.strip(" \t"):
                     self._enter_hot(code=True)
             return ops
-        self._splice_hot = False
         spliced = self._splice(old_tail, delta)
         if spliced is None:
-            self._splice_hot = False
             spliced = self._splice_rows(old_tail, delta)
         if spliced is None:
             spliced = self._splice_item(old_tail, delta)
@@ -776,9 +766,7 @@ class Chunker:
             spliced = self._splice_subitem(old_tail, delta)
         if spliced is not None:
             ops = self._feed_spliced(spliced)
-            if self._splice_hot:
-                self._enter_hot()
-            elif not delta.endswith("\n"):
+            if not delta.endswith("\n"):
                 self._maybe_enter_hot()
             return ops
         self._tail = old_tail
@@ -1158,8 +1146,7 @@ class Chunker:
         the new piece is rendered: O(delta), not O(paragraph).
         """
         # a final newline changes no render (mistune ends the text with one anyway)
-        ended_line = delta.endswith("\n")
-        delta = delta[:-1] if ended_line else delta
+        delta = delta[:-1] if delta.endswith("\n") else delta
         if not self._tail_blocks or "\n" in delta or "\r" in delta or delta.endswith("\\"):
             return None  # (a backslash before the newline is a hard break once a line follows)
         if self._def_line or self._has_html_line():
@@ -1204,10 +1191,6 @@ class Chunker:
         if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", head[start:]))):
             return None
         html_piece = self._renderer.render_inline_simple(piece.rstrip(" "))
-        # a simple piece that ends in plain text ends with no construct open and no URL:
-        # plain text may follow it on the hot path (:meth:`_feed_hot`)
-        self._splice_hot = html_piece is not None and not ended_line \
-            and _FAST_PREV_RE.fullmatch(piece.rstrip(" ")[-1:]) is not None
         if html_piece is None:
             refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
             html_piece = self._renderer.render_inline(piece.rstrip(" "), refs)
