@@ -781,11 +781,13 @@ class Chunker:
         Nothing continues a paragraph, heading, table, closed code block, block quote or
         thematic break across a blank line into such a line (no lazy line, no setext
         underline, §4.3, §5.1), and a blank line ends a quote's parse (so
-        :func:`_container_hazard` does not apply). Left to the render path: a list as the last
-        block (a blank line can make it loose, an item may follow, and mistune's list parsing
-        reaches back), open fences and math blocks (a blank line is their content), HTML
-        blocks (one may run on past a blank line), and ``[`` (a link reference definition
-        renders nothing, and applies to earlier blocks: :meth:`close` reconciles those).
+        :func:`_container_hazard` does not apply). Left to the render path: after a list as
+        the last block, any line but a letter or ``#`` one (an item or indented text may go
+        on with it, and mistune parses a following quote as the list's end), or any line at
+        all if the tail holds a quote (mistune puts a quote that a list ended after the
+        list); open fences and math blocks (a blank line is their content), HTML blocks (one
+        may run on past a blank line), and ``[`` (a link reference definition renders
+        nothing, and applies to earlier blocks: :meth:`close` reconciles those).
         """
         if not old_tail.endswith("\n\n") or not self._tail_blocks \
                 or self._open_fence is not None or delta[0] in " \t\n\r[":
@@ -849,7 +851,7 @@ class Chunker:
         tail = self._tail + delta
         self._tail = tail
         self._stats.tail_renders += 1
-        simple = self._renderer.render_line_simple(tail) if "\n" not in tail[:-1] else None
+        simple = self._renderer.render_line_simple(tail)
         if simple is not None:
             blocks, refs = simple, {}
         else:
@@ -1091,11 +1093,9 @@ class Chunker:
         if m is None:
             return None
         content = rest[m.end():].rstrip(" ")
-        if not content or not (content[0].isalpha() or content[0] in "*`[~"):
-            return None
         # plain text, or simple inline markup (rendered without mistune)
-        inline = content if _FAST_DELTA_RE.fullmatch(content) \
-            else self._renderer.render_inline_simple(content)
+        inline = content if content[:1].isalpha() and _FAST_DELTA_RE.fullmatch(content) \
+            else self._renderer.render_content_simple(content)
         if inline is None:
             return None
         if not prev or not _FAST_PREV_RE.fullmatch(prev[-1]):

@@ -475,17 +475,25 @@ class Renderer:
             return None
         return "".join(out)
 
+    def render_content_simple(self, content: str) -> str | None:
+        """:meth:`render_inline_simple` of a block's content after its marker (a heading's,
+        an item's, a quote's ``>``), or ``None``: it must start with a letter or a simple
+        delimiter (``*``, `````, ``[``, ``~``), so it is no other block marker (``- 1. x`` is
+        a list in a list, ``> > x`` a quote in a quote)."""
+        if not content or not (content[0].isalpha() or content[0] in "*`[~"):
+            return None
+        return self.render_inline_simple(content)
+
     def render_line_simple(self, line: str) -> list[str] | None:
         """:meth:`render_part` of a one-line text without mistune, for the common simple
         cases, or ``None``.
 
         ``line`` (one line, its newline optional) is an ATX heading (§4.2), a bullet or
         ordered list item (§5.2), a block quote line (§5.1) or a paragraph, starting in
-        column 0, whose content is what :meth:`render_inline_simple` renders and starts with
-        a letter or a delimiter of it (so it is no other block marker: ``- 1. x`` is a list
-        in a list, ``> > x`` a quote in a quote). The block's HTML around the content is the
-        pipeline's own, from samples rendered when the renderer was built. A line renders
-        no link reference definition, so the definitions the part adds are none.
+        column 0, whose content :meth:`render_content_simple` renders. The block's HTML
+        around the content is the pipeline's own, from samples rendered when the renderer
+        was built. A line renders no link reference definition, so the definitions the part
+        adds are none.
         """
         templates = self._simple_templates
         if templates is None or "\n" in line[:-1]:
@@ -493,10 +501,7 @@ class Renderer:
         m = _SIMPLE_LINE_RE.match(line)
         if m is None:
             return None
-        content = line[m.end():].rstrip(" \n")
-        if not content or not (content[0].isalpha() or content[0] in "*`[~"):
-            return None
-        inner = self.render_inline_simple(content)
+        inner = self.render_content_simple(line[m.end():].rstrip(" \n"))
         if inner is None:
             return None
         kind = m.lastgroup
