@@ -148,7 +148,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from streamer.holdback import HoldBack
-from streamer.ops import Op, append_text, apply_op, escape_text, split_trailer
+from streamer.ops import Op, append_text, apply_op, escape_text, split_trailer, trailer_start
 from streamer.render import RefLinks, Renderer
 
 __all__ = ["Chunker", "ChunkerClosedError", "ChunkerStats", "flicker_chars", "text_length"]
@@ -383,6 +383,7 @@ class ChunkerStats:
     #: ops emitted, by kind (the empty ``text`` ops that only mark ``final`` are ``markers``)
     append_ops: int = 0
     replace_ops: int = 0
+    splice_ops: int = 0
     text_ops: int = 0
     markers: int = 0
     #: blocks already sent with ``final=True`` that :meth:`Chunker.close` had to change
@@ -407,8 +408,9 @@ def flicker_chars(ops: list[Op]) -> int:
     """Flicker of a stream, for tests and benchmarks: visible characters a client showed that
     a later op took away or changed.
 
-    Applies ``ops`` to an empty block list; for every ``replace``, counts the old block's
-    visible non-whitespace characters past the longest common prefix with the new block's
+    Applies ``ops`` to an empty block list; for every ``replace`` or ``splice``, counts the
+    old block's visible non-whitespace characters past the longest common prefix with the
+    new block's
     (``*foo`` shown, then ``<em>foo</em>``: the ``*`` and ``foo`` count; ``<p>Title</p>``
     turned into ``<h1>Title</h1>``, or text that only grows, count nothing). Whitespace is
     left out: the newlines between tags are no characters a reader sees.
@@ -416,14 +418,15 @@ def flicker_chars(ops: list[Op]) -> int:
     blocks: list[str] = []
     count = 0
     for op in ops:
-        if op.op == "replace" and op.block < len(blocks):
-            old = _visible(blocks[op.block])
-            new = _visible(op.html or "")
+        changes = op.op in ("replace", "splice") and op.block < len(blocks)
+        old = _visible(blocks[op.block]) if changes else ""
+        apply_op(blocks, op)
+        if changes:
+            new = _visible(blocks[op.block])
             if not new.startswith(old):
                 common = next((k for k, (a, b) in enumerate(zip(old, new, strict=False))
                                if a != b), len(new))
                 count += len(old) - common
-        apply_op(blocks, op)
     return count
 
 
@@ -445,6 +448,63 @@ def appended_text(old: str, new: str) -> str | None:
     if escape_text(t) != x:
         return None
     return t
+
+
+#: A block shorter than this changes by ``replace``: a ``splice`` saves little there.
+SPLICE_MIN_BLOCK: Final = 256
+
+
+def _appended_after(old: str, new: str, cut: int) -> str | None:
+    """:func:`appended_text` for ``new = old[:cut] + new[cut:]`` in O(change): the plain text
+    ``t`` with ``append_text(old, t) == new``, or ``None``."""
+    start = trailer_start(old)
+    if cut != start:
+        return None
+    trailer = old[start:]
+    if len(new) - len(trailer) < start or not new.endswith(trailer):
+        return None
+    return appended_text(trailer, new[start:])
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of ``a`` and ``b`` (bisection over slices
+    compared in C: O(length) copied, O(log length) steps)."""
+    lo, hi = 0, min(len(a), len(b))
+    while hi - lo > 32:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    while lo < hi and a[lo] == b[lo]:
+        lo += 1
+    return lo
+
+
+def _splice_cut(old: str, new: str, cut: int | None) -> int | None:
+    """Where a ``splice`` from ``old`` to ``new`` cuts (``old[:c] == new[:c]``), or ``None``
+    when a ``replace`` is the better op: a short block, a change of most of the block, or a
+    removed part that is not ASCII (``trim`` must count the same in every language).
+
+    ``cut``: a known common prefix at a tag boundary (a splice path's), moved on past what
+    the removed and the new part still share; else the common prefix is found (O(block),
+    after a render that cost more) and moved back to just after a tag, so that it splits no
+    tag or entity.
+    """
+    if len(new) < SPLICE_MIN_BLOCK or not old:
+        return None
+    if cut is None:
+        cut = _common_prefix(old, new)
+        if cut < len(old):
+            cut = old.rfind(">", 0, cut) + 1
+    else:
+        shared = _common_prefix(old[cut:], new[cut:])
+        if shared:
+            cut = max(cut, old.rfind(">", cut, cut + shared) + 1) if cut + shared < len(old) \
+                else cut + shared
+    if 2 * (len(new) - cut) > len(new) or (not old.isascii() and not old[cut:].isascii()):
+        return None
+    return cut
 
 
 class Chunker:
@@ -502,6 +562,8 @@ class Chunker:
         self._item_scan: tuple[int, int, bool] = (0, 0, False)
         #: how much of the last block's HTML the splice path found closed (0: nothing yet)
         self._checked_head = 0
+        #: how much of the last block's HTML :meth:`_tight_list` found free of ``<p>``
+        self._p_checked = 0
         #: the last delta took the fast path's plain-text branch (see :meth:`_feed_hot`); the
         #: spaces at the tail's end, not shown yet; the last block's slot, its HTML up to its
         #: last text position and its trailer (:func:`split_trailer`), and the texts the hot
@@ -743,7 +805,9 @@ class Chunker:
             quoted = self._quote_line(old_tail, delta, self._tail_blocks[-1])
             if quoted is not None:
                 kind, value = quoted
-                return self._feed_fast(value) if kind == "text" else self._feed_spliced(value)
+                if kind == "text":
+                    return self._feed_fast(value)  # type: ignore[arg-type]
+                return self._feed_spliced(*value)  # type: ignore[misc]
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
             ops = self._feed_fast(fast)
@@ -765,7 +829,7 @@ class Chunker:
         if spliced is None:
             spliced = self._splice_subitem(old_tail, delta)
         if spliced is not None:
-            ops = self._feed_spliced(spliced)
+            ops = self._feed_spliced(*spliced)
             if not delta.endswith("\n"):
                 self._maybe_enter_hot()
             return ops
@@ -837,6 +901,7 @@ class Chunker:
         self._tail_refs = {}
         self._table_head = None
         self._checked_head = 0
+        self._p_checked = 0
         self._item_scan = (0, 0, False)
         self._open_fence = None
         self._def_line = False
@@ -1056,10 +1121,12 @@ class Chunker:
             return None
         return line[len(core):] + " " + rest.rstrip(" ")
 
-    def _quote_line(self, old_tail: str, delta: str, last: str) -> tuple[str, str] | None:
+    def _quote_line(self, old_tail: str, delta: str,
+                    last: str) -> tuple[str, str] | tuple[str, tuple[int, str]] | None:
         """A new line of plain text in a block quote, at any depth: ``("text", t)`` when it
-        continues the deepest paragraph, ``("html", block)`` when it opens quotes deeper
-        than that paragraph's, else ``None``.
+        continues the deepest paragraph, ``("html", (cut, html))`` (a splice, see
+        :meth:`_feed_spliced`) when markup joins it or it opens quotes deeper than that
+        paragraph's, else ``None``.
 
         ``delta`` holds the start of the line (its ``>`` markers and a letter-started plain
         text), after the end of the previous one (the rest of it and its newline in the
@@ -1106,7 +1173,8 @@ class Chunker:
         if "://" in prev[max(line_start, prev.rfind(" ", line_start) + 1):]:
             return None
         shown = old_tail[len(old_tail.rstrip(" ")):] + head if head else ""
-        html_head, trailer = split_trailer(last)
+        cut = trailer_start(last)
+        trailer = last[cut:]
         if not trailer.startswith("</p>\n"):
             return None
         depth = trailer.count("</blockquote>")
@@ -1117,23 +1185,23 @@ class Chunker:
                 return "text", shown + " " + content
             # markup joins the paragraph: nothing in it may be left open (a later closer
             # could pair with it); its text is checked once (``_checked_head``, as splices)
-            inner = html_head[html_head.rfind("<p>"):]
-            checked = self._checked_head if self._checked_head <= len(html_head) else 0
-            start = max(len(html_head) - len(inner), checked)
-            if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", html_head[start:]))):
+            checked = self._checked_head if self._checked_head <= cut else 0
+            start = max(last.rfind("<p>", 0, cut), checked)
+            if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", last[start:cut]))):
                 return None
-            new_head = html_head + shown + " " + inline
-            self._checked_head = len(new_head)
-            return "html", new_head + trailer
+            piece = shown + " " + inline
+            self._checked_head = cut + len(piece)
+            return "html", (cut, piece + trailer)
         if new_depth > self._renderer.max_quote_depth:
             return None
         extra = new_depth - depth
-        return "html", (html_head + shown + "</p>\n" + "<blockquote>\n" * extra + "<p>"
-                        + inline + "</p>\n" + "</blockquote>\n" * extra + trailer[5:])
+        return "html", (cut, shown + "</p>\n" + "<blockquote>\n" * extra + "<p>" + inline
+                        + "</p>\n" + "</blockquote>\n" * extra + trailer[5:])
 
-    def _splice(self, old_tail: str, delta: str) -> str | None:
-        """The last block with ``delta`` rendered as inline content and spliced in, or
-        ``None`` where that is not known to equal a render of the whole tail.
+    def _splice(self, old_tail: str, delta: str) -> tuple[int, str] | None:
+        """``delta`` rendered as inline content and spliced into the last block (``(cut,
+        html)``, see :meth:`_feed_spliced`), or ``None`` where that is not known to equal a
+        render of the whole tail.
 
         Applies where the fast path's structure holds (the delta continues the current line,
         which is the last text of a paragraph, block quote, ATX heading or last list item,
@@ -1166,41 +1234,40 @@ class Chunker:
             return None
         # the new inline HTML goes right before the closing tag of the text's container
         # (``</p>``, ``</li>``, ``</hN>``), after any element the text so far ends in
-        head, trailer = split_trailer(last)
-        end = _CONTAINER_END_RE.search(trailer)
+        end = _CONTAINER_END_RE.search(last, trailer_start(last))
         if end is None:
             return None
-        head, trailer = last[:len(head) + end.start()], trailer[end.start():]
+        cut = end.start()
         kind = self._line_kind(core, line_start, last)
         if kind is None:
             return None
         if kind == "paragraph":
-            inner = head[3:]
+            inner = 3
         elif kind == "quote":
-            inner = head[head.rfind("<p>"):]
+            inner = last.rfind("<p>", 0, cut)
         elif kind == "item":
-            inner = head[max(head.rfind("<li"), head.rfind("<p>")):]
+            inner = max(last.rfind("<li", 0, cut), last.rfind("<p>", 0, cut))
         else:
             if "#" in piece or core[-1] == "#":  # a closing sequence (§4.2)
                 return None
-            inner = head[4:]
+            inner = 4
         # only the part of the text not already checked (it only grew since: by text ops
         # and splices, each of which ends at a tag boundary)
-        checked = self._checked_head if self._checked_head <= len(head) else 0
-        start = max(len(head) - len(inner), checked)
-        if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", head[start:]))):
+        checked = self._checked_head if self._checked_head <= cut else 0
+        start = max(inner, checked)
+        if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", last[start:cut]))):
             return None
         html_piece = self._renderer.render_inline_simple(piece.rstrip(" "))
         if html_piece is None:
             refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
             html_piece = self._renderer.render_inline(piece.rstrip(" "), refs)
-        self._checked_head = len(head)
+        self._checked_head = cut
         self._splice_chars = text_length(html_piece)
-        return head + html_piece + trailer
+        return cut, html_piece + last[cut:]
 
-    def _splice_rows(self, old_tail: str, delta: str) -> str | None:
-        """The last block, a table, with complete new rows rendered and spliced into its
-        body, or ``None``.
+    def _splice_rows(self, old_tail: str, delta: str) -> tuple[int, str] | None:
+        """Complete new rows rendered and spliced into the body of the last block, a table
+        (``(cut, html)``, see :meth:`_feed_spliced`), or ``None``.
 
         The rows (``delta``: whole lines that start with ``|``, after a complete line) are
         rendered under the table's own header and delimiter row, so they get the same
@@ -1241,7 +1308,7 @@ class Chunker:
             if self._table_columns and body_end >= 0 else None
         if simple is not None:
             self._splice_chars = text_length(simple)
-            return last[:body_end] + simple + last[body_end:]
+            return body_end, simple + last[body_end:]
         refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
         piece, _ = self._renderer.render_part(head_md + delta, refs)
         cut = last.find("<tbody>\n")
@@ -1253,20 +1320,25 @@ class Chunker:
             return None
         rows = piece[0][cut + 8:end]
         self._splice_chars = text_length(rows)
-        return last[:body_end] + rows + last[body_end:]
+        return body_end, rows + last[body_end:]
 
     def _tight_list(self, old_tail: str, delta: str) -> str:
         """The last block if it is a tight list and ``delta`` begins a line (holding no
         other) after it, else ``""``."""
         last = self._tail_blocks[-1] if self._tail_blocks else ""
         if not last.startswith(("<ul", "<ol")) or not old_tail.endswith("\n") \
-                or "\n" in delta or "\r" in delta or "<p>" in last:
+                or "\n" in delta or "\r" in delta:
             return ""
+        # no "<p>" (a loose list); the block only grows at its end between renders, so
+        # only what is new since the last look is scanned
+        if last.find("<p>", max(0, min(self._p_checked, len(last)) - 2)) >= 0:
+            return ""
+        self._p_checked = len(last)
         return last
 
-    def _splice_item(self, old_tail: str, delta: str) -> str | None:
-        """The last block, a tight list, with a new top-level item rendered alone and put
-        before the list's end, or ``None``.
+    def _splice_item(self, old_tail: str, delta: str) -> tuple[int, str] | None:
+        """A new top-level item rendered alone and put before the end of the last block, a
+        tight list (``(cut, html)``, see :meth:`_feed_spliced`), or ``None``.
 
         ``delta`` begins a line (and holds no other) with the marker of the list's last
         top-level item (same bullet, or same ordered delimiter); no blank line, HTML line or
@@ -1300,12 +1372,12 @@ class Chunker:
         item = piece[0][piece[0].find(">\n") + 2:-6]
         self._splice_chars = text_length(item)
         self._def_line = self._def_line or _DEF_LINE_RE.search(delta) is not None
-        return last[:-6] + item + last[-6:]
+        return len(last) - 6, item + last[-6:]
 
-    def _splice_subitem(self, old_tail: str, delta: str) -> str | None:
-        """The last block, a tight list, with its last top-level item rendered again alone
-        (as a one-item list) now that ``delta`` begins an indented line in it (a nested
-        item, say), or ``None``.
+    def _splice_subitem(self, old_tail: str, delta: str) -> tuple[int, str] | None:
+        """The last top-level item of the last block, a tight list, rendered again alone (as
+        a one-item list) now that ``delta`` begins an indented line in it (a nested item,
+        say): ``(cut, html)`` (see :meth:`_feed_spliced`), or ``None``.
 
         The item's lines (from its column-0 marker on) hold no blank line, HTML line, fence
         or possible link reference definition, so the list stays tight and the earlier items
@@ -1346,19 +1418,24 @@ class Chunker:
         if last.startswith("<ol") and not piece[0].startswith("<ol"):
             return None
         item = piece[0][piece[0].find(">\n") + 2:-6]
-        new = last[:offset] + item + end_tag
-        self._item_at = (start, len(new), offset)
+        self._item_at = (start, offset + len(item) + 6, offset)
         self._splice_chars = max(0, text_length(item) - text_length(last[offset:-6]))
-        return new
+        return offset, item + end_tag
 
-    def _feed_spliced(self, new: str) -> list[Op]:
+    def _feed_spliced(self, cut: int, piece: str) -> list[Op]:
+        """The last block becomes ``last[:cut] + piece`` (a splice path's result: ``cut`` is
+        at a tag boundary, ``last[cut:]`` is the little the change replaces). Sent as a
+        ``text`` op where it is one, else a ``splice`` (O(piece) on the wire)."""
         self._stats.splices += 1
         slot = self._n_committed + len(self._tail_blocks) - 1
+        old = self._blocks[slot]
         ops: list[Op] = []
-        if new != self._blocks[slot]:
-            ops.append(self._change(slot, self._blocks[slot], new, final=False,
-                                    added_chars=self._splice_chars))
-        self._tail_blocks[-1] = new
+        if piece != old[cut:]:
+            new = old[:cut] + piece
+            ops.append(self._change(slot, old, new, final=False,
+                                    added_chars=self._splice_chars, cut=cut))
+            self._tail_blocks[-1] = new
+            self._p_checked = min(self._p_checked, cut)
         self._verify("splice")
         return ops
 
@@ -1508,18 +1585,32 @@ class Chunker:
         return ops
 
     def _change(self, slot: int, old: str, new: str, *, final: bool,
-                added_chars: int | None = None) -> Op:
-        """A ``text`` op if ``new`` is ``old`` plus plain text, else a ``replace``.
+                added_chars: int | None = None, cut: int | None = None) -> Op:
+        """A ``text`` op if ``new`` is ``old`` plus plain text, else a ``splice`` where the
+        blocks share most of their beginning (:func:`_splice_cut`), else a ``replace``.
 
         ``added_chars``: the visible characters ``new`` adds, when the caller knows them (a
         splice: the inserted piece's), so a long block is not measured again per op.
+        ``cut``: ``old[:cut] == new[:cut]``, at a tag boundary, when the caller knows it (a
+        splice path): the op then costs O(change), not O(block).
         """
         self._blocks[slot] = new
         self._final[slot] = self._final[slot] or final
-        text = appended_text(old, new) if old else None
+        if cut is None:
+            text = appended_text(old, new) if old else None
+        else:
+            text = _appended_after(old, new, cut)
         if text:
             self._stats.text_ops += 1
             return Op("text", slot, text=text, final=final, chars=len(text))
+        cut = _splice_cut(old, new, cut)
+        if cut is not None:
+            self._stats.splice_ops += 1
+            piece = new[cut:]
+            chars = (added_chars if added_chars is not None
+                     else max(0, text_length(piece) - text_length(old[cut:])))
+            return Op("splice", slot, html=piece, final=final, chars=chars,
+                      trim=len(old) - cut)
         self._stats.replace_ops += 1
         chars = (added_chars if added_chars is not None
                  else max(0, text_length(new) - text_length(old)))

@@ -11,6 +11,9 @@ op         effect on ``blocks``
 append     ``blocks.append(html)``; ``block`` is always ``len(blocks)`` before the op
 replace    ``blocks[block] = html``
 text       insert ``escape_text(text)`` at the block's *last text position*
+splice     ``blocks[block] = blocks[block][:len(blocks[block]) - trim] + html``: the block's
+           last ``trim`` characters (always ASCII: closing tags, newlines, markup) give way
+           to ``html``; the result is again a complete element
 =========  ===============================================================================
 
 The *last text position* of a block is the index just before its trailing run of closing
@@ -19,6 +22,12 @@ text is appended inside the block's deepest last non-void element, with the mark
 position (``<p>a <em>b</em></p>`` + ``"c"`` → ``<p>a <em>bc</em></p>``). The chunker only
 emits a ``text`` op when the result is byte-for-byte the HTML it would otherwise send in a
 ``replace``, so applying ops with :func:`apply_op` reproduces the server's blocks exactly.
+
+A ``splice`` is how a block that grows by structure, not plain text (a new list item or table
+row, markup at the end of a paragraph, a deeper quote), changes without sending the whole
+block again: its size is the change's, not the block's. The removed part is ASCII, so
+``trim`` is the same count in code points, UTF-8 bytes and UTF-16 code units (what a
+JavaScript client slices by).
 
 This module is pure: no I/O, no Trio.
 """
@@ -29,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-OpKind = Literal["append", "replace", "text"]
+OpKind = Literal["append", "replace", "text", "splice"]
 
 #: One closing tag; a block's trailer is a run of these and newlines.
 _CLOSING_TAG_RE = re.compile(r"</[a-zA-Z][a-zA-Z0-9]*>")
@@ -52,13 +61,25 @@ def escape_text(text: str) -> str:
 
 
 def split_trailer(html: str) -> tuple[str, str]:
-    """Split a block's HTML at its last text position.
-
-    Scans backwards, so the cost is the trailer's length, not the block's.
+    """Split a block's HTML at its last text position (:func:`trailer_start`).
 
     Returns:
         ``(head, trailer)`` with ``head + trailer == html``; ``trailer`` is the maximal suffix
         made only of closing tags (``</name>``) and newlines.
+    """
+    cut = trailer_start(html)
+    return html[:cut], html[cut:]
+
+
+def trailer_start(html: str) -> int:
+    """Where a block's trailer begins: the index of its last text position.
+
+    Scans backwards, so the cost is the trailer's length, not the block's (and nothing is
+    copied: a caller that only needs the index pays O(trailer)).
+
+    Returns:
+        ``cut`` such that ``html[cut:]`` is the maximal suffix made only of closing tags
+        (``</name>``) and newlines.
     """
     cut = len(html)
     while cut > 0:
@@ -71,7 +92,7 @@ def split_trailer(html: str) -> tuple[str, str]:
         if start < 0 or not _CLOSING_TAG_RE.fullmatch(html, start, cut):
             break
         cut = start
-    return html[:cut], html[cut:]
+    return cut
 
 
 def append_text(html: str, text: str) -> str:
@@ -87,12 +108,15 @@ class Op:
     construct, and the chunker makes one per delta.)
 
     Attributes:
-        op: ``append``, ``replace`` or ``text``.
+        op: ``append``, ``replace``, ``text`` or ``splice``.
         block: index of the block it changes (0-based).
-        html: the block's complete sanitized HTML (``append``/``replace``), else ``None``.
+        html: the block's complete sanitized HTML (``append``/``replace``), or the HTML that
+            ends the block after the trimmed part (``splice``), else ``None``.
         text: plain text to append (``text``), else ``None``.
         final: the block will not change again.
         chars: visible characters this op adds to the document (its pacing cost, >= 0).
+        trim: ``splice`` only: how many characters (ASCII) of the block's end ``html``
+            replaces; 0 otherwise.
     """
 
     op: OpKind
@@ -101,6 +125,7 @@ class Op:
     text: str | None = None
     final: bool = False
     chars: int = 0
+    trim: int = 0
 
 
 def apply_op(blocks: list[str], op: Op) -> None:
@@ -122,6 +147,12 @@ def apply_op(blocks: list[str], op: Op) -> None:
         if not 0 <= op.block < len(blocks) or op.text is None:
             raise ValueError(f"text into block {op.block} in a list of {len(blocks)}")
         blocks[op.block] = append_text(blocks[op.block], op.text)
+    elif op.op == "splice":
+        if not 0 <= op.block < len(blocks) or op.html is None \
+                or not 0 <= op.trim <= len(blocks[op.block]):
+            raise ValueError(f"splice of block {op.block} in a list of {len(blocks)}")
+        old = blocks[op.block]
+        blocks[op.block] = old[:len(old) - op.trim] + op.html
     else:  # pragma: no cover - Literal exhausts the cases
         raise ValueError(f"unknown op {op.op!r}")
 
@@ -130,30 +161,106 @@ def merge_ops(ops: list[Op]) -> list[Op]:
     """Merge consecutive ops into as few as give the same result (the pacer's merge).
 
     Runs of ops on the same block fold into one: ``text`` after ``text`` concatenates,
-    ``text`` after ``append``/``replace`` folds into that op's HTML, and ``replace`` after
-    anything keeps the earlier op's kind (``append`` stays ``append``). ``final`` and
-    ``chars`` accumulate. Ops on different blocks stay separate and in order.
+    ``text`` after ``append``/``replace`` folds into that op's HTML, ``splice`` after
+    ``append``/``replace``/``splice`` trims and extends that op's HTML, ``text`` after a
+    ``splice`` folds into it when the block's last text position lies in the splice's HTML,
+    and ``replace`` after anything keeps the earlier op's kind (``append`` stays ``append``).
+    ``final`` and ``chars`` accumulate. Anything else (a ``splice`` after ``text``: the block
+    it trims is not in the run) starts a new op; ops on different blocks stay separate and in
+    order.
+
+    Linear in the ops' sizes: a run keeps its HTML in pieces, so a long list grown by many
+    splices is joined once, not once per op.
     """
     out: list[Op] = []
+    run: _Run | None = None
     for op in ops:
-        if out and out[-1].block == op.block:
-            prev = out[-1]
-            chars = prev.chars + op.chars
-            final = prev.final or op.final
-            if op.op == "text":
-                if prev.op == "text":
-                    merged = Op("text", op.block, text=(prev.text or "") + (op.text or ""),
-                                final=final, chars=chars)
-                else:
-                    merged = Op(prev.op, op.block, html=append_text(prev.html or "", op.text or ""),
-                                final=final, chars=chars)
-            elif op.op == "replace":
-                kind: OpKind = "append" if prev.op == "append" else "replace"
-                merged = Op(kind, op.block, html=op.html, final=final, chars=chars)
-            else:
-                out.append(op)
-                continue
-            out[-1] = merged
-        else:
-            out.append(op)
+        if run is not None and run.block == op.block and run.absorb(op):
+            continue
+        if run is not None:
+            out.append(run.op())
+        run = _Run(op)
+    if run is not None:
+        out.append(run.op())
     return out
+
+
+class _Run:
+    """Consecutive ops on one block, folded (:func:`merge_ops`): the first op's kind, then
+    its text or HTML in pieces (joined once, by :meth:`op`)."""
+
+    __slots__ = ("block", "chars", "final", "kind", "pieces", "single", "trim")
+
+    def __init__(self, op: Op) -> None:
+        self.block = op.block
+        self.kind = op.op
+        self.single: Op | None = op  # the op itself while nothing was folded in
+        self.final = op.final
+        self.chars = op.chars
+        self.trim = op.trim
+        self.pieces = [(op.text if op.op == "text" else op.html) or ""]
+
+    def absorb(self, op: Op) -> bool:
+        """Fold ``op`` (on the same block) into the run, or return ``False`` if it does not
+        fold (the run is then left as it was)."""
+        if op.op == "append":
+            return False
+        if op.op == "replace":
+            if self.kind != "append":
+                self.kind = "replace"
+            self.trim = 0
+            self.pieces = [op.html or ""]
+        elif op.op == "text":
+            if self.kind == "text":
+                self.pieces.append(op.text or "")
+            elif not self._insert_text(op.text or ""):
+                return False
+        elif self.kind == "text":  # a splice trims a block this run does not hold
+            return False
+        else:
+            self._trim(op.trim)
+            self.pieces.append(op.html or "")
+        self.single = None
+        self.final = self.final or op.final
+        self.chars += op.chars
+        return True
+
+    def _trim(self, n: int) -> None:
+        """Remove ``n`` characters from the end of the HTML (past it: from a splice's base)."""
+        pieces = self.pieces
+        while n and pieces:
+            last = pieces[-1]
+            if n >= len(last):
+                n -= len(last)
+                pieces.pop()
+            else:
+                pieces[-1] = last[:len(last) - n]
+                n = 0
+        if n:
+            self.trim += n  # only a splice's pieces can run out: the rest comes off its base
+
+    def _insert_text(self, text: str) -> bool:
+        """``text`` at the last text position of the run's HTML, if that position is in it."""
+        pieces = self.pieces
+        k = len(pieces) - 1
+        while k > 0 and trailer_start(pieces[k]) == 0:
+            k -= 1
+        if k < len(pieces) - 1:  # the trailer spans pieces: join them (rare)
+            pieces[k:] = ["".join(pieces[k:])]
+        last = pieces[k]
+        cut = trailer_start(last)
+        if self.kind == "splice" and (
+                cut == 0 or (last[cut - 1] == ">" and last.rfind("<", 0, cut - 1) < 0)):
+            # the last text position (or the tag that ends before it) is in the base
+            return False
+        pieces[k] = last[:cut] + escape_text(text) + last[cut:]
+        return True
+
+    def op(self) -> Op:
+        if self.single is not None:
+            return self.single
+        joined = "".join(self.pieces)
+        if self.kind == "text":
+            return Op("text", self.block, text=joined, final=self.final, chars=self.chars)
+        return Op(self.kind, self.block, html=joined, final=self.final, chars=self.chars,
+                  trim=self.trim if self.kind == "splice" else 0)

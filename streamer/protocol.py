@@ -22,7 +22,7 @@ from typing import Any, Literal
 from streamer.errors import InvalidMessage, PayloadTooLarge, StreamerError, UnsupportedProtocol
 from streamer.ops import Op
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 #: session ids a client may invent: URL-safe, 8-64 characters (protocol.md, "Transports")
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -53,8 +53,17 @@ def chunk_event(session_id: str, stream_id: str, seq: int, op: Op) -> Event:
         out["text"] = op.text
     else:
         out["html"] = op.html
+        if op.op == "splice":
+            out["trim"] = op.trim
     out["final"] = op.final
     return out
+
+
+def op_from_chunk(ev: Event) -> Op:
+    """The op a ``chunk`` event carries (the inverse of :func:`chunk_event`, for clients
+    written in Python: the terminal client, tests)."""
+    return Op(ev["op"], ev["block"], ev.get("html"), ev.get("text"),
+              bool(ev.get("final", False)), 0, ev.get("trim", 0))
 
 
 def error_event(exc: StreamerError, *, session_id: str | None = None,

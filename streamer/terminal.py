@@ -21,7 +21,8 @@ from typing import Any, TextIO
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
-from streamer.ops import Op, apply_op
+from streamer.ops import apply_op
+from streamer.protocol import op_from_chunk
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _BLOCK_END_RE = re.compile(r"</(p|h[1-6]|li|pre|blockquote|tr|table|ul|ol)>|<br>|<hr>")
@@ -121,7 +122,7 @@ async def run_terminal_client(args: argparse.Namespace) -> int:
                 ev = json.loads(await ws.get_message())
                 kind = ev.get("type")
                 if kind == "chunk":
-                    apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
+                    apply_op(blocks, op_from_chunk(ev))
                     printer.on_op(ev["block"], ev.get("final", False))
                     printer.update(blocks)
                 elif kind == "snapshot":

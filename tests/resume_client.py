@@ -12,7 +12,8 @@ import httpx
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
-from streamer.ops import Op, apply_op
+from streamer.ops import apply_op
+from streamer.protocol import op_from_chunk
 
 
 class DuplicateEvent(AssertionError):
@@ -50,7 +51,7 @@ class Doc:
         elif kind == "chunk":
             if ev["seq"] <= self.last_seq:
                 raise DuplicateEvent(f"seq {ev['seq']} after {self.last_seq}: {ev}")
-            apply_op(self.blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
+            apply_op(self.blocks, op_from_chunk(ev))
             self.last_seq, self.epoch = ev["seq"], ev["epoch"]
         elif kind == "stream_complete":
             self.complete = ev

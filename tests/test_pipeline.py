@@ -13,9 +13,9 @@ import trio
 import trio.testing
 
 from streamer.chunker import text_length
-from streamer.ops import Op, apply_op
+from streamer.ops import apply_op
 from streamer.protocol import (Message, Pacing, Pause, Resume, Skip, Speed, Start, Stop,
-                               parse_control)
+                               op_from_chunk, parse_control)
 from streamer.providers import Finish, Provider, ProviderRequest, TextDelta, Usage
 from streamer.sessions import Connection, Registry
 from tests.conftest import make_config
@@ -46,7 +46,7 @@ class Recorder:
     def document(self) -> list[str]:
         blocks: list[str] = []
         for _, ev in self.of("chunk"):
-            apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
+            apply_op(blocks, op_from_chunk(ev))
         return blocks
 
 
@@ -293,7 +293,7 @@ async def test_a_second_connection_gets_a_snapshot_then_live_events(
     blocks = list(snapshot["blocks"])
     for _, ev in second_rec.of("chunk"):
         assert ev["seq"] > snapshot["seq"]
-        apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
+        apply_op(blocks, op_from_chunk(ev))
     assert "".join(blocks) == complete["html"]
 
 
@@ -413,7 +413,7 @@ async def test_a_busy_connection_still_gets_every_later_stream_in_order(
     assert not recorder.of("snapshot")  # delivered from its first seq, not joined late
     blocks: list[str] = []
     for ev in second_chunks:
-        apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
+        apply_op(blocks, op_from_chunk(ev))
     assert "".join(blocks) == completes[1]["html"]
 
 

@@ -11,7 +11,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from streamer.ops import Op, apply_op
+from streamer.ops import apply_op
+from streamer.protocol import PROTOCOL_VERSION, op_from_chunk
 from tests.conftest import LiveServer, sse_events
 
 RICH = (Path(__file__).parent / "data" / "rich.md").read_text()
@@ -24,7 +25,7 @@ def apply_all(events: list[dict[str, Any]]) -> list[str]:
         if ev["type"] == "chunk":
             assert ev["seq"] > last_seq  # strictly increasing, never reused
             last_seq = ev["seq"]
-            apply_op(blocks, Op(ev["op"], ev["block"], ev.get("html"), ev.get("text")))
+            apply_op(blocks, op_from_chunk(ev))
     return blocks
 
 
@@ -53,7 +54,7 @@ async def test_websocket_streams_a_rich_document_exactly(live_server: LiveServer
     start = {"type": "start", "prompt": RICH, "provider": "echo",
              "pacing": {"mode": "fixed", "cps": 5000}, "echo": {"delta_chars": 4, "interval_ms": 0}}
     events = await ws_collect(live_server, "ws-rich-001", [start])
-    assert events[0]["type"] == "connected" and events[0]["protocol"] == 1
+    assert events[0]["type"] == "connected" and events[0]["protocol"] == PROTOCOL_VERSION == 2
     complete = events[-1]
     assert complete["finish_reason"] == "stop" and complete["markdown"] == RICH
     assert "".join(apply_all(events)) == complete["html"] == await render(live_server, RICH)

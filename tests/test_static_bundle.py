@@ -33,6 +33,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 RICH_MD = Path(__file__).parent / "data" / "rich.md"
 
 #: a document with the block kinds Tiptap's parser is most likely to reshape
+LONG_MD = "".join(f"- item {i} with *emphasis*, `code` and a [link](https://e.example/{i})\n"
+                  for i in range(40)) + "\n| A | B |\n|---|---|\n" + "".join(
+                      f"| row {i} | **{i}** |\n" for i in range(40))
+
 NESTED_MD = """# Title
 
 Intro with a [link](https://a.example/x?y=1&z=2), `code` and *a*
@@ -215,15 +219,9 @@ def _chunk_events(markdown: str, rng: random.Random) -> tuple[list[dict[str, Any
         ops += chunker.feed(markdown[i:i + n])
         i += n
     ops += chunker.close()
-    events = []
-    for seq, op in enumerate(ops, 1):
-        ev: dict[str, Any] = {"type": "chunk", "seq": seq, "op": op.op, "block": op.block,
-                              "final": op.final}
-        if op.op == "text":
-            ev["text"] = op.text
-        else:
-            ev["html"] = op.html
-        events.append(ev)
+    from streamer.protocol import chunk_event
+
+    events = [chunk_event("s", "t", seq, op) for seq, op in enumerate(ops, 1)]
     return events, renderer.render(markdown)
 
 
@@ -231,8 +229,11 @@ def _chunk_events(markdown: str, rng: random.Random) -> tuple[list[dict[str, Any
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_streamed_ops_end_equal_to_a_fresh_editor(page: Any, seed: int) -> None:
     rng = random.Random(seed)
-    for name, markdown in [("rich", RICH_MD.read_text()), ("nested", NESTED_MD)]:
+    for name, markdown in [("rich", RICH_MD.read_text()), ("nested", NESTED_MD),
+                           ("long", LONG_MD)]:
         events, html = _chunk_events(markdown, rng)
+        if name == "long":  # the list and the table grow by splices
+            assert sum(ev["op"] == "splice" for ev in events) > 20
         # replays of earlier events must be ignored
         for _ in range(3):
             k = rng.randrange(1, len(events))
@@ -246,9 +247,13 @@ def test_streamed_ops_end_equal_to_a_fresh_editor(page: Any, seed: int) -> None:
         _assert_one_undo_step(result, name)
 
 
-def _chunk(seq: int, op: str, block: int, value: str, final: bool = False) -> dict[str, Any]:
+def _chunk(seq: int, op: str, block: int, value: str, final: bool = False,
+           trim: int | None = None) -> dict[str, Any]:
     key = "text" if op == "text" else "html"
-    return {"type": "chunk", "seq": seq, "op": op, "block": block, key: value, "final": final}
+    ev = {"type": "chunk", "seq": seq, "op": op, "block": block, key: value, "final": final}
+    if trim is not None:
+        ev["trim"] = trim
+    return ev
 
 
 EDGE_CASES = {
@@ -274,6 +279,12 @@ EDGE_CASES = {
          {"type": "snapshot", "seq": 5, "blocks": ["<p>one</p>\n", "<p>two</p>\n"]},
          _chunk(4, "append", 2, "<p>stale</p>\n"), _chunk(6, "append", 2, "<p>three</p>\n")],
         "<p>one</p>\n<p>two</p>\n<p>three</p>\n"),
+    "splices after characters outside the BMP": (
+        [_chunk(1, "append", 0, "<ul>\n<li>\U0001f600 a</li>\n</ul>\n"),
+         _chunk(2, "splice", 0, "<li>b \U0001f680</li>\n</ul>\n", trim=6),
+         _chunk(3, "splice", 0, "<ul>\n<li>c</li>\n</ul>\n</li>\n</ul>\n", trim=12),
+         _chunk(4, "text", 0, "d", True)],
+        "<ul>\n<li>\U0001f600 a</li>\n<li>b \U0001f680<ul>\n<li>cd</li>\n</ul>\n</li>\n</ul>\n"),
     "stopped with a backlog": (
         [_chunk(1, "append", 0, "<p>par</p>\n")],
         "<p>partial answer</p>\n<ul>\n<li>x</li>\n</ul>\n"),

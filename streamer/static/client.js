@@ -2,7 +2,7 @@
 // per-stream DocumentMirror that applies the server's block ops exactly as streamer/ops.py does.
 //
 // Framework-agnostic ES module, no dependencies. The wire contract is docs/protocol.md
-// (protocol version 1).
+// (protocol version 2).
 //
 //   import { StreamClient } from '/static/client.js';
 //   const client = new StreamClient({ transport: 'auto' });
@@ -11,7 +11,7 @@
 //   await client.start({ prompt: 'Hello', provider: 'echo' });
 
 /** Protocol version this client speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /**
  * Connection states, emitted as the `connection` event (`client.on('connection', fn)`).
@@ -120,7 +120,7 @@ export function appendText(html, text) {
 /**
  * Apply one op to a block list in place, exactly as `streamer.ops.apply_op`.
  * @param {string[]} blocks
- * @param {{op: string, block: number, html?: string|null, text?: string|null}} op
+ * @param {{op: string, block: number, html?: string|null, text?: string|null, trim?: number}} op
  * @throws {RangeError} the op does not fit the list (a correct server never causes this)
  */
 export function applyOp(blocks, op) {
@@ -140,6 +140,14 @@ export function applyOp(blocks, op) {
       throw new RangeError(`text into block ${i} in a list of ${blocks.length}`);
     }
     blocks[i] = appendText(blocks[i], op.text);
+  } else if (op.op === 'splice') {
+    // the block's last `trim` characters (ASCII: the same count in UTF-16) give way to `html`
+    const trim = op.trim;
+    if (!(i >= 0 && i < blocks.length) || typeof op.html !== 'string'
+        || !Number.isInteger(trim) || trim < 0 || trim > blocks[i].length) {
+      throw new RangeError(`splice of block ${i} in a list of ${blocks.length}`);
+    }
+    blocks[i] = blocks[i].slice(0, blocks[i].length - trim) + op.html;
   } else {
     throw new RangeError(`unknown op ${JSON.stringify(op.op)}`);
   }

@@ -20,10 +20,12 @@ export interface StreamChunkEvent {
   type?: 'chunk' | 'snapshot';
   seq?: number;
   epoch?: string;
-  op?: 'append' | 'replace' | 'text';
+  op?: 'append' | 'replace' | 'text' | 'splice';
   block?: number;
   html?: string | null;
   text?: string | null;
+  /** `splice` only: how many (ASCII) characters at the block's end `html` replaces. */
+  trim?: number;
   final?: boolean;
   blocks?: string[];
 }
