@@ -295,6 +295,32 @@ _CODE_OPEN_RE: Final = re.compile(r'<pre><code(?: class="[^"]*")?>')
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 
 
+#: Punctuation that may follow a closed inline element directly (:func:`_punct_after_closer`).
+_AFTER_CLOSER_RE: Final = re.compile(r"[.,:;!?]")
+
+
+def _punct_after_closer(core: str, piece: str) -> bool:
+    """Whether ``piece``, put right after ``core`` (the text so far, ending in no space),
+    leaves how ``core`` renders unchanged as a space would: it starts with ``. , : ; ! ?``
+    and ``core`` ends in a closed code span or link (a backtick or ``)``: neither is a
+    flanking delimiter), or in an emphasis closer run (``*``/``_``) that follows a letter or
+    digit. Such a run is right-flanking and not left-flanking whether a space or punctuation
+    follows (CommonMark §6.2: left-flanking needs no punctuation after it, or whitespace or
+    punctuation before), so it closes the same way (and ``_`` may close when followed by
+    punctuation). After any other character the cut must follow a space."""
+    if not _AFTER_CLOSER_RE.match(piece):
+        return False
+    last = core[-1]
+    if last in "`)":
+        return True
+    if last in "*_":
+        i = len(core) - 2
+        while i >= 0 and core[i] == last:
+            i -= 1
+        return i >= 0 and core[i].isalnum()
+    return False
+
+
 def _quote_content(text: str, line_start: int, block: str) -> int | None:
     """Where the content of a block quote's line starts, if that line is plain paragraph text
     that is the quote's last text (its markers ``>`` at column 0, the quote's deepest last
@@ -546,8 +572,9 @@ class Chunker:
         self._open_fence: tuple[str, int] | None = None
         #: a line of the tail may be a link reference definition (:data:`_DEF_LINE_RE`)
         self._def_line = False
-        #: :meth:`_has_html_line`'s scan: (the line start it goes on from, an HTML line seen)
-        self._html_scan = (0, False)
+        #: :meth:`_has_html_line`'s scan: (the last line's start, the tail's length then, an
+        #: HTML line seen before that line)
+        self._html_scan = (0, 0, False)
         #: :meth:`_splice_subitem`'s last find: (the item's start in the tail, the block's
         #: length, where the item's HTML begins in the block)
         self._item_at: tuple[int, int, int] | None = None
@@ -707,16 +734,20 @@ class Chunker:
     def _has_html_line(self) -> bool:
         """Whether a line of the tail (as it is now) may start an HTML block
         (:data:`_HTML_LINE_RE`). Incremental: the tail only grows between resets, so each
-        line is scanned about once (a long table or list costs O(new text) per call)."""
-        pos, seen = self._html_scan
-        if seen:
-            return True
+        complete line is searched once and the last one matched at its start only (a long
+        table, list or paragraph costs O(new text) per call)."""
+        line_start, scanned, seen = self._html_scan
         tail = self._tail
-        if pos > len(tail):
-            pos = 0
-        seen = _HTML_LINE_RE.search(tail, pos) is not None
-        self._html_scan = (tail.rfind("\n") + 1, seen)
-        return seen
+        if scanned > len(tail):  # a shorter tail than the last look (a path gave up)
+            line_start = scanned = 0
+            seen = False
+        if not seen:
+            nl = tail.rfind("\n", scanned)
+            if nl >= 0:
+                seen = _HTML_LINE_RE.search(tail, line_start, nl + 1) is not None
+                line_start = nl + 1
+        self._html_scan = (line_start, len(tail), seen)
+        return seen or _HTML_LINE_RE.match(tail, line_start) is not None
 
     def _maybe_enter_hot(self) -> None:
         """Enter the hot path if the fast path's plain branch would take any plain delta now
@@ -905,7 +936,7 @@ class Chunker:
         self._item_scan = (0, 0, False)
         self._open_fence = None
         self._def_line = False
-        self._html_scan = (0, False)
+        self._html_scan = (0, 0, False)
         self._item_at = None
         self._table_columns = 0
 
@@ -1163,17 +1194,31 @@ class Chunker:
         # plain text, or simple inline markup (rendered without mistune)
         inline = content if content[:1].isalpha() and _FAST_DELTA_RE.fullmatch(content) \
             else self._renderer.render_content_simple(content)
-        if inline is None:
+        if inline is None or not prev:
             return None
-        if not prev or not _FAST_PREV_RE.fullmatch(prev[-1]):
+        # the previous line ends in plain text, or in a closed code span, link or emphasis
+        # followed by the newline (as when it was rendered) or by head's plain text (after a
+        # space, or punctuation that leaves the closer as it is: _punct_after_closer)
+        if head:
+            if not _FAST_PREV_RE.fullmatch(prev[-1]) or not (
+                    old_tail[-1] == " " or _FAST_PREV_RE.fullmatch(old_tail[-1])
+                    or _punct_after_closer(old_tail, head)):
+                return None
+        elif not _FAST_PREV_RE.fullmatch(prev[-1]) and prev[-1] not in "`)*_":
             return None
         line_start = prev.rfind("\n") + 1
         if "\r" in prev[line_start:] or _quote_content(prev, line_start, last) is None:
             return None
-        if "://" in prev[max(line_start, prev.rfind(" ", line_start) + 1):]:
+        # head may extend a bare URL (GFM §6.9); a newline ends one, so with no head the
+        # previous line's last word is as it was rendered
+        if head and "://" in prev[max(line_start, prev.rfind(" ", line_start) + 1):]:
             return None
         shown = old_tail[len(old_tail.rstrip(" ")):] + head if head else ""
-        cut = trailer_start(last)
+        # the paragraph's end, after the inline elements its text may end in
+        end = _QUOTE_TRAILER_RE.match(last, trailer_start(last))
+        if end is None:
+            return None
+        cut = end.end() - 4
         trailer = last[cut:]
         if not trailer.startswith("</p>\n"):
             return None
@@ -1181,13 +1226,14 @@ class Chunker:
         new_depth = m.group().count(">")
         self._splice_chars = len(shown) + 1 + text_length(inline)
         if new_depth <= depth:
-            if inline is content:
+            if inline is content and cut == end.start():
                 return "text", shown + " " + content
             # markup joins the paragraph: nothing in it may be left open (a later closer
             # could pair with it); its text is checked once (``_checked_head``, as splices)
             checked = self._checked_head if self._checked_head <= cut else 0
             start = max(last.rfind("<p>", 0, cut), checked)
-            if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", last[start:cut]))):
+            if inline is not content and _UNCLOSED_RE.search(
+                    _TAG_RE.sub("", _CODE_SPAN_RE.sub("", last[start:cut]))):
                 return None
             piece = shown + " " + inline
             self._checked_head = cut + len(piece)
@@ -1222,7 +1268,8 @@ class Chunker:
         last = self._tail_blocks[-1]
         core = old_tail.rstrip(" ")
         piece = old_tail[len(core):] + delta
-        if not core or core[-1] in "\n\t" or piece[:1] != " " or "\t" in piece:
+        if not core or core[-1] in "\n\t" or "\t" in piece or (
+                piece[:1] != " " and not _punct_after_closer(core, piece)):
             return None
         line_start = core.rfind("\n") + 1
         if "\r" in core[line_start:]:

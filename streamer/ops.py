@@ -172,16 +172,26 @@ def merge_ops(ops: list[Op]) -> list[Op]:
     Linear in the ops' sizes: a run keeps its HTML in pieces, so a long list grown by many
     splices is joined once, not once per op.
     """
-    out: list[Op] = []
+    return [op for _, op in merge_runs(ops)]
+
+
+def merge_runs(ops: list[Op]) -> list[tuple[int, Op]]:
+    """:func:`merge_ops`, with the index in ``ops`` of the last op each merged op holds (so a
+    caller stamps each merged op with the highest ``seq`` it contains: two merged ops on one
+    block, a ``text`` then a ``splice``, get two different ``seq``)."""
+    out: list[tuple[int, Op]] = []
     run: _Run | None = None
-    for op in ops:
+    last = 0
+    for i, op in enumerate(ops):
         if run is not None and run.block == op.block and run.absorb(op):
+            last = i
             continue
         if run is not None:
-            out.append(run.op())
+            out.append((last, run.op()))
         run = _Run(op)
+        last = i
     if run is not None:
-        out.append(run.op())
+        out.append((last, run.op()))
     return out
 
 

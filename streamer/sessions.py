@@ -46,7 +46,7 @@ from streamer.errors import (
     StreamNotFound,
 )
 from streamer.log import LogEntry, StreamLog
-from streamer.ops import Op, merge_ops
+from streamer.ops import Op, merge_runs
 from streamer.pacer import Pacer
 from streamer.persistence import MessageRecord, Store
 from streamer.protocol import (
@@ -551,26 +551,29 @@ class Subscription:
         a non-document event ends the run and is sent as it is, stamped with its ``seq``)."""
         out: list[dict[str, Any]] = []
         group: list[Op] = []
-        group_seq = 0
+        seqs: list[int] = []
         for entry in batch:
             if group and (entry.op is None or entry.op.block != group[-1].block):
-                out.extend(self._chunks(group, group_seq))
-                group = []
+                out.extend(self._chunks(group, seqs))
+                group, seqs = [], []
             if entry.op is None:
                 assert entry.event is not None
                 out.append({**entry.event, "seq": entry.seq, "epoch": self.epoch})
                 continue
             group.append(entry.op)
-            group_seq = entry.seq
+            seqs.append(entry.seq)
         if group:
-            out.extend(self._chunks(group, group_seq))
+            out.extend(self._chunks(group, seqs))
         return out
 
-    def _chunks(self, group: list[Op], seq: int) -> list[dict[str, Any]]:
+    def _chunks(self, group: list[Op], seqs: list[int]) -> list[dict[str, Any]]:
+        """The merged ops of one block's run of entries, each stamped with the highest
+        ``seq`` it holds (a run may merge into more than one op: a ``splice`` after a
+        ``text`` stays apart)."""
         session_id, stream_id = self.stream.session.session_id, self.stream.stream_id
         out = []
-        for op in merge_ops(group):
-            ev = chunk_event(session_id, stream_id, seq, op)
+        for last, op in merge_runs(group):
+            ev = chunk_event(session_id, stream_id, seqs[last], op)
             ev["epoch"] = self.epoch
             out.append(ev)
         return out

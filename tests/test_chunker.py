@@ -661,6 +661,34 @@ def test_quotes_changing_depth_stream_like_one_render(
     assert chunker.stats.close_repairs == 0
 
 
+#: Inline elements and the characters that may follow them directly: the splice and quote
+#: paths put punctuation after a closer only where it leaves the closer as it is.
+CLOSER_WORDS = ["**bold**", "*em*", "_u_", "__uu__", "`c()`", "[l](https://e.com/l)",
+                "(p)*e*", "x*y*", "*(a)*", "**(b)**", "~~s~~", "$m$", "word", "https://e.com/u",
+                "a_b_c", "*a **b** c*", "![i](https://e.com/i.png)"]
+CLOSER_FOLLOWERS = ["", ".", "!", ":", ",", "?", ";", " ", "!.", ".x", "x", "*", "_", ")"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_punctuation_right_after_a_closed_element(data: st.DataObject) -> None:
+    """A sentence that ends right after emphasis, a code span or a link (``**b**!``), in a
+    paragraph, a list item or a quote at any depth, split anywhere: every path agrees with
+    a full render at every step (verify mode)."""
+    lines = []
+    for _ in range(data.draw(st.integers(1, 8), label="lines")):
+        prefix = data.draw(st.sampled_from(["", "> ", "> > ", "> > > ", "- ", "1. "]))
+        words = data.draw(st.lists(st.tuples(st.sampled_from(CLOSER_WORDS),
+                                             st.sampled_from(CLOSER_FOLLOWERS)),
+                                   min_size=1, max_size=4), label="words")
+        lines.append(prefix + "Some " + " ".join(w + f for w, f in words))
+    text = "\n".join(lines) + data.draw(st.sampled_from(["", "\n", "\n\nEnd.\n"]))
+    cuts = data.draw(cut_points(len(text)), label="cuts")
+    for hold_back in (True, False):
+        chunker, _ = stream(text, split_at(text, cuts), hold_back=hold_back)
+        assert chunker.stats.close_repairs == 0
+
+
 def test_quote_lines_at_other_depths_need_no_render() -> None:
     text = "".join("> " * d + "plain words here\n" for d in (1, 3, 2, 5, 1, 4, 6, 2) * 20)
     chunker, _ = stream(text, fixed(text, 4))

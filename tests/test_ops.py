@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.chunker import Chunker
-from streamer.ops import Op, apply_op, merge_ops
+from streamer.ops import Op, apply_op, merge_ops, merge_runs
 from streamer.protocol import chunk_event, op_from_chunk
 from streamer.render import Renderer
 
@@ -102,8 +102,14 @@ def test_merging_any_windows_gives_the_same_document(name: str, data: st.DataObj
     start = 0
     for end in [*cuts, len(ops)]:
         window = ops[start:end]
-        merged = merge_ops(window)
+        runs = merge_runs(window)
+        merged = [op for _, op in runs]
+        assert merged == merge_ops(window)
         assert len(merged) <= len(window)
+        # each merged op names the last op it holds: strictly increasing (its seq), the
+        # last one the window's end
+        lasts = [last for last, _ in runs]
+        assert lasts == sorted(set(lasts)) and lasts[-1] == len(window) - 1
         assert sum(op.chars for op in merged) == sum(op.chars for op in window)
         before = list(blocks)
         applied(merged, blocks)
