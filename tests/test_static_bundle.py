@@ -221,7 +221,11 @@ def _chunk_events(markdown: str, rng: random.Random) -> tuple[list[dict[str, Any
     ops += chunker.close()
     from streamer.protocol import chunk_event
 
-    events = [chunk_event("s", "t", seq, op) for seq, op in enumerate(ops, 1)]
+    events = []
+    for seq, op in enumerate(ops, 1):
+        ev = chunk_event("s", "t", seq, op)
+        del ev["session_id"], ev["stream_id"]  # the page sets its own stream's
+        events.append(ev)
     return events, renderer.render(markdown)
 
 
