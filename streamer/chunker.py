@@ -148,7 +148,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from streamer.holdback import HoldBack
-from streamer.ops import Op, append_text, apply_op, escape_text, split_trailer, trailer_start
+from streamer.ops import Op, apply_op, escape_text, split_trailer, trailer_start
 from streamer.render import RefLinks, Renderer
 
 __all__ = ["Chunker", "ChunkerClosedError", "ChunkerStats", "flicker_chars", "text_length"]
@@ -328,7 +328,7 @@ def _quote_content(text: str, line_start: int, block: str) -> int | None:
     m = _QUOTE_PREFIX_RE.match(text, line_start)
     if m is None or m.end() >= len(text) or not _plain_line_start(text, m.end()):
         return None
-    if not _QUOTE_TRAILER_RE.match(split_trailer(block)[1]):
+    if not _QUOTE_TRAILER_RE.match(block, trailer_start(block)):
         return None
     return m.end()
 
@@ -483,9 +483,8 @@ SPLICE_MIN_BLOCK: Final = 256
 def _appended_after(old: str, new: str, cut: int) -> str | None:
     """:func:`appended_text` for ``new = old[:cut] + new[cut:]`` in O(change): the plain text
     ``t`` with ``append_text(old, t) == new``, or ``None``."""
-    start = trailer_start(old)
-    if cut != start:
-        return None
+    if new[cut:cut + 1] == "<" or cut != (start := trailer_start(old)):
+        return None  # (markup first: no plain text)
     trailer = old[start:]
     if len(new) - len(trailer) < start or not new.endswith(trailer):
         return None
@@ -592,15 +591,14 @@ class Chunker:
         #: how much of the last block's HTML :meth:`_tight_list` found free of ``<p>``
         self._p_checked = 0
         #: the last delta took the fast path's plain-text branch (see :meth:`_feed_hot`); the
-        #: spaces at the tail's end, not shown yet; the last block's slot, its HTML up to its
-        #: last text position and its trailer (:func:`split_trailer`), and the texts the hot
-        #: path appended there since (joined into the block by :meth:`_flush_hot`)
+        #: spaces at the tail's end, not shown yet; the last block's slot, its last text
+        #: position (:func:`trailer_start`), and the texts the hot path appended there since
+        #: (joined into the block by :meth:`_flush_hot`)
         self._hot = False
         self._hot_code = False
         self._hot_spaces = 0
         self._hot_slot = 0
-        self._hot_head = ""
-        self._hot_trailer = ""
+        self._hot_cut = 0
         self._hot_texts: list[str] = []
         #: the last :meth:`_feed_cheap` rendered the rest of its feed
         self._rendered_rest = False
@@ -774,15 +772,19 @@ class Chunker:
         self._hot_code = code
         self._hot_spaces = 0 if code else len(tail) - len(tail.rstrip(" "))
         self._hot_slot = slot = self._n_committed + len(self._tail_blocks) - 1
-        self._hot_head, self._hot_trailer = split_trailer(self._blocks[slot])
+        self._hot_cut = trailer_start(self._blocks[slot])
         self._hot_texts = []
 
     def _flush_hot(self) -> None:
-        """Join the texts the hot path appended into the last block."""
+        """Join the texts the hot path appended into the last block (at its last text
+        position, :attr:`_hot_cut`)."""
         if self._hot_texts:
-            self._hot_head += "".join(self._hot_texts)
+            joined = "".join(self._hot_texts)
             self._hot_texts = []
-            new = self._hot_head + self._hot_trailer
+            old = self._blocks[self._hot_slot]
+            cut = self._hot_cut
+            new = old[:cut] + joined + old[cut:]
+            self._hot_cut = cut + len(joined)
             self._blocks[self._hot_slot] = new
             self._tail_blocks[-1] = new
 
@@ -1111,7 +1113,7 @@ class Chunker:
         text = text[:-1] if text.endswith("\n") else text
         # the text op appends before a block's trailing newlines: the shown code must end,
         # before and after, in a character that is not one
-        if text.endswith("\n") or split_trailer(last)[1] != "</code></pre>\n":
+        if text.endswith("\n") or last[trailer_start(last):] != "</code></pre>\n":
             return None
         return text
 
@@ -1491,7 +1493,9 @@ class Chunker:
         ops: list[Op] = []
         if text:
             slot = self._n_committed + len(self._tail_blocks) - 1
-            new = append_text(self._blocks[slot], text)
+            old = self._blocks[slot]
+            cut = trailer_start(old)
+            new = old[:cut] + escape_text(text) + old[cut:]  # append_text, one copy fewer
             self._blocks[slot] = new
             self._tail_blocks[-1] = new
             self._stats.text_ops += 1
@@ -1518,7 +1522,7 @@ class Chunker:
         if marker.lastgroup == "item":
             # the list's deepest last element must be the item's text (not, say, a code
             # block that an indented fence opened in it: fence lines are only counted)
-            if not _ITEM_TRAILER_RE.match(split_trailer(last)[1]):
+            if not _ITEM_TRAILER_RE.match(last, trailer_start(last)):
                 return None
             return "item" if self._last_item_line(core, line_start) else None
         return "heading"

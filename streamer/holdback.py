@@ -121,6 +121,11 @@ class HoldBack:
         if not delta:
             return ""
         c = self._ctx
+        if c.line == "code" and not self._pending and "\n" not in delta:
+            # mid-line in a code block: the line's start decided it, nothing in it can
+            # change that before its newline (what _scan does for a "code" line, without it)
+            c.prev = delta[-1]
+            return delta
         if c.line in ("para", "heading") and (not self._pending or self._pending.isspace()):
             text = self._pending + delta if self._pending else delta
             m = _PLAIN_DELTA_RE.fullmatch(text)
