@@ -684,6 +684,11 @@ class Chunker:
             return []
         self._n_deltas += 1
         self._n_chars += len(delta)
+        if self._hot and not self._hot_code and self._hold is not None:
+            # the hot path's common case: plain words mid-line, decided and checked at once
+            plain = self._hold.feed_plain(delta)
+            if plain is not None:
+                return self._feed_hot(plain)
         decided = self._hold.feed(delta) if self._hold is not None else delta
         if not decided:
             self._stats.held += 1
@@ -1451,14 +1456,17 @@ class Chunker:
         if cached is not None and cached[:2] == (start, len(last)):
             offset = cached[2]
         else:
-            before, _ = self._renderer.render_part(item_md, refs)
+            before = self._renderer.render_item_simple(item_md) \
+                or self._renderer.render_line_simple(item_md) \
+                or self._renderer.render_part(item_md, refs)[0]
             if len(before) != 1 or not before[0].endswith(end_tag):
                 return None
             old_item = before[0][before[0].find(">\n") + 2:-6]
             if not last.endswith(old_item + end_tag):
                 return None
             offset = len(last) - 6 - len(old_item)
-        piece, _ = self._renderer.render_part(whole, refs)
+        piece = self._renderer.render_item_simple(whole) \
+            or self._renderer.render_part(whole, refs)[0]
         if len(piece) != 1 or not piece[0].endswith(end_tag):
             return None
         open_end = last.find(">\n") + 2

@@ -76,6 +76,12 @@ _PLAIN_DELTA_RE: Final = re.compile(
     r"(?:[^\\`*_~\[!<&$\s]+| +[^\\`*_~\[!<&$\shw][^\\`*_~\[!<&$\s]*)"
     r"(?: +[^\\`*_~\[!<&$\shw][^\\`*_~\[!<&$\s]*)*( *)")
 
+#: :meth:`HoldBack.feed_plain`'s text: as :data:`_PLAIN_DELTA_RE`, of letters, digits and
+#: ``, . : ? ' " - (`` only (the chunker's plain-text characters, less ``!``).
+_PLAIN_FAST_RE: Final = re.compile(
+    r"(?:(?:[^\W_]|[,.:?'\"(-])+| +(?![hw])(?:[^\W_]|[,.:?'\"(-])+)"
+    r"(?: +(?![hw])(?:[^\W_]|[,.:?'\"(-])+)*( *)")
+
 
 def _is_space(c: str) -> bool:
     return c == "" or c.isspace()
@@ -126,17 +132,9 @@ class HoldBack:
             # change that before its newline (what _scan does for a "code" line, without it)
             c.prev = delta[-1]
             return delta
-        if c.line in ("para", "heading") and (not self._pending or self._pending.isspace()):
-            text = self._pending + delta if self._pending else delta
-            m = _PLAIN_DELTA_RE.fullmatch(text)
-            if m is not None and not (text[0] in "hw" and _is_space(c.prev)):
-                # mid-line plain words (no construct can start in them): decided as they
-                # are, but for trailing spaces (a hard break if a newline follows, §6.7)
-                spaces = m.end(1) - m.start(1)
-                out = text[:len(text) - spaces] if spaces else text
-                self._pending = text[len(out):]
-                c.prev = out[-1]
-                return out
+        out = self._plain(delta, _PLAIN_DELTA_RE)
+        if out is not None:
+            return out
         self._pending += delta
         k, ctx = self._scan(frozenset())
         forced: set[int] = set()
@@ -149,6 +147,32 @@ class HoldBack:
         if out:
             self._pending = self._pending[k:]
             self._ctx = ctx
+        return out
+
+    def feed_plain(self, delta: str) -> str | None:
+        """:meth:`feed` for the common case, or ``None`` (and nothing taken) outside it:
+        mid-line in a paragraph or heading, with nothing but spaces held, plain words of
+        letters, digits and ``, . : ? ' " - (`` (the characters the chunker's hot path
+        appends as they are) are decided at once, but for trailing spaces. One pattern checks
+        both, so the chunker's hot path pays one match per delta."""
+        return self._plain(delta, _PLAIN_FAST_RE)
+
+    def _plain(self, delta: str, pattern: re.Pattern[str]) -> str | None:
+        """Mid-line plain words (no construct can start in them, :data:`_PLAIN_DELTA_RE`):
+        decided as they are, but for trailing spaces (a hard break if a newline follows,
+        §6.7), which stay held; ``None`` if the context or the text is not that."""
+        c = self._ctx
+        pending = self._pending
+        if (c.line != "para" and c.line != "heading") or (pending and not pending.isspace()):
+            return None
+        text = pending + delta if pending else delta
+        m = pattern.fullmatch(text)
+        if m is None or (text[0] in "hw" and (c.prev == "" or c.prev.isspace())):
+            return None
+        spaces = m.end(1) - m.start(1)
+        out = text[:len(text) - spaces] if spaces else text
+        self._pending = text[len(out):]
+        c.prev = out[-1]
         return out
 
     def flush(self) -> str:

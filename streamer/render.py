@@ -160,6 +160,10 @@ _URL_DECODE_ROUNDS: Final = 4
 _SIMPLE_LINE_RE: Final = re.compile(
     r"(?P<heading>#{1,6} +)|(?P<bullet>[-+*] {1,4})|(?P<ordered>[0-9]{1,9}[.)] {1,4})"
     r"|(?P<quote>> ?)|(?P<paragraph>)")
+#: A list item's line for :meth:`Renderer.render_item_simple`: its marker, one space, its
+#: content.
+_SIMPLE_ITEM_RE: Final = re.compile(
+    r"(?:(?P<bullet>[-+*])|(?P<number>[0-9]{1,9})(?P<delim>[.)])) (?P<content>.*)")
 _SIMPLE_WORDS = r"[^\W_](?:(?:[^\W_]|[ ,.:;?!'\"()-])*[^\W_])?"
 _SIMPLE_INLINE_RE: Final = re.compile(
     r"(?P<plain>(?:[^\W_]|[ ,.:;?!'\"()-])+)"
@@ -359,6 +363,13 @@ class Renderer:
             url_relative="deny",
         )
         self._simple_templates = self._simple_inline_templates()
+        if self._simple_templates is not None:  # render_item_simple's nested items
+            self._simple_templates["item"] = "<li>{inner}</li>\n"
+            for sample in ("- Q9\n  - Q8\n  - Q7\n", "12) Q9\n    1) Q8\n    7) Q7\n",
+                           "1. Q9\n   * Q8\n"):
+                if self.render_item_simple(sample) != self.render_part(sample)[0]:
+                    del self._simple_templates["item"]
+                    break
         #: quotes nest at least this deep as written (mistune parses deeper ones otherwise
         #: past its ``max_nested_level``); the chunker builds nested quotes up to it
         self.max_quote_depth = next(
@@ -513,6 +524,58 @@ class Renderer:
             if start != 1:
                 return [templates["ol_start"].format(start=start, inner=inner)]
         return [templates[kind or ""].format(inner=inner)]
+
+    def render_item_simple(self, item: str) -> list[str] | None:
+        """:meth:`render_part` of one list item with a nested list, without mistune, for the
+        common simple case, or ``None``.
+
+        ``item`` (its last newline optional) is a bullet or ordered item line starting in
+        column 0 with one space after its marker (§5.2), then one or more lines that each
+        hold one item of a nested list, indented to the first line's content: all bullets of
+        one character, or ordered items of one delimiter, the first numbered 1 (an ordered
+        list that starts otherwise cannot interrupt a paragraph, §5.3). Every content is
+        :meth:`render_content_simple` text; only the last line may end in spaces. The HTML
+        around the contents is the pipeline's own, checked on samples when the renderer was
+        built (as :meth:`render_line_simple`'s): the incremental renderer grows a list's
+        nested items with this, O(item).
+        """
+        templates = self._simple_templates
+        if templates is None or "item" not in templates:
+            return None
+        lines = (item[:-1] if item.endswith("\n") else item).split("\n")
+        if len(lines) < 2:
+            return None
+        top = _SIMPLE_ITEM_RE.fullmatch(lines[0])
+        if top is None or lines[0].endswith((" ", "\t")):
+            return None
+        indent = " " * top.start("content")
+        nested: list[str] = []
+        kind = ""
+        for n, line in enumerate(lines[1:], 2):
+            if not line.startswith(indent) or (n < len(lines) and line.endswith((" ", "\t"))):
+                return None
+            m = _SIMPLE_ITEM_RE.fullmatch(line, len(indent))
+            if m is None or (n == 2 and m.group("number") not in (None, "1")):
+                return None
+            marker = m.group("bullet") or m.group("delim")
+            if kind and marker != kind:
+                return None
+            kind = marker
+            inner = self.render_content_simple(m.group("content").rstrip(" "))
+            if inner is None:
+                return None
+            nested.append(templates["item"].format(inner=inner))
+        inner = self.render_content_simple(top.group("content"))
+        if inner is None:
+            return None
+        if top.group("bullet"):
+            outer = templates["bullet"]
+        elif int(top.group("number")) == 1:
+            outer = templates["ordered"]
+        else:
+            outer = templates["ol_start"].replace("{start}", str(int(top.group("number"))))
+        sub = "ul" if kind in ("-", "+", "*") else "ol"
+        return [outer.format(inner=inner + f"<{sub}>\n" + "".join(nested) + f"</{sub}>\n")]
 
     def render_rows_simple(self, rows: str, columns: int) -> str | None:
         """The ``<tr>`` elements of complete table rows (GFM §4.10) without mistune, for a

@@ -476,6 +476,50 @@ def test_simple_renderers_turn_off_when_a_sample_renders_otherwise() -> None:
     assert renderer._simple_inline_templates() is None
 
 
+ITEM_MARKERS = ["- ", "* ", "+ ", "1. ", "2) ", "10. ", "-  ", "1.  "]
+#: mostly simple content, some of what is not
+ITEM_ATOMS = ["word", "Ab", "é", "9", " ", " ", ",", ".", ":", "!", "(", ")", "**word**",
+              "`code()`", "[a b](https://e.com/x)", "*a b*", "~~gone~~", "*", "`", "_", "  ",
+              "[", "<", "&", "\\", "#", "-"]
+NESTED_MARKERS = ["- ", "* ", "+ ", "1. ", "1) ", "2. ", "3) ", "-", "1."]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(top=st.sampled_from(ITEM_MARKERS),
+       nested=st.lists(st.tuples(st.sampled_from(["", " ", "  ", "   ", "    "]),
+                                 st.sampled_from(NESTED_MARKERS),
+                                 st.lists(st.sampled_from(ITEM_ATOMS), min_size=0,
+                                          max_size=4)), min_size=1, max_size=4),
+       atoms=st.lists(st.sampled_from(ITEM_ATOMS), min_size=1, max_size=4),
+       end=st.sampled_from(["", "\n", " ", "  \n"]))
+def test_render_item_simple_is_render_part(top: str, nested: list[tuple[str, str, list[str]]],
+                                           atoms: list[str], end: str) -> None:
+    """A list item with a nested list, rendered without mistune, is the pipeline's render
+    wherever it is not ``None``, and it takes the common shapes (checked below)."""
+    width = len(top)
+    lines = [top + "".join(atoms)]
+    for extra, marker, words in nested:
+        lines.append(" " * width + extra + marker + " " + "".join(words))
+    text = "\n".join(lines) + end
+    simple = R.render_item_simple(text)
+    if simple is not None:
+        assert simple == R.render_part(text)[0], text
+
+
+def test_render_item_simple_takes_the_common_shapes() -> None:
+    for text in ["- Install it\n  - on **macOS**\n  - on `linux`\n",
+                 "3. Step\n   1. first [link](https://e.com/x)\n   2. second",
+                 "- a\n  * b\n  * c "]:
+        simple = R.render_item_simple(text)
+        assert simple is not None and simple == R.render_part(text)[0], text
+    for text in ["- a\n  3. b\n",  # an ordered list not at 1 cannot interrupt a paragraph
+                 "- a\n  - b\n  * c\n",  # another bullet: another list
+                 "- a\n   - b\n",  # not the item's content column
+                 "- a\n  - b\n    - c\n"]:  # deeper
+        assert R.render_item_simple(text) is None, text
+
+
+
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 4), st.lists(st.lists(st.lists(st.sampled_from(_SIMPLE_ATOMS),
                                                      max_size=4), min_size=1, max_size=5),
