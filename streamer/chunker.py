@@ -285,10 +285,10 @@ _QUOTE_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*</p
 _ITEM_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*(?:</p>\n)?</li>")
 #: An indented line start inside a list item: a nested item's marker, or text.
 _SUB_LINE_RE: Final = re.compile(r" {2,}(?:(?:[-+*]|[0-9]{1,9}[.)]) +)?(?=[^\W_])")
-#: A blank line (whitespace only) inside a text.
-_BLANK_LINE_RE: Final = re.compile(r"\n[ \t]*\n")
+#: A blank line (whitespace only; a carriage return before its newline too) inside a text.
+_BLANK_LINE_RE: Final = re.compile(r"\n[ \t\r]*\n")
 #: A text's last line is an empty list item (a marker alone) or blank.
-_EMPTY_ITEM_RE: Final = re.compile(r"(?:^|\n)[ \t>]*(?:[-+*]|[0-9]{1,9}[.)])?[ \t]*\n\Z")
+_EMPTY_ITEM_RE: Final = re.compile(r"(?:^|\n)[ \t>]*(?:[-+*]|[0-9]{1,9}[.)])?[ \t\r]*\n\Z")
 _CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
 _FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
 _CODE_OPEN_RE: Final = re.compile(r'<pre><code(?: class="[^"]*")?>')
@@ -802,11 +802,16 @@ class Chunker:
 
         Whole, or else line by line, each piece (a line with its newline) takes a path that
         needs no render of the tail where one applies (:meth:`_feed_cheap`); from the first
-        piece that does not, the rest is rendered in one go.
+        piece that does not, the rest is rendered in one go. A delta of several lines is
+        tried whole only where a path takes several lines at once: table rows (``|``), or a
+        line break followed by a letter (a soft break) or ``>`` (a quote's next line).
         """
-        cheap = self._feed_cheap(delta, delta)
-        if cheap is not None or "\n" not in delta[:-1]:
-            return cheap if cheap is not None else self._feed_render(delta)
+        nl = delta.find("\n")
+        if nl < 0 or nl == len(delta) - 1 or delta[0] == "|" or delta[nl + 1].isalpha() \
+                or delta[nl + 1] == ">":
+            cheap = self._feed_cheap(delta, delta)
+            if cheap is not None or nl < 0 or nl == len(delta) - 1:
+                return cheap if cheap is not None else self._feed_render(delta)
         ops: list[Op] = []
         start = 0
         while start < len(delta):

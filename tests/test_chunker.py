@@ -191,6 +191,18 @@ def test_setext_heading_replaces_paragraph() -> None:
     assert chunker.blocks == ["<h1>Title</h1>\n", "<p>Body</p>\n"]
 
 
+@pytest.mark.parametrize("deltas", [
+    ["- \n \r\n- a"],  # a blank line that holds a carriage return makes the list loose
+    ["- a\n", " \r\n", "- b\n"],
+    ["Para ends.\n\nNext", " one.\n\n- item\n"],  # several lines in one delta
+])
+def test_found_by_fuzzing(deltas: list[str]) -> None:
+    text = "".join(deltas)
+    for hold_back in (True, False):
+        stream(text, deltas, hold_back=hold_back)
+        stream(text, list(text), hold_back=hold_back)
+
+
 def test_setext_underline_is_not_committed_early() -> None:
     # "para" followed by a complete "---" line must stay open: it is an <h2>, not <p> + <hr>.
     chunker, _ = stream("para\n---\n", ["para\n", "---\n"])
