@@ -590,6 +590,8 @@ class Chunker:
         self._checked_head = 0
         #: how much of the last block's HTML :meth:`_tight_list` found free of ``<p>``
         self._p_checked = 0
+        #: the tail's length right after :meth:`_close_fence` closed its fence (else -1)
+        self._fence_closed_at = -1
         #: the last delta took the fast path's plain-text branch (see :meth:`_feed_hot`); the
         #: spaces at the tail's end, not shown yet; the last block's slot, its last text
         #: position (:func:`trailer_start`), and the texts the hot path appended there since
@@ -611,6 +613,9 @@ class Chunker:
         self._closed = False
         #: holds back undecided syntax (streamer.holdback); the chunker renders what it decides
         self._hold = HoldBack() if hold_back else None
+        self._hold_plain = self._hold.feed_plain if self._hold is not None else None
+        #: hot, not in code, with a hold-back: :meth:`feed` tries HoldBack.feed_plain first
+        self._hot_plain = False
         self._stats = ChunkerStats()
         #: counters not yet folded into ``_stats`` (the hot path's: cheaper than attributes
         #: of another object): deltas fed, hot-path deltas, those of them with no op
@@ -684,9 +689,9 @@ class Chunker:
             return []
         self._n_deltas += 1
         self._n_chars += len(delta)
-        if self._hot and not self._hot_code and self._hold is not None:
+        if self._hot_plain:
             # the hot path's common case: plain words mid-line, decided and checked at once
-            plain = self._hold.feed_plain(delta)
+            plain = self._hold_plain(delta)
             if plain is not None:
                 return self._feed_hot(plain)
         decided = self._hold.feed(delta) if self._hold is not None else delta
@@ -775,6 +780,7 @@ class Chunker:
         tail = self._tail
         self._hot = True
         self._hot_code = code
+        self._hot_plain = not code and self._hold_plain is not None
         self._hot_spaces = 0 if code else len(tail) - len(tail.rstrip(" "))
         self._hot_slot = slot = self._n_committed + len(self._tail_blocks) - 1
         self._hot_cut = trailer_start(self._blocks[slot])
@@ -795,7 +801,7 @@ class Chunker:
 
     def _leave_hot(self) -> None:
         self._flush_hot()
-        self._hot = False
+        self._hot = self._hot_plain = False
 
     def _feed_decided(self, delta: str) -> list[Op]:
         """Grow the tail by ``delta``, text the hold-back filter has released.
@@ -844,6 +850,8 @@ class Chunker:
             self._rendered_rest = True
             return settled + self._feed_render(rest)
         self._tail = old_tail + delta
+        if self._open_fence is not None and self._close_fence(old_tail, delta):
+            return []
         if self._tail_blocks and self._tail_blocks[-1].startswith("<blockquote>"):
             quoted = self._quote_line(old_tail, delta, self._tail_blocks[-1])
             if quoted is not None:
@@ -945,6 +953,7 @@ class Chunker:
         self._table_head = None
         self._checked_head = 0
         self._p_checked = 0
+        self._fence_closed_at = -1
         self._item_scan = (0, 0, False)
         self._open_fence = None
         self._def_line = False
@@ -1066,6 +1075,8 @@ class Chunker:
             return self._fast_code(old_tail, delta, self._open_fence, last)
         if self._def_line:
             return None  # the text may be a link reference definition's (rendering nothing)
+        if delta == "\n" and len(old_tail) == self._fence_closed_at:
+            return ""  # a blank line right after a closed fence shows nothing
         if delta == "\n" and old_tail.endswith("\n") and not last.startswith("<pre") \
                 and not _FENCE_ANYWHERE_RE.search(old_tail) and not (
                     last.startswith(("<ul", "<ol")) and _EMPTY_ITEM_RE.search(old_tail)) \
@@ -1102,6 +1113,29 @@ class Chunker:
             return None
         new_core = (old_tail + delta).rstrip(" ")
         return new_core[len(core):]
+
+    def _close_fence(self, old_tail: str, delta: str) -> bool:
+        """Whether ``delta`` is a whole line that closes the open column-0 fence (§4.5: up
+        to 3 spaces, a run of the fence character at least as long as the opening one,
+        then only spaces or tabs). The code block then shows what it showed (the renderer
+        drops the code's last newline while the fence is open and after it closes), so
+        nothing is sent and nothing rendered; the fence is no longer open."""
+        assert self._open_fence is not None
+        marker, code_start = self._open_fence
+        if not delta.endswith("\n") or "\n" in delta[:-1] or "\r" in delta \
+                or not (old_tail.endswith("\n") or len(old_tail) == code_start):
+            return False
+        body = delta[:-1].lstrip(" ")
+        if len(delta) - 1 - len(body) > 3:
+            return False
+        run = len(body) - len(body.lstrip(marker[0]))
+        if run < len(marker) or body[run:].strip(" \t"):
+            return False
+        self._stats.fast_path += 1
+        self._open_fence = None
+        self._fence_closed_at = len(old_tail) + len(delta)
+        self._verify("fence close")
+        return True
 
     @staticmethod
     def _fast_code(old_tail: str, delta: str, fence: tuple[str, int],

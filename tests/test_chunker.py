@@ -203,6 +203,23 @@ def test_found_by_fuzzing(deltas: list[str]) -> None:
         stream(text, list(text), hold_back=hold_back)
 
 
+@pytest.mark.parametrize("fence", ["```\n", "```` \n", "   ```\n", "~~~~~\n"])
+@pytest.mark.parametrize("after", ["", "\n", "\nNext.\n", "\n    indented\n", "\n\n```\nx\n```\n",
+                                   "text\n", "```\n"])
+def test_a_closing_fence_needs_no_render(fence: str, after: str) -> None:
+    """A whole line that closes the open fence changes no block (the code's last newline
+    is dropped while it is open and after), and the blank line after it shows nothing."""
+    opening = "~~~~\n" if fence.startswith("~") else "```python\n"
+    for code in ("x = 1\ny = 2\n", "x = 1\n\ny = 2\n\n", ""):
+        text = opening + code + fence + after
+        lines = text.splitlines(keepends=True)
+        for hold_back in (True, False):
+            chunker, _ = stream(text, lines, hold_back=hold_back)
+            stream(text, list(text), hold_back=hold_back)
+            if "\n\n" not in code and after in ("", "\n"):
+                assert chunker.stats.tail_renders == 1  # the fence's opening line only
+
+
 def test_setext_underline_is_not_committed_early() -> None:
     # "para" followed by a complete "---" line must stay open: it is an <h2>, not <p> + <hr>.
     chunker, _ = stream("para\n---\n", ["para\n", "---\n"])
