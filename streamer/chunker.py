@@ -40,7 +40,9 @@ what the client holds:
 * the new HTML is the old one with plain text appended at its last text position
   (``new == head + X + trailer`` with ``(head, trailer) = split_trailer(old)``, ``X`` free of
   ``<`` and ``escape_text(unescape(X)) == X``): a ``text`` op;
-* otherwise a ``replace``; a new slot is an ``append``;
+* otherwise a ``splice`` where the block keeps most of its beginning (it trims an ASCII
+  end and appends the new end: O(change) on the wire; blocks of :data:`SPLICE_MIN_BLOCK`
+  characters or more), else a ``replace``; a new slot is an ``append``;
 * the tail now renders to fewer blocks than it has slots (``"-\\n*"`` is two lists,
   ``"-\\n*a"`` one): ``replace`` with ``html=""`` for the surplus slots. Clients keep the empty
   slot; later growth reuses it (``replace``) before any ``append``.
@@ -97,12 +99,16 @@ and not with a quote in the tail: mistune's list and quote parsing reach across 
 lines): the tail's blocks are committed with no render, and only the new line is rendered
 (a letter-started plain line is appended as a paragraph with no render at all).
 
-**Splices.** A delta with markup that continues such a line after whitespace, where nothing
-before is left open, is rendered as inline content alone and put before the container's
-closing tag; complete table rows are rendered under the table's own header and put into its
-body, a new top-level item of a tight list rendered as a one-item list and put before the
-list's end. ``verify_fast_path=True`` re-renders after every fast, hot or spliced delta and
-asserts equality (the tests run that way).
+**Splices.** A delta with markup that continues such a line after whitespace (or after a
+closed code span, link or emphasis with punctuation that leaves the closer as it is), where
+nothing before is left open, is rendered as inline content alone and put before the
+container's closing tag; complete table rows are rendered under the table's own header and
+put into its body, a new top-level item of a tight list rendered as a one-item list and put
+before the list's end, an indented line in a tight list's last item re-renders that item
+alone. Each is sent as a ``splice`` op (the block's changed end), so a 2,000-row table or a
+100 KB list costs each row or item its own size, not the block's. A whole line that closes
+the open fence changes nothing (no render, no op). ``verify_fast_path=True`` re-renders
+after every fast, hot or spliced delta and asserts equality (the tests run that way).
 
 **Simple renders.** Inline pieces and one-line tails in the common simple forms (plain words,
 ``**strong**``, ``*em*``, ``~~del~~``, code spans and ``http(s)`` links; headings, list items,
@@ -126,16 +132,19 @@ Op fields
 ``final`` rides on the op that last changes a block; a block committed without a change gets
 a ``text`` op with ``text=""`` and ``final=True`` (a no-op for clients). ``chars`` is the
 op's pacing cost in visible characters: ``len(text)`` for ``text``, the block's text length
-for ``append``, ``max(0, new - old)`` text length for ``replace`` (text length: tags removed,
-entities decoded, newlines between tags included, see :func:`text_length`).
+for ``append``, ``max(0, new - old)`` text length for ``replace`` and ``splice`` (text
+length: tags removed, entities decoded, newlines between tags included, see
+:func:`text_length`).
 
-Costs: per delta O(delta) on the hot path, O(current line) on the fast path, O(delta) for a
-splice or a simple render, else O(tail length) (a mistune render of the tail, ~0.5-1 µs per
-markdown byte plus tens of µs per call). The tail is the open block plus at most a few
-neighbours, independent of the answer's length, but a nested list item or a quote line at
-another depth still re-renders the whole list or quote until it is committed
-(``bench/chunker_bench.py`` prints these worst cases). :meth:`close` costs one render of the
-tail.
+Costs: per delta O(delta) on the hot path, O(current line) on the fast path, O(delta) (O(item)
+for a nested item) for a splice or a simple render, plus one copy of the last block's string
+where a splice or a text op changes it (a memory copy: about 5 µs for a 100 KB block), else
+O(tail length) (a mistune render of the tail, ~0.5-1 µs per markdown byte plus tens of µs
+per call). The tail is the open block plus at most a few neighbours; inside one huge list,
+table, code block, quote or paragraph the common lines take the paths above, so the cost per
+delta stays flat (``bench/chunker_bench.py`` prints these worst cases), and only a line no
+path takes (a loose list's new item, a table row whose cells differ) renders the whole
+block. :meth:`close` costs one render of the tail.
 
 This module is pure: no I/O, no Trio.
 """
@@ -809,12 +818,13 @@ class Chunker:
         Whole, or else line by line, each piece (a line with its newline) takes a path that
         needs no render of the tail where one applies (:meth:`_feed_cheap`); from the first
         piece that does not, the rest is rendered in one go. A delta of several lines is
-        tried whole only where a path takes several lines at once: table rows (``|``), or a
-        line break followed by a letter (a soft break) or ``>`` (a quote's next line).
+        tried whole only where a path takes several lines at once: code in an open fence,
+        table rows (``|``), or a line break followed by a letter (a soft break) or ``>`` (a
+        quote's next line).
         """
         nl = delta.find("\n")
-        if nl < 0 or nl == len(delta) - 1 or delta[0] == "|" or delta[nl + 1].isalpha() \
-                or delta[nl + 1] == ">":
+        if nl < 0 or nl == len(delta) - 1 or self._open_fence is not None or delta[0] == "|" \
+                or delta[nl + 1].isalpha() or delta[nl + 1] == ">":
             cheap = self._feed_cheap(delta, delta)
             if cheap is not None or nl < 0 or nl == len(delta) - 1:
                 return cheap if cheap is not None else self._feed_render(delta)
