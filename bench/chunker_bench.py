@@ -14,8 +14,9 @@ deterministic, like perf-lab §3's ``mdgen``) streamed in ``--delta``-character 
   handled without re-rendering; ``commits``; ``repairs``: final blocks close() had to change;
 - ``naive s``: re-render + sanitize everything at every delta, only for the smallest size,
   timed on every ``--naive-stride``-th delta and multiplied by the stride;
-- per realistic corpus document: µs/delta, text-op share, fast share and flicker
-  (``flicker_chars``);
+- per realistic corpus document: µs/delta, text-op share (of all ops, and of the ops that
+  change content, leaving out the empty ``text`` ops that only mark a block final), fast
+  share and flicker (``flicker_chars``), and the shares for the corpus as a whole;
 - worst cases (``--worst-sizes``): one long list, code block, table, nested quotes and one
   paragraph of nested emphasis, µs/delta at each size: a flat row is linear, a growing one
   is not.
@@ -153,18 +154,25 @@ def run_chunker(renderer: Renderer, deltas: list[str]) -> tuple[float, float, fl
 
 
 def corpus_report(renderer: Renderer, delta: int) -> None:
-    """Per realistic corpus document: µs/delta, text-op share, fast share, flicker chars."""
-    print(f"\n{'corpus document':<28} {'KB':>5} {'us/delta':>8} {'text ops':>8} {'fast':>6} "
-          f"{'flicker':>7}")
+    """Per realistic corpus document: µs/delta, text-op share (of all ops, and of the ops
+    that change content: without the empty ``text`` ops that only mark a block final), fast
+    share, flicker chars; then the corpus as a whole."""
+    print(f"\n{'corpus document':<28} {'KB':>5} {'us/delta':>8} {'text ops':>8} "
+          f"{'of changes':>10} {'fast':>6} {'flicker':>7}")
+    n_text = n_ops = n_markers = 0
     for path in sorted(CORPUS.glob("*.md")):
         text = path.read_text(encoding="utf-8")
         deltas = [text[j:j + delta] for j in range(0, len(text), delta)]
         total, _, _, chunker, ops = run_chunker(renderer, deltas)
         assert chunker.html == renderer.render(text), path.name
-        share = sum(op.op == "text" and bool(op.text) for op in ops) / max(1, len(ops))
+        texts = sum(op.op == "text" and bool(op.text) for op in ops)
+        markers = sum(op.op == "text" and not op.text for op in ops)
+        n_text, n_ops, n_markers = n_text + texts, n_ops + len(ops), n_markers + markers
         print(f"{path.stem:<28} {len(text) / 1000:>5.1f} {total / len(deltas) * 1e6:>8.0f} "
-              f"{share:>8.0%} {chunker.stats.fast_path / chunker.stats.deltas:>6.0%} "
-              f"{flicker_chars(ops):>7}")
+              f"{texts / max(1, len(ops)):>8.0%} {texts / max(1, len(ops) - markers):>10.0%} "
+              f"{chunker.stats.fast_path / chunker.stats.deltas:>6.0%} {flicker_chars(ops):>7}")
+    print(f"{'(all)':<28} {'':>5} {'':>8} {n_text / max(1, n_ops):>8.0%} "
+          f"{n_text / max(1, n_ops - n_markers):>10.0%}")
 
 
 def worst_case(kind: str, size_bytes: int, rng: random.Random) -> str:

@@ -718,6 +718,51 @@ def test_punctuation_right_after_a_closed_element(data: st.DataObject) -> None:
         assert chunker.stats.close_repairs == 0
 
 
+def _long(kind: str, lines: int) -> str:
+    rng = random.Random(3)
+    words = ["token", "stream", "editor", "**bold**", "`code()`", "*em*", "latency",
+             "[link](https://e.com/x)", "buffer", "model"]
+
+    def sentence() -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(4, 9))) \
+            + rng.choice([".", "!", ":", ""])
+
+    if kind == "code":
+        body = "".join(rng.choice(["x = 1", "    if a < b and c & d:", "", "print(x)"]) + "\n"
+                       for _ in range(lines))
+        return "```python\n" + body + "```\n"
+    if kind == "list":
+        return "".join(f"- Item {sentence()}\n" + (f"  - Sub {sentence()}\n" if i % 3 == 0
+                                                     else "") for i in range(lines))
+    if kind == "table":
+        return "| A | B | C |\n|---|---|---|\n" + "".join(
+            f"| {rng.choice(words)} | cell {i} | {rng.choice(words)} |\n" for i in range(lines))
+    if kind == "quotes":
+        return "".join("> " * rng.randint(1, 6) + "Quote " + sentence() + "\n"
+                       for _ in range(lines))
+    return "".join(f"Text *a **b _{i}_ c** d* {sentence()} " for i in range(lines)) + "\n"
+
+
+@pytest.mark.parametrize("kind", ["code", "list", "table", "quotes", "emphasis"])
+def test_one_long_block_grows_without_rendering_it_again(kind: str) -> None:
+    """One long code block, list (with nested items), table, quote that changes depth, or
+    paragraph of nested emphasis, in 4-character deltas: the whole block is rendered a
+    bounded number of times, not once per line, and each change carries its own size (a
+    ``splice`` or ``text`` op), not the block's: the work per delta does not grow with the
+    block (the benchmark measures the time)."""
+    text = _long(kind, 2000 if kind == "code" else 600)
+    chunker = Chunker(RENDERER)
+    ops: list[Op] = []
+    for i in range(0, len(text), 4):
+        ops.extend(chunker.feed(text[i:i + 4]))
+    ops.extend(chunker.close())
+    assert chunker.html == RENDERER.render(text)
+    assert chunker.stats.tail_renders <= 3, chunker.stats
+    block_size = max(len(b) for b in chunker.blocks)
+    assert block_size > 15_000
+    assert max(len(op.html or op.text or "") for op in ops[1:]) < 400
+
+
 def test_quote_lines_at_other_depths_need_no_render() -> None:
     text = "".join("> " * d + "plain words here\n" for d in (1, 3, 2, 5, 1, 4, 6, 2) * 20)
     chunker, _ = stream(text, fixed(text, 4))
