@@ -865,10 +865,9 @@ class Chunker:
         if self._tail_blocks and self._tail_blocks[-1].startswith("<blockquote>"):
             quoted = self._quote_line(old_tail, delta, self._tail_blocks[-1])
             if quoted is not None:
-                kind, value = quoted
-                if kind == "text":
-                    return self._feed_fast(value)  # type: ignore[arg-type]
-                return self._feed_spliced(*value)  # type: ignore[misc]
+                value = quoted[1]
+                return self._feed_fast(value) if isinstance(value, str) \
+                    else self._feed_spliced(*value)
         fast = self._fast_text(old_tail, delta)
         if fast is not None:
             ops = self._feed_fast(fast)
