@@ -94,10 +94,10 @@ the tail and block strings, which are joined when another path needs them: O(del
 
 **New blocks.** A line that starts in column 0 after a blank line with anything but
 whitespace or ``[`` begins a new block, and nothing before it can change any more (unless it
-is an open fence or math block, or an HTML block; after a list only a letter or ``#`` line,
-and not with a quote in the tail: mistune's list and quote parsing reach across blank
-lines): the tail's blocks are committed with no render, and only the new line is rendered
-(a letter-started plain line is appended as a paragraph with no render at all).
+is an open fence or math block, or an HTML block; after a list only a letter, ``#``, fence
+or ``|`` line, and not with a quote in the tail: mistune's list and quote parsing reach
+across blank lines): the tail's blocks are committed with no render, and only the new line
+is rendered (a letter-started plain line is appended as a paragraph with no render at all).
 
 **Splices.** A delta with markup that continues such a line after whitespace (or after a
 closed code span, link or emphasis with punctuation that leaves the closer as it is), where
@@ -292,8 +292,9 @@ _QUOTE_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*</p
 #: A list's trailer whose deepest last element is an item's text (maybe in an inline
 #: element, or a loose item's paragraph).
 _ITEM_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*(?:</p>\n)?</li>")
-#: An indented line start inside a list item: a nested item's marker, or text.
-_SUB_LINE_RE: Final = re.compile(r" {2,}(?:(?:[-+*]|[0-9]{1,9}[.)]) +)?(?=[^\W_])")
+#: An indented line start inside a list item: a nested item's marker, or text, that begins
+#: with a letter or a simple inline delimiter (emphasis, a code span, a link, strikethrough).
+_SUB_LINE_RE: Final = re.compile(r" {2,}(?:(?:[-+*]|[0-9]{1,9}[.)]) +)?(?=[^\W_]|[*`\[~]\S)")
 #: A blank line (whitespace only; a carriage return before its newline too) inside a text.
 _BLANK_LINE_RE: Final = re.compile(r"\n[ \t\r]*\n")
 #: A text's last line is an empty list item (a marker alone) or blank.
@@ -906,8 +907,9 @@ class Chunker:
         thematic break across a blank line into such a line (no lazy line, no setext
         underline, §4.3, §5.1), and a blank line ends a quote's parse (so
         :func:`_container_hazard` does not apply). Left to the render path: after a list as
-        the last block, any line but a letter or ``#`` one (an item or indented text may go
-        on with it, and mistune parses a following quote as the list's end), or any line at
+        the last block, any line but a letter, ``#``, fence or ``|`` one (an item or indented
+        text may go on with it, and mistune parses a following quote as the list's end), or
+        any line at
         all if the tail holds a quote (mistune puts a quote that a list ended after the
         list); open fences and math blocks (a blank line is their content), HTML blocks (one
         may run on past a blank line), and ``[`` (a link reference definition renders
@@ -917,11 +919,12 @@ class Chunker:
                 or self._open_fence is not None or delta[0] in " \t\n\r[":
             return None
         if self._tail_blocks[-1].startswith(("<ul", "<ol")) and not (
-                (delta[0].isalpha() or delta[0] == "#")
+                (delta[0].isalpha() or delta[0] in "#`~|")
                 and not any(b.startswith("<blockquote") for b in self._tail_blocks)):
-            # after a list, only a letter or a heading (mistune parses a following quote as
-            # the list's end, even across blank lines), and not after a quote that a list
-            # ended: mistune puts that quote after the list once the list ends
+            # after a list, only a letter, a heading, a fence or a table line (mistune
+            # parses a following quote as the list's end, even across blank lines), and not
+            # after a quote that a list ended: mistune puts that quote after the list once
+            # the list ends
             return None
         if self._has_html_line():
             return None
