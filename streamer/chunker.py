@@ -1332,6 +1332,8 @@ class Chunker:
         line_start = core.rfind("\n") + 1
         if "\r" in core[line_start:]:
             return None
+        if piece[0] != " " and "://" in core[max(line_start, core.rfind(" ", line_start) + 1):]:
+            return None  # punctuation that a bare URL may take in (GFM §6.9: "a)!" ends in "!")
         # "[x](" or "![x](" still open: a resolved reference link or image followed by "(" is
         # no literal in the HTML, yet a later ")" makes it an inline link (§6.3)
         opened = core.rfind("](", line_start)

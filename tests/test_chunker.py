@@ -195,6 +195,8 @@ def test_setext_heading_replaces_paragraph() -> None:
     ["- \n \r\n- a"],  # a blank line that holds a carriage return makes the list loose
     ["- a\n", " \r\n", "- b\n"],
     ["Para ends.\n\nNext", " one.\n\n- item\n"],  # several lines in one delta
+    ["see https://e.com/a)", "!"],  # a bare URL takes in ")!" (GFM §6.9)
+    ["see https://e.com/a)", "?", " x"],
 ])
 def test_found_by_fuzzing(deltas: list[str]) -> None:
     text = "".join(deltas)
@@ -695,7 +697,8 @@ def test_quotes_changing_depth_stream_like_one_render(
 CLOSER_WORDS = ["**bold**", "*em*", "_u_", "__uu__", "`c()`", "[l](https://e.com/l)",
                 "(p)*e*", "x*y*", "*(a)*", "**(b)**", "~~s~~", "$m$", "word", "https://e.com/u",
                 "a_b_c", "*a **b** c*", "![i](https://e.com/i.png)"]
-CLOSER_FOLLOWERS = ["", ".", "!", ":", ",", "?", ";", " ", "!.", ".x", "x", "*", "_", ")"]
+CLOSER_FOLLOWERS = ["", ".", "!", ":", ",", "?", ";", " ", "!.", ".x", "x", "*", "_", ")",
+                    ")!", ")?", ").", "!)"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
