@@ -300,6 +300,9 @@ _BLANK_LINE_RE: Final = re.compile(r"\n[ \t\r]*\n")
 #: A text's last line is an empty list item (a marker alone) or blank.
 _EMPTY_ITEM_RE: Final = re.compile(r"(?:^|\n)[ \t>]*(?:[-+*]|[0-9]{1,9}[.)])?[ \t\r]*\n\Z")
 _CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
+#: A line that may be a table's delimiter row (GFM §4.10), in a quote or list item too.
+_TABLE_DELIM_LINE_RE: Final = re.compile(
+    r"(?m)^[ \t>]*(?:[-+*] +|[0-9]+[.)] +)?\|?[ \t]*:?-+:?[ \t]*\|")
 _FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
 _CODE_OPEN_RE: Final = re.compile(r'<pre><code(?: class="[^"]*")?>')
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
@@ -329,6 +332,29 @@ def _punct_after_closer(core: str, piece: str) -> bool:
             i -= 1
         return i >= 0 and core[i].isalnum()
     return False
+
+
+_IN_DESTINATION_RE: Final = re.compile(r"\]\([^)\s]*\Z")
+
+
+def _bare_url(word: str) -> bool:
+    """Whether ``word`` may hold a bare URL (GFM §6.9): a ``://`` that is not inside an
+    inline link's destination (``[a](https://x)`` holds none; ``[a](b)https://x`` does)."""
+    i = word.find("://")
+    while i >= 0:
+        if _IN_DESTINATION_RE.search(word, 0, i) is None:
+            return True
+        i = word.find("://", i + 3)
+    return False
+
+
+def _left_open(html_text: str, start: int, end: int) -> bool:
+    """Whether the text of ``html_text[start:end]`` (a block's HTML) holds something a later
+    closer could pair with (:data:`_UNCLOSED_RE`). Code spans and tags count as punctuation
+    between the texts around them (in the markdown, a delimiter stood there: ``~~s~~_u``
+    shows ``s_u``, yet the ``_`` follows a ``~`` and can open emphasis, §6.2)."""
+    return _UNCLOSED_RE.search(
+        _TAG_RE.sub("\x00", _CODE_SPAN_RE.sub("\x00", html_text[start:end]))) is not None
 
 
 def _quote_content(text: str, line_start: int, block: str) -> int | None:
@@ -1290,8 +1316,7 @@ class Chunker:
             # could pair with it); its text is checked once (``_checked_head``, as splices)
             checked = self._checked_head if self._checked_head <= cut else 0
             start = max(last.rfind("<p>", 0, cut), checked)
-            if inline is not content and _UNCLOSED_RE.search(
-                    _TAG_RE.sub("", _CODE_SPAN_RE.sub("", last[start:cut]))):
+            if inline is not content and _left_open(last, start, cut):
                 return None
             piece = shown + " " + inline
             self._checked_head = cut + len(piece)
@@ -1332,7 +1357,7 @@ class Chunker:
         line_start = core.rfind("\n") + 1
         if "\r" in core[line_start:]:
             return None
-        if piece[0] != " " and "://" in core[max(line_start, core.rfind(" ", line_start) + 1):]:
+        if piece[0] != " " and _bare_url(core[max(line_start, core.rfind(" ", line_start) + 1):]):
             return None  # punctuation that a bare URL may take in (GFM §6.9: "a)!" ends in "!")
         # "[x](" or "![x](" still open: a resolved reference link or image followed by "(" is
         # no literal in the HTML, yet a later ")" makes it an inline link (§6.3)
@@ -1362,10 +1387,12 @@ class Chunker:
         # and splices, each of which ends at a tag boundary)
         checked = self._checked_head if self._checked_head <= cut else 0
         start = max(inner, checked)
-        if _UNCLOSED_RE.search(_TAG_RE.sub("", _CODE_SPAN_RE.sub("", last[start:cut]))):
+        if _left_open(last, start, cut):
             return None
         html_piece = self._renderer.render_inline_simple(piece.rstrip(" "))
         if html_piece is None:
+            if "|" in piece and _TABLE_DELIM_LINE_RE.search(old_tail):
+                return None  # cells: with a delimiter row above, the line may be a table's
             refs = {**self._refs, **self._tail_refs} if self._tail_refs else self._refs
             html_piece = self._renderer.render_inline(piece.rstrip(" "), refs)
         self._checked_head = cut

@@ -197,6 +197,12 @@ def test_setext_heading_replaces_paragraph() -> None:
     ["Para ends.\n\nNext", " one.\n\n- item\n"],  # several lines in one delta
     ["see https://e.com/a)", "!"],  # a bare URL takes in ")!" (GFM §6.9)
     ["see https://e.com/a)", "?", " x"],
+    # the pipes of a line under a delimiter row can make it a table's
+    ["?https://e.co", "m/", "a\n\n|---|---", "|\n _u_\r\n]", "|---|---|\n*e*- word; ",
+     "| c | d |\n|---|---|\n`c()`$m$Foo> |", " c | d", " |", "\n)\n\n$m$x) "],
+    # "~~s~~_u": the HTML shows "s_u", yet the "_" follows "~" and can open emphasis
+    ["  | c | ", "d |\n~~s~~_u_a#  - w", "ord  - ", "(x)> > > **b**.#;_(", "$m$",
+     "a\t*e* - ", "\\ \n", "?"],
 ])
 def test_found_by_fuzzing(deltas: list[str]) -> None:
     text = "".join(deltas)
