@@ -452,6 +452,27 @@ def test_fuzzed_markdown_random_splits(data: st.DataObject) -> None:
     assert chunker.stats.close_repairs == 0
 
 
+#: Tokens of the constructs the splice paths meet, mixed: inline elements and the punctuation
+#: after them, bare URLs, tables, nested items, quotes, fences, carriage returns.
+WIDE_TOKENS = [
+    "a", "word", "Foo", " ", " ", "\n", "\n", "\n\n", "- ", "  - ", "1. ", "   1. ", "> ", "> > ",
+    "```\n", "```py\n", "~~~\n", "| a | b |\n", "|---|---|\n", "| c | d |\n", "**b**", "*e*",
+    "`c()`", "_u_", "[l](https://e.com/l)", "https://e.com/a", ")", "!", "?", ".", ":", ",", ";",
+    "(", "*", "_", "`", "~~s~~", "$m$", "#", "## ", "  ", "\t", "[", "]", "<", "&amp;", "\\",
+    "x)", "\r\n", " \r\n",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_wide_fuzz_random_splits(data: st.DataObject) -> None:
+    text = "".join(data.draw(st.lists(st.sampled_from(WIDE_TOKENS), max_size=40), label="tokens"))
+    cuts = data.draw(cut_points(len(text)), label="cuts")
+    for hold_back in (True, False):
+        chunker, _ = stream(text, split_at(text, cuts), hold_back=hold_back)
+        assert chunker.stats.close_repairs == 0
+
+
 # -- realistic answers ---------------------------------------------------------------------
 
 
