@@ -348,6 +348,24 @@ def _bare_url(word: str) -> bool:
     return False
 
 
+def _label_open(tail: str) -> bool:
+    """Whether ``tail`` may end inside a link reference definition's label that began at a
+    line start: mistune takes up to 500 characters, blank lines included, as a label
+    (``LINK_LABEL``; CommonMark §4.7 allows no blank line), so ``[a\n\nb\n\nc]: /u`` is one
+    definition that renders nothing, and no block since its ``[`` is settled (nor while its
+    ``]`` is last or followed by ``:``). Looks at the last 501 characters only."""
+    start = max(0, len(tail) - 501)
+    i = tail.rfind("[", start)
+    if i < 0:
+        return False
+    close = tail.find("]", i)
+    eol = tail.find("\n", i)
+    if close >= 0 and (eol < 0 or close < eol or tail[close + 1:close + 2] not in ("", ":")):
+        return False  # a one-line label (the usual paths know those), or no definition's
+    line = tail[tail.rfind("\n", 0, i) + 1:i]
+    return line.strip(" \t>*+-0123456789.)") == ""
+
+
 def _left_open(html_text: str, start: int, end: int) -> bool:
     """Whether the text of ``html_text[start:end]`` (a block's HTML) holds something a later
     closer could pair with (:data:`_UNCLOSED_RE`). Code spans and tags count as punctuation
@@ -942,7 +960,8 @@ class Chunker:
         nothing, and applies to earlier blocks: :meth:`close` reconciles those).
         """
         if not old_tail.endswith("\n\n") or not self._tail_blocks \
-                or self._open_fence is not None or delta[0] in " \t\n\r[":
+                or self._open_fence is not None or delta[0] in " \t\n\r[" \
+                or _label_open(old_tail):
             return None
         if self._tail_blocks[-1].startswith(("<ul", "<ol")) and not (
                 (delta[0].isalpha() or delta[0] in "#`~|")
@@ -1655,7 +1674,7 @@ class Chunker:
         being one when the ``|`` grows into a table row).
         """
         line_start = tail.rfind("\n") + 1
-        if line_start == 0:
+        if line_start == 0 or _label_open(tail):
             return None
         p = 0
         if (

@@ -203,6 +203,11 @@ def test_setext_heading_replaces_paragraph() -> None:
     # "~~s~~_u": the HTML shows "s_u", yet the "_" follows "~" and can open emphasis
     ["  | c | ", "d |\n~~s~~_u_a#  - w", "ord  - ", "(x)> > > **b**.#;_(", "$m$",
      "a\t*e* - ", "\\ \n", "?"],
+    # mistune takes a link reference definition's label across blank lines: "[" at a line
+    # start with no "]" yet holds back every commit
+    ["\n\n[`c", "(", ")` \r\n```py\n", "\r\n.~~~\n\t**b**\n_u_#\r\n", "$m", "$`\\[)``",
+     "`py\nx)]:;,[l](https://e", ".com/l)~~s~", "~", ":;*:"],
+    ["[a\n\nb\n\n", "c]: /u\n"],
 ])
 def test_found_by_fuzzing(deltas: list[str]) -> None:
     text = "".join(deltas)
