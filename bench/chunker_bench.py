@@ -6,8 +6,9 @@ For generated LLM-style answers (headings, paragraphs with inline markup and lin
 bullet lists, numbered lists, pipe tables, fenced code in several languages, block quotes;
 deterministic, like perf-lab §3's ``mdgen``) streamed in ``--delta``-character deltas, prints:
 
-- ``one-shot ms``: ``Renderer.render`` of the whole answer (the fastest of ``--reps``);
-- ``chunker s``: every ``feed`` plus ``close`` (the fastest of ``--reps``), ``us/delta``, the
+- ``one-shot ms``: ``Renderer.render`` of the whole answer (the fastest of ``--reps`` runs,
+  more for answers under 200 KB: ``reps * 200 / KB``, so each size gets about as much time);
+- ``chunker s``: every ``feed`` plus ``close`` (the fastest of as many runs), ``us/delta``, the
   slowest single ``feed`` in ms, and ``close ms`` (one full render for reconciliation);
 - ``ratio``: chunker total / one-shot;
 - ``text ops``: share of emitted ops that are non-empty ``text`` ops; ``fast``: share of deltas
@@ -254,7 +255,8 @@ def main() -> None:
         deltas = [text[j:j + args.delta] for j in range(0, len(text), args.delta)]
         one_shot = []
         runs = []
-        for _ in range(args.reps):
+        # a small answer takes milliseconds, where a stray pause weighs most: more runs
+        for _ in range(max(args.reps, args.reps * 200 // kb)):
             t = time.perf_counter()
             expected = renderer.render(text)
             one_shot.append(time.perf_counter() - t)
