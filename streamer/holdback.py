@@ -167,7 +167,7 @@ class HoldBack:
             return None
         text = pending + delta if pending else delta
         m = pattern.fullmatch(text)
-        if m is None or (text[0] in "hw" and (c.prev == "" or c.prev.isspace())):
+        if m is None or (text[0] in "hw" and _is_space(c.prev)):
             return None
         spaces = m.end(1) - m.start(1)
         out = text[:len(text) - spaces] if spaces else text
