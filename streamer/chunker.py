@@ -1274,8 +1274,8 @@ class Chunker:
         :attr:`Renderer.max_quote_depth`, where mistune's nesting is known). The text may
         be simple inline markup (:meth:`Renderer.render_inline_simple`); joining the
         paragraph, only if nothing in it is left open. Either way O(line) with no render,
-        but for the block's copy (one ``replace`` per line that is not plain text, as any
-        other structure change under the protocol's ops).
+        but for one copy of the block's string; a line that is not plain text is sent as a
+        ``splice`` of the quote's end.
         """
         if self._def_line or "\r" in delta:
             return None

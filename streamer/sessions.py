@@ -547,13 +547,14 @@ class Subscription:
         return self.stream.log.total_chars if self.cursor else 0
 
     def _events(self, batch: list[LogEntry]) -> list[dict[str, Any]]:
-        """Merge a batch of entries into as few events as possible (ops of one block merge;
-        a non-document event ends the run and is sent as it is, stamped with its ``seq``)."""
+        """Merge a batch of entries into as few events as possible (consecutive ops merge,
+        :func:`~streamer.ops.merge_runs`; a non-document event ends the run and is sent as
+        it is, stamped with its ``seq``)."""
         out: list[dict[str, Any]] = []
         group: list[Op] = []
         seqs: list[int] = []
         for entry in batch:
-            if group and (entry.op is None or entry.op.block != group[-1].block):
+            if group and entry.op is None:
                 out.extend(self._chunks(group, seqs))
                 group, seqs = [], []
             if entry.op is None:
@@ -567,9 +568,8 @@ class Subscription:
         return out
 
     def _chunks(self, group: list[Op], seqs: list[int]) -> list[dict[str, Any]]:
-        """The merged ops of one block's run of entries, each stamped with the highest
-        ``seq`` it holds (a run may merge into more than one op: a ``splice`` after a
-        ``text`` stays apart)."""
+        """The merged ops of a run of entries, each stamped with the highest ``seq`` it holds
+        (ops on other blocks, and a ``splice`` after a ``text`` on one block, stay apart)."""
         session_id, stream_id = self.stream.session.session_id, self.stream.stream_id
         out = []
         for last, op in merge_runs(group):
