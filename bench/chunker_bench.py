@@ -39,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streamer.chunker import Chunker, flicker_chars
-from streamer.render import Renderer
+from streamer.render.chunker import Chunker, flicker_chars
+from streamer.render.markdown import Renderer
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "answers"
 TAG_RE = re.compile(r'<(?:[^>"]|"[^"]*")*>')

@@ -8,7 +8,7 @@ the instructions of one process exactly, whatever else the machine is doing. For
 this runs three processes under callgrind on the same generated answer as
 ``chunker_bench.py``: a baseline (imports, building the renderer, generating the answer and
 its 4-character deltas), the baseline plus one ``Renderer.render`` of the whole answer, and
-the baseline plus streaming it through a :class:`~streamer.chunker.Chunker` (every ``feed``
+the baseline plus streaming it through a :class:`~streamer.render.chunker.Chunker` (every ``feed``
 and ``close``); it prints the instructions of the two workloads (their run minus the
 baseline) and their ratio. Instructions are not time (a cache miss costs more than an add),
 so read this next to the wall-clock table.
@@ -35,8 +35,8 @@ def workload(mode: str, kb: int, delta: int) -> None:
     """The measured process: ``mode`` is ``base``, ``oneshot`` or ``chunker``."""
     from chunker_bench import make_answer
 
-    from streamer.chunker import Chunker
-    from streamer.render import Renderer
+    from streamer.render.chunker import Chunker
+    from streamer.render.markdown import Renderer
 
     renderer = Renderer()
     renderer.render(make_answer(5_000, seed=99))  # warm-up, as in chunker_bench.py

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from streamer.config import load_config, replace
-from streamer.ops import Op
+from streamer.render.ops import Op
 from streamer.protocol import Start, encode_json, parse_control
 from streamer.sessions import Connection, Registry, Subscription
 

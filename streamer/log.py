@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streamer.ops import Op, apply_op
+from streamer.render.ops import Op, apply_op
 
 
 class Waiter(Protocol):

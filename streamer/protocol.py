@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamer.errors import InvalidMessage, PayloadTooLarge, StreamerError, UnsupportedProtocol
-from streamer.ops import Op
+from streamer.render.ops import Op
 
 PROTOCOL_VERSION = 2
 

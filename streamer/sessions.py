@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from streamer.chunker import Chunker
+from streamer.render.chunker import Chunker
 from streamer.config import Config
 from streamer.errors import (
     PausedTooLong,
@@ -46,7 +46,7 @@ from streamer.errors import (
     StreamNotFound,
 )
 from streamer.log import LogEntry, StreamLog
-from streamer.ops import Op, merge_runs
+from streamer.render.ops import Op, merge_runs
 from streamer.pacer import Pacer
 from streamer.persistence import MessageRecord, Store
 from streamer.protocol import (
@@ -78,7 +78,7 @@ from streamer.providers import (
     ToolRound,
     Usage,
 )
-from streamer.render import Renderer
+from streamer.render.markdown import Renderer
 from streamer.tools import BUILTIN_TOOLS, Tools
 
 logger = logging.getLogger("streamer.sessions")
@@ -548,7 +548,7 @@ class Subscription:
 
     def _events(self, batch: list[LogEntry]) -> list[dict[str, Any]]:
         """Merge a batch of entries into as few events as possible (consecutive ops merge,
-        :func:`~streamer.ops.merge_runs`; a non-document event ends the run and is sent as
+        :func:`~streamer.render.ops.merge_runs`; a non-document event ends the run and is sent as
         it is, stamped with its ``seq``)."""
         out: list[dict[str, Any]] = []
         group: list[Op] = []
@@ -1048,7 +1048,7 @@ class Registry:
 
     def __init__(self, config: Config, providers: Providers | None = None,
                  renderer: Renderer | None = None) -> None:
-        from streamer.render import RenderConfig
+        from streamer.render.markdown import RenderConfig
         self.config = config
         self.providers = providers or Providers(config.providers)
         #: tools the model may call; embedding applications register theirs here

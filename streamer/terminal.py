@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
-from streamer.ops import apply_op
+from streamer.render.ops import apply_op
 from streamer.protocol import op_from_chunk
 
 _TAG_RE = re.compile(r"<[^>]*>")

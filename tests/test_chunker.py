@@ -1,4 +1,4 @@
-"""The incremental renderer (``streamer.chunker``): invariants 1, 2 and 5 under any split.
+"""The incremental renderer (``streamer.render.chunker``): invariants 1, 2 and 5 under any split.
 
 For every stream: after each ``feed`` the ops, applied with ``apply_op`` to the client's list,
 give exactly ``chunker.blocks``, every block touched is one complete sanitized element (or an
@@ -23,16 +23,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamer.chunker import (
+from streamer.render.chunker import (
     Chunker,
     ChunkerClosedError,
     appended_text,
     flicker_chars,
     text_length,
 )
-from streamer.holdback import HOLD_MAX_CHARS, HoldBack
-from streamer.ops import Op, append_text, apply_op
-from streamer.render import ALLOWED_ATTRIBUTES, ALLOWED_URL_SCHEMES, RenderConfig, Renderer
+from streamer.render.holdback import HOLD_MAX_CHARS, HoldBack
+from streamer.render.ops import Op, append_text, apply_op
+from streamer.render.markdown import ALLOWED_ATTRIBUTES, ALLOWED_URL_SCHEMES, RenderConfig, Renderer
 
 HERE = Path(__file__).resolve().parent
 SPEC_PATH = Path(__file__).resolve().parent / "corpus" / "commonmark-spec.json"
@@ -589,7 +589,7 @@ def test_xss_corpus_one_char_deltas() -> None:
         assert_no_xss(block)
 
 
-# -- hold-back (streamer.holdback): what is shown when ----------------------------------------
+# -- hold-back (streamer.render.holdback): what is shown when ----------------------------------------
 
 
 def shown_after_each(text: str, size: int = 1) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from streamer.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, Renderer
+from streamer.render.markdown import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, Renderer
 from tests.test_static_bundle import (  # noqa: F401 - the fixtures
     NESTED_MD,
     RICH_MD,

@@ -12,8 +12,8 @@ import pytest
 import trio
 import trio.testing
 
-from streamer.chunker import text_length
-from streamer.ops import apply_op
+from streamer.render.chunker import text_length
+from streamer.render.ops import apply_op
 from streamer.protocol import (Message, Pacing, Pause, Resume, Skip, Speed, Start, Stop,
                                op_from_chunk, parse_control)
 from streamer.providers import Finish, Provider, ProviderRequest, TextDelta, Usage

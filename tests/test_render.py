@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.render import LINK_REL, RenderConfig, Renderer, normalize_markdown, url_scheme
+from streamer.render.markdown import LINK_REL, RenderConfig, Renderer, normalize_markdown, url_scheme
 
 HERE = Path(__file__).resolve().parent
 SPEC_PATH = Path(__file__).resolve().parent / "corpus" / "commonmark-spec.json"

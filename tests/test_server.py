@@ -11,7 +11,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from streamer.ops import apply_op
+from streamer.render.ops import apply_op
 from streamer.protocol import PROTOCOL_VERSION, op_from_chunk
 from tests.conftest import LiveServer, sse_events
 

@@ -2,7 +2,7 @@
 
 The browser tests drive Debian's ``/usr/bin/chromium`` through Playwright (never a downloaded
 browser). Most serve ``streamer/static`` from a plain stdlib HTTP server and feed the page real
-ops from the :class:`~streamer.chunker.Chunker` through ``streamerDemo.applyEvent``; one runs
+ops from the :class:`~streamer.render.chunker.Chunker` through ``streamerDemo.applyEvent``; one runs
 the demo against the real server (``server_process``) over WebSocket and SSE.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import streamer
-from streamer.ops import split_trailer
+from streamer.render.ops import split_trailer
 
 STATIC = Path(streamer.__file__).parent / "static"
 BUILD = STATIC / "build"
@@ -207,8 +207,8 @@ def _assert_one_undo_step(result: dict[str, Any], name: str = "") -> None:
 
 
 def _chunk_events(markdown: str, rng: random.Random) -> tuple[list[dict[str, Any]], str]:
-    from streamer.chunker import Chunker
-    from streamer.render import Renderer
+    from streamer.render.chunker import Chunker
+    from streamer.render.markdown import Renderer
 
     renderer = Renderer()
     chunker = Chunker(renderer)

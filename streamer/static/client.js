@@ -1,5 +1,5 @@
 // streamer browser client: WebSocket (with SSE fallback) transport, control messages, and a
-// per-stream DocumentMirror that applies the server's block ops exactly as streamer/ops.py does.
+// per-stream DocumentMirror that applies the server's block ops exactly as streamer/render/ops.py does.
 //
 // Framework-agnostic ES module, no dependencies. The wire contract is docs/protocol.md
 // (protocol version 2).

@@ -2,7 +2,7 @@
 
 This is the reference render of the protocol (``docs/protocol.md``, "One-shot render" and
 invariant 2): ``POST /api/render`` serves :meth:`Renderer.render`, ``stream_complete.html``
-equals it, and the incremental :class:`streamer.chunker.Chunker` converges to it.
+equals it, and the incremental :class:`streamer.render.chunker.Chunker` converges to it.
 
 Pipeline, built once per process from :class:`RenderConfig`:
 
@@ -84,7 +84,7 @@ from mistune.plugins.task_lists import TASK_LIST_ITEM
 from mistune.util import safe_entity, striptags
 
 from streamer.config import RenderConfig
-from streamer.ops import escape_text
+from streamer.render.ops import escape_text
 
 __all__ = [
     "ALLOWED_ATTRIBUTES",
@@ -386,7 +386,7 @@ class Renderer:
 
         This is :meth:`render_blocks` for the incremental renderer: a document cut at a line
         boundary into parts renders, part by part, to the same blocks as in one go whenever the
-        cut falls between top-level blocks (:class:`~streamer.chunker.Chunker` checks that).
+        cut falls between top-level blocks (:class:`~streamer.render.chunker.Chunker` checks that).
 
         Args:
             markdown: the part's markdown text.
@@ -427,7 +427,7 @@ class Renderer:
 
         For the incremental renderer: a paragraph's inline text cut after whitespace, where
         nothing before the cut is left open, renders as the two pieces' inline HTML joined
-        (:class:`~streamer.chunker.Chunker` relies on that only where the tests verify it).
+        (:class:`~streamer.render.chunker.Chunker` relies on that only where the tests verify it).
         Unlike a paragraph, ``text`` is not stripped: leading and trailing whitespace stay.
         """
         state = BlockState()

@@ -1,6 +1,6 @@
 """The incremental renderer: markdown deltas in, document operations out.
 
-A :class:`Chunker` turns one stream's text deltas into :class:`~streamer.ops.Op` values that
+A :class:`Chunker` turns one stream's text deltas into :class:`~streamer.render.ops.Op` values that
 build the client's block list (``docs/protocol.md``, "Document operations")::
 
     chunker = Chunker(renderer)
@@ -11,7 +11,7 @@ build the client's block list (``docs/protocol.md``, "Document operations")::
 
 Guarantees, for any split of the text into deltas:
 
-1. After any prefix of the ops, applied with :func:`~streamer.ops.apply_op` to an empty list,
+1. After any prefix of the ops, applied with :func:`~streamer.render.ops.apply_op` to an empty list,
    every block is a complete, sanitized element (or ``""``, a slot whose block was folded into
    an earlier one) and the list equals :attr:`Chunker.blocks` at that point.
 2. After :meth:`Chunker.close`, ``"".join(blocks) == renderer.render(markdown)`` exactly.
@@ -21,7 +21,7 @@ Guarantees, for any split of the text into deltas:
 Hold-back
 ---------
 
-Deltas first pass :class:`~streamer.holdback.HoldBack`, which releases text only once what
+Deltas first pass :class:`~streamer.render.holdback.HoldBack`, which releases text only once what
 follows cannot change how it renders (``**bol`` waits for its closer, a ``| a | b |`` line
 for its delimiter row, a fence line for its end); the rest of this docstring is about the
 released text, which the chunker renders. Held text counts in :attr:`Chunker.markdown` and
@@ -156,9 +156,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from streamer.holdback import HoldBack
-from streamer.ops import Op, apply_op, escape_text, split_trailer, trailer_start
-from streamer.render import RefLinks, Renderer
+from streamer.render.holdback import HoldBack
+from streamer.render.ops import Op, apply_op, escape_text, split_trailer, trailer_start
+from streamer.render.markdown import RefLinks, Renderer
 
 __all__ = ["Chunker", "ChunkerClosedError", "ChunkerStats", "flicker_chars", "text_length"]
 
@@ -593,7 +593,7 @@ class Chunker:
         renderer: the process's :class:`~streamer.render.Renderer` (shared, stateless).
         verify_fast_path: re-render after every fast-path or spliced delta and raise
             ``AssertionError`` if the result differs (for tests; costs what those paths save).
-        hold_back: hold back undecided syntax (:class:`~streamer.holdback.HoldBack`); off,
+        hold_back: hold back undecided syntax (:class:`~streamer.render.holdback.HoldBack`); off,
             every delta is rendered as it comes (tests of the rendering core use that).
     """
 
@@ -665,7 +665,7 @@ class Chunker:
         self._tried_b = 0
         self._n_chars = 0
         self._closed = False
-        #: holds back undecided syntax (streamer.holdback); the chunker renders what it decides
+        #: holds back undecided syntax (streamer.render.holdback); the chunker renders what it decides
         self._hold = HoldBack() if hold_back else None
         self._hold_plain = self._hold.feed_plain if self._hold is not None else None
         #: hot, not in code, with a hold-back: :meth:`feed` tries HoldBack.feed_plain first
