@@ -31,8 +31,9 @@ from streamer.render.chunker import (
     text_length,
 )
 from streamer.render.holdback import HOLD_MAX_CHARS, HoldBack
+from streamer.render.markdown import RenderConfig, Renderer
 from streamer.render.ops import Op, append_text, apply_op
-from streamer.render.markdown import ALLOWED_ATTRIBUTES, ALLOWED_URL_SCHEMES, RenderConfig, Renderer
+from streamer.render.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_URL_SCHEMES
 
 HERE = Path(__file__).resolve().parent
 SPEC_PATH = Path(__file__).resolve().parent / "corpus" / "commonmark-spec.json"

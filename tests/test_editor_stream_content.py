@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from streamer.render.markdown import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, Renderer
+from streamer.render.markdown import Renderer
+from streamer.render.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
 from tests.test_static_bundle import (  # noqa: F401 - the fixtures
     NESTED_MD,
     RICH_MD,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from streamer.render.markdown import LINK_REL, RenderConfig, Renderer, normalize_markdown, url_scheme
+from streamer.render.markdown import RenderConfig, Renderer, normalize_markdown
+from streamer.render.sanitize import LINK_REL, url_scheme
 
 HERE = Path(__file__).resolve().parent
 SPEC_PATH = Path(__file__).resolve().parent / "corpus" / "commonmark-spec.json"

@@ -28,9 +28,9 @@ Pipeline, built once per process from :class:`RenderConfig`:
    as their alt text unless ``allow_images``.
 4. **Sanitize each block** with one reused ``nh3.Cleaner`` (ammonia;
    https://nh3.readthedocs.io/) whose allowlist matches a Tiptap editor with StarterKit +
-   Table + Link (:data:`ALLOWED_TAGS`, :data:`ALLOWED_ATTRIBUTES`). Sanitizing per block
-   gives the same bytes as sanitizing the joined document (checked by the tests on every
-   corpus), so :meth:`Renderer.render` ``== "".join(render_blocks(...))`` is honest.
+   Table + Link (:mod:`streamer.render.sanitize`). Sanitizing per block gives the same
+   bytes as sanitizing the joined document (checked by the tests on every corpus), so
+   :meth:`Renderer.render` ``== "".join(render_blocks(...))`` is honest.
 
 Policy decisions (where a user would ask "where did my …go?"):
 
@@ -53,23 +53,25 @@ Policy decisions (where a user would ask "where did my …go?"):
 * **Entities** (``&amp;``, ``&copy;``, ``&#60;``) are decoded as CommonMark §6.2 says, then
   escaped again: mistune's ``escape=True`` alone would show ``&copy;`` literally.
 
+Around this pipeline: :mod:`streamer.render.sanitize` holds the allowlists, the URL rule
+(:func:`~streamer.render.sanitize.url_scheme`) and the cleaner; :mod:`streamer.render.templates`
+the mistune-free fast renderers (``render_*_simple``), whose templates are real renders of
+samples, checked when the :class:`Renderer` is built.
+
 :class:`RenderConfig` is :class:`streamer.config.RenderConfig`, re-exported here (one type for
 the config file and the renderer).
 
 This module is pure: no I/O, no Trio. A :class:`Renderer` holds no per-call state, so one
 instance serves the whole process.
 """
-
 from __future__ import annotations
 
 import html
 import re
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import unquote
 
 import mistune
-import nh3
 from mistune.core import BlockState, InlineState
 from mistune.inline_parser import InlineParser
 from mistune.plugins.math import (
@@ -84,111 +86,20 @@ from mistune.plugins.task_lists import TASK_LIST_ITEM
 from mistune.util import safe_entity, striptags
 
 from streamer.config import RenderConfig
-from streamer.render.ops import escape_text
+from streamer.render import templates
+from streamer.render.sanitize import (
+    ALLOWED_URL_SCHEMES,
+    IMAGE_URL_SCHEMES,
+    make_cleaner,
+    url_scheme,
+)
 
-__all__ = [
-    "ALLOWED_ATTRIBUTES",
-    "ALLOWED_TAGS",
-    "ALLOWED_URL_SCHEMES",
-    "LINK_REL",
-    "RefLinks",
-    "RenderConfig",
-    "Renderer",
-]
-
-#: Elements a Tiptap editor with StarterKit + Table + Link + TaskList/TaskItem + Mathematics
-#: can hold (``img`` is added only with ``allow_images``). ``del`` and ``s`` both map to
-#: StarterKit's Strike mark; ``span``/``div`` only carry math (:data:`DATA_TYPES`).
-ALLOWED_TAGS: Final[frozenset[str]] = frozenset({
-    "p", "h1", "h2", "h3", "h4", "h5", "h6",
-    "strong", "em", "del", "s", "code", "pre", "blockquote",
-    "ul", "ol", "li", "hr", "br", "a",
-    "table", "thead", "tbody", "tr", "th", "td",
-    "span", "div",
-})
-
-#: Attributes per element. ``rel`` on ``a`` is not listed: the sanitizer sets it itself.
-ALLOWED_ATTRIBUTES: Final[Mapping[str, frozenset[str]]] = {
-    "a": frozenset({"href", "title"}),
-    "ol": frozenset({"start"}),
-    "th": frozenset({"colspan", "rowspan"}),
-    "td": frozenset({"colspan", "rowspan"}),
-    "code": frozenset({"class"}),
-    "ul": frozenset({"data-type"}),
-    "li": frozenset({"data-type", "data-checked"}),
-    "span": frozenset({"data-type", "data-latex"}),
-    "div": frozenset({"data-type", "data-latex"}),
-}
-
-#: The one ``data-type`` value each element may carry: Tiptap's parse rules
-#: (``@tiptap/extension-list`` TaskList ``ul[data-type="taskList"]``, TaskItem
-#: ``li[data-type="taskItem"]`` with ``data-checked``; ``@tiptap/extension-mathematics``
-#: ``span[data-type="inline-math"]`` / ``div[data-type="block-math"]`` with ``data-latex``).
-DATA_TYPES: Final[Mapping[str, str]] = {
-    "ul": "taskList", "li": "taskItem", "span": "inline-math", "div": "block-math",
-}
-
-#: ``img`` and its attributes, allowed only with ``RenderConfig.allow_images``.
-IMAGE_ATTRIBUTES: Final[frozenset[str]] = frozenset({"src", "alt", "title"})
-
-#: The only URL schemes a link may carry (images: ``http``/``https`` only).
-ALLOWED_URL_SCHEMES: Final[frozenset[str]] = frozenset({"http", "https", "mailto"})
-IMAGE_URL_SCHEMES: Final[frozenset[str]] = frozenset({"http", "https"})
-
-#: Added to every ``<a>`` by the sanitizer.
-LINK_REL: Final = "noopener noreferrer nofollow"
+__all__ = ["RefLinks", "RenderConfig", "Renderer", "normalize_markdown"]
 
 #: mistune's link reference definitions: ``unikey(label)`` → ``{"url", "label", "title"?}``.
 RefLinks = dict[str, dict[str, Any]]
 
-_LANGUAGE_CLASS_RE: Final = re.compile(r"language-[A-Za-z0-9_+#.\-]+")
-_DIGITS_RE: Final = re.compile(r"[0-9]{1,9}")
-_SCHEME_RE: Final = re.compile(r"([a-z][a-z0-9+.\-]*):")
-#: What a browser ignores inside a URL: ASCII whitespace and C0/C1 controls (WHATWG URL).
-_URL_IGNORED_RE: Final = re.compile(r"[\x00-\x20\x7f-\x9f]+")
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
-#: percent-decoding rounds before a URL is judged (``%2573`` → ``%73`` → ``s``)
-_URL_DECODE_ROUNDS: Final = 4
-
-#: :meth:`Renderer.render_inline_simple`'s tokens. Plain text: letters, digits, space and
-#: ``, . : ; ? ! ' " ( ) -`` (no ``/``: no bare URL can form; no ``&``: no entity; no
-#: delimiter). Emphasis, strong, strikethrough: around words that start and end with a letter
-#: or digit (so the opener is left-flanking and the closer right-flanking whatever is around
-#: them, §6.2). Code spans without ``` ` & < > $ \ ``, newlines. Inline links to absolute
-#: ``http(s)`` URLs of unreserved characters and ``/``, with plain text.
-#: :meth:`Renderer.render_line_simple`'s line starts (in column 0).
-_SIMPLE_LINE_RE: Final = re.compile(
-    r"(?P<heading>#{1,6} +)|(?P<bullet>[-+*] {1,4})|(?P<ordered>[0-9]{1,9}[.)] {1,4})"
-    r"|(?P<quote>> ?)|(?P<paragraph>)")
-#: A list item's line for :meth:`Renderer.render_item_simple`: its marker, one space, its
-#: content.
-_SIMPLE_ITEM_RE: Final = re.compile(
-    r"(?:(?P<bullet>[-+*])|(?P<number>[0-9]{1,9})(?P<delim>[.)])) (?P<content>.*)")
-_SIMPLE_WORDS = r"[^\W_](?:(?:[^\W_]|[ ,.:;?!'\"()-])*[^\W_])?"
-_SIMPLE_INLINE_RE: Final = re.compile(
-    r"(?P<plain>(?:[^\W_]|[ ,.:;?!'\"()-])+)"
-    rf"|\*\*(?P<strong>{_SIMPLE_WORDS})\*\*(?![*])"
-    rf"|\*(?P<em>{_SIMPLE_WORDS})\*(?![*])"
-    rf"|~~(?P<del>{_SIMPLE_WORDS})~~(?![~])"
-    r"|`(?P<code>[^`\n\r&<>$\\]+)`(?!`)"
-    r"|\[(?P<label>(?:[^\W_]|[ ,.:;?'\"-])+)\]\((?P<href>https?://[A-Za-z0-9._~/-]+)\)"
-)
-
-
-def url_scheme(url: str) -> str | None:
-    """The scheme a browser would see in ``url``, lower-cased, or ``None`` if it is relative.
-
-    The URL is percent-decoded (repeatedly), entity-decoded and stripped of whitespace and
-    control characters first, so encoding tricks cannot hide a ``javascript:`` scheme.
-    """
-    for _ in range(_URL_DECODE_ROUNDS):
-        decoded = html.unescape(unquote(url))
-        if decoded == url:
-            break
-        url = decoded
-    url = _URL_IGNORED_RE.sub("", url).lower()
-    m = _SCHEME_RE.match(url)
-    return m.group(1) if m else None
 
 
 def normalize_markdown(markdown: str) -> str:
@@ -308,19 +219,6 @@ def _math(md: mistune.Markdown) -> None:
     math_in_list(md)
 
 
-def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
-    """nh3 callback: keep an attribute value, or ``None`` to drop the attribute."""
-    if attr == "data-type":
-        return value if DATA_TYPES.get(tag) == value else None
-    if attr == "data-checked":
-        return value if value in ("true", "false") else None
-    if attr == "class":
-        return value if tag == "code" and _LANGUAGE_CLASS_RE.fullmatch(value) else None
-    if attr in ("start", "colspan", "rowspan"):
-        return value if _DIGITS_RE.fullmatch(value) else None
-    return value
-
-
 class Renderer:
     """Markdown → sanitized HTML blocks. Build once, reuse (not per request or stream).
 
@@ -344,32 +242,9 @@ class Renderer:
         md.renderer = None
         self._md = md
         self._html = html_renderer
-
-        tags = set(ALLOWED_TAGS)
-        attributes = {tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}
-        url_schemes = set(ALLOWED_URL_SCHEMES)
-        if self.config.allow_images:
-            tags.add("img")
-            attributes["img"] = set(IMAGE_ATTRIBUTES)
-        self.allowed_tags: frozenset[str] = frozenset(tags)
-        self._cleaner = nh3.Cleaner(
-            tags=tags,
-            clean_content_tags={"script", "style"},
-            attributes=attributes,
-            attribute_filter=_attribute_filter,
-            strip_comments=True,
-            link_rel=LINK_REL,
-            url_schemes=url_schemes,
-            url_relative="deny",
-        )
-        self._simple_templates = self._simple_inline_templates()
-        if self._simple_templates is not None:  # render_item_simple's nested items
-            self._simple_templates["item"] = "<li>{inner}</li>\n"
-            for sample in ("- Q9\n  - Q8\n  - Q7\n", "12) Q9\n    1) Q8\n    7) Q7\n",
-                           "1. Q9\n   * Q8\n"):
-                if self.render_item_simple(sample) != self.render_part(sample)[0]:
-                    del self._simple_templates["item"]
-                    break
+        self._cleaner, self.allowed_tags = make_cleaner(allow_images=self.config.allow_images)
+        #: the mistune-free fast renderers, their templates checked on samples now
+        self._simple = templates.build(self)
         #: quotes nest at least this deep as written (mistune parses deeper ones otherwise
         #: past its ``max_nested_level``); the chunker builds nested quotes up to it
         self.max_quote_depth = next(
@@ -436,216 +311,39 @@ class Renderer:
         tokens = self._md.inline(normalize_markdown(text), state.env)
         return self._cleaner.clean(self._html.render_tokens(tokens, state))
 
-    def render_inline_simple(self, text: str) -> str | None:
-        """:meth:`render_inline` of ``text`` without mistune, for the common simple cases,
-        or ``None`` where ``text`` is not one of them.
+    # -- the fast renderers (streamer.render.templates): the same HTML, without mistune ----
 
-        ``text`` must be a run of plain words, ``**strong**``, ``*em*``, ``~~del~~``, code
-        spans and inline ``http(s)`` links, in the narrow forms of :data:`_SIMPLE_INLINE_RE`
-        (where CommonMark §6.1-§6.4 and GFM §6.5 leave one reading whatever surrounds them),
-        with plain text between any two emphasis-like tokens (``**a***b*`` is one delimiter
-        run, not two). The HTML of each token is the real pipeline's, taken from a sample
-        rendered by :meth:`render_inline` when the renderer was built; a pipeline that
-        renders a sample otherwise (another mistune, another link policy) disables this.
-        The tests compare it with :meth:`render_inline` on generated inputs. Cost: O(len).
-        """
-        templates = self._simple_templates
-        if templates is None or "www." in text:
-            return None
-        out: list[str] = []
-        pos = 0
-        prev_delimited = False
-        for m in _SIMPLE_INLINE_RE.finditer(text):
-            if m.start() != pos:
-                return None
-            pos = m.end()
-            kind = m.lastgroup
-            if kind == "plain":
-                out.append(m.group())
-                prev_delimited = False
-                continue
-            if kind == "href":  # the link: label and destination
-                if text[m.start() - 1:m.start()] == "!":
-                    return None  # an image
-                out.append(templates["link"].format(href=m.group("href"),
-                                                    label=m.group("label")))
-                prev_delimited = False
-                continue
-            if kind == "code":
-                code = m.group("code")
-                if code[0] == " " and code[-1] == " " and code.strip(" "):
-                    code = code[1:-1]  # §6.1: one space stripped from each side
-                out.append(templates["code"].format(escape_text(code)))
-                prev_delimited = False
-                continue
-            if prev_delimited:
-                return None
-            out.append(templates[kind or ""].format(m.group(kind or "")))
-            prev_delimited = True
-        if pos != len(text):
-            return None
-        return "".join(out)
+    def render_inline_simple(self, text: str) -> str | None:
+        """:meth:`render_inline` of ``text`` without mistune, for the common simple cases
+        (:meth:`SimpleRenderer.inline <streamer.render.templates.SimpleRenderer.inline>`),
+        or ``None``. O(len)."""
+        return self._simple.inline(text)
 
     def render_content_simple(self, content: str) -> str | None:
-        """:meth:`render_inline_simple` of a block's content after its marker (a heading's,
-        an item's, a quote's ``>``), or ``None``: it must start with a letter or a simple
-        delimiter (``*``, `````, ``[``, ``~``), so it is no other block marker (``- 1. x`` is
-        a list in a list, ``> > x`` a quote in a quote)."""
-        if not content or not (content[0].isalpha() or content[0] in "*`[~"):
-            return None
-        return self.render_inline_simple(content)
+        """:meth:`render_inline_simple` of a block's content after its marker, or ``None``
+        (:meth:`~streamer.render.templates.SimpleRenderer.content`)."""
+        return self._simple.content(content)
 
     def render_line_simple(self, line: str) -> list[str] | None:
-        """:meth:`render_part` of a one-line text without mistune, for the common simple
-        cases, or ``None``.
-
-        ``line`` (one line, its newline optional) is an ATX heading (§4.2), a bullet or
-        ordered list item (§5.2), a block quote line (§5.1) or a paragraph, starting in
-        column 0, whose content :meth:`render_content_simple` renders. The block's HTML
-        around the content is the pipeline's own, from samples rendered when the renderer
-        was built. A line renders no link reference definition, so the definitions the part
-        adds are none.
-        """
-        templates = self._simple_templates
-        if templates is None or "\n" in line[:-1]:
-            return None
-        m = _SIMPLE_LINE_RE.match(line)
-        if m is None:
-            return None
-        inner = self.render_content_simple(line[m.end():].rstrip(" \n"))
-        if inner is None:
-            return None
-        kind = m.lastgroup
-        if kind == "heading":
-            level = len(m.group("heading").rstrip(" "))
-            return [f"<h{level}>{inner}</h{level}>\n"]
-        if kind == "ordered":
-            start = int(m.group("ordered").rstrip(" ")[:-1])
-            if start != 1:
-                return [templates["ol_start"].format(start=start, inner=inner)]
-        return [templates[kind or ""].format(inner=inner)]
+        """:meth:`render_part` of a one-line text (a heading, list item, quote line or
+        paragraph of simple content) without mistune, or ``None``
+        (:meth:`~streamer.render.templates.SimpleRenderer.line`)."""
+        return self._simple.line(line)
 
     def render_item_simple(self, item: str) -> list[str] | None:
-        """:meth:`render_part` of one list item with a nested list, without mistune, for the
-        common simple case, or ``None``.
-
-        ``item`` (its last newline optional) is a bullet or ordered item line starting in
-        column 0 with one space after its marker (§5.2), then one or more lines that each
-        hold one item of a nested list, indented to the first line's content: all bullets of
-        one character, or ordered items of one delimiter, the first numbered 1 (an ordered
-        list that starts otherwise cannot interrupt a paragraph, §5.3). Every content is
-        :meth:`render_content_simple` text; only the last line may end in spaces. The HTML
-        around the contents is the pipeline's own, checked on samples when the renderer was
-        built (as :meth:`render_line_simple`'s): the incremental renderer grows a list's
-        nested items with this, O(item).
-        """
-        templates = self._simple_templates
-        if templates is None or "item" not in templates:
-            return None
-        lines = (item[:-1] if item.endswith("\n") else item).split("\n")
-        if len(lines) < 2:
-            return None
-        top = _SIMPLE_ITEM_RE.fullmatch(lines[0])
-        if top is None or lines[0].endswith((" ", "\t")):
-            return None
-        indent = " " * top.start("content")
-        nested: list[str] = []
-        kind = ""
-        for n, line in enumerate(lines[1:], 2):
-            if not line.startswith(indent) or (n < len(lines) and line.endswith((" ", "\t"))):
-                return None
-            m = _SIMPLE_ITEM_RE.fullmatch(line, len(indent))
-            if m is None or (n == 2 and m.group("number") not in (None, "1")):
-                return None
-            marker = m.group("bullet") or m.group("delim")
-            if kind and marker != kind:
-                return None
-            kind = marker
-            inner = self.render_content_simple(m.group("content").rstrip(" "))
-            if inner is None:
-                return None
-            nested.append(templates["item"].format(inner=inner))
-        inner = self.render_content_simple(top.group("content"))
-        if inner is None:
-            return None
-        if top.group("bullet"):
-            outer = templates["bullet"]
-        elif int(top.group("number")) == 1:
-            outer = templates["ordered"]
-        else:
-            outer = templates["ol_start"].replace("{start}", str(int(top.group("number"))))
-        sub = "ul" if kind in ("-", "+", "*") else "ol"
-        return [outer.format(inner=inner + f"<{sub}>\n" + "".join(nested) + f"</{sub}>\n")]
+        """:meth:`render_part` of one list item with a nested list of simple items without
+        mistune, or ``None`` (:meth:`~streamer.render.templates.SimpleRenderer.item`)."""
+        return self._simple.item(item)
 
     def render_rows_simple(self, rows: str, columns: int) -> str | None:
-        """The ``<tr>`` elements of complete table rows (GFM §4.10) without mistune, for a
-        table of ``columns`` columns, or ``None`` where a row is not simple.
-
-        Each line of ``rows`` (each ending in a newline) must start and end with ``|``, hold
-        no backslash or backtick (escaped pipes, pipes in code spans), have exactly
-        ``columns`` cells (mistune drops a table whose row differs), and every cell must be
-        empty or :meth:`render_inline_simple` text. The row markup is the pipeline's own
-        (from a sample rendered at start); alignment never shows (the sanitizer drops it).
-        """
-        templates = self._simple_templates
-        if templates is None or not rows.endswith("\n") or "\\" in rows or "`" in rows:
-            return None
-        out: list[str] = []
-        for line in rows[:-1].split("\n"):
-            body = line.strip(" ")
-            if len(body) < 2 or body[0] != "|" or body[-1] != "|":
-                return None
-            cells = body[1:-1].split("|")
-            if len(cells) != columns:
-                return None
-            out.append(templates["row_open"])
-            for cell in cells:
-                text = cell.strip(" ")
-                html_cell = self.render_inline_simple(text) if text else ""
-                if html_cell is None:
-                    return None
-                out.append(templates["cell"].format(html_cell))
-            out.append(templates["row_close"])
-        return "".join(out)
+        """The ``<tr>`` elements of complete simple table rows of ``columns`` cells without
+        mistune, or ``None`` (:meth:`~streamer.render.templates.SimpleRenderer.rows`)."""
+        return self._simple.rows(rows, columns)
 
     def _simple_inline_templates(self) -> dict[str, str] | None:
-        """What :meth:`render_inline_simple` emits per token, from real renders of samples
-        (``None``: the pipeline renders some sample otherwise; the simple path is off)."""
-        samples = {
-            "strong": (" **Q9**", " <strong>Q9</strong>", "<strong>{}</strong>"),
-            "em": (" *Q9*", " <em>Q9</em>", "<em>{}</em>"),
-            "del": (" ~~Q9~~", " <del>Q9</del>", "<del>{}</del>"),
-            "code": (" `Q9`", " <code>Q9</code>", "<code>{}</code>"),
-            "link": (" [Q9](https://example.com/a)",
-                     f' <a href="https://example.com/a" rel="{LINK_REL}">Q9</a>',
-                     f'<a href="{{href}}" rel="{LINK_REL}">{{label}}</a>'),
-        }
-        templates: dict[str, str] = {}
-        for kind, (sample, expected, template) in samples.items():
-            if self.render_inline(sample) != expected:
-                return None
-            templates[kind] = template
-        blocks = {  # render_line_simple's blocks
-            "paragraph": ("Q9 *Q8*\n", "<p>Q9 <em>Q8</em></p>\n", "<p>{inner}</p>\n"),
-            "bullet": ("- Q9\n", "<ul>\n<li>Q9</li>\n</ul>\n", "<ul>\n<li>{inner}</li>\n</ul>\n"),
-            "ordered": ("1. Q9\n", "<ol>\n<li>Q9</li>\n</ol>\n",
-                        "<ol>\n<li>{inner}</li>\n</ol>\n"),
-            "ol_start": ("7) Q9\n", '<ol start="7">\n<li>Q9</li>\n</ol>\n',
-                         '<ol start="{start}">\n<li>{inner}</li>\n</ol>\n'),
-            "quote": ("> Q9\n", "<blockquote>\n<p>Q9</p>\n</blockquote>\n",
-                      "<blockquote>\n<p>{inner}</p>\n</blockquote>\n"),
-            "heading": ("### Q9\n", "<h3>Q9</h3>\n", "<h3>{inner}</h3>\n"),
-        }
-        for kind, (sample, expected, template) in blocks.items():
-            if self.render_part(sample)[0] != [expected]:
-                return None
-            templates[kind] = template
-        table = self.render("| a | b |\n|---|---|\n| Q9 | |\n")
-        if table != ("<table>\n<thead>\n<tr>\n  <th>a</th>\n  <th>b</th>\n</tr>\n</thead>\n"
-                     "<tbody>\n<tr>\n  <td>Q9</td>\n  <td></td>\n</tr>\n</tbody>\n</table>\n"):
-            return None
-        templates.update(row_open="<tr>\n", cell="  <td>{}</td>\n", row_close="</tr>\n")
-        return templates
+        """The fast renderers' templates, from renders of samples by this renderer (``None``:
+        it renders some sample otherwise; the simple paths are off)."""
+        return templates.sample_templates(self)
 
     def render_blocks(self, markdown: str) -> list[str]:
         """The document as its top-level blocks.
