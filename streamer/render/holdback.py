@@ -34,7 +34,8 @@ character is shown. What is held (CommonMark 0.31 and GFM 0.29 sections in brack
   then the code block shows at once and grows line by line; inside it a line that may be the
   closing fence is held until it ends), ``[`` that may be a link reference definition (which
   renders nothing), ``$$`` math blocks (held whole, until the closing ``$$``), and a ``|``
-  line outside a table until the next line tells whether it is a table's delimiter row.
+  line outside a table until the next line tells whether it is a table's delimiter row
+  (:mod:`streamer.render.linestart` decides line starts).
 
 A held construct is released after :data:`HOLD_MAX_CHARS` characters whatever it is
 (:attr:`HoldBack.overflows` counts that), so an unclosed ``**`` cannot hide the rest of a long
@@ -48,23 +49,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
+
+from streamer.render.linestart import QUOTE_RE, LineKind, line_step
 
 __all__ = ["HOLD_MAX_CHARS", "HoldBack"]
 
 #: Characters held at most: past this, the held text is released whatever it is.
 HOLD_MAX_CHARS: Final = 800
 
-#: What the rest of a line is, once its start was decided.
-LineKind = Literal["para", "heading", "code"]
-
-_QUOTE_RE: Final = re.compile(r"(?: {0,3}>[ \t]?)+")
 _ENTITY_RE: Final = re.compile(
     r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{0,31});")
 _ENTITY_PREFIX_RE: Final = re.compile(
     r"&(?:#[xX][0-9a-fA-F]{0,6}|#[0-9]{0,7}|[A-Za-z][A-Za-z0-9]{0,31})?")
-_DELIMITER_ROW_RE: Final = re.compile(
-    r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*")
 _URL_STARTS: Final = ("https://", "http://", "www.")
 #: Characters that start an inline construct (or a URL word: ``h``, ``w``).
 _INLINE_SPECIAL: Final = frozenset("\\`*_~[!<&$ \thw")
@@ -188,6 +185,9 @@ class HoldBack:
 
         ``forced``: positions where a hold is overruled (the construct there is taken as
         plain text: a line as paragraph text, an inline opener as a literal character).
+        The loop walks the held text once: at a line start it decides the line
+        (:func:`~streamer.render.linestart.line_step`), inside inline text it skips plain
+        characters and asks :meth:`_inline` about the others.
         """
         s = self._pending
         n = len(s)
@@ -198,51 +198,12 @@ class HoldBack:
         line_begin, prev_begin, content_at = 0, prev, -1
         while i < n:
             if line is None:  # a line start: decide what the line is
-                eol = s.find("\n", i)
-                complete = eol >= 0
-                end = eol if complete else n
-                q = _QUOTE_RE.match(s, i, end)
-                start = q.end() if q else i
-                if fence is not None:
-                    body = s[start:end].lstrip(" ")
-                    blank = not body.strip(" \t")
-                    if i not in forced and (body[:1] == fence[0] or (blank and (
-                            not complete or not s[eol + 1:].strip(" \t\n")))):
-                        # a line that may close the fence, or a blank code line with nothing
-                        # after it yet (the code then ends in a newline the renderer drops)
-                        if not complete or blank:
-                            return i, _Ctx(fence, in_table, None, prev)
-                        if _closes_fence(body, fence):
-                            fence = None
-                    if complete:
-                        i, prev = eol + 1, "\n"
-                        continue
-                    i, line, prev = n, "code", s[n - 1]
-                    continue
-                if i in forced:
-                    kind, at, info = "para", start, None
-                else:
-                    kind, at, info = self._classify(s, start, end, complete, in_table)
-                if kind == "hold":
+                step = line_step(s, i, fence, in_table, prev, i in forced)
+                if step is None:
                     return i, _Ctx(fence, in_table, None, prev)
-                if kind == "fence":
-                    fence, in_table = info, False
-                    i, prev = eol + 1, "\n"
-                    continue
-                if kind == "table":  # header and delimiter row, both complete
-                    in_table = True
-                    i, prev = at, "\n"
-                    continue
-                if kind in ("line", "row"):  # the complete line(s) up to the newline at ``at``
-                    in_table = kind == "row"
-                    i, prev = at + 1, "\n"
-                    continue
-                in_table = False
-                line = kind  # type: ignore[assignment]
-                line_begin, prev_begin, content_at = i, prev, at
-                if at > i:
-                    prev = s[at - 1]
-                i = at
+                if step[3] == "para" or step[3] == "heading":
+                    line_begin, prev_begin, content_at = i, prev, step[0]
+                i, fence, in_table, line, prev = step
                 continue
             if line == "code":
                 eol = s.find("\n", i)
@@ -269,104 +230,6 @@ class HoldBack:
         return n, _Ctx(fence, in_table, line, prev)
 
     @staticmethod
-    def _classify(s: str, start: int, end: int, complete: bool,
-                  in_table: bool) -> tuple[str, int, str | None]:
-        """Decide a line's role from its content ``s[start:end]`` (after quote markers).
-
-        Returns ``(kind, at, info)``: ``hold``; ``fence`` (info: the marker); ``table`` (``at``:
-        the end of the delimiter row); ``line`` (release the complete line as it is); or a
-        :data:`LineKind` with ``at`` where its inline text starts.
-        """
-        p = start
-        while True:
-            while p < end and s[p] in " \t":
-                p += 1
-            if p == end:
-                return ("line", end, None) if complete else ("hold", p, None)
-            ch = s[p]
-            rest = s[p:end]
-            if ch in "`~":
-                run = len(rest) - len(rest.lstrip(ch))
-                if run >= 3 and not (ch == "`" and "`" in rest[run:]):
-                    return ("fence", end, rest[:run]) if complete else ("hold", p, None)
-                if run == len(rest) and not complete:
-                    return "hold", p, None
-                return "para", p, None
-            if ch == "#":
-                run = len(rest) - len(rest.lstrip("#"))
-                if run <= 6:
-                    if run == len(rest):
-                        return ("line", end, None) if complete else ("hold", p, None)
-                    if rest[run] in " \t":
-                        return "heading", p + run, None
-                return "para", p, None
-            if ch in "-*+_=":
-                if rest.strip(ch + " \t") == "":
-                    return ("line", end, None) if complete else ("hold", p, None)
-                if ch in "-*+" and rest[1] in " \t":
-                    p += 2  # a list item: decide its content
-                    continue
-                return "para", p, None
-            if ch.isdigit():
-                m = re.match(r"[0-9]{1,9}", rest)
-                assert m is not None
-                after = rest[m.end():]
-                if not after:
-                    return ("para", p, None) if complete else ("hold", p, None)
-                if after[0] in ".)":
-                    if len(after) == 1:
-                        return ("line", end, None) if complete else ("hold", p, None)
-                    if after[1] in " \t":
-                        p += m.end() + 2
-                        continue
-                return "para", p, None
-            if ch == "[":
-                task = re.match(r"\[(?:[ xX](?:\][ \t]?)?)?", rest)
-                if task and task.end() == len(rest) and not complete:
-                    return "hold", p, None  # "[", "[x", "[x]": a task marker or a definition
-                if task and rest[task.end() - 1:task.end()] in (" ", "\t") and task.end() == 4:
-                    p += 4  # "[x] ": a task list item's checkbox
-                    continue
-                # a link reference definition renders nothing: hold it until it is complete
-                m = re.match(r"\[(?:[^\]\\\n]|\\.)*(?:\](:?))?", rest)
-                if m and (m.end() == len(rest) or m.group(1)) and not complete:
-                    return "hold", p, None
-                return "para", p, None
-            if ch == "$" and rest.startswith("$$"):
-                close = s.find("$$", p + 2)
-                if close < 0:
-                    return "hold", p, None
-                eol = s.find("\n", close)
-                if eol < 0:
-                    return "hold", p, None
-                return "line", eol, None  # the whole math block, through its closing line
-            if ch == "|" and not in_table:
-                return HoldBack._table_header(s, p, end, complete)
-            if ch == "|":
-                # a row: held until complete, as mistune drops the whole table (renders a
-                # paragraph) while a row has fewer cells than the header
-                return ("row", end, None) if complete else ("hold", p, None)
-            return "para", p, None
-
-    @staticmethod
-    def _table_header(s: str, p: int, end: int, complete: bool) -> tuple[str, int, str | None]:
-        """A ``|`` line outside a table: a header if the next line is a delimiter row."""
-        if not complete:
-            return "hold", p, None
-        nxt = end + 1
-        eol = s.find("\n", nxt)
-        line_end = eol if eol >= 0 else len(s)
-        q = _QUOTE_RE.match(s, nxt, line_end)
-        body = s[q.end() if q else nxt:line_end]
-        if body.strip(" \t|-:") != "":
-            return "para", p, None
-        if eol < 0:
-            return "hold", p, None
-        if _DELIMITER_ROW_RE.fullmatch(body) and "-" in body:
-            return "table", eol + 1, None
-        return "para", p, None
-
-    @staticmethod
     def _para_ends(s: str, i: int, line: LineKind) -> int | None:
         """Where the inline scope containing ``i`` ends, or ``None`` if not known yet.
 
@@ -383,7 +246,7 @@ class HoldBack:
             if j < 0:
                 return None
             k = j + 1
-            q = _QUOTE_RE.match(s, k)
+            q = QUOTE_RE.match(s, k)
             if q:
                 k = q.end()
             while k < n and s[k] in " \t":
@@ -405,14 +268,7 @@ class HoldBack:
                 j += 1
             return None if j == n else j
         if ch in "hw":
-            word_end = i
-            while word_end < n and not s[word_end].isspace() and s[word_end] != "<":
-                word_end += 1
-            word = s[i:word_end]
-            if word_end == n and any(u.startswith(word) or word.startswith(u)
-                                     for u in _URL_STARTS):
-                return None  # a URL (or maybe one) still growing
-            return i + 1
+            return _url_word(s, i)
         if ch == "\\":
             if i + 1 == n:
                 return None
@@ -423,44 +279,37 @@ class HoldBack:
             m = _ENTITY_RE.match(s, i)
             if m:
                 return m.end()
-            if _ENTITY_PREFIX_RE.match(s, i).end() == n:  # type: ignore[union-attr]
-                return None
-            return i + 1
+            prefix = _ENTITY_PREFIX_RE.match(s, i)  # (always matches: "&" alone does)
+            return None if prefix is not None and prefix.end() == n else i + 1
         if ch == "<":
-            if i + 1 == n:
-                return None
-            if not s[i + 1].isalpha():
-                return i + 1
-            j = i + 1
-            while j < n and s[j] not in " \t\n<>":
-                j += 1
-            if j == n:
-                return None
-            return j + 1 if s[j] == ">" else i + 1
+            return _angle(s, i)
         if ch == "!":
             if i + 1 == n:
                 return None
-            if s[i + 1] != "[":
-                return i + 1
-            inner = self._brackets(s, i + 1, line)
-            return inner
+            return self._brackets(s, i + 1, line) if s[i + 1] == "[" else i + 1
         if ch == "[":
             return self._brackets(s, i, line)
         if ch == "`":
-            run = _run(s, i, "`")
-            scope = self._para_ends(s, i, line)
-            limit = n if scope is None else scope
-            for m in re.finditer(r"`+", s[i + run:limit]):
-                if len(m.group()) == run:
-                    if i + run + m.end() == n and scope is None:
-                        return None  # the closing run may still grow
-                    return i + run + m.end()
-            return None if scope is None else i + run
+            return self._code_span(s, i, line)
         if ch in "*_~":
             return self._delimiter(s, i, prev, line)
         if ch == "$":
             return self._math(s, i)
         return i + 1  # pragma: no cover - _INLINE_SPECIAL is exhausted above
+
+    def _code_span(self, s: str, i: int, line: LineKind) -> int | None:
+        """A backtick run at ``i``: through the closing run of the same length (§6.1), or
+        the run alone as literal text once its scope ended without one."""
+        n = len(s)
+        run = _run(s, i, "`")
+        scope = self._para_ends(s, i, line)
+        limit = n if scope is None else scope
+        for m in re.finditer(r"`+", s[i + run:limit]):
+            if len(m.group()) == run:
+                if i + run + m.end() == n and scope is None:
+                    return None  # the closing run may still grow
+                return i + run + m.end()
+        return None if scope is None else i + run
 
     def _delimiter(self, s: str, i: int, prev: str, line: LineKind) -> int | None:
         n = len(s)
@@ -546,6 +395,35 @@ class HoldBack:
         return None
 
 
+def _url_word(s: str, i: int) -> int | None:
+    """An ``h`` or ``w`` after a space at ``i``: held while its word is or may become a bare
+    URL (``https://``, ``http://``, ``www.``; GFM §6.9) that is still growing."""
+    n = len(s)
+    word_end = i
+    while word_end < n and not s[word_end].isspace() and s[word_end] != "<":
+        word_end += 1
+    word = s[i:word_end]
+    if word_end == n and any(u.startswith(word) or word.startswith(u) for u in _URL_STARTS):
+        return None  # a URL (or maybe one) still growing
+    return i + 1
+
+
+def _angle(s: str, i: int) -> int | None:
+    """``<`` at ``i``: through an autolink's ``>`` (§6.5), or ``i + 1`` when it cannot be
+    one; ``None`` while it may still be one."""
+    n = len(s)
+    if i + 1 == n:
+        return None
+    if not s[i + 1].isalpha():
+        return i + 1
+    j = i + 1
+    while j < n and s[j] not in " \t\n<>":
+        j += 1
+    if j == n:
+        return None
+    return j + 1 if s[j] == ">" else i + 1
+
+
 def _run(s: str, i: int, ch: str) -> int:
     j = i
     while j < len(s) and s[j] == ch:
@@ -592,9 +470,3 @@ def _matching(s: str, i: int, open_: str, close: str, limit: int) -> int | None:
                 return j
         j += 1
     return None
-
-
-def _closes_fence(body: str, fence: str) -> bool:
-    """Whether a code line (without its indentation) closes the fence (§4.5)."""
-    run = len(body) - len(body.lstrip(fence[0]))
-    return run >= len(fence) and body[run:].strip(" \t") == ""
