@@ -1,7 +1,7 @@
 """The quart-trio application: HTTP, SSE and WebSocket endpoints of ``docs/protocol.md``.
 
 ==========================================  =================================================
-``GET /``                                   the demo page (``static/index.html``)
+``GET /``                                   the demo page (``static/demo/index.html``)
 ``GET /static/…``                           the browser client, Tiptap bundle, demo assets
 ``GET /healthz``                            ``{"ok": true}``
 ``GET /api/stream/status``                  sessions, connections, active streams, uptime
@@ -129,7 +129,7 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
 
     @app.get("/")
     async def index() -> Response:
-        return await app.send_static_file("index.html")
+        return await app.send_static_file("demo/index.html")
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -93,4 +93,4 @@ async def test_the_browser_client_module_deduplicates_by_seq_in_node() -> None:
     assert out["listAppend"] == "<ul><li>ab</li></ul>"
     package = json.loads((Path(__file__).parents[1] / "streamer" / "static" /
                           "package.json").read_text())
-    assert package["type"] == "module" and package["exports"]["."] == "./client.js"
+    assert package["type"] == "module" and package["exports"]["."]["default"] == "./client.js"

@@ -1,4 +1,4 @@
-"""The browser side: the committed Tiptap bundle, ``client.js``, ``editor-stream.js``, the demo.
+"""The browser side: the committed Tiptap bundle, the package's entries, the demo page.
 
 The browser tests drive Debian's ``/usr/bin/chromium`` through Playwright (never a downloaded
 browser). Most serve ``streamer/static`` from a plain stdlib HTTP server and feed the page real
@@ -106,16 +106,42 @@ def test_bundle_is_committed_pinned_and_licensed() -> None:
     assert len(bundle) < 1_000_000  # one minified module
 
 
+#: the package's public entries and the names each exports (none may go missing)
+ENTRIES = {
+    "client.js": {"PROTOCOL_VERSION", "StreamerError", "appendText", "applyOp", "escapeText",
+                  "splitTrailer", "DocumentMirror", "StreamClient"},
+    "editor-stream.js": {"EditorStream", "STREAM_META", "atRange", "bindClientToEditor",
+                         "parseBlock"},
+    "stream-content.js": {"FORCE_META", "StreamContent", "followClient", "StreamSession",
+                          "streamContentKey"},
+    "react.js": {"createStreamStore", "createUseStream"},
+}
+
+
+def _imports(module: Path) -> list[Path]:
+    """The relative modules ``module`` imports or re-exports."""
+    specs = re.findall(r"(?:from|import) '(\.{1,2}/[^']+)'", module.read_text())
+    return [(module.parent / spec).resolve() for spec in specs]
+
+
 def test_page_and_modules_reference_existing_files() -> None:
-    html = (STATIC / "index.html").read_text()
+    html = (STATIC / "demo" / "index.html").read_text()
     refs = re.findall(r'(?:src|href)="/static/([^"]+)"', html)
-    assert {"demo.js", "demo.css"} <= set(refs)
+    assert {"demo/demo.js", "demo/demo.css", "stream-content.css"} <= set(refs)
     for ref in refs:
         assert (STATIC / ref).is_file(), ref
-    for module in ("client.js", "editor-stream.js", "stream-content.js", "react.js", "demo.js"):
-        text = (STATIC / module).read_text()
-        for spec in re.findall(r"from '(\./[^']+)'", text):
-            assert (STATIC / spec).resolve().is_file(), f"{module} imports {spec}"
+    # every module the entries and the demo reach, transitively, exists
+    todo = [STATIC / name for name in ENTRIES] + [STATIC / "demo" / "demo.js"]
+    seen: set[Path] = set()
+    while todo:
+        module = todo.pop()
+        assert module.is_file(), f"{module} is imported but missing"
+        if module not in seen and module.suffix == ".js" and VENDOR not in module.parents:
+            seen.add(module)
+            todo += _imports(module)
+    assert {p.name for p in seen} >= {"ops.js", "mirror.js", "sse.js", "transports.js"}
+    # the library never reaches into the demo
+    assert not [p for p in seen if "demo" in p.parts and p.name != "demo.js"]
     # '#tiptap' resolves on the page (import map) and for bundlers (package.json imports)
     assert '"#tiptap": "/static/vendor/tiptap.js"' in html
     package = json.loads((STATIC / "package.json").read_text())
@@ -163,7 +189,7 @@ def page(browser: Any, static_url: str) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.goto(f"{static_url}/static/index.html")
+    pg.goto(f"{static_url}/static/demo/index.html")
     pg.wait_for_function("window.streamerDemo && window.streamerDemo.editor")
     pg.evaluate("() => streamerDemo.client.close()")  # no server here: stop retrying
     yield pg
@@ -219,7 +245,7 @@ def _chunk_events(markdown: str, rng: random.Random) -> tuple[list[dict[str, Any
         ops += chunker.feed(markdown[i:i + n])
         i += n
     ops += chunker.close()
-    from streamer.protocol import chunk_event
+    from streamer.wire.events import chunk_event
 
     events = []
     for seq, op in enumerate(ops, 1):
@@ -325,6 +351,18 @@ def test_split_trailer_matches_ops_py(page: Any) -> None:
       return samples.map(s => splitTrailer(s));
     }""", samples)
     assert [tuple(g) for g in got] == [split_trailer(s) for s in samples]
+
+
+@pytest.mark.browser
+def test_entries_export_their_names(page: Any) -> None:
+    """Each public entry exports exactly its names (the split into src/ moved none)."""
+    got = page.evaluate("""async (names) => {
+      const out = {};
+      for (const name of names) out[name] = Object.keys(await import('/static/' + name));
+      return out;
+    }""", list(ENTRIES))
+    for name, exports in ENTRIES.items():
+        assert set(got[name]) == exports, name
 
 
 # --------------------------------------------------------------------------- real server

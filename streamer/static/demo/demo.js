@@ -1,4 +1,6 @@
-// The demo page: a Tiptap editor that shows streamed answers, with the controls of the protocol.
+// The demo page (served at `/`): a Tiptap editor that shows streamed answers, with the controls
+// of the protocol. It uses the library only through its public entries (../client.js,
+// ../stream-content.js) and the vendored Tiptap bundle.
 //
 // The answer streams through the Tiptap extension StreamContent (stream-content.js): the user
 // can keep editing the rest of the document, and one undo removes the whole answer.
@@ -7,9 +9,9 @@
 // lastComplete, lastCheck, freshEditorHTML(html), applyEvent(event), extensions(),
 // setReveal(mode); document.body.dataset.streamState is idle | streaming | complete | error.
 
-import { Editor, Mathematics, StarterKit, TableKit, TaskItem, TaskList } from './vendor/tiptap.js';
-import { StreamClient } from './client.js';
-import { StreamContent, followClient } from './stream-content.js';
+import { Editor, Mathematics, StarterKit, TableKit, TaskItem, TaskList } from '../vendor/tiptap.js';
+import { StreamClient } from '../client.js';
+import { StreamContent, followClient } from '../stream-content.js';
 
 // ----------------------------------------------------------------------------- samples
 
@@ -339,7 +341,8 @@ function setupClient() {
     els.stats.hidden = true;
     els.check.textContent = '';
     resetProgress();
-    els.deliveryState.textContent = `streaming from ${ev.provider}${ev.model ? ` / ${ev.model}` : ''}`;
+    els.deliveryState.textContent = ev.provider
+      ? `streaming from ${ev.provider}${ev.model ? ` / ${ev.model}` : ''}` : 'streaming';
     setStreamState('streaming');
   });
 

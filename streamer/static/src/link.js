@@ -1,0 +1,365 @@
+// The client's connection to its session, kept open: the transport of the moment, `auto`'s
+// fallbacks (WebSocket → SSE → REST), the connect timeout, the liveness watchdog and the
+// WebSocket's keep-alive pings, and reconnects with backoff. What arrives goes to the owner
+// (StreamClient) through hooks; the owner's settings are read live.
+
+import { backoffDelay, givesUp } from './reconnect.js';
+import { EventStreamTransport, RestTransport, WebSocketTransport } from './transports.js';
+
+/** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
+/** @typedef {import('./protocol.js').ConnectionState} ConnectionState */
+/** @typedef {import('./protocol.js').TransportChoice} TransportChoice */
+/** @typedef {import('./protocol.js').TransportKind} TransportKind */
+/** @typedef {import('./transports.js').LostInfo} LostInfo */
+/** @typedef {WebSocketTransport|EventStreamTransport|RestTransport} Transport */
+
+/**
+ * The owner's settings (StreamClient's fields of the same names).
+ * @typedef {object} LinkSettings
+ * @property {string} baseUrl
+ * @property {string} sessionId
+ * @property {TransportChoice} transportChoice
+ * @property {import('./reconnect.js').ReconnectPolicy|null} reconnectOptions
+ * @property {number} connectTimeoutMs
+ * @property {boolean} restFallback
+ * @property {number} pingIntervalMs
+ * @property {number} heartbeatTimeoutFactor
+ * @property {boolean} resumeOnReconnect
+ */
+
+/**
+ * @typedef {object} LinkHooks
+ * @property {(ev: ServerEvent, eventId: string|null) => void} onEvent a server event arrived
+ * @property {(state: ConnectionState, extra: Record<string, any>) => void} onState
+ *   the state changed (`extra`: attempt, delayMs, error, resumed, reconnect)
+ * @property {() => {streamId: string, epoch: string|null, lastSeq: number}|null} cursor
+ *   where to resume: the unfinished stream being delivered, if any
+ * @property {() => void} onClose the connection of the moment closed (pending pings fail)
+ * @property {() => Promise<any>} ping send a keep-alive `ping`
+ */
+
+export class Link {
+  /**
+   * @param {LinkSettings} settings
+   * @param {LinkHooks} hooks
+   */
+  constructor(settings, hooks) {
+    /** @private */
+    this._settings = settings;
+    /** @private */
+    this._hooks = hooks;
+    /** @type {ConnectionState} */
+    this.state = 'disconnected';
+    /** @type {TransportKind|null} the transport in use (or last used) */
+    this.kind = null;
+    /** @type {string|null} the server's id of this connection */
+    this.connectionId = null;
+    /** @type {number} heartbeat period announced by the server */
+    this.heartbeatMs = 15000;
+    /** @private @type {TransportKind} */
+    this._preferred = settings.transportChoice === 'auto' ? 'websocket'
+      : settings.transportChoice;
+    /** @private @type {Transport|null} */
+    this._transport = null;
+    /** @private @type {Set<TransportKind>} transports that could not open in this round */
+    this._failed = new Set();
+    /** @private */
+    this._wantOpen = false;
+    /** @private failed attempts in a row */
+    this._attempt = 0;
+    /** @private */
+    this._everConnected = false;
+    /** @private @type {{retry: any, connect: any, ping: any, watchdog: any}} */
+    this._timers = { retry: null, connect: null, ping: null, watchdog: null };
+    /** @private */
+    this._lastActivity = 0;
+    /** @private */
+    this._retryAfterMs = 0;
+    /** @private @type {number|null} */
+    this._sseRetryMs = null;
+    /** @private @type {string|null} */
+    this._lastEventId = null;
+    /** @private @type {TransportKind|null} the streaming transport that last connected */
+    this._lastGood = null;
+    /** @private @type {{resolve: () => void, reject: (err: any) => void}[]} */
+    this._waiters = [];
+  }
+
+  /** @returns {WebSocket|null} the open WebSocket, if the transport is one */
+  get socket() {
+    const t = this._transport;
+    return t && t.kind === 'websocket' ? t.socket : null;
+  }
+
+  /**
+   * Open (and keep open until {@link close}).
+   * @returns {Promise<void>} resolves when connected; rejects on giving up or {@link close}
+   */
+  open() {
+    /** @type {Promise<void>} */
+    const p = new Promise((resolve, reject) => {
+      if (this.state === 'connected') resolve();
+      else this._waiters.push({ resolve, reject });
+    });
+    if (!this._wantOpen) {
+      this._wantOpen = true;
+      this._attempt = 0;
+      this._open();
+    }
+    return p;
+  }
+
+  /** Close for good: no reconnect. */
+  close() {
+    this._wantOpen = false;
+    clearTimeout(this._timers.retry);
+    this._teardown(1000, 'client closed');
+    this._setState('disconnected');
+    this._settle(new Error('client closed'));
+  }
+
+  /** Drop the connection as a network failure would: reconnect with backoff, resume. */
+  drop() {
+    if (!this._wantOpen) return;
+    this._lost({ opened: true, error: new Error('connection dropped on purpose') });
+  }
+
+  /**
+   * Send a control message on the connection of the moment.
+   * @param {Record<string, any>} msg
+   * @returns {Promise<any>} what the transport's `send` gives
+   */
+  send(msg) {
+    const transport = this._transport;
+    if (this.state !== 'connected' || !transport) {
+      return Promise.reject(new Error(`not connected (${this.state})`));
+    }
+    return transport.send(msg);
+  }
+
+  /**
+   * The server's `connected` event: the connection is up.
+   * @param {ServerEvent} ev
+   */
+  connected(ev) {
+    this.connectionId = ev.connection_id ?? null;
+    if (typeof ev.heartbeat_ms === 'number' && ev.heartbeat_ms > 0) {
+      this.heartbeatMs = ev.heartbeat_ms;
+    }
+    this._lastGood = this.kind;
+    this._startTimers();
+    this._markConnected(Boolean(ev.resumed));
+  }
+
+  /**
+   * An `error` event's `retry_after_ms`: the next reconnect waits at least that long.
+   * @param {number} ms
+   */
+  retryAfter(ms) {
+    this._retryAfterMs = ms;
+  }
+
+  /**
+   * @private
+   * @param {ConnectionState} state
+   * @param {Record<string, any>} [extra]
+   */
+  _setState(state, extra = {}) {
+    this.state = state;
+    this._hooks.onState(state, extra);
+  }
+
+  /**
+   * @private
+   * @param {any} err null: resolve the `open()` promises; else reject them
+   */
+  _settle(err) {
+    const waiters = this._waiters;
+    this._waiters = [];
+    for (const w of waiters) (err ? w.reject(err) : w.resolve());
+  }
+
+  /** @private open the preferred transport, with a connect timeout */
+  _open() {
+    const { transportChoice, connectTimeoutMs } = this._settings;
+    let kind = transportChoice === 'auto' ? this._preferred : transportChoice;
+    if (kind === 'websocket' && typeof WebSocket === 'undefined') kind = 'sse';
+    this.kind = kind;
+    this._setState('connecting', { attempt: this._attempt });
+    const transport = this._transportOf(kind);
+    this._transport = transport;
+    if (connectTimeoutMs > 0) {
+      this._timers.connect = setTimeout(() => {
+        if (this._transport !== transport) return;
+        this._lost({ opened: false,
+          error: new Error(`${kind}: not connected after ${connectTimeoutMs} ms`) });
+      }, connectTimeoutMs);
+    }
+    transport.open();
+  }
+
+  /**
+   * @private
+   * @param {TransportKind} kind
+   * @returns {Transport}
+   */
+  _transportOf(kind) {
+    const handlers = {
+      /** @type {(ev: ServerEvent, id: string|null) => void} */
+      onEvent: (ev, id) => {
+        if (id) this._lastEventId = id;
+        this._hooks.onEvent(ev, id);
+      },
+      onActivity: () => {
+        this._lastActivity = Date.now();
+      },
+      /** @type {(info: LostInfo) => void} */
+      onLost: (info) => this._lost(info),
+      /** @type {(ms: number) => void} */
+      onRetry: (ms) => {
+        this._sseRetryMs = ms;
+      },
+      onReady: () => this._markConnected(false),
+    };
+    const { baseUrl, sessionId, resumeOnReconnect, connectTimeoutMs } = this._settings;
+    const session = `${baseUrl}/api/sessions/${encodeURIComponent(sessionId)}`;
+    const cursor = resumeOnReconnect ? this._hooks.cursor() : null;
+    if (kind === 'websocket') return new WebSocketTransport(this._wsUrl(cursor), handlers);
+    if (kind === 'sse') {
+      return new EventStreamTransport({ eventsUrl: `${session}/events`,
+        controlUrl: `${session}/control`, lastEventId: cursor ? this._lastEventId : null },
+      handlers);
+    }
+    return new RestTransport({ baseUrl, completeUrl: `${session}/complete`,
+      timeoutMs: connectTimeoutMs || 10000 }, handlers);
+  }
+
+  /**
+   * The WebSocket URL, with the resume cursor.
+   * @private
+   * @param {{streamId: string, epoch: string|null, lastSeq: number}|null} cursor
+   */
+  _wsUrl(cursor) {
+    const { baseUrl, sessionId } = this._settings;
+    const url = new URL(`${baseUrl}/ws/stream/${encodeURIComponent(sessionId)}`);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    if (cursor) {
+      url.searchParams.set('stream_id', cursor.streamId);
+      if (cursor.epoch) url.searchParams.set('epoch', cursor.epoch);
+      url.searchParams.set('last_seq', String(cursor.lastSeq));
+    }
+    return url.toString();
+  }
+
+  /**
+   * The server is there: `connected` (WebSocket, SSE) or the health check (REST).
+   * @private
+   * @param {boolean} resumed
+   */
+  _markConnected(resumed) {
+    clearTimeout(this._timers.connect);
+    this._timers.connect = null;
+    const reconnect = this._everConnected;
+    this._everConnected = true;
+    this._attempt = 0;
+    this._failed.clear();
+    this._setState('connected', { resumed, reconnect });
+    this._settle(null);
+  }
+
+  /**
+   * Stop timers and the connection of the moment without changing the state.
+   * @private
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  _teardown(code = 1000, reason = '') {
+    const timers = this._timers;
+    clearTimeout(timers.connect);
+    clearInterval(timers.ping);
+    clearInterval(timers.watchdog);
+    timers.connect = timers.ping = timers.watchdog = null;
+    const transport = this._transport;
+    this._transport = null;
+    transport?.close(code, reason);
+    this.connectionId = null;
+    this._hooks.onClose();
+  }
+
+  /**
+   * The connection ended (or could not open): the next transport of `auto`'s fallbacks at
+   * once, else reconnect with backoff (unless closed or given up).
+   * @private
+   * @param {LostInfo} info
+   */
+  _lost(info) {
+    const failed = this.kind;
+    this._teardown();
+    if (!this._wantOpen) return;
+    const next = this._fallback(failed, info);
+    if (next) {
+      this._preferred = next;
+      this._open();
+      return;
+    }
+    this._failed.clear();
+    const policy = this._settings.reconnectOptions;
+    if (info.fatal || !policy || givesUp(policy, this._attempt)) {
+      this._wantOpen = false;
+      this._setState('error', { error: info.error });
+      this._settle(info.error instanceof Error ? info.error
+        : new Error(String(info.error || 'connection failed')));
+      return;
+    }
+    // auto: retry with the streaming transport that last worked (WebSocket if none did)
+    if (this._settings.transportChoice === 'auto') this._preferred = this._lastGood || 'websocket';
+    const delay = backoffDelay(policy, this._attempt, { retryAfterMs: this._retryAfterMs,
+      sseRetryMs: this.kind === 'sse' ? this._sseRetryMs : null });
+    this._retryAfterMs = 0;
+    this._attempt += 1;
+    this._setState('retrying', { attempt: this._attempt, delayMs: Math.round(delay),
+      error: info.error });
+    this._timers.retry = setTimeout(() => {
+      if (this._wantOpen) this._open();
+    }, delay);
+  }
+
+  /**
+   * `auto`: the transport to try at once after `failed` could not open (WebSocket → SSE →
+   * REST, the last only when both others failed in this round), or null.
+   * @private
+   * @param {TransportKind|null} failed
+   * @param {LostInfo} info
+   * @returns {TransportKind|null}
+   */
+  _fallback(failed, info) {
+    const { transportChoice, restFallback } = this._settings;
+    if (transportChoice !== 'auto' || !failed || info.opened || info.fatal) return null;
+    this._failed.add(failed);
+    if (failed === 'websocket') return 'sse';
+    if (failed === 'sse' && restFallback && this._failed.has('websocket')) return 'rest';
+    return null;
+  }
+
+  /** @private the liveness watchdog, and the WebSocket's keep-alive pings */
+  _startTimers() {
+    const timers = this._timers;
+    clearInterval(timers.ping);
+    clearInterval(timers.watchdog);
+    const transport = this._transport;
+    const { pingIntervalMs } = this._settings;
+    this._lastActivity = Date.now();
+    timers.watchdog = setInterval(() => {
+      if (this._transport !== transport) return;
+      const silentMs = Date.now() - this._lastActivity;
+      if (silentMs > this.heartbeatMs * this._settings.heartbeatTimeoutFactor + 1000) {
+        this._lost({ opened: true, error: new Error(`no data for ${silentMs} ms`) });
+      }
+    }, Math.max(1000, Math.min(this.heartbeatMs, 5000)));
+    if (this.kind === 'websocket' && pingIntervalMs > 0) {
+      timers.ping = setInterval(() => {
+        if (this._transport === transport) this._hooks.ping().catch(() => {});
+      }, pingIntervalMs);
+    }
+  }
+}

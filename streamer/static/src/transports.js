@@ -1,0 +1,345 @@
+// The client's transports, one connection each: a WebSocket, SSE read with fetch (+ control
+// POSTs), and the REST fallback (`POST …/complete`, no streaming). Each reports what it receives
+// to its handlers and calls `onLost` at most once; after `close()` it reports nothing more.
+
+import { StreamerError, errorFromResponse } from './protocol.js';
+import { readEventStream } from './sse.js';
+
+/** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
+
+/**
+ * Why a connection ended (or never opened).
+ * @typedef {object} LostInfo
+ * @property {boolean} opened whether it had opened (a WebSocket's `open`, an `ok` SSE response)
+ * @property {boolean} [fatal] reconnecting cannot help (a protocol violation, a refusal)
+ * @property {any} [error]
+ */
+
+/**
+ * @typedef {object} TransportHandlers
+ * @property {(ev: ServerEvent, eventId: string|null) => void} onEvent a server event
+ *   (`eventId`: the SSE `id:`, else null)
+ * @property {() => void} onActivity anything arrived (an event, a frame, a `: ping` comment)
+ * @property {(info: LostInfo) => void} onLost the connection ended or could not open
+ * @property {(retryMs: number) => void} [onRetry] the SSE stream's `retry:` field
+ * @property {() => void} [onReady] REST only: the server answered, answers can be asked for
+ */
+
+/** WebSocket close codes after which reconnecting cannot help. */
+export const FATAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008]);
+
+/** Shared by the transports: the `onLost` that fires once, and `close()`. */
+class Connection {
+  /** @param {TransportHandlers} handlers */
+  constructor(handlers) {
+    /** @protected */
+    this.handlers = handlers;
+    /** True once closed by `close()` or lost: nothing is reported any more. */
+    this.closed = false;
+  }
+
+  /**
+   * @protected
+   * @param {LostInfo} info
+   */
+  lose(info) {
+    if (this.closed) return;
+    this.closed = true;
+    this.release();
+    this.handlers.onLost(info);
+  }
+
+  /**
+   * Close for good, without reporting it.
+   * @param {number} [code] WebSocket close code
+   * @param {string} [reason]
+   */
+  close(code = 1000, reason = '') {
+    this.closed = true;
+    this.release(code, reason);
+  }
+
+  /**
+   * Free the connection's resources (the socket, the pending requests).
+   * @protected
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  release(code, reason) {} // eslint-disable-line no-unused-vars
+
+  /**
+   * Parse one JSON event and hand it on; a frame that is not JSON is logged and dropped.
+   * @protected
+   * @param {string} data
+   * @param {string|null} eventId
+   * @param {string} [type] the SSE `event:` name, for events without their own `type`
+   */
+  deliver(data, eventId, type) {
+    if (this.closed) return;
+    let ev;
+    try {
+      ev = JSON.parse(data);
+    } catch {
+      console.warn('streamer: non-JSON event ignored', data);
+      return;
+    }
+    if (!ev.type && type) ev.type = type;
+    this.handlers.onEvent(ev, eventId);
+  }
+}
+
+/** One WebSocket: `GET /ws/stream/{session_id}`, a JSON object per text frame either way. */
+export class WebSocketTransport extends Connection {
+  /**
+   * @param {string} url the `ws:`/`wss:` URL, resume cursor included
+   * @param {TransportHandlers} handlers
+   */
+  constructor(url, handlers) {
+    super(handlers);
+    /** @type {'websocket'} */
+    this.kind = 'websocket';
+    this.url = url;
+    /** @type {WebSocket|null} the socket (tests close it to play a network failure) */
+    this.socket = null;
+  }
+
+  open() {
+    let opened = false;
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (error) {
+      queueMicrotask(() => this.lose({ opened: false, error }));
+      return;
+    }
+    this.socket = ws;
+    ws.onopen = () => {
+      opened = true;
+    };
+    ws.onmessage = (msg) => {
+      if (this.closed) return;
+      this.handlers.onActivity();
+      this.deliver(msg.data, null);
+    };
+    ws.onclose = (e) => this.lose({
+      opened,
+      fatal: FATAL_CLOSE_CODES.has(e.code),
+      error: new Error(`WebSocket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`),
+    });
+    ws.onerror = () => {}; // always followed by onclose, which decides
+  }
+
+  /**
+   * @param {Record<string, any>} msg a control message
+   * @returns {Promise<void>} once queued
+   */
+  async send(msg) {
+    if (!this.socket || this.closed) throw new Error('the WebSocket is closed');
+    this.socket.send(JSON.stringify(msg));
+  }
+
+  /**
+   * @protected
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  release(code = 1000, reason = '') {
+    const ws = this.socket;
+    if (!ws) return;
+    try {
+      ws.close(code, reason);
+    } catch {
+      /* already closing */
+    }
+  }
+}
+
+/**
+ * SSE: `GET /api/sessions/{id}/events` read with fetch, controls as
+ * `POST /api/sessions/{id}/control?connection_id=…`.
+ */
+export class EventStreamTransport extends Connection {
+  /**
+   * @param {{eventsUrl: string, controlUrl: string, lastEventId?: string|null}} urls
+   *   `lastEventId` goes out as the `Last-Event-ID` header (resume)
+   * @param {TransportHandlers} handlers
+   */
+  constructor({ eventsUrl, controlUrl, lastEventId = null }, handlers) {
+    super(handlers);
+    /** @type {'sse'} */
+    this.kind = 'sse';
+    this.eventsUrl = eventsUrl;
+    this.controlUrl = controlUrl;
+    this.lastEventId = lastEventId;
+    /** @type {string|null} the server's id of this connection (from `connected`) */
+    this.connectionId = null;
+    /** @private */
+    this._abort = new AbortController();
+    /** @private whether the response was `ok` */
+    this._opened = false;
+  }
+
+  open() {
+    this._read().catch((error) => {
+      if (!this._abort.signal.aborted) this.lose({ opened: this._opened, error });
+    });
+  }
+
+  /** @private */
+  async _read() {
+    /** @type {Record<string, string>} */
+    const headers = { Accept: 'text/event-stream' };
+    if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId;
+    const response = await fetch(this.eventsUrl,
+      { headers, signal: this._abort.signal, cache: 'no-store' });
+    if (!response.ok) {
+      // reported through the `connection` state (retrying/error), not as a server event
+      const ev = await errorFromResponse(response);
+      const s = response.status;
+      const fatal = !ev.retryable && s >= 400 && s < 500 && s !== 404 && s !== 429;
+      this.lose({ opened: false, fatal, error: new StreamerError(ev) });
+      return;
+    }
+    this._opened = true;
+    await readEventStream(response, {
+      onEvent: ({ event, data, id }) => this.deliver(data, id, event),
+      onLine: () => {
+        if (!this.closed) this.handlers.onActivity();
+      },
+      onRetry: (ms) => this.handlers.onRetry?.(ms),
+    });
+    this.lose({ opened: true, error: new Error('event stream ended') });
+  }
+
+  /**
+   * POST one control message to this connection.
+   * @param {Record<string, any>} msg
+   * @returns {Promise<void>} when the server accepted it
+   * @throws {StreamerError} the server refused it (`event.control` names the message)
+   */
+  async send(msg) {
+    const cid = this.connectionId ? `?connection_id=${encodeURIComponent(this.connectionId)}` : '';
+    const response = await fetch(this.controlUrl + cid, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(msg),
+    });
+    if (!response.ok) throw await refusal(response, msg);
+  }
+
+  /** @protected */
+  release() {
+    this._abort.abort();
+  }
+}
+
+/**
+ * The REST fallback, for when neither a WebSocket nor SSE can connect (a proxy that blocks
+ * both): `GET /healthz` checks the server is there, then each `start` is one
+ * `POST /api/sessions/{id}/complete` answered with the finished message. Nothing streams,
+ * nothing can be paused or resumed; `stop` abandons the requests still waiting.
+ */
+export class RestTransport extends Connection {
+  /**
+   * @param {{baseUrl: string, completeUrl: string, timeoutMs?: number}} urls `timeoutMs`
+   *   bounds the health check
+   * @param {TransportHandlers} handlers
+   */
+  constructor({ baseUrl, completeUrl, timeoutMs = 10000 }, handlers) {
+    super(handlers);
+    /** @type {'rest'} */
+    this.kind = 'rest';
+    this.healthUrl = `${baseUrl}/healthz`;
+    this.completeUrl = completeUrl;
+    this.timeoutMs = timeoutMs;
+    /**
+     * @private
+     * @type {Set<AbortController>} one per request in flight
+     */
+    this._requests = new Set();
+  }
+
+  open() {
+    this._probe().catch((error) => this.lose({ opened: false, error }));
+  }
+
+  /** @private */
+  async _probe() {
+    const abort = this._track();
+    const timer = setTimeout(() => abort.abort(), this.timeoutMs);
+    try {
+      const response = await fetch(this.healthUrl, { signal: abort.signal, cache: 'no-store' });
+      const body = response.ok ? await response.json() : null;
+      if (!body || body.ok !== true) throw new Error(`GET /healthz answered ${response.status}`);
+    } finally {
+      clearTimeout(timer);
+      this._requests.delete(abort);
+    }
+    if (!this.closed) this.handlers.onReady?.();
+  }
+
+  /** @private */
+  _track() {
+    const abort = new AbortController();
+    this._requests.add(abort);
+    return abort;
+  }
+
+  /**
+   * `start`: ask for the whole answer and wait for it. `stop`: abandon the requests still
+   * waiting (their `send` rejects with code `cancelled`). Anything else is refused.
+   * @param {Record<string, any>} msg
+   * @returns {Promise<ServerEvent|null>} `start`: the finished message (the server's
+   *   `stream_complete` fields, with `error` when the answer failed); else null
+   * @throws {StreamerError} refused, abandoned, or a network failure (then the connection is
+   *   lost too)
+   */
+  async send(msg) {
+    if (msg.type === 'stop') {
+      for (const abort of this._requests) abort.abort();
+      return null;
+    }
+    if (msg.type !== 'start') {
+      throw new StreamerError({ type: 'error', code: 'unsupported_control', control: msg.type,
+        retryable: false,
+        message: `'${msg.type}' needs a streaming connection (WebSocket or SSE): the REST ` +
+          'fallback only starts answers and stops waiting for them' });
+    }
+    const abort = this._track();
+    let response;
+    try {
+      response = await fetch(this.completeUrl, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(msg), signal: abort.signal,
+      });
+      if (!response.ok) throw await refusal(response, msg);
+      return await response.json();
+    } catch (error) {
+      if (error instanceof StreamerError) throw error;
+      if (abort.signal.aborted) {
+        throw new StreamerError({ type: 'error', code: 'cancelled', control: 'start',
+          retryable: false, message: 'stopped before the answer arrived' });
+      }
+      this.lose({ opened: true, error });
+      throw error;
+    } finally {
+      this._requests.delete(abort);
+    }
+  }
+
+  /** @protected */
+  release() {
+    for (const abort of this._requests) abort.abort();
+    this._requests.clear();
+  }
+}
+
+/**
+ * The StreamerError for a refused control message.
+ * @param {Response} response
+ * @param {Record<string, any>} msg
+ * @returns {Promise<StreamerError>}
+ */
+async function refusal(response, msg) {
+  const ev = await errorFromResponse(response);
+  ev.control = msg.type;
+  return new StreamerError(ev);
+}

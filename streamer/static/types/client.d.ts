@@ -1,0 +1,14 @@
+export { DocumentMirror } from "./src/mirror.js";
+export { StreamClient } from "./src/stream-client.js";
+export type ServerEvent = import("./src/protocol.js").ServerEvent;
+export type ConnectionState = import("./src/protocol.js").ConnectionState;
+export type TransportChoice = import("./src/protocol.js").TransportChoice;
+export type TransportKind = import("./src/protocol.js").TransportKind;
+export type StartOptions = import("./src/protocol.js").StartOptions;
+export type BlockOp = import("./src/ops.js").BlockOp;
+export type MirrorChange = import("./src/mirror.js").MirrorChange;
+export type ReconnectOptions = import("./src/reconnect.js").ReconnectOptions;
+export type StreamClientOptions = import("./src/stream-client.js").StreamClientOptions;
+export type EventContext = import("./src/stream-client.js").EventContext;
+export { PROTOCOL_VERSION, StreamerError } from "./src/protocol.js";
+export { appendText, applyOp, escapeText, splitTrailer } from "./src/ops.js";

@@ -1,0 +1,206 @@
+/** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
+/** @typedef {import('./protocol.js').ConnectionState} ConnectionState */
+/** @typedef {import('./protocol.js').TransportChoice} TransportChoice */
+/** @typedef {import('./protocol.js').TransportKind} TransportKind */
+/** @typedef {import('./transports.js').LostInfo} LostInfo */
+/** @typedef {WebSocketTransport|EventStreamTransport|RestTransport} Transport */
+/**
+ * The owner's settings (StreamClient's fields of the same names).
+ * @typedef {object} LinkSettings
+ * @property {string} baseUrl
+ * @property {string} sessionId
+ * @property {TransportChoice} transportChoice
+ * @property {import('./reconnect.js').ReconnectPolicy|null} reconnectOptions
+ * @property {number} connectTimeoutMs
+ * @property {boolean} restFallback
+ * @property {number} pingIntervalMs
+ * @property {number} heartbeatTimeoutFactor
+ * @property {boolean} resumeOnReconnect
+ */
+/**
+ * @typedef {object} LinkHooks
+ * @property {(ev: ServerEvent, eventId: string|null) => void} onEvent a server event arrived
+ * @property {(state: ConnectionState, extra: Record<string, any>) => void} onState
+ *   the state changed (`extra`: attempt, delayMs, error, resumed, reconnect)
+ * @property {() => {streamId: string, epoch: string|null, lastSeq: number}|null} cursor
+ *   where to resume: the unfinished stream being delivered, if any
+ * @property {() => void} onClose the connection of the moment closed (pending pings fail)
+ * @property {() => Promise<any>} ping send a keep-alive `ping`
+ */
+export class Link {
+    /**
+     * @param {LinkSettings} settings
+     * @param {LinkHooks} hooks
+     */
+    constructor(settings: LinkSettings, hooks: LinkHooks);
+    /** @private */
+    private _settings;
+    /** @private */
+    private _hooks;
+    /** @type {ConnectionState} */
+    state: ConnectionState;
+    /** @type {TransportKind|null} the transport in use (or last used) */
+    kind: TransportKind | null;
+    /** @type {string|null} the server's id of this connection */
+    connectionId: string | null;
+    /** @type {number} heartbeat period announced by the server */
+    heartbeatMs: number;
+    /** @private @type {TransportKind} */
+    private _preferred;
+    /** @private @type {Transport|null} */
+    private _transport;
+    /** @private @type {Set<TransportKind>} transports that could not open in this round */
+    private _failed;
+    /** @private */
+    private _wantOpen;
+    /** @private failed attempts in a row */
+    private _attempt;
+    /** @private */
+    private _everConnected;
+    /** @private @type {{retry: any, connect: any, ping: any, watchdog: any}} */
+    private _timers;
+    /** @private */
+    private _lastActivity;
+    /** @private */
+    private _retryAfterMs;
+    /** @private @type {number|null} */
+    private _sseRetryMs;
+    /** @private @type {string|null} */
+    private _lastEventId;
+    /** @private @type {TransportKind|null} the streaming transport that last connected */
+    private _lastGood;
+    /** @private @type {{resolve: () => void, reject: (err: any) => void}[]} */
+    private _waiters;
+    /** @returns {WebSocket|null} the open WebSocket, if the transport is one */
+    get socket(): WebSocket | null;
+    /**
+     * Open (and keep open until {@link close}).
+     * @returns {Promise<void>} resolves when connected; rejects on giving up or {@link close}
+     */
+    open(): Promise<void>;
+    /** Close for good: no reconnect. */
+    close(): void;
+    /** Drop the connection as a network failure would: reconnect with backoff, resume. */
+    drop(): void;
+    /**
+     * Send a control message on the connection of the moment.
+     * @param {Record<string, any>} msg
+     * @returns {Promise<any>} what the transport's `send` gives
+     */
+    send(msg: Record<string, any>): Promise<any>;
+    /**
+     * The server's `connected` event: the connection is up.
+     * @param {ServerEvent} ev
+     */
+    connected(ev: ServerEvent): void;
+    /**
+     * An `error` event's `retry_after_ms`: the next reconnect waits at least that long.
+     * @param {number} ms
+     */
+    retryAfter(ms: number): void;
+    /**
+     * @private
+     * @param {ConnectionState} state
+     * @param {Record<string, any>} [extra]
+     */
+    private _setState;
+    /**
+     * @private
+     * @param {any} err null: resolve the `open()` promises; else reject them
+     */
+    private _settle;
+    /** @private open the preferred transport, with a connect timeout */
+    private _open;
+    /**
+     * @private
+     * @param {TransportKind} kind
+     * @returns {Transport}
+     */
+    private _transportOf;
+    /**
+     * The WebSocket URL, with the resume cursor.
+     * @private
+     * @param {{streamId: string, epoch: string|null, lastSeq: number}|null} cursor
+     */
+    private _wsUrl;
+    /**
+     * The server is there: `connected` (WebSocket, SSE) or the health check (REST).
+     * @private
+     * @param {boolean} resumed
+     */
+    private _markConnected;
+    /**
+     * Stop timers and the connection of the moment without changing the state.
+     * @private
+     * @param {number} [code]
+     * @param {string} [reason]
+     */
+    private _teardown;
+    /**
+     * The connection ended (or could not open): the next transport of `auto`'s fallbacks at
+     * once, else reconnect with backoff (unless closed or given up).
+     * @private
+     * @param {LostInfo} info
+     */
+    private _lost;
+    /**
+     * `auto`: the transport to try at once after `failed` could not open (WebSocket → SSE →
+     * REST, the last only when both others failed in this round), or null.
+     * @private
+     * @param {TransportKind|null} failed
+     * @param {LostInfo} info
+     * @returns {TransportKind|null}
+     */
+    private _fallback;
+    /** @private the liveness watchdog, and the WebSocket's keep-alive pings */
+    private _startTimers;
+}
+export type ServerEvent = import("./protocol.js").ServerEvent;
+export type ConnectionState = import("./protocol.js").ConnectionState;
+export type TransportChoice = import("./protocol.js").TransportChoice;
+export type TransportKind = import("./protocol.js").TransportKind;
+export type LostInfo = import("./transports.js").LostInfo;
+export type Transport = WebSocketTransport | EventStreamTransport | RestTransport;
+/**
+ * The owner's settings (StreamClient's fields of the same names).
+ */
+export type LinkSettings = {
+    baseUrl: string;
+    sessionId: string;
+    transportChoice: TransportChoice;
+    reconnectOptions: import("./reconnect.js").ReconnectPolicy | null;
+    connectTimeoutMs: number;
+    restFallback: boolean;
+    pingIntervalMs: number;
+    heartbeatTimeoutFactor: number;
+    resumeOnReconnect: boolean;
+};
+export type LinkHooks = {
+    /**
+     * a server event arrived
+     */
+    onEvent: (ev: ServerEvent, eventId: string | null) => void;
+    /**
+     *   the state changed (`extra`: attempt, delayMs, error, resumed, reconnect)
+     */
+    onState: (state: ConnectionState, extra: Record<string, any>) => void;
+    /**
+     *   where to resume: the unfinished stream being delivered, if any
+     */
+    cursor: () => {
+        streamId: string;
+        epoch: string | null;
+        lastSeq: number;
+    } | null;
+    /**
+     * the connection of the moment closed (pending pings fail)
+     */
+    onClose: () => void;
+    /**
+     * send a keep-alive `ping`
+     */
+    ping: () => Promise<any>;
+};
+import { WebSocketTransport } from './transports.js';
+import { EventStreamTransport } from './transports.js';
+import { RestTransport } from './transports.js';

@@ -1,0 +1,307 @@
+/**
+ * Connects to a streamer session and turns its events into per-stream documents.
+ *
+ * Events (`client.on(type, fn)`, returns an unsubscribe function):
+ * - every server event type under its own name (`connected`, `stream_start`, `chunk`,
+ *   `snapshot`, `progress`, `state`, `stream_complete`, `error`, `pong`, `tool_call`, …),
+ *   called as `fn(event, context)`; for stream events `context.mirror` is the stream's
+ *   {@link DocumentMirror} and, for `chunk`, `context.applied` says whether it was new.
+ *   Unknown types are emitted too and otherwise ignored; `*` receives every server event.
+ * - `connection`: `fn({state, transport, attempt, delayMs, error})` whenever the connection
+ *   state changes (`connecting`, `connected`, `retrying`, `disconnected`, `error`).
+ * - `resync`: `fn({streamId, mirror})` when `stream_complete.html` differed from the mirror.
+ *
+ * Note the server's `state` event (streaming/paused/…) is about delivery, not the connection.
+ */
+export class StreamClient {
+    /** @param {StreamClientOptions} [options] */
+    constructor(options?: StreamClientOptions);
+    /** @type {string} */
+    baseUrl: string;
+    /** @type {string} */
+    sessionId: string;
+    /** @type {TransportChoice} */
+    transportChoice: TransportChoice;
+    /** @type {import('./reconnect.js').ReconnectPolicy|null} backoff settings (null: none) */
+    reconnectOptions: import("./reconnect.js").ReconnectPolicy | null;
+    connectTimeoutMs: number;
+    restFallback: boolean;
+    pingIntervalMs: number;
+    heartbeatTimeoutFactor: number;
+    resumeOnReconnect: boolean;
+    /** @type {Map<string, DocumentMirror>} one mirror per stream id */
+    streams: Map<string, DocumentMirror>;
+    /** @type {string|null} the stream being delivered now */
+    activeStreamId: string | null;
+    /** @type {number|null} last measured ping round trip */
+    rttMs: number | null;
+    /** @private */
+    private _emitter;
+    /**
+     * @private
+     * @type {Map<number, {sentAt: number, resolve: (ms: number) => void,
+     *                     reject: (err: any) => void}>}
+     */
+    private _pendingPings;
+    /** @private */
+    private _link;
+    /** @type {ConnectionState} */
+    get state(): ConnectionState;
+    /** @type {TransportKind|null} the transport in use (or last used) */
+    get transport(): TransportKind | null;
+    /** @type {string|null} the server's id of this connection (targets SSE control POSTs) */
+    get connectionId(): string | null;
+    /** @type {number} heartbeat period announced by the server, in ms */
+    get heartbeatMs(): number;
+    /**
+     * @param {string} type a server event type, `*`, `connection` or `resync`
+     * @param {(...args: any[]) => void} fn
+     * @returns {() => void} unsubscribe
+     */
+    on(type: string, fn: (...args: any[]) => void): () => void;
+    /**
+     * @param {string} type
+     * @param {(...args: any[]) => void} fn
+     */
+    off(type: string, fn: (...args: any[]) => void): void;
+    /**
+     * @param {string} type
+     * @param {(...args: any[]) => void} fn
+     * @returns {() => void} unsubscribe
+     */
+    once(type: string, fn: (...args: any[]) => void): () => void;
+    /**
+     * The mirror of one stream (created on first use).
+     * @param {string} streamId
+     * @returns {DocumentMirror}
+     */
+    mirror(streamId: string): DocumentMirror;
+    /**
+     * Open the connection (and keep it open, reconnecting with backoff, until {@link close}).
+     * @returns {Promise<void>} resolves on the server's `connected` event (the REST fallback:
+     *   its health check); rejects if the client gives up (state `error`) or is closed first
+     */
+    connect(): Promise<void>;
+    /** Close for good: no reconnect. Streams keep running on the server (see protocol.md). */
+    close(): void;
+    /**
+     * Drop the current connection as a network failure would (for trying resume by hand, and
+     * for tests): the client reconnects with backoff and resumes after its last applied `seq`.
+     */
+    dropConnection(): void;
+    /**
+     * The open WebSocket, if the transport is one (tests close it to play a network failure).
+     * @returns {WebSocket|null}
+     */
+    get _ws(): WebSocket | null;
+    /** @private the mirror of the stream being delivered, if it is unfinished and begun */
+    private _unfinishedStream;
+    /**
+     * Feed one server event through the client, exactly as if it had arrived on the socket.
+     * (Used by transports, and by tests to inject events.)
+     * @param {ServerEvent} ev
+     * @param {string|null} [eventId] SSE `id:`
+     */
+    handleEvent(ev: ServerEvent, eventId?: string | null): void;
+    /**
+     * @private
+     * @param {ServerEvent} ev
+     * @param {string|null} eventId
+     */
+    private _dispatch;
+    /**
+     * @private
+     * @param {ServerEvent} ev
+     */
+    private _onConnected;
+    /**
+     * @private
+     * @param {ServerEvent} ev
+     * @param {EventContext} ctx
+     */
+    private _onStreamStart;
+    /**
+     * @private
+     * @param {ServerEvent} ev
+     * @param {EventContext} ctx
+     */
+    private _onChunk;
+    /**
+     * @private
+     * @param {ServerEvent} ev
+     * @param {EventContext} ctx
+     */
+    private _onSnapshot;
+    /**
+     * @private
+     * @param {ServerEvent} ev
+     * @param {EventContext} ctx
+     */
+    private _onComplete;
+    /**
+     * `progress`, `state`, `tool_call`, `reasoning`: ordered by `seq` with the chunks.
+     * @private
+     * @param {ServerEvent} ev
+     * @param {EventContext} ctx
+     * @returns {boolean|void} false: seen before a reconnect, dropped
+     */
+    private _onStreamEvent;
+    /**
+     * @private
+     * @param {ServerEvent} ev
+     * @param {EventContext} ctx
+     */
+    private _onPong;
+    /**
+     * @private
+     * @param {ServerEvent} ev
+     * @param {EventContext} ctx
+     */
+    private _onError;
+    /**
+     * The event's stream mirror, also put on the context.
+     * @private
+     * @param {ServerEvent} ev
+     * @param {EventContext} ctx
+     * @returns {DocumentMirror}
+     */
+    private _streamOf;
+    /**
+     * Send one control message on the current connection.
+     * @private
+     * @param {Record<string, any>} msg
+     * @returns {Promise<any>} WebSocket: resolves once queued; SSE: when the POST is accepted;
+     *   REST: with the finished message (`start`). Rejects with {@link StreamerError} (also
+     *   emitted as an `error` event) or when not connected.
+     */
+    private _send;
+    /**
+     * Start a stream (queued by the server if one is running). Over the REST fallback this
+     * waits for the whole answer, then feeds it through as `stream_start`, `snapshot`, (an
+     * `error` if the answer failed) and `stream_complete`.
+     * @param {StartOptions} opts
+     * @returns {Promise<void>}
+     */
+    start(opts: StartOptions): Promise<void>;
+    /**
+     * The REST fallback's finished message, as the events a stream would have sent.
+     * @private
+     * @param {Record<string, any>} msg the `start` message
+     * @param {Record<string, any>} finished `stream_complete`'s fields, `error` when it failed
+     */
+    private _applyFinished;
+    /**
+     * Stop delivery to this connection (generation continues on the server).
+     * @returns {Promise<void>}
+     */
+    pause(): Promise<void>;
+    /**
+     * Restart delivery after {@link pause}.
+     * @returns {Promise<void>}
+     */
+    resume(): Promise<void>;
+    /**
+     * Ask for the events of a stream after `lastSeq` (defaults to the mirror's), then follow it.
+     * @param {string} streamId
+     * @param {number} [lastSeq]
+     * @returns {Promise<void>}
+     */
+    resumeStream(streamId: string, lastSeq?: number): Promise<void>;
+    /**
+     * Deliver everything received so far at once, then follow unpaced.
+     * @returns {Promise<void>}
+     */
+    skip(): Promise<void>;
+    /**
+     * @param {number} cps new delivery rate, characters per second
+     * @returns {Promise<void>}
+     */
+    speed(cps: number): Promise<void>;
+    /**
+     * Remove a queued stream (it never starts).
+     * @param {string} streamId
+     * @returns {Promise<void>}
+     */
+    queueRemove(streamId: string): Promise<void>;
+    /**
+     * Move a queued stream to `position` in the queue (0 = next).
+     * @param {string} streamId
+     * @param {number} position
+     * @returns {Promise<void>}
+     */
+    queueMove(streamId: string, position: number): Promise<void>;
+    /**
+     * Cancel generation. (REST fallback: stop waiting for the answers asked for; the server
+     * ends them as it ends a stream nobody follows.)
+     * @param {string} [streamId]
+     * @returns {Promise<void>}
+     */
+    stop(streamId?: string): Promise<void>;
+    /**
+     * Send a `ping`; resolves with the round trip in ms when the `pong` arrives.
+     * @param {number} [timeoutMs=10000]
+     * @returns {Promise<number>}
+     */
+    ping(timeoutMs?: number): Promise<number>;
+}
+export type ServerEvent = import("./protocol.js").ServerEvent;
+export type ConnectionState = import("./protocol.js").ConnectionState;
+export type TransportChoice = import("./protocol.js").TransportChoice;
+export type TransportKind = import("./protocol.js").TransportKind;
+export type StartOptions = import("./protocol.js").StartOptions;
+export type ReconnectOptions = import("./reconnect.js").ReconnectOptions;
+export type StreamClientOptions = {
+    /**
+     * server origin (default: the page's origin)
+     */
+    baseUrl?: string | undefined;
+    /**
+     * URL-safe 8–64 chars; invented if omitted
+     */
+    sessionId?: string | undefined;
+    /**
+     * `auto` = WebSocket, falling back to SSE when
+     * a WebSocket cannot connect, and to the REST `complete` endpoint when SSE cannot either
+     */
+    transport?: import("./protocol.js").TransportChoice | undefined;
+    /**
+     * backoff settings, or `false` for no reconnect
+     */
+    reconnect?: false | import("./reconnect.js").ReconnectOptions | undefined;
+    /**
+     * a connection that has not had the server's
+     * `connected` event by then counts as one that could not open (0 = wait for ever)
+     */
+    connectTimeoutMs?: number | undefined;
+    /**
+     * `auto`: when both a WebSocket and SSE could not
+     * open, use `POST /api/sessions/{id}/complete` (whole answers, no controls)
+     */
+    restFallback?: boolean | undefined;
+    /**
+     * WebSocket keep-alive `ping` period (0 = never)
+     */
+    pingIntervalMs?: number | undefined;
+    /**
+     * a connection silent for this many
+     * `heartbeat_ms` is considered dead and reconnected
+     */
+    heartbeatTimeoutFactor?: number | undefined;
+    /**
+     * on a reconnect, ask for the events after the
+     * last applied `seq` of an unfinished stream (WebSocket: `?stream_id=…&last_seq=…` on the
+     * URL; SSE: the `Last-Event-ID` header). Chunks at or below that seq are ignored anyway.
+     */
+    resumeOnReconnect?: boolean | undefined;
+};
+/**
+ * What listeners get with each server event: the stream's mirror for stream events, whether
+ * a `chunk` was new (`applied`), the SSE id, the round trip for `pong`.
+ */
+export type EventContext = {
+    mirror?: DocumentMirror;
+    applied?: boolean;
+    eventId?: string | null;
+    rttMs?: number | null;
+};
+import { DocumentMirror } from './mirror.js';

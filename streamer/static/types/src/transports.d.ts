@@ -1,0 +1,196 @@
+/** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
+/**
+ * Why a connection ended (or never opened).
+ * @typedef {object} LostInfo
+ * @property {boolean} opened whether it had opened (a WebSocket's `open`, an `ok` SSE response)
+ * @property {boolean} [fatal] reconnecting cannot help (a protocol violation, a refusal)
+ * @property {any} [error]
+ */
+/**
+ * @typedef {object} TransportHandlers
+ * @property {(ev: ServerEvent, eventId: string|null) => void} onEvent a server event
+ *   (`eventId`: the SSE `id:`, else null)
+ * @property {() => void} onActivity anything arrived (an event, a frame, a `: ping` comment)
+ * @property {(info: LostInfo) => void} onLost the connection ended or could not open
+ * @property {(retryMs: number) => void} [onRetry] the SSE stream's `retry:` field
+ * @property {() => void} [onReady] REST only: the server answered, answers can be asked for
+ */
+/** WebSocket close codes after which reconnecting cannot help. */
+export const FATAL_CLOSE_CODES: Set<number>;
+/** One WebSocket: `GET /ws/stream/{session_id}`, a JSON object per text frame either way. */
+export class WebSocketTransport extends Connection {
+    /**
+     * @param {string} url the `ws:`/`wss:` URL, resume cursor included
+     * @param {TransportHandlers} handlers
+     */
+    constructor(url: string, handlers: TransportHandlers);
+    /** @type {'websocket'} */
+    kind: "websocket";
+    url: string;
+    /** @type {WebSocket|null} the socket (tests close it to play a network failure) */
+    socket: WebSocket | null;
+    open(): void;
+    /**
+     * @param {Record<string, any>} msg a control message
+     * @returns {Promise<void>} once queued
+     */
+    send(msg: Record<string, any>): Promise<void>;
+}
+/**
+ * SSE: `GET /api/sessions/{id}/events` read with fetch, controls as
+ * `POST /api/sessions/{id}/control?connection_id=…`.
+ */
+export class EventStreamTransport extends Connection {
+    /**
+     * @param {{eventsUrl: string, controlUrl: string, lastEventId?: string|null}} urls
+     *   `lastEventId` goes out as the `Last-Event-ID` header (resume)
+     * @param {TransportHandlers} handlers
+     */
+    constructor({ eventsUrl, controlUrl, lastEventId }: {
+        eventsUrl: string;
+        controlUrl: string;
+        lastEventId?: string | null;
+    }, handlers: TransportHandlers);
+    /** @type {'sse'} */
+    kind: "sse";
+    eventsUrl: string;
+    controlUrl: string;
+    lastEventId: string | null;
+    /** @type {string|null} the server's id of this connection (from `connected`) */
+    connectionId: string | null;
+    /** @private */
+    private _abort;
+    /** @private whether the response was `ok` */
+    private _opened;
+    open(): void;
+    /** @private */
+    private _read;
+    /**
+     * POST one control message to this connection.
+     * @param {Record<string, any>} msg
+     * @returns {Promise<void>} when the server accepted it
+     * @throws {StreamerError} the server refused it (`event.control` names the message)
+     */
+    send(msg: Record<string, any>): Promise<void>;
+    /** @protected */
+    protected release(): void;
+}
+/**
+ * The REST fallback, for when neither a WebSocket nor SSE can connect (a proxy that blocks
+ * both): `GET /healthz` checks the server is there, then each `start` is one
+ * `POST /api/sessions/{id}/complete` answered with the finished message. Nothing streams,
+ * nothing can be paused or resumed; `stop` abandons the requests still waiting.
+ */
+export class RestTransport extends Connection {
+    /**
+     * @param {{baseUrl: string, completeUrl: string, timeoutMs?: number}} urls `timeoutMs`
+     *   bounds the health check
+     * @param {TransportHandlers} handlers
+     */
+    constructor({ baseUrl, completeUrl, timeoutMs }: {
+        baseUrl: string;
+        completeUrl: string;
+        timeoutMs?: number;
+    }, handlers: TransportHandlers);
+    /** @type {'rest'} */
+    kind: "rest";
+    healthUrl: string;
+    completeUrl: string;
+    timeoutMs: number;
+    /**
+     * @private
+     * @type {Set<AbortController>} one per request in flight
+     */
+    private _requests;
+    open(): void;
+    /** @private */
+    private _probe;
+    /** @private */
+    private _track;
+    /**
+     * `start`: ask for the whole answer and wait for it. `stop`: abandon the requests still
+     * waiting (their `send` rejects with code `cancelled`). Anything else is refused.
+     * @param {Record<string, any>} msg
+     * @returns {Promise<ServerEvent|null>} `start`: the finished message (the server's
+     *   `stream_complete` fields, with `error` when the answer failed); else null
+     * @throws {StreamerError} refused, abandoned, or a network failure (then the connection is
+     *   lost too)
+     */
+    send(msg: Record<string, any>): Promise<ServerEvent | null>;
+    /** @protected */
+    protected release(): void;
+}
+export type ServerEvent = import("./protocol.js").ServerEvent;
+/**
+ * Why a connection ended (or never opened).
+ */
+export type LostInfo = {
+    /**
+     * whether it had opened (a WebSocket's `open`, an `ok` SSE response)
+     */
+    opened: boolean;
+    /**
+     * reconnecting cannot help (a protocol violation, a refusal)
+     */
+    fatal?: boolean | undefined;
+    error?: any;
+};
+export type TransportHandlers = {
+    /**
+     * a server event
+     * (`eventId`: the SSE `id:`, else null)
+     */
+    onEvent: (ev: ServerEvent, eventId: string | null) => void;
+    /**
+     * anything arrived (an event, a frame, a `: ping` comment)
+     */
+    onActivity: () => void;
+    /**
+     * the connection ended or could not open
+     */
+    onLost: (info: LostInfo) => void;
+    /**
+     * the SSE stream's `retry:` field
+     */
+    onRetry?: ((retryMs: number) => void) | undefined;
+    /**
+     * REST only: the server answered, answers can be asked for
+     */
+    onReady?: (() => void) | undefined;
+};
+/** Shared by the transports: the `onLost` that fires once, and `close()`. */
+declare class Connection {
+    /** @param {TransportHandlers} handlers */
+    constructor(handlers: TransportHandlers);
+    /** @protected */
+    protected handlers: TransportHandlers;
+    /** True once closed by `close()` or lost: nothing is reported any more. */
+    closed: boolean;
+    /**
+     * @protected
+     * @param {LostInfo} info
+     */
+    protected lose(info: LostInfo): void;
+    /**
+     * Close for good, without reporting it.
+     * @param {number} [code] WebSocket close code
+     * @param {string} [reason]
+     */
+    close(code?: number, reason?: string): void;
+    /**
+     * Free the connection's resources (the socket, the pending requests).
+     * @protected
+     * @param {number} [code]
+     * @param {string} [reason]
+     */
+    protected release(code?: number, reason?: string): void;
+    /**
+     * Parse one JSON event and hand it on; a frame that is not JSON is logged and dropped.
+     * @protected
+     * @param {string} data
+     * @param {string|null} eventId
+     * @param {string} [type] the SSE `event:` name, for events without their own `type`
+     */
+    protected deliver(data: string, eventId: string | null, type?: string): void;
+}
+export {};
