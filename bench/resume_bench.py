@@ -21,7 +21,8 @@ import trio
 
 from streamer.config import load_config, replace
 from streamer.render.ops import Op
-from streamer.protocol import Start, encode_json, parse_control
+from streamer.wire.codecs import encode_json
+from streamer.wire.controls import Start, parse_control
 from streamer.sessions import Connection, Registry, Subscription
 
 

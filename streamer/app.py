@@ -43,18 +43,15 @@ from streamer.errors import (
     StreamNotFound,
 )
 from streamer.persistence import Store
-from streamer.protocol import (
-    SESSION_ID_RE,
-    Start,
-    error_event,
-    parse_control,
-    parse_cursor,
-    parse_event_id,
-)
 from streamer.sessions import Registry
-from streamer.transports import aisdk
+from streamer.transports.aisdk import ui_message_stream
 from streamer.transports.sse import SSEBody
 from streamer.transports.websocket import serve_websocket
+from streamer.wire import aisdk
+from streamer.wire.codecs import encode_json
+from streamer.wire.controls import Start, parse_control
+from streamer.wire.cursor import SESSION_ID_RE, parse_cursor, parse_event_id
+from streamer.wire.events import Error
 
 logger = logging.getLogger("streamer.app")
 
@@ -70,7 +67,7 @@ HTTP_STATUS = {
 
 
 def _error_response(exc: StreamerError) -> Response:
-    body = error_event(exc)
+    body = Error.of(exc).to_json()
     headers = {}
     if exc.retry_after_ms:
         headers["Retry-After"] = str(max(1, round(exc.retry_after_ms / 1000)))
@@ -221,10 +218,12 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
             session.pinned -= 1
             for s in session.streams.values():
                 s.on_subscribers_changed()
-        result = dict(stream.log.complete or {})
-        result.pop("type", None)
+        assert stream.log.complete is not None
+        result = stream.log.complete.to_json()
+        del result["type"]
         if stream.log.error is not None:
-            result["error"] = {k: v for k, v in stream.log.error.items() if k != "type"}
+            result["error"] = {k: v for k, v in stream.log.error.to_json().items()
+                               if k != "type"}
         return _json(result)
 
     @app.post("/api/chat")
@@ -233,12 +232,10 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
             body = json.loads(await _body(max_bytes))
         except ValueError as exc:
             raise InvalidMessage(f"not valid JSON: {exc}") from exc
-        session_id, start = aisdk.parse_chat_request(body, max_bytes)
+        session_id, control = aisdk.parse_chat_request(body, max_bytes)
         session = await registry.open_session(session_id)
-        control = parse_control(start, max_bytes)
-        assert isinstance(control, Start)
         stream = session.submit(control)
-        response = Response(aisdk.ui_message_stream(registry, session, stream),
+        response = Response(ui_message_stream(registry, session, stream),
                             mimetype="text/event-stream", headers=aisdk.HEADERS)
         response.timeout = None  # no 60 s cut (Quart's RESPONSE_TIMEOUT)
         return response
@@ -268,7 +265,7 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
         try:
             session = await registry.open_session(_session_id(session_id))
         except StreamerError as exc:
-            await websocket.send(json.dumps(error_event(exc)))
+            await websocket.send(encode_json(Error.of(exc).to_json()))
             await websocket.close(1008, exc.code)
             return
         args = websocket.args
@@ -276,7 +273,7 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
             resume = parse_cursor(args.get("stream_id"), args.get("epoch"),
                                   args.get("last_seq"))
         except StreamerError as exc:  # the connection lives; it follows as a new one
-            await websocket.send(json.dumps(error_event(exc, session_id=session_id)))
+            await websocket.send(encode_json(Error.of(exc, session_id=session_id).to_json()))
             resume = None
         await serve_websocket(registry, session, websocket, resume)
 

@@ -18,9 +18,10 @@ by ``streams.max_response_chars``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from streamer.render.ops import Op, apply_op
+from streamer.wire.events import Error, LogEvent, StreamComplete
 
 
 class Waiter(Protocol):
@@ -36,7 +37,7 @@ class LogEntry:
     seq: int
     op: Op | None
     total_chars: int
-    event: dict[str, Any] | None = None
+    event: LogEvent | None = None
 
     @property
     def chars(self) -> int:
@@ -51,8 +52,8 @@ class StreamLog:
         self.stream_id = stream_id
         self.entries: list[LogEntry] = []
         self.total_chars = 0
-        self.error: dict[str, Any] | None = None
-        self.complete: dict[str, Any] | None = None
+        self.error: Error | None = None
+        self.complete: StreamComplete | None = None
         self._waiters: set[Waiter] = set()
         self._snapshot_blocks: list[str] = []
         self._snapshot_seq = 0
@@ -94,7 +95,7 @@ class StreamLog:
         self._wake_all()
         return entry
 
-    def append_event(self, ev: dict[str, Any]) -> LogEntry:
+    def append_event(self, ev: LogEvent) -> LogEntry:
         """Add one non-document event (no chars); subscribers send it stamped with its ``seq``.
 
         Raises ``RuntimeError`` after :meth:`finish`.
@@ -107,7 +108,7 @@ class StreamLog:
         self._wake_all()
         return entry
 
-    def finish(self, complete: dict[str, Any], error: dict[str, Any] | None = None) -> None:
+    def finish(self, complete: StreamComplete, error: Error | None = None) -> None:
         """Record the terminal events; subscribers send them after the last entry."""
         if self.complete is None:
             self.error = error

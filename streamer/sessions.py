@@ -30,8 +30,8 @@ from typing import Any
 
 import trio
 
-from streamer.render.chunker import Chunker
 from streamer.config import Config
+from streamer.conversation import Message
 from streamer.errors import (
     PausedTooLong,
     ProviderError,
@@ -46,26 +46,8 @@ from streamer.errors import (
     StreamNotFound,
 )
 from streamer.log import LogEntry, StreamLog
-from streamer.render.ops import Op, merge_runs
 from streamer.pacer import Pacer
 from streamer.persistence import MessageRecord, Store
-from streamer.protocol import (
-    Message,
-    Pause,
-    Ping,
-    QueueMove,
-    QueueRemove,
-    Resume,
-    ResumeCursor,
-    Skip,
-    Speed,
-    Start,
-    Stop,
-    chunk_event,
-    error_event,
-    event,
-    event_id,
-)
 from streamer.providers import (
     Finish,
     ProviderRequest,
@@ -78,8 +60,37 @@ from streamer.providers import (
     ToolRound,
     Usage,
 )
+from streamer.render.chunker import Chunker
 from streamer.render.markdown import Renderer
+from streamer.render.ops import Op, merge_runs
 from streamer.tools import BUILTIN_TOOLS, Tools
+from streamer.wire.controls import (
+    Pause,
+    Ping,
+    QueueMove,
+    QueueRemove,
+    Resume,
+    ResumeFrom,
+    Skip,
+    Speed,
+    Start,
+    Stop,
+)
+from streamer.wire.cursor import Cursor, event_id
+from streamer.wire.events import (
+    Chunk,
+    Error,
+    Pong,
+    Progress,
+    Reasoning,
+    Retrying,
+    ServerEvent,
+    Snapshot,
+    State,
+    StreamComplete,
+    StreamStart,
+    ToolCall,
+)
 
 logger = logging.getLogger("streamer.sessions")
 
@@ -88,6 +99,7 @@ CANCEL_GRACE_S = 2.0
 #: the longest a stream's final save may take before it is given up (logged) (s)
 PERSIST_TIMEOUT_S = 10.0
 
+#: delivers one event's JSON object and its SSE id (``None``: not part of a stream's sequence)
 SendFn = Callable[[dict[str, Any], str | None], Awaitable[None]]
 
 
@@ -281,14 +293,12 @@ class Stream:
         self.html = chunker.html
         self.finish_reason = finish
         duration_ms = round((trio.current_time() - started) * 1000)
-        complete = event("stream_complete", session_id=self.session.session_id,
-                         stream_id=self.stream_id, finish_reason=finish, html=self.html,
-                         markdown=self.markdown, usage=self.usage, message_id=self.stream_id,
-                         duration_ms=duration_ms)
+        complete = StreamComplete(self.session.session_id, self.stream_id, finish, self.html,
+                                  self.markdown, self.usage, self.stream_id, duration_ms)
         err_event = None
         if error is not None:
-            err_event = error_event(error, session_id=self.session.session_id,
-                                    stream_id=self.stream_id)
+            err_event = Error.of(error, session_id=self.session.session_id,
+                                 stream_id=self.stream_id)
         self.final_blocks = list(chunker.blocks)
         self.state = "done"
         self.log.finish(complete, err_event)
@@ -303,7 +313,7 @@ class Stream:
         self.record("completed", finish_reason=finish, chars=len(self.markdown),
                     seq=self.log.last_seq, duration_ms=duration_ms)
 
-    def _tool_event(self, ev: dict[str, Any]) -> None:
+    def _tool_event(self, ev: ToolCall) -> None:
         self.parts.append(("tool", ev))
         self.log.append_event(ev)
 
@@ -329,10 +339,8 @@ class Stream:
                                           call.arguments)
                 self.record("tool_finished", tool=call.name, call_id=call.call_id,
                             is_error=result.is_error)
-                self._tool_event(event(
-                    "tool_call", session_id=sid, stream_id=self.stream_id,
-                    call_id=call.call_id, name=call.name, status="result",
-                    result=result.content, is_error=result.is_error))
+                self._tool_event(ToolCall.answered(sid, self.stream_id, call.call_id, call.name,
+                                                   result.content, result.is_error))
                 results.append(result)
             self._rounds = (*self._rounds, ToolRound("".join(self._step_text),
                                                      tuple(self._step_calls), tuple(results)))
@@ -366,10 +374,8 @@ class Stream:
                 retry_in_ms = round(delay_s * 1000)
                 self.record("retry", attempt=attempt, code=exc.code, retry_in_ms=retry_in_ms,
                             message=exc.message)
-                self.log.append_event(event(
-                    "state", session_id=self.session.session_id, stream_id=self.stream_id,
-                    state="retrying", attempt=attempt, retry_in_ms=retry_in_ms, code=exc.code,
-                    message=exc.message))
+                self.log.append_event(Retrying(self.session.session_id, self.stream_id, attempt,
+                                               retry_in_ms, exc.code, exc.message))
                 await trio.sleep(delay_s)
 
     async def _generate_once(self, provider: Any, chunker: Chunker, config: Config) -> str:
@@ -414,23 +420,17 @@ class Stream:
                         await self._backpressure(streams.paused_limit_s)
                     elif isinstance(item, ReasoningDelta):
                         self.parts.append(("reasoning", item.text))
-                        self.log.append_event(event("reasoning", session_id=sid,
-                                                    stream_id=self.stream_id, text=item.text))
+                        self.log.append_event(Reasoning(sid, self.stream_id, item.text))
                     elif isinstance(item, ToolCallStart):
-                        self._tool_event(event(
-                            "tool_call", session_id=sid, stream_id=self.stream_id,
-                            call_id=item.call_id, name=item.name, status="start"))
+                        self._tool_event(ToolCall.started(sid, self.stream_id, item.call_id,
+                                                          item.name))
                     elif isinstance(item, ToolCallDelta):
-                        self._tool_event(event(
-                            "tool_call", session_id=sid, stream_id=self.stream_id,
-                            call_id=item.call_id, status="delta",
-                            arguments_delta=item.arguments_delta))
+                        self._tool_event(ToolCall.delta(sid, self.stream_id, item.call_id,
+                                                        item.arguments_delta))
                     elif isinstance(item, ToolCallComplete):
                         self._step_calls.append(item)
-                        self._tool_event(event(
-                            "tool_call", session_id=sid, stream_id=self.stream_id,
-                            call_id=item.call_id, name=item.name, status="complete",
-                            arguments=item.arguments))
+                        self._tool_event(ToolCall.complete(sid, self.stream_id, item.call_id,
+                                                           item.name, item.arguments))
                     elif isinstance(item, Usage):
                         self.usage = {"input_tokens": item.input_tokens,
                                       "output_tokens": item.output_tokens, "unit": item.unit}
@@ -546,11 +546,11 @@ class Subscription:
             return entries[self.cursor - 1].total_chars
         return self.stream.log.total_chars if self.cursor else 0
 
-    def _events(self, batch: list[LogEntry]) -> list[dict[str, Any]]:
+    def _events(self, batch: list[LogEntry]) -> list[ServerEvent]:
         """Merge a batch of entries into as few events as possible (consecutive ops merge,
         :func:`~streamer.render.ops.merge_runs`; a non-document event ends the run and is sent as
         it is, stamped with its ``seq``)."""
-        out: list[dict[str, Any]] = []
+        out: list[ServerEvent] = []
         group: list[Op] = []
         seqs: list[int] = []
         for entry in batch:
@@ -559,7 +559,7 @@ class Subscription:
                 group, seqs = [], []
             if entry.op is None:
                 assert entry.event is not None
-                out.append({**entry.event, "seq": entry.seq, "epoch": self.epoch})
+                out.append(entry.event.stamped(entry.seq, self.epoch))
                 continue
             group.append(entry.op)
             seqs.append(entry.seq)
@@ -567,16 +567,13 @@ class Subscription:
             out.extend(self._chunks(group, seqs))
         return out
 
-    def _chunks(self, group: list[Op], seqs: list[int]) -> list[dict[str, Any]]:
+    def _chunks(self, group: list[Op], seqs: list[int]) -> list[ServerEvent]:
         """The merged ops of a run of entries, each stamped with the highest ``seq`` it holds
         (ops on other blocks, and a ``splice`` after a ``text`` on one block, stay apart)."""
         session_id, stream_id = self.stream.session.session_id, self.stream.stream_id
-        out = []
-        for last, op in merge_runs(group):
-            ev = chunk_event(session_id, stream_id, seqs[last], op)
-            ev["epoch"] = self.epoch
-            out.append(ev)
-        return out
+        epoch = self.epoch
+        return [Chunk(session_id, stream_id, seqs[last], op, epoch)
+                for last, op in merge_runs(group)]
 
     def _stream_id_for_sse(self, seq: int) -> str:
         return event_id(self.stream.stream_id, self.epoch, seq)
@@ -592,18 +589,14 @@ class Subscription:
         conn.subscription = self
         registry.active_subscriptions += 1
         try:
-            start = event("stream_start", session_id=stream.session.session_id,
-                          stream_id=stream.stream_id, provider=stream.provider_name,
-                          model=stream.model, format=stream.request.format)
-            if self.resumed:
-                start["resumed"] = True
-            await conn.send(start, None)
+            await conn.send(StreamStart(stream.session.session_id, stream.stream_id,
+                                        stream.provider_name, stream.model,
+                                        resumed=self.resumed), None)
             if self.with_snapshot:
                 seq, blocks = stream.snapshot()
                 self.cursor = seq
-                await conn.send(event("snapshot", session_id=stream.session.session_id,
-                                      stream_id=stream.stream_id, seq=seq, epoch=self.epoch,
-                                      blocks=blocks), self._stream_id_for_sse(seq))
+                await conn.send(Snapshot(stream.session.session_id, stream.stream_id, seq,
+                                         self.epoch, blocks), self._stream_id_for_sse(seq))
             while True:
                 now = trio.current_time()
                 pacer.set_frame_interval(registry.frame_interval_s())
@@ -617,7 +610,8 @@ class Subscription:
                     if count:
                         batch = entries[self.cursor:self.cursor + count]
                         for ev in self._events(batch):
-                            await conn.send(ev, self._stream_id_for_sse(ev["seq"]))
+                            assert ev.seq is not None
+                            await conn.send(ev, self._stream_id_for_sse(ev.seq))
                         self.cursor += count
                         stream.on_subscriber_progress()
                 if self.cursor >= len(log.entries) and log.finished:
@@ -629,13 +623,11 @@ class Subscription:
                            progress.generation_done)
                     if key != last_progress:
                         last_progress = key
-                        await conn.send(event(
-                            "progress", session_id=stream.session.session_id,
-                            stream_id=stream.stream_id,
-                            received_chars=progress.received_chars,
-                            delivered_chars=progress.delivered_chars,
-                            backlog_chars=progress.backlog_chars, eta_ms=progress.eta_ms,
-                            generation_done=progress.generation_done), None)
+                        await conn.send(Progress(
+                            stream.session.session_id, stream.stream_id,
+                            progress.received_chars, progress.delivered_chars,
+                            progress.backlog_chars, progress.eta_ms,
+                            progress.generation_done), None)
                     next_progress = now + progress_interval_s
                 deadline = pacer.next_deadline(self.cursor < len(log.entries))
                 if deadline is None:
@@ -645,11 +637,9 @@ class Subscription:
                 with trio.move_on_at(deadline):
                     await self.waiter.wait()
             progress = pacer.progress()
-            await conn.send(event("progress", session_id=stream.session.session_id,
-                                  stream_id=stream.stream_id,
-                                  received_chars=progress.received_chars,
-                                  delivered_chars=progress.delivered_chars, backlog_chars=0,
-                                  eta_ms=0, generation_done=True), None)
+            await conn.send(Progress(stream.session.session_id, stream.stream_id,
+                                     progress.received_chars, progress.delivered_chars, 0, 0,
+                                     True), None)
             if log.error is not None:
                 await conn.send(log.error, None)
             assert log.complete is not None
@@ -679,7 +669,7 @@ class Connection:
         self.subscription: Subscription | None = None
         self.followed: set[str] = set()
         #: where to resume following (set by the transport from the URL, or by ``resume``)
-        self.resume: ResumeCursor | None = None
+        self.resume: Cursor | None = None
         self._follow_scope: trio.CancelScope | None = None
         #: set by the transport: cancelling it ends the connection's tasks
         self.cancel_scope = trio.CancelScope()
@@ -698,7 +688,7 @@ class Connection:
                 "paused": sub.pacer.paused if sub else False,
                 "queued_events": self.queued_events()}
 
-    async def close_after(self, ev: dict[str, Any]) -> None:
+    async def close_after(self, ev: ServerEvent) -> None:
         """Send ``ev`` after what is queued, then close the connection cleanly."""
         with trio.move_on_after(self.registry.config.server.send_timeout_s):
             await self.send(ev, None)
@@ -707,8 +697,9 @@ class Connection:
                 return
         self.cancel_scope.cancel()
 
-    async def send(self, ev: dict[str, Any], event_id: str | None) -> None:
-        await self._send(ev, event_id)
+    async def send(self, ev: ServerEvent, event_id: str | None) -> None:
+        """Send one event (its JSON object goes to the transport's send function)."""
+        await self._send(ev.to_json(), event_id)
 
     async def follow(self) -> None:
         """Follow the session's streams in the order they started, for the connection's life.
@@ -729,7 +720,7 @@ class Connection:
             if not scope.cancelled_caught:  # pragma: no cover - the scope's own cancel only
                 return
 
-    async def _follow(self, cursor: ResumeCursor | None) -> None:
+    async def _follow(self, cursor: Cursor | None) -> None:
         session = self.session
         waiter = Waiter()
         session.watchers.add(waiter)
@@ -758,7 +749,7 @@ class Connection:
         finally:
             session.watchers.discard(waiter)
 
-    async def _resume_point(self, cursor: ResumeCursor) -> tuple[int, int | None, bool]:
+    async def _resume_point(self, cursor: Cursor) -> tuple[int, int | None, bool]:
         """Where following starts for a resume cursor: ``(index in session.started, the
         first stream's cursor (None = snapshot), resumed)``. Sends ``resume_gap`` (and, for a
         stream only the database still has, its ``snapshot`` and ``stream_complete``)
@@ -779,7 +770,7 @@ class Connection:
                    "the replay window is over" if stream.log.evicted else
                    "the cursor is ahead of the stream")
             stream.record("resume_gap", connection=self.connection_id, seq=cursor.last_seq)
-            await self.send(error_event(ResumeGap(
+            await self.send(Error.of(ResumeGap(
                 f"cannot replay stream {cursor.stream_id} after seq {cursor.last_seq}: {why};"
                 " a snapshot follows"), session_id=sid, stream_id=cursor.stream_id), None)
             return index, None, True
@@ -788,25 +779,21 @@ class Connection:
             record = await registry.store.message(cursor.stream_id)
         if record is not None and record.session_id == sid and record.role == "assistant":
             # a stream of an earlier server process (or evicted from memory): its stored answer
-            await self.send(error_event(ResumeGap(
+            await self.send(Error.of(ResumeGap(
                 f"stream {cursor.stream_id} is not in this server's memory; the stored answer "
                 "follows as a snapshot"), session_id=sid, stream_id=cursor.stream_id), None)
             ev_id = event_id(cursor.stream_id, registry.epoch, record.last_seq)
             end_id = event_id(cursor.stream_id, registry.epoch, record.last_seq + 1)
-            await self.send(event("stream_start", session_id=sid, stream_id=cursor.stream_id,
-                                  provider=record.provider, model=record.model,
-                                  format="html", resumed=True), None)
-            await self.send(event("snapshot", session_id=sid, stream_id=cursor.stream_id,
-                                  seq=record.last_seq, epoch=registry.epoch,
-                                  blocks=record.blocks or []), ev_id)
-            await self.send(event("stream_complete", session_id=sid,
-                                  stream_id=cursor.stream_id,
-                                  finish_reason=record.finish_reason or "error",
-                                  html=record.html or "", markdown=record.markdown,
-                                  usage=record.usage, message_id=record.message_id,
-                                  duration_ms=None), end_id)
+            await self.send(StreamStart(sid, cursor.stream_id, record.provider, record.model,
+                                        resumed=True), None)
+            await self.send(Snapshot(sid, cursor.stream_id, record.last_seq, registry.epoch,
+                                     record.blocks or []), ev_id)
+            await self.send(StreamComplete(sid, cursor.stream_id,
+                                           record.finish_reason or "error",
+                                           record.html or "", record.markdown, record.usage,
+                                           record.message_id, None), end_id)
             return 0, 0, False
-        await self.send(error_event(StreamNotFound(
+        await self.send(Error.of(StreamNotFound(
             f"no stream {cursor.stream_id} in session {sid} to resume"),
             session_id=sid, stream_id=cursor.stream_id), None)
         return max(0, len(session.started) - 1), None, False
@@ -818,16 +805,15 @@ class Connection:
         if isinstance(control, Start):
             stream = session.submit(control)
             if stream.queued_behind:
-                await self.send(event("stream_start", session_id=sid, stream_id=stream.stream_id,
-                                      provider=stream.provider_name, model=stream.model,
-                                      format=control.format, queued=True,
-                                      position=session.queue_position(stream)), None)
+                await self.send(StreamStart(sid, stream.stream_id, stream.provider_name,
+                                            stream.model, queued=True,
+                                            position=session.queue_position(stream)), None)
             return
         if isinstance(control, Stop):
             session.stop(control.stream_id)
             return
         if isinstance(control, Ping):
-            await self.send(event("pong", session_id=sid, ts=control.ts), None)
+            await self.send(Pong(sid, control.ts), None)
             return
         if isinstance(control, QueueRemove):
             session.queue_remove(control.stream_id)
@@ -837,11 +823,10 @@ class Connection:
             return
         sub = self.subscription
         now = trio.current_time()
-        if isinstance(control, Pause | Skip | Speed) or (
-                isinstance(control, Resume) and control.cursor is None):
+        if isinstance(control, Pause | Skip | Speed | Resume):
             if sub is None:
                 # nothing to deliver now; tell the client where it stands
-                await self.send(event("state", session_id=sid, state="streaming", cps=None), None)
+                await self.send(State(sid, "streaming", None), None)
                 return
             pacer = sub.pacer
             if isinstance(control, Pause):
@@ -858,10 +843,9 @@ class Connection:
                 state = "resumed"
             sub.waiter.wake()
             sub.stream.record("control", connection=self.connection_id, state=state)
-            await self.send(event("state", session_id=sid, stream_id=sub.stream.stream_id,
-                                  state=state, cps=pacer.cps), None)
+            await self.send(State(sid, state, pacer.cps, sub.stream.stream_id), None)
             return
-        if isinstance(control, Resume):
+        if isinstance(control, ResumeFrom):
             # restart following from the client's cursor (the current subscription ends)
             self.resume = control.cursor
             if self._follow_scope is not None:
@@ -1014,9 +998,9 @@ class Session:
                 if not stream.log.finished:
                     stream.state = "done"
                     stream.finish_reason = "error"
-                    stream.log.finish(event("stream_complete", session_id=self.session_id,
-                                            stream_id=stream.stream_id, finish_reason="error",
-                                            html=stream.html, markdown=stream.markdown))
+                    stream.log.finish(StreamComplete(
+                        self.session_id, stream.stream_id, "error", stream.html,
+                        stream.markdown, None, stream.stream_id, None))
                     stream.done.set()
             if stream.markdown:
                 self.history.extend(stream.request.messages[len(self.history):])
@@ -1218,11 +1202,11 @@ class Registry:
             while self.running_streams() or self.active_subscriptions:
                 await self.activity.wait()
         self.closing = True
-        notice = error_event(shutting_down)
+        notice = Error.of(shutting_down)
         async with trio.open_nursery() as nursery:
             for connection in list(self.live_connections):
                 nursery.start_soon(connection.close_after,
-                                   {**notice, "session_id": connection.session.session_id})
+                                   notice.in_session(connection.session.session_id))
 
     def status(self) -> dict[str, Any]:
         return {

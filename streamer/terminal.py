@@ -22,7 +22,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from streamer.render.ops import apply_op
-from streamer.protocol import op_from_chunk
+from streamer.wire.events import op_from_chunk
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _BLOCK_END_RE = re.compile(r"</(p|h[1-6]|li|pre|blockquote|tr|table|ul|ol)>|<br>|<hr>")

@@ -13,7 +13,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from streamer.render.ops import apply_op
-from streamer.protocol import op_from_chunk
+from streamer.wire.events import op_from_chunk
 
 
 class DuplicateEvent(AssertionError):

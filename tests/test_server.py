@@ -12,7 +12,7 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from streamer.render.ops import apply_op
-from streamer.protocol import PROTOCOL_VERSION, op_from_chunk
+from streamer.wire.events import PROTOCOL_VERSION, op_from_chunk
 from tests.conftest import LiveServer, sse_events
 
 RICH = (Path(__file__).parent / "data" / "rich.md").read_text()

@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from streamer.errors import InvalidMessage
-from streamer.protocol import parse_control
+from streamer.wire.controls import parse_control
 from streamer.providers import (
     Finish,
     Provider,

@@ -7,7 +7,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from streamer.protocol import encode_json
+from streamer.wire.codecs import encode_json
 from streamer.transports import CLOSE_TOO_SLOW, run_connection
 from tests.test_pipeline import open_pipeline, start
 

@@ -21,14 +21,10 @@ from typing import Any, Protocol
 import trio
 
 from streamer.errors import InvalidMessage, PayloadTooLarge, StreamerError, UnsupportedProtocol
-from streamer.protocol import (
-    PROTOCOL_VERSION,
-    ResumeCursor,
-    error_event,
-    event,
-    parse_control,
-)
 from streamer.sessions import Connection, Registry, Session
+from streamer.wire.controls import parse_control
+from streamer.wire.cursor import Cursor
+from streamer.wire.events import Connected, Error
 
 logger = logging.getLogger("streamer.transports")
 
@@ -46,7 +42,8 @@ class Transport(Protocol):
 
     name: str
 
-    def encode(self, ev: dict[str, Any], event_id: str | None) -> str | bytes: ...
+    def encode(self, obj: dict[str, Any], event_id: str | None) -> str | bytes:
+        """One event's JSON object as the transport's frame (``streamer.wire.codecs``)."""
 
     def heartbeat(self) -> str | bytes: ...
 
@@ -61,8 +58,7 @@ class PeerTooSlow(Exception):
 
 async def run_connection(registry: Registry, session: Session, transport: Transport,
                          receive_controls: Callable[[Connection], Awaitable[None]] | None = None,
-                         *, resume: ResumeCursor | None = None,
-                         connected_extra: dict[str, Any] | None = None,
+                         *, resume: Cursor | None = None,
                          task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED
                          ) -> None:
     """Serve one connection until the peer leaves, is too slow, or the server closes it.
@@ -82,10 +78,10 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
         too_slow.append(PeerTooSlow(reason))
         return too_slow[-1]
 
-    async def queue_event(ev: dict[str, Any], event_id: str | None) -> None:
+    async def queue_event(obj: dict[str, Any], event_id: str | None) -> None:
         try:
             with trio.fail_after(config.send_timeout_s):
-                await send_channel.send((ev, event_id))
+                await send_channel.send((obj, event_id))
         except trio.TooSlowError as exc:
             raise give_up(f"outbox full for {config.send_timeout_s:g} s") from exc
 
@@ -119,13 +115,10 @@ async def run_connection(registry: Registry, session: Session, transport: Transp
             connection.close_outbox = send_channel
             connection.queued_events = lambda: send_channel.statistics().current_buffer_used
             nursery.start_soon(writer)
-            await queue_event(event("connected", session_id=session.session_id,
-                                    connection_id=connection.connection_id,
-                                    protocol=PROTOCOL_VERSION,
-                                    heartbeat_ms=round(config.heartbeat_interval_s * 1000),
-                                    transport=transport.name, resumed=resume is not None,
-                                    epoch=registry.epoch,
-                                    **(connected_extra or {})), None)
+            await connection.send(Connected(
+                session.session_id, connection.connection_id,
+                round(config.heartbeat_interval_s * 1000), transport.name, resume is not None,
+                registry.epoch), None)
             task_status.started(connection)
             nursery.start_soon(connection.follow)
             if receive_controls is not None:
@@ -170,10 +163,10 @@ async def dispatch_control(connection: Connection, raw: str | bytes | dict[str, 
     try:
         control = parse_control(raw, max_bytes)
     except (InvalidMessage, PayloadTooLarge, UnsupportedProtocol) as exc:
-        await connection.send(error_event(exc, session_id=sid), None)
+        await connection.send(Error.of(exc, session_id=sid), None)
         return False
     try:
         await connection.handle_control(control)
     except StreamerError as exc:
-        await connection.send(error_event(exc, session_id=sid), None)
+        await connection.send(Error.of(exc, session_id=sid), None)
     return True

@@ -14,9 +14,10 @@ from typing import Any
 
 import trio
 
-from streamer.protocol import ResumeCursor, encode_sse
 from streamer.sessions import Registry, Session
 from streamer.transports import run_connection
+from streamer.wire.codecs import encode_sse, sse_comment
+from streamer.wire.cursor import Cursor
 
 logger = logging.getLogger("streamer.transports.sse")
 
@@ -32,15 +33,13 @@ class SSETransport:
         self._retry_ms = retry_ms
         self._first = True
 
-    def encode(self, ev: dict[str, Any], event_id: str | None) -> bytes:
-        data = encode_sse(ev, event_id)
-        if self._first:
-            self._first = False
-            data = f"retry: {self._retry_ms}\n".encode() + data
-        return data
+    def encode(self, obj: dict[str, Any], event_id: str | None) -> bytes:
+        retry_ms = self._retry_ms if self._first else None  # once, before the first event
+        self._first = False
+        return encode_sse(obj, event_id, retry_ms=retry_ms)
 
     def heartbeat(self) -> bytes:
-        return b": ping\n\n"
+        return sse_comment("ping")
 
     async def write(self, data: str | bytes) -> None:
         await self._send.send(data if isinstance(data, bytes) else data.encode())
@@ -53,7 +52,7 @@ class SSEBody:
     """The streaming response body of one SSE connection (an async iterator of bytes)."""
 
     def __init__(self, registry: Registry, session: Session,
-                 resume: ResumeCursor | None = None) -> None:
+                 resume: Cursor | None = None) -> None:
         self.registry = registry
         self.session = session
         self.resume = resume

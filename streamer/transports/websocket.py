@@ -6,9 +6,11 @@ from typing import Any
 
 from quart import Websocket
 
-from streamer.protocol import ResumeCursor, encode_json, event
 from streamer.sessions import Connection, Registry, Session
 from streamer.transports import dispatch_control, run_connection
+from streamer.wire.codecs import encode_json
+from streamer.wire.cursor import Cursor
+from streamer.wire.events import Heartbeat
 
 #: WebSocket close code for repeated invalid messages (RFC 6455 §7.4.1: policy violation)
 CLOSE_POLICY_VIOLATION = 1008
@@ -20,11 +22,11 @@ class WebSocketTransport:
     def __init__(self, websocket: Websocket) -> None:
         self.websocket = websocket
 
-    def encode(self, ev: dict[str, Any], event_id: str | None) -> str:
-        return encode_json(ev)
+    def encode(self, obj: dict[str, Any], event_id: str | None) -> str:
+        return encode_json(obj)
 
     def heartbeat(self) -> str:
-        return encode_json(event("heartbeat"))
+        return encode_json(Heartbeat().to_json())
 
     async def write(self, data: str | bytes) -> None:
         await self.websocket.send(data)
@@ -34,7 +36,7 @@ class WebSocketTransport:
 
 
 async def serve_websocket(registry: Registry, session: Session, websocket: Websocket,
-                          resume: ResumeCursor | None = None) -> None:
+                          resume: Cursor | None = None) -> None:
     """Serve an accepted WebSocket until either side closes it; ``resume`` continues a
     stream after the client's cursor (from the URL's ``stream_id``/``epoch``/``last_seq``)."""
     transport = WebSocketTransport(websocket)
