@@ -1,5 +1,5 @@
 # The two front-door commands (README): `make demo` and `make test`.
-.PHONY: demo test setup setup-test bench bench-instructions
+.PHONY: demo test setup setup-test lock upgrade test-latest bench bench-instructions
 
 # Set everything up, then run the server with the demo page on the embedded model.
 demo: setup
@@ -14,6 +14,18 @@ setup:
 
 setup-test:
 	scripts/setup.sh --test
+
+# uv.lock after a change to pyproject.toml (keeps every other pin where it is).
+lock:
+	scripts/lock.sh
+
+# Move every pin to the newest release the ranges allow; then `make test` and commit.
+upgrade:
+	scripts/lock.sh --upgrade
+
+# The canary: the newest releases the ranges allow, in .venv-latest, and the whole suite.
+test-latest: setup-test
+	scripts/test-latest.sh
 
 bench: setup-test
 	.venv/bin/python bench/chunker_bench.py

@@ -36,8 +36,10 @@ from streamer.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from streamer.providers._http import SDKStream, retry_after_ms, transport_error
 from streamer.providers.base import (
     Finish,
+    FinishReason,
     Provider,
     ProviderEvent,
     ProviderRequest,
@@ -49,20 +51,19 @@ from streamer.providers.base import (
     Usage,
 )
 
+#: the API's ``stop_reason`` -> ours (anything else, e.g. ``end_turn``, ``stop_sequence``: stop)
+STOP_REASONS: dict[str, FinishReason] = {"max_tokens": "length", "tool_use": "tool_calls"}
+
 #: error ``type`` values of the API's error body that a later attempt may survive
 RETRYABLE_TYPES = {"overloaded_error", "api_error", "rate_limit_error"}
 
 
-def _retry_after_ms(exc: anthropic.APIStatusError) -> int | None:
-    value = exc.response.headers.get("retry-after") if exc.response is not None else None
-    if value and value.replace(".", "", 1).isdigit():
-        return int(float(value) * 1000)
-    return None
-
-
 def translate_error(exc: Exception, config: AnthropicProviderConfig) -> ProviderError:
-    """Map an SDK exception to streamer's tree, naming the provider and the setting."""
+    """Map an exception of the SDK (or, mid-body, of its transport) to streamer's tree, naming
+    the provider and the setting. Names no transport library: see ``_http``."""
     where = f"anthropic ({config.base_url})"
+    if not isinstance(exc, anthropic.AnthropicError):
+        return transport_error(where, exc)
     if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
         return ProviderError(
             f"{where}: the API key was refused ({exc.status_code}); set the environment "
@@ -76,16 +77,16 @@ def translate_error(exc: Exception, config: AnthropicProviderConfig) -> Provider
     if isinstance(exc, anthropic.APIConnectionError):
         return ProviderUnavailable(f"{where}: cannot connect: {exc}")
     if isinstance(exc, anthropic.APIStatusError):
-        body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
+        error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
         kind = str(error.get("type") or "")
         message = str(error.get("message") or exc.message)
         if kind == "rate_limit_error" or exc.status_code == 429:
             return ProviderRateLimited(f"{where}: rate limited: {message}",
-                                       retry_after_ms=_retry_after_ms(exc))
+                                       retry_after_ms=retry_after_ms(exc.response.headers))
         if kind in RETRYABLE_TYPES or exc.status_code in (429, 529) or exc.status_code >= 500:
             return ProviderUnavailable(f"{where}: {kind or exc.status_code}: {message}",
-                                       retry_after_ms=_retry_after_ms(exc))
+                                       retry_after_ms=retry_after_ms(exc.response.headers))
         return ProviderError(f"{where}: HTTP {exc.status_code} {kind}: {message}",
                              retryable=False)
     return ProviderError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True)
@@ -152,51 +153,70 @@ class AnthropicProvider(Provider):
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         try:
             response = await self.client().messages.create(**self._body(request))
-        except anthropic.AnthropicError as exc:
+        except anthropic.AnthropicError as exc:  # the SDK wraps its transport's errors here
             raise translate_error(exc, self.config) from exc
-        input_tokens = output_tokens = 0
-        stop_reason: str | None = None
-        stopped = False
-        tools: dict[int, tuple[str, str, list[str]]] = {}
+        message = _Message()
         async with response:  # closes the HTTP response however we leave
-            try:
-                async for ev in response:
-                    kind = ev.type
-                    if kind == "message_start":
-                        input_tokens = ev.message.usage.input_tokens or 0
-                    elif kind == "content_block_start":
-                        block = ev.content_block
-                        if block.type == "tool_use":
-                            tools[ev.index] = (block.id, block.name, [])
-                            yield ToolCallStart(block.id, block.name)
-                        elif block.type == "text" and block.text:
-                            yield TextDelta(block.text)
-                    elif kind == "content_block_delta":
-                        delta = ev.delta
-                        if delta.type == "text_delta" and delta.text:
-                            yield TextDelta(delta.text)
-                        elif delta.type == "thinking_delta" and delta.thinking:
-                            yield ReasoningDelta(delta.thinking)
-                        elif delta.type == "input_json_delta" and ev.index in tools:
-                            tools[ev.index][2].append(delta.partial_json)
-                            if delta.partial_json:
-                                yield ToolCallDelta(tools[ev.index][0], delta.partial_json)
-                    elif kind == "content_block_stop" and ev.index in tools:
-                        call_id, name, parts = tools.pop(ev.index)
-                        yield ToolCallComplete(call_id, name, _arguments(name, parts))
-                    elif kind == "message_stop":
-                        stopped = True
-                    elif kind == "message_delta":
-                        stop_reason = ev.delta.stop_reason or stop_reason
-                        output_tokens = ev.usage.output_tokens or output_tokens
-            except anthropic.AnthropicError as exc:
-                raise translate_error(exc, self.config) from exc
-        if not stopped:  # the body ended before message_stop: the connection dropped
+            async for ev in SDKStream(response, lambda exc: translate_error(exc, self.config)):
+                for item in message.feed(ev):
+                    yield item
+        if not message.stopped:  # the body ended before message_stop: the connection dropped
             raise ProviderError(f"anthropic ({self.config.base_url}): the stream ended early, "
                                 "before message_stop", retryable=True)
-        yield Usage(input_tokens, output_tokens)
-        yield Finish({"max_tokens": "length", "tool_use": "tool_calls"}.get(
-            stop_reason or "", "stop"))
+        for item in message.finish():
+            yield item
+
+
+class _Message:
+    """Sans-IO: the Messages stream's events (Anthropic docs, "Streaming Messages": message_start,
+    content_block_start/delta/stop, message_delta, message_stop) -> provider events."""
+
+    def __init__(self) -> None:
+        self.input_tokens = self.output_tokens = 0
+        self.stop_reason: str | None = None
+        self.stopped = False
+        self._tools: dict[int, tuple[str, str, list[str]]] = {}
+
+    def feed(self, ev: Any) -> list[ProviderEvent]:
+        kind = ev.type
+        if kind == "message_start":
+            self.input_tokens = ev.message.usage.input_tokens or 0
+        elif kind == "content_block_start":
+            return self._block_start(ev.index, ev.content_block)
+        elif kind == "content_block_delta":
+            return self._block_delta(ev.index, ev.delta)
+        elif kind == "content_block_stop" and ev.index in self._tools:
+            call_id, name, parts = self._tools.pop(ev.index)
+            return [ToolCallComplete(call_id, name, _arguments(name, parts))]
+        elif kind == "message_stop":
+            self.stopped = True
+        elif kind == "message_delta":
+            self.stop_reason = ev.delta.stop_reason or self.stop_reason
+            self.output_tokens = ev.usage.output_tokens or self.output_tokens
+        return []
+
+    def _block_start(self, index: int, block: Any) -> list[ProviderEvent]:
+        if block.type == "tool_use":
+            self._tools[index] = (block.id, block.name, [])
+            return [ToolCallStart(block.id, block.name)]
+        if block.type == "text" and block.text:
+            return [TextDelta(block.text)]
+        return []
+
+    def _block_delta(self, index: int, delta: Any) -> list[ProviderEvent]:
+        if delta.type == "text_delta" and delta.text:
+            return [TextDelta(delta.text)]
+        if delta.type == "thinking_delta" and delta.thinking:
+            return [ReasoningDelta(delta.thinking)]
+        if delta.type == "input_json_delta" and index in self._tools:
+            self._tools[index][2].append(delta.partial_json)
+            if delta.partial_json:
+                return [ToolCallDelta(self._tools[index][0], delta.partial_json)]
+        return []
+
+    def finish(self) -> list[ProviderEvent]:
+        return [Usage(self.input_tokens, self.output_tokens),
+                Finish(STOP_REASONS.get(self.stop_reason or "", "stop"))]
 
 
 def _arguments(name: str, parts: list[str]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx
 import openai
 import trio
 
@@ -31,8 +30,10 @@ from streamer.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from streamer.providers._http import SDKStream, retry_after_ms, transport_error
 from streamer.providers.base import (
     Finish,
+    FinishReason,
     Provider,
     ProviderEvent,
     ProviderRequest,
@@ -44,13 +45,19 @@ from streamer.providers.base import (
     Usage,
 )
 
+#: the API's ``finish_reason`` -> ours (anything else, e.g. ``stop``, ``content_filter``: stop)
+FINISH_REASONS: dict[str, FinishReason] = {"length": "length", "tool_calls": "tool_calls"}
+
 #: sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) accept anything
 NO_KEY = "no-key-configured"
 
 
 def translate_error(exc: Exception, config: OpenAIProviderConfig) -> ProviderError:
-    """Map an SDK exception to streamer's tree (httpcore's ``map_exceptions`` habit)."""
+    """Map an exception of the SDK (or, mid-body, of its transport) to streamer's tree
+    (httpcore's ``map_exceptions`` habit). Names no transport library: see ``_http``."""
     where = f"openai ({config.base_url})"
+    if not isinstance(exc, openai.OpenAIError):
+        return transport_error(where, exc)
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return ProviderError(
             f"{where}: the API key was refused ({exc.status_code}); set the environment "
@@ -60,11 +67,8 @@ def translate_error(exc: Exception, config: OpenAIProviderConfig) -> ProviderErr
             f"{where}: model or endpoint not found; check providers.openai.model "
             f"and providers.openai.base_url ({exc.message})", retryable=False)
     if isinstance(exc, openai.RateLimitError):
-        retry_after = exc.response.headers.get("retry-after")
-        retry_after_ms = None
-        if retry_after and retry_after.replace(".", "", 1).isdigit():
-            retry_after_ms = int(float(retry_after) * 1000)
-        return ProviderRateLimited(f"{where}: rate limited (429)", retry_after_ms=retry_after_ms)
+        return ProviderRateLimited(f"{where}: rate limited (429)",
+                                   retry_after_ms=retry_after_ms(exc.response.headers))
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeout(f"{where}: timed out")
     if isinstance(exc, openai.APIConnectionError):
@@ -72,9 +76,7 @@ def translate_error(exc: Exception, config: OpenAIProviderConfig) -> ProviderErr
     if isinstance(exc, openai.APIStatusError):
         return ProviderError(f"{where}: HTTP {exc.status_code}: {exc.message}",
                              retryable=exc.status_code >= 500)
-    if isinstance(exc, httpx.HTTPError):
-        return ProviderError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True)
-    return ProviderError(f"{where}: {exc}")
+    return ProviderError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True)
 
 
 class _ToolCalls:
@@ -179,7 +181,7 @@ class OpenAIProvider(Provider):
                 api_key=(os.environ.get(key_env) if key_env else None) or NO_KEY,
                 base_url=self.config.base_url,
                 max_retries=0,
-                timeout=httpx.Timeout(None, connect=self.config.connect_timeout_s),
+                timeout=openai.Timeout(None, connect=self.config.connect_timeout_s),
             )
         return self._client
 
@@ -192,7 +194,7 @@ class OpenAIProvider(Provider):
             raise ProviderError(f"openai ({self.config.base_url}): no model: set "
                                 "providers.openai.model (the name the server serves)",
                                 retryable=False)
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
@@ -222,39 +224,37 @@ class OpenAIProvider(Provider):
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         try:
             response = await self.client().chat.completions.create(**self._body(request))
-        except (openai.OpenAIError, httpx.HTTPError) as exc:
+        except openai.OpenAIError as exc:  # the SDK wraps its transport's errors here
             raise translate_error(exc, self.config) from exc
         finish = ""
         calls = _ToolCalls()
         sources: list[dict[str, Any]] = []
+        chunks = SDKStream(response, lambda exc: translate_error(exc, self.config))
         async with response:  # closes the HTTP response however we leave
-            try:
-                async for chunk in response:
-                    extra = chunk.model_extra or {}
-                    if extra.get("search_results") or extra.get("citations"):
-                        sources = _sources(extra)  # Perplexity repeats them on every chunk
-                    if chunk.usage is not None:
-                        yield Usage(chunk.usage.prompt_tokens or 0,
-                                    chunk.usage.completion_tokens or 0)
-                    for choice in chunk.choices:
-                        if choice.index != 0:
-                            continue
-                        delta = choice.delta
-                        if delta is not None:
-                            reasoning = (delta.model_extra or {}).get("reasoning_content")
-                            if isinstance(reasoning, str) and reasoning:
-                                yield ReasoningDelta(reasoning)  # vLLM, llama.cpp, DeepSeek
-                            if delta.content:
-                                yield TextDelta(delta.content)
-                            for call in delta.tool_calls or ():
-                                for item in calls.feed(call):
-                                    yield item
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-                            for item in calls.complete():
+            async for chunk in chunks:
+                extra = chunk.model_extra or {}
+                if extra.get("search_results") or extra.get("citations"):
+                    sources = _sources(extra)  # Perplexity repeats them on every chunk
+                if chunk.usage is not None:
+                    yield Usage(chunk.usage.prompt_tokens or 0,
+                                chunk.usage.completion_tokens or 0)
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    delta = choice.delta
+                    if delta is not None:
+                        reasoning = (delta.model_extra or {}).get("reasoning_content")
+                        if isinstance(reasoning, str) and reasoning:
+                            yield ReasoningDelta(reasoning)  # vLLM, llama.cpp, DeepSeek
+                        if delta.content:
+                            yield TextDelta(delta.content)
+                        for call in delta.tool_calls or ():
+                            for item in calls.feed(call):
                                 yield item
-            except (openai.OpenAIError, httpx.HTTPError) as exc:
-                raise translate_error(exc, self.config) from exc
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                        for item in calls.complete():
+                            yield item
         if not finish:  # the body ended without a finish_reason: the connection dropped
             raise ProviderError(f"openai ({self.config.base_url}): the stream ended early, "
                                 "without a finish_reason", retryable=True)
@@ -262,4 +262,4 @@ class OpenAIProvider(Provider):
             yield item
         if sources:
             yield TextDelta(_sources_markdown(sources))
-        yield Finish({"length": "length", "tool_calls": "tool_calls"}.get(finish, "stop"))
+        yield Finish(FINISH_REASONS.get(finish, "stop"))

@@ -1,0 +1,73 @@
+"""The tree is the pipeline: the pure stages import no I/O framework (an AST check).
+
+Pure packages (``render``, ``log``, ``wire``, and the pacing and merge of ``delivery``) are
+sans-IO, like h11 under httpcore: they import neither trio nor the web stack, and nothing
+from the Trio layers above them (``runtime``, ``transports``, ``web``), so they are tested
+without a clock and reused by any shell.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "streamer"
+
+#: the pure modules: every .py under these paths (those that exist; render always does)
+PURE = ("render", "log", "wire", "delivery/pacer.py", "delivery/merge.py")
+#: what a pure module may not import: I/O frameworks and the layers that run on them
+FORBIDDEN = ("trio", "trio_websocket", "quart", "quart_trio", "hypercorn", "anyio", "httpx",
+             "sqlite3", "streamer.runtime", "streamer.transports", "streamer.web",
+             "streamer.sessions", "streamer.app", "streamer.server", "streamer.persistence",
+             "streamer.providers")
+
+
+def pure_files() -> list[Path]:
+    files: list[Path] = []
+    for entry in PURE:
+        path = PACKAGE / entry
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []
+    return files
+
+
+def package_of(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+
+
+def imports(path: Path, package: str) -> set[str]:
+    """Absolute names of what the module at ``path`` (in ``package``) imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against the module's package
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            names.add(base)
+    return names
+
+
+def forbidden(name: str) -> bool:
+    return any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN)
+
+
+def test_the_render_stage_exists_and_is_checked() -> None:
+    assert (PACKAGE / "render") in {p.parent for p in pure_files()}
+
+
+@pytest.mark.parametrize("path", pure_files(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_pure_modules_import_no_io_framework(path: Path) -> None:
+    bad = sorted(name for name in imports(path, package_of(path)) if forbidden(name))
+    assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import trio.lowlevel\nfrom ..runtime import session\nfrom . import ops\n")
+    found = imports(sample, "streamer.render")  # as if it lay in streamer/render/
+    assert found == {"trio.lowlevel", "streamer.runtime", "streamer.render"}
+    assert [forbidden(n) for n in sorted(found)] == [False, True, True]
