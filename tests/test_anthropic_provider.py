@@ -10,7 +10,7 @@ import trio
 
 from streamer.config import AnthropicProviderConfig
 from streamer.errors import ProviderError, ProviderUnavailable
-from streamer.protocol import Message
+from streamer.conversation import Message
 from streamer.providers import (
     Finish,
     ProviderRequest,
@@ -22,7 +22,7 @@ from streamer.providers import (
     Usage,
 )
 from streamer.providers.anthropic_messages import AnthropicProvider
-from tests.test_openai_provider import Upstream, upstream  # noqa: F401 - the fixture
+from tests.test_openai_provider import CUT, Upstream, upstream  # noqa: F401 - the fixture
 
 DATA = Path(__file__).parent / "data" / "transcripts"
 REQUEST = ProviderRequest((Message("user", "Weather in Paris?"),), system="Be brief.",
@@ -70,6 +70,19 @@ async def test_an_error_event_after_http_200_is_raised(upstream: Upstream) -> No
             async for item in channel:
                 events.append(item)
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["Partial ", "answer"]
+
+
+async def test_a_connection_cut_mid_body_is_a_retryable_provider_error(upstream: Upstream) -> None:
+    transcript = (DATA / "anthropic_thinking_tool_use.sse").read_bytes()
+    upstream.body = transcript[:transcript.index(b"event: content_block_stop")]
+    upstream.cut = True
+    events = []
+    with pytest.raises(ProviderError, match=CUT) as info:
+        async with provider_for(upstream, thinking_budget_tokens=1024).stream(REQUEST) as channel:
+            async for item in channel:
+                events.append(item)
+    assert info.value.retryable is True
+    assert any(isinstance(e, ReasoningDelta) for e in events)
 
 
 async def test_refused_key_names_the_setting_and_is_not_retryable(upstream: Upstream) -> None:

@@ -17,7 +17,7 @@ import trio
 
 from streamer.config import OpenAIProviderConfig
 from streamer.errors import ProviderError
-from streamer.protocol import Message
+from streamer.conversation import Message
 from streamer.providers import Finish, ProviderRequest, TextDelta, Usage
 from streamer.providers.openai_compat import OpenAIProvider
 
@@ -33,6 +33,9 @@ class Upstream:
     endless: bool = False
     #: send ``body``, then keep the connection open, silent, until the client leaves
     stall: bool = False
+    #: send ``body`` as one chunk of a chunked response, then close without the last chunk
+    #: (a connection cut mid-body: the SDK's transport raises its own error, unwrapped)
+    cut: bool = False
     #: per request, in order: (status, body, extra headers); then ``status``/``body``
     script: list[tuple[int, bytes, dict[str, str]]] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
@@ -53,10 +56,16 @@ class Upstream:
                                     else (self.status, self.body, {}))
         kind = b"text/event-stream" if status == 200 else b"application/json"
         extra = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+        if self.cut and status == 200:
+            extra += b"transfer-encoding: chunked\r\n"
         await stream.send_all(b"HTTP/1.1 %d X\r\ncontent-type: %s\r\nconnection: close\r\n"
                               % (status, kind) + extra
                               + (b"content-length: %d\r\n" % len(payload)
                                  if status != 200 else b"") + b"\r\n")
+        if self.cut and status == 200:
+            await stream.send_all(b"%x\r\n%s\r\n" % (len(payload), payload))
+            await stream.aclose()
+            return
         if self.stall and status == 200:
             await stream.send_all(payload)
             while await stream.receive_some(1024):
@@ -97,6 +106,9 @@ def provider_for(server: Upstream) -> OpenAIProvider:
     return OpenAIProvider(OpenAIProviderConfig(base_url=f"http://127.0.0.1:{server.port}/v1",
                                                model="gpt-test", api_key_env="STREAMER_TEST_KEY"))
 
+
+#: what a connection cut mid-body reads as (wrapped by the SDK, or its transport's own error)
+CUT = r"cannot connect|the connection failed"
 
 REQUEST = ProviderRequest((Message("user", "Say hello"),), system="Be brief.", max_tokens=16)
 
@@ -265,6 +277,20 @@ async def test_a_connection_dropped_after_some_chunks_is_an_error_not_an_end(
     complete = recorder.of("stream_complete")[0][1]
     assert complete["finish_reason"] == "error" and complete["markdown"] == "Hello **wor"
     assert len(upstream.requests) == 1  # after the first token: never retried
+
+
+async def test_a_connection_cut_mid_body_is_a_retryable_provider_error(upstream: Upstream) -> None:
+    """Mid-body, SDKs on httpx let the transport's own error through unwrapped; openai 3.63+
+    (on httpx2) wraps it as ``APIConnectionError``. Either way a retryable ``ProviderError``,
+    and the provider never names the transport library."""
+    upstream.body, upstream.cut = first_events(3), True
+    events: list[object] = []
+    with pytest.raises(ProviderError, match=CUT) as info:
+        async with provider_for(upstream).stream(REQUEST) as channel:
+            async for item in channel:
+                events.append(item)
+    assert info.value.retryable is True
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hello **wor"
 
 
 async def test_a_stalled_stream_times_out(upstream: Upstream, nursery: trio.Nursery) -> None:

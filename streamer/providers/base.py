@@ -23,7 +23,7 @@ from typing import Literal
 
 import trio
 
-from streamer.protocol import EchoOptions, Message
+from streamer.conversation import EchoOptions, Message
 from streamer.tools import Tool, ToolResult
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
