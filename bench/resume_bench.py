@@ -21,9 +21,10 @@ import trio
 
 from streamer.config import load_config, replace
 from streamer.render.ops import Op
+from streamer.sessions import Connection, Registry, Subscription
 from streamer.wire.codecs import encode_json
 from streamer.wire.controls import Start, parse_control
-from streamer.sessions import Connection, Registry, Subscription
+from streamer.wire.events import StreamComplete
 
 
 def finished_stream(registry: Registry, missed: int) -> Any:
@@ -38,7 +39,8 @@ def finished_stream(registry: Registry, missed: int) -> Any:
         stream.log.append(Op("text", 0, text=f"w{i % 10:d}z "))
     stream.state = "done"
     stream.finish_reason = "stop"
-    stream.log.finish({"type": "stream_complete", "stream_id": stream.stream_id})
+    stream.log.finish(StreamComplete(session.session_id, stream.stream_id, "stop", "", "",
+                                     None, stream.stream_id, 0))
     return session, stream
 
 

@@ -25,7 +25,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import trio
@@ -45,7 +44,8 @@ from streamer.errors import (
     StreamerError,
     StreamNotFound,
 )
-from streamer.log import LogEntry, StreamLog
+from streamer.log import resume
+from streamer.log.stream_log import LogEntry, MemoryStreamLog
 from streamer.pacer import Pacer
 from streamer.persistence import MessageRecord, Store
 from streamer.providers import (
@@ -144,7 +144,7 @@ class Stream:
         self.session = session
         self.request = request
         self.stream_id = new_id("s")
-        self.log = StreamLog(self.stream_id)
+        self.log = MemoryStreamLog(self.stream_id)
         self.state = "queued"
         self.provider_name = request.provider or session.registry.config.providers.default
         self.model = ""
@@ -171,11 +171,6 @@ class Stream:
         self._step_calls: list[ToolCallComplete] = []
         self._step_text: list[str] = []
         self._separate = False
-        #: the provider's output in order, as raw parts: ("text", str), ("reasoning", str),
-        #: ("tool", tool_call event): for adapters that speak another wire format (AI SDK)
-        self.parts: list[tuple[str, Any]] = []
-        #: woken when a text part is added (reasoning and tool parts also go to the log)
-        self.part_waiters: set[Waiter] = set()
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
         self.queued_behind = False
@@ -314,7 +309,6 @@ class Stream:
                     seq=self.log.last_seq, duration_ms=duration_ms)
 
     def _tool_event(self, ev: ToolCall) -> None:
-        self.parts.append(("tool", ev))
         self.log.append_event(ev)
 
     async def _answer(self, provider: Any, chunker: Chunker, config: Config) -> str:
@@ -408,18 +402,17 @@ class Stream:
                             item = TextDelta("\n\n" + item.text)
                         if chunker.markdown_chars + len(item.text) > streams.max_response_chars:
                             room = streams.max_response_chars - chunker.markdown_chars
+                            if room > 0:
+                                self.log.append_source(item.text[:room])
                             for op in chunker.feed(item.text[:max(0, room)]):
                                 self.log.append(op)
                             raise ResponseTooLarge(
                                 f"the answer exceeds {streams.max_response_chars} characters")
-                        self.parts.append(("text", item.text))
-                        for waiter in self.part_waiters:  # only adapters that read parts
-                            waiter.wake()
+                        self.log.append_source(item.text)
                         for op in chunker.feed(item.text):
                             self.log.append(op)
                         await self._backpressure(streams.paused_limit_s)
                     elif isinstance(item, ReasoningDelta):
-                        self.parts.append(("reasoning", item.text))
                         self.log.append_event(Reasoning(sid, self.stream_id, item.text))
                     elif isinstance(item, ToolCallStart):
                         self._tool_event(ToolCall.started(sid, self.stream_id, item.call_id,
@@ -528,7 +521,7 @@ class Subscription:
         self.connection = connection
         self.stream = stream
         self.with_snapshot = cursor is None
-        self.cursor = cursor or 0
+        self.cursor = stream.log.cursor(cursor or 0)
         self.resumed = resumed
         self.epoch = connection.registry.epoch
         self.waiter = Waiter()
@@ -541,10 +534,7 @@ class Subscription:
 
     @property
     def delivered_total(self) -> int:
-        entries = self.stream.log.entries
-        if 0 < self.cursor <= len(entries):
-            return entries[self.cursor - 1].total_chars
-        return self.stream.log.total_chars if self.cursor else 0
+        return self.cursor.total_chars
 
     def _events(self, batch: list[LogEntry]) -> list[ServerEvent]:
         """Merge a batch of entries into as few events as possible (consecutive ops merge,
@@ -594,7 +584,7 @@ class Subscription:
                                         resumed=self.resumed), None)
             if self.with_snapshot:
                 seq, blocks = stream.snapshot()
-                self.cursor = seq
+                self.cursor = log.cursor(seq)
                 await conn.send(Snapshot(stream.session.session_id, stream.stream_id, seq,
                                          self.epoch, blocks), self._stream_id_for_sse(seq))
             while True:
@@ -603,18 +593,15 @@ class Subscription:
                 pacer.on_received(log.total_chars, done=log.finished)
                 if log.finished and stream.finish_reason == "cancelled" and not pacer.skipping:
                     pacer.skip()  # a stopped stream shows what it has at once
-                entries = log.entries
-                if self.cursor < len(entries):
-                    count = pacer.take(now, (e.chars for e in
-                                             islice(entries, self.cursor, None)))
+                cursor = self.cursor
+                if cursor.has_pending:
+                    count = pacer.take(now, cursor.pending_chars())
                     if count:
-                        batch = entries[self.cursor:self.cursor + count]
-                        for ev in self._events(batch):
+                        for ev in self._events(cursor.take(count)):
                             assert ev.seq is not None
                             await conn.send(ev, self._stream_id_for_sse(ev.seq))
-                        self.cursor += count
                         stream.on_subscriber_progress()
-                if self.cursor >= len(log.entries) and log.finished:
+                if cursor.at_end:
                     break
                 now = trio.current_time()
                 if now >= next_progress:
@@ -629,7 +616,7 @@ class Subscription:
                             progress.backlog_chars, progress.eta_ms,
                             progress.generation_done), None)
                     next_progress = now + progress_interval_s
-                deadline = pacer.next_deadline(self.cursor < len(log.entries))
+                deadline = pacer.next_deadline(cursor.has_pending)
                 if deadline is None:
                     deadline = math.inf
                 if last_progress is not None and not pacer.paused:
@@ -684,7 +671,7 @@ class Connection:
         sub = self.subscription
         return {"connection_id": self.connection_id, "transport": self.transport,
                 "stream_id": sub.stream.stream_id if sub else None,
-                "seq": sub.cursor if sub else None,
+                "seq": sub.cursor.seq if sub else None,
                 "paused": sub.pacer.paused if sub else False,
                 "queued_events": self.queued_events()}
 
@@ -757,27 +744,28 @@ class Connection:
         session, registry = self.session, self.registry
         sid = session.session_id
         stream = session.streams.get(cursor.stream_id)
-        if stream is not None and stream in session.started:
-            index = session.started.index(stream)
-            if stream.log.finished and cursor.last_seq == stream.log.last_seq + 1 \
-                    and cursor.epoch == registry.epoch:
-                return index + 1, 0, False  # the client has all of it: on to later streams
-            if cursor.epoch == registry.epoch and not stream.log.evicted \
-                    and cursor.last_seq <= stream.log.last_seq:
-                stream.record("resumed", connection=self.connection_id, seq=cursor.last_seq)
-                return index, cursor.last_seq, True
-            why = ("the server restarted since" if cursor.epoch != registry.epoch else
-                   "the replay window is over" if stream.log.evicted else
-                   "the cursor is ahead of the stream")
-            stream.record("resume_gap", connection=self.connection_id, seq=cursor.last_seq)
-            await self.send(Error.of(ResumeGap(
-                f"cannot replay stream {cursor.stream_id} after seq {cursor.last_seq}: {why};"
-                " a snapshot follows"), session_id=sid, stream_id=cursor.stream_id), None)
-            return index, None, True
+        started = stream is not None and stream in session.started
         record = None
         if registry.store is not None and stream is None:
             record = await registry.store.message(cursor.stream_id)
-        if record is not None and record.session_id == sid and record.role == "assistant":
+        decision = resume.plan(cursor, stream.log if stream is not None and started else None,
+                               registry.epoch, record, sid)
+        if stream is not None and started:
+            index = session.started.index(stream)
+            if isinstance(decision, resume.Exact):
+                if decision.ended:
+                    return index + 1, 0, False  # the client has all of it: on to later streams
+                stream.record("resumed", connection=self.connection_id, seq=cursor.last_seq)
+                return index, cursor.last_seq, True
+            assert isinstance(decision, resume.Gap)
+            stream.record("resume_gap", connection=self.connection_id, seq=cursor.last_seq)
+            await self.send(Error.of(ResumeGap(
+                f"cannot replay stream {cursor.stream_id} after seq {cursor.last_seq}:"
+                f" {decision.why}; a snapshot follows"), session_id=sid,
+                stream_id=cursor.stream_id), None)
+            return index, None, True
+        if isinstance(decision, resume.Stored):
+            assert record is not None
             # a stream of an earlier server process (or evicted from memory): its stored answer
             await self.send(Error.of(ResumeGap(
                 f"stream {cursor.stream_id} is not in this server's memory; the stored answer "

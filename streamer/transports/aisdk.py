@@ -16,42 +16,53 @@ import trio
 
 from streamer.sessions import Registry, Session, Stream, Waiter
 from streamer.wire.aisdk import DONE, KEEP_ALIVE, UIMessageStream, frame
+from streamer.wire.events import Reasoning, ToolCall
 
 
 async def ui_message_stream(registry: Registry, session: Session,
                             stream: Stream) -> AsyncIterator[bytes]:
-    """The stream's output as UI message chunks, until it ends (or the client leaves)."""
+    """The stream's output as UI message chunks, until it ends (or the client leaves).
+
+    An ordinary reader of the stream's log: its events (reasoning, tool calls) through a
+    cursor, its source text (the raw markdown, which the chunker may still hold back) between
+    them, each piece where it came.
+    """
+    log = stream.log
     waiter = Waiter()
-    stream.log.attach(waiter)  # finish, reasoning and tool events
-    stream.part_waiters.add(waiter)  # text parts (the chunker may hold text back: no op)
+    log.attach(waiter, source=True)
+    cursor = log.cursor()
     heartbeat_s = registry.config.server.heartbeat_interval_s
     session.pinned += 1  # the open response counts as a subscriber for the grace period
     message = UIMessageStream(stream.stream_id)
-    sent = 0
+    sent = 0  # source pieces sent
     try:
         for chunk in message.start():
             yield frame(chunk)
         while True:
-            parts = stream.parts
-            while sent < len(parts):
-                kind, value = parts[sent]
-                sent += 1
-                chunks = (message.text(value) if kind == "text" else
-                          message.reasoning(value) if kind == "reasoning" else
-                          message.tool_call(value))
-                for chunk in chunks:
-                    yield frame(chunk)
-            if stream.log.finished and sent >= len(stream.parts):
+            chunks = []
+            for entry in cursor.take():
+                if isinstance(entry.event, Reasoning | ToolCall):
+                    chunks += [c for piece in log.source(sent, entry.source_parts)
+                               for c in message.text(piece)]
+                    sent = max(sent, entry.source_parts)
+                    chunks += (message.reasoning(entry.event.text)
+                               if isinstance(entry.event, Reasoning)
+                               else message.tool_call(entry.event))
+            end = log.source_count
+            chunks += [c for piece in log.source(sent, end) for c in message.text(piece)]
+            sent = end
+            for chunk in chunks:
+                yield frame(chunk)
+            if cursor.at_end and sent >= log.source_count:
                 break
             with trio.move_on_after(heartbeat_s) as idle:
                 await waiter.wait()
             if idle.cancelled_caught:  # keep-alive: proxies keep the response open, and a
                 yield KEEP_ALIVE       # write to a peer that left can fail and end this
-        for chunk in message.finish(stream.log.error):
+        for chunk in message.finish(log.error):
             yield frame(chunk)
         yield DONE
     finally:
-        stream.log.detach(waiter)
-        stream.part_waiters.discard(waiter)
+        log.detach(waiter)
         session.pinned -= 1
         stream.on_subscribers_changed()

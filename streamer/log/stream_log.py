@@ -1,0 +1,332 @@
+"""The stream log: one stream's ops and events, numbered by ``seq``, kept while the stream may
+be resumed.
+
+The stream's task appends (synchronously: appending never waits); every reader follows it
+with its own :class:`LogCursor` (a position; nothing is copied per reader), so several tabs can
+follow one stream and a reconnecting client can be given exactly the entries after its last
+``seq``. Waiting is done by the readers: the log calls ``wake()`` on each attached
+:class:`Waiter` when something changes.
+
+``seq`` starts at 1 and numbers the log's entries. Besides them the log keeps:
+
+- running totals: the document's visible characters after each entry (what pacing and
+  backpressure count);
+- the answer's *source*: the markdown as the model wrote it, in the pieces it came in (not
+  numbered: clients that render markdown themselves, the AI SDK adapter, read it; each entry
+  records how many pieces came before it, so a reader can interleave text and events exactly);
+- once the stream is over, its terminal events (an optional ``error`` and the
+  ``stream_complete``), which readers send after the last entry.
+
+:class:`StreamLog` is the interface (a ``Protocol``: a Redis Streams engine would implement
+it); :class:`MemoryStreamLog` is the in-memory engine. Memory: one :class:`LogEntry` per op or
+event (an op is a few dozen bytes plus its text/HTML) and the source text, bounded by
+``streams.max_response_chars``. Pure: no I/O, no Trio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Protocol
+
+from streamer.render.ops import Op, apply_op
+from streamer.wire.events import Error, LogEvent, StreamComplete
+
+
+class Waiter(Protocol):
+    """Anything a log can wake (the runtime's re-armable Trio flag)."""
+
+    def wake(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One log entry: its ``seq``, the document's size after it (``total_chars``, visible
+    characters), either a document ``op`` or a stream ``event`` (reasoning, a tool call, a
+    retry notice: sent in order, stamped with ``seq``), and ``source_parts``: how many pieces
+    of the source text came before it."""
+
+    seq: int
+    op: Op | None
+    total_chars: int
+    event: LogEvent | None = None
+    source_parts: int = 0
+
+    @property
+    def chars(self) -> int:
+        """Visible characters this entry adds to the document (0 for events)."""
+        return self.op.chars if self.op is not None else 0
+
+
+class LogCursor(Protocol):
+    """A reader's position in one log: everything up to :attr:`seq` has been read."""
+
+    @property
+    def seq(self) -> int:
+        """The last ``seq`` read (0: nothing yet)."""
+
+    @property
+    def total_chars(self) -> int:
+        """The document's visible characters up to the cursor (what this reader delivered)."""
+
+    @property
+    def has_pending(self) -> bool:
+        """Entries after the cursor exist."""
+
+    @property
+    def at_end(self) -> bool:
+        """The log is finished and every entry has been read: only its terminal events are
+        left to send."""
+
+    def pending_chars(self) -> Iterator[int]:
+        """Visible characters of each entry after the cursor, in order (lazy)."""
+
+    def take(self, count: int | None = None) -> list[LogEntry]:
+        """The next ``count`` entries (all pending ones if ``None``); moves the cursor past
+        them."""
+
+
+class StreamLog(Protocol):
+    """Seq-numbered ops and events of one stream, its source text and its terminal events.
+
+    Writers: the stream's generation only. Readers: through :meth:`cursor`, never by index.
+    """
+
+    @property
+    def stream_id(self) -> str: ...
+
+    @property
+    def last_seq(self) -> int:
+        """The highest ``seq`` appended (0: none)."""
+
+    @property
+    def total_chars(self) -> int:
+        """The document's visible characters after the last entry."""
+
+    @property
+    def finished(self) -> bool:
+        """The terminal events are recorded: nothing more will be appended."""
+
+    @property
+    def evicted(self) -> bool:
+        """The entries were dropped (the replay window is over): only a snapshot resumes."""
+
+    @property
+    def complete(self) -> StreamComplete | None:
+        """The ``stream_complete`` event, once finished."""
+
+    @property
+    def error(self) -> Error | None:
+        """The ``error`` event sent before ``stream_complete`` when the stream failed."""
+
+    @property
+    def source_count(self) -> int:
+        """How many pieces of source text were appended."""
+
+    def append(self, op: Op) -> LogEntry:
+        """Add one document op. Raises ``RuntimeError`` once finished."""
+
+    def append_event(self, ev: LogEvent) -> LogEntry:
+        """Add one stream event (no characters). Raises ``RuntimeError`` once finished."""
+
+    def append_source(self, text: str) -> None:
+        """Add one piece of the source markdown (not numbered; wakes source readers only).
+        Raises ``RuntimeError`` once finished."""
+
+    def source(self, start: int, stop: int) -> list[str]:
+        """Source pieces ``start`` to ``stop`` (indexes as in :attr:`LogEntry.source_parts`)."""
+
+    def finish(self, complete: StreamComplete, error: Error | None = None) -> None:
+        """Record the terminal events (the first call wins)."""
+
+    def evict(self) -> None:
+        """Drop the entries of a finished log. Raises ``RuntimeError`` while running."""
+
+    def snapshot(self) -> tuple[int, list[str]]:
+        """``(seq, blocks)``: the document as of the latest ``seq``. Raises ``RuntimeError``
+        once evicted."""
+
+    def cursor(self, after_seq: int = 0) -> LogCursor:
+        """A reader positioned after ``after_seq`` (0: from the start; clamped to the log)."""
+
+    def attach(self, waiter: Waiter, *, source: bool = False) -> None:
+        """Wake ``waiter`` on every entry and on the end (and on source text with
+        ``source=True``)."""
+
+    def detach(self, waiter: Waiter) -> None: ...
+
+
+class MemoryStreamLog:
+    """The in-memory engine of :class:`StreamLog` (one process; the replay window in RAM)."""
+
+    def __init__(self, stream_id: str) -> None:
+        self._stream_id = stream_id
+        self._entries: list[LogEntry] = []
+        self._total_chars = 0
+        self._error: Error | None = None
+        self._complete: StreamComplete | None = None
+        self._source: list[str] = []
+        self._source_count = 0
+        self._waiters: set[Waiter] = set()
+        self._source_waiters: set[Waiter] = set()
+        self._snapshot_blocks: list[str] = []
+        self._snapshot_seq = 0
+        self._last_seq = 0
+        self._evicted = False
+
+    @property
+    def stream_id(self) -> str:
+        return self._stream_id
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    @property
+    def total_chars(self) -> int:
+        return self._total_chars
+
+    @property
+    def finished(self) -> bool:
+        return self._complete is not None
+
+    @property
+    def evicted(self) -> bool:
+        return self._evicted
+
+    @property
+    def complete(self) -> StreamComplete | None:
+        return self._complete
+
+    @property
+    def error(self) -> Error | None:
+        return self._error
+
+    @property
+    def source_count(self) -> int:
+        return self._source_count
+
+    @property
+    def entries(self) -> tuple[LogEntry, ...]:
+        """Every entry, oldest first (for tests and tools; readers use :meth:`cursor`)."""
+        return tuple(self._entries)
+
+    def _check_open(self) -> None:
+        if self._complete is not None:
+            raise RuntimeError(f"stream {self._stream_id} is finished; cannot append")
+
+    def append(self, op: Op) -> LogEntry:
+        self._check_open()
+        self._total_chars += max(0, op.chars)
+        self._last_seq += 1
+        entry = LogEntry(self._last_seq, op, self._total_chars, None, self._source_count)
+        self._entries.append(entry)
+        self._wake(self._waiters)
+        return entry
+
+    def append_event(self, ev: LogEvent) -> LogEntry:
+        self._check_open()
+        self._last_seq += 1
+        entry = LogEntry(self._last_seq, None, self._total_chars, ev, self._source_count)
+        self._entries.append(entry)
+        self._wake(self._waiters)
+        return entry
+
+    def append_source(self, text: str) -> None:
+        self._check_open()
+        self._source.append(text)
+        self._source_count = len(self._source)
+        self._wake(self._source_waiters)
+
+    def source(self, start: int, stop: int) -> list[str]:
+        return self._source[start:stop]
+
+    def finish(self, complete: StreamComplete, error: Error | None = None) -> None:
+        if self._complete is None:
+            self._error = error
+            self._complete = complete
+            self._wake(self._waiters)
+
+    def evict(self) -> None:
+        if self._complete is None:
+            raise RuntimeError(f"stream {self._stream_id} is running; cannot evict its log")
+        self._entries = []
+        self._source = []
+        self._snapshot_blocks = []
+        self._evicted = True
+
+    def snapshot(self) -> tuple[int, list[str]]:
+        """Replays only the entries since the previous snapshot, so late joiners cost what
+        they need and the append path pays nothing for them."""
+        if self._evicted:
+            raise RuntimeError(f"stream {self._stream_id}: log evicted")
+        for entry in islice(self._entries, self._snapshot_seq, None):
+            if entry.op is not None:
+                apply_op(self._snapshot_blocks, entry.op)
+        self._snapshot_seq = len(self._entries)
+        return self._snapshot_seq, list(self._snapshot_blocks)
+
+    def cursor(self, after_seq: int = 0) -> MemoryLogCursor:
+        return MemoryLogCursor(self, min(max(0, after_seq), self._last_seq))
+
+    def attach(self, waiter: Waiter, *, source: bool = False) -> None:
+        self._waiters.add(waiter)
+        if source:
+            self._source_waiters.add(waiter)
+
+    def detach(self, waiter: Waiter) -> None:
+        self._waiters.discard(waiter)
+        self._source_waiters.discard(waiter)
+
+    def _wake(self, waiters: set[Waiter]) -> None:
+        for waiter in waiters:
+            waiter.wake()
+
+    # the cursor's view of the entries (one module owns the list: the cursor reads it here)
+
+    def _entry_slice(self, start: int, stop: int | None) -> list[LogEntry]:
+        return self._entries[start:stop]
+
+    def _chars_after(self, index: int) -> Iterator[int]:
+        return (entry.chars for entry in islice(self._entries, index, None))
+
+    def _total_at(self, seq: int) -> int:
+        if 0 < seq <= len(self._entries):
+            return self._entries[seq - 1].total_chars
+        return self._total_chars if seq else 0
+
+
+class MemoryLogCursor:
+    """A :class:`LogCursor` into a :class:`MemoryStreamLog` (an index; ``seq`` = index)."""
+
+    __slots__ = ("_log", "_seq")
+
+    def __init__(self, log: MemoryStreamLog, seq: int) -> None:
+        self._log = log
+        self._seq = seq
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    @property
+    def total_chars(self) -> int:
+        return self._log._total_at(self._seq)
+
+    @property
+    def has_pending(self) -> bool:
+        return self._seq < self._log.last_seq and not self._log.evicted
+
+    @property
+    def at_end(self) -> bool:
+        return self._log.finished and not self.has_pending
+
+    def pending_chars(self) -> Iterator[int]:
+        return self._log._chars_after(self._seq)
+
+    def take(self, count: int | None = None) -> list[LogEntry]:
+        stop = None if count is None else self._seq + count
+        batch = self._log._entry_slice(self._seq, stop)
+        self._seq += len(batch)
+        return batch
