@@ -1,5 +1,6 @@
 """The demo page against the real server in Chromium: pause, skip and speed visibly change
-delivery (read from the page), a blocked WebSocket falls back to SSE, and a screenshot
+delivery (read from the page), a blocked WebSocket falls back to SSE (a stuck one after the
+connect timeout), with SSE blocked too the answer comes over REST, and a screenshot
 mid-stream is kept in tests/artifacts/.
 
 Timings are relative (no growth while paused, a jump on skip, faster at a higher rate), with
@@ -28,6 +29,19 @@ _SAMPLER_JS = """() => {
   window.__sampler = setInterval(() => window.__samples.push(
     [performance.now(), ed.state.doc.textContent.length]), 50);
 }"""
+
+
+#: an init script: every WebSocket URL answers 404, as behind a proxy that refuses upgrades
+_BLOCK_WEBSOCKET_JS = """(() => {
+  const Real = window.WebSocket;
+  window.__wsTried = 0;
+  window.WebSocket = class extends Real {
+    constructor(url, protocols) {
+      window.__wsTried += 1;
+      super(String(url).replace('/ws/stream/', '/blocked-by-proxy/'), protocols);
+    }
+  };
+})()"""
 
 
 def _chars(page: Any) -> int:
@@ -134,16 +148,7 @@ def test_a_blocked_websocket_falls_back_to_sse(browser: Any, server_process: Any
     client switches to SSE, the page says so, and the answer streams exactly."""
     context = browser.new_context()
     try:
-        context.add_init_script("""(() => {
-          const Real = window.WebSocket;
-          window.__wsTried = 0;
-          window.WebSocket = class extends Real {
-            constructor(url, protocols) {
-              window.__wsTried += 1;
-              super(String(url).replace('/ws/stream/', '/blocked-by-proxy/'), protocols);
-            }
-          };
-        })()""")
+        context.add_init_script(_BLOCK_WEBSOCKET_JS)
         pg = context.new_page()
         pg.goto(server_process.base_url + "/")
         pg.wait_for_function("window.streamerDemo && streamerDemo.client.state === 'connected'",
@@ -164,3 +169,89 @@ def test_a_blocked_websocket_falls_back_to_sse(browser: Any, server_process: Any
     finally:
         context.close()
 
+
+
+def test_a_websocket_stuck_connecting_times_out_to_sse(browser: Any, server_process: Any) -> None:
+    """A proxy that holds the WebSocket upgrade for ever (the socket stays in CONNECTING):
+    after `connectTimeoutMs` the client gives it up and streams over SSE."""
+    context = browser.new_context()
+    try:
+        context.add_init_script("""(() => {
+          window.__stuck = [];
+          window.WebSocket = class {
+            constructor(url) { this.url = String(url); this.readyState = 0; window.__stuck.push(this); }
+            send() { throw new Error('still connecting'); }
+            close() { this.readyState = 3; }
+          };
+        })()""")
+        pg = context.new_page()
+        pg.goto(server_process.base_url + "/")
+        pg.wait_for_function("window.streamerDemo && streamerDemo.client")
+        result = pg.evaluate("""async () => {
+          streamerDemo.client.close();
+          const { StreamClient } = await import('/static/client.js');
+          const client = new StreamClient({ connectTimeoutMs: 400 });
+          const states = [];
+          client.on('connection', (s) => states.push(`${s.state}:${s.transport}`));
+          const t0 = performance.now();
+          await client.connect();
+          const waited = performance.now() - t0;
+          const done = new Promise((r) => client.on('stream_complete', (ev, ctx) => r(ctx.mirror.html)));
+          await client.start({ prompt: '# Held\\n\\nthe *upgrade* never came', provider: 'echo',
+                               pacing: { mode: 'off' } });
+          const html = await done;
+          client.close();
+          return { states, waited, html, stuck: window.__stuck.length,
+                   closed: window.__stuck.every((ws) => ws.readyState === 3) };
+        }""")
+        assert result["states"][:3] == ["connecting:websocket", "connecting:sse", "connected:sse"]
+        assert 350 <= result["waited"] < 5000, result
+        assert result["html"] == "<h1>Held</h1>\n<p>the <em>upgrade</em> never came</p>\n"
+        assert result["closed"]  # the stuck socket was given up, not left to open later
+    finally:
+        context.close()
+
+
+def test_blocked_websocket_and_sse_fall_back_to_rest(browser: Any, server_process: Any) -> None:
+    """A proxy that refuses WebSocket upgrades and answers every event stream with a 502: the
+    client falls back to `POST /api/sessions/{id}/complete`, the page says so, and the answer
+    (whole, at once) ends equal to a fresh editor's render of it; pause is refused there."""
+    context = browser.new_context()
+    try:
+        context.add_init_script(_BLOCK_WEBSOCKET_JS)
+        context.add_init_script("""(() => {
+          const realFetch = window.fetch.bind(window);
+          window.__requests = [];
+          window.fetch = (url, init) => {
+            window.__requests.push(`${(init && init.method) || 'GET'} ${new URL(url, location).pathname}`);
+            if (String(url).includes('/events')) {
+              return Promise.resolve(new Response('<h1>502 Bad Gateway</h1>', { status: 502 }));
+            }
+            return realFetch(url, init);
+          };
+        })()""")
+        pg = context.new_page()
+        pg.goto(server_process.base_url + "/")
+        pg.wait_for_function("window.streamerDemo && streamerDemo.client.state === 'connected'",
+                             timeout=15_000)
+        shown = pg.evaluate("""() => ({transport: streamerDemo.client.transport,
+            text: document.getElementById('conn-transport').textContent})""")
+        assert shown == {"transport": "rest", "text": "via REST"}
+        pg.select_option("#provider", "echo")
+        pg.select_option("#sample", "Everything")
+        pg.click("#btn-start")
+        pg.wait_for_function("document.body.dataset.streamState === 'complete'", timeout=30_000)
+        result = pg.evaluate("""async () => {
+          let refused = null;
+          try { await streamerDemo.client.pause(); } catch (err) { refused = err.code; }
+          return {check: streamerDemo.lastCheck, finish: streamerDemo.lastComplete.finish_reason,
+                  requests: window.__requests.filter((r) => r.startsWith('POST')), refused};
+        }""")
+        assert result["check"]["equal"], result["check"]
+        assert "<table" in result["check"]["editorHTML"]
+        assert result["finish"] == "stop"
+        assert [r for r in result["requests"] if r.endswith("/complete")] == [
+            f"POST /api/sessions/{pg.evaluate('streamerDemo.client.sessionId')}/complete"]
+        assert result["refused"] == "unsupported_control"
+    finally:
+        context.close()

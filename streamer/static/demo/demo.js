@@ -322,7 +322,8 @@ function setupClient() {
     let text = state;
     if (state === 'retrying') text += ` in ${formatMs(delayMs)}`;
     els.connState.textContent = text;
-    els.connTransport.textContent = transport ? `via ${transport === 'sse' ? 'SSE' : 'WebSocket'}` : '';
+    const names = { websocket: 'WebSocket', sse: 'SSE', rest: 'REST' };
+    els.connTransport.textContent = transport ? `via ${names[transport]}` : '';
     els.conn.title = error ? String(error.message || error) : 'connection state';
     if (state === 'error') showError(`Connection failed: ${error?.message || error}`);
     updateButtons();

@@ -37,13 +37,12 @@ export const PROTOCOL_VERSION = 2;
  * @property {number} [temperature]
  * @property {{mode?: 'off'|'smooth'|'fixed', cps?: number}} [pacing]
  * @property {{delta_chars?: number, interval_ms?: number}} [echo] echo provider options
- * @property {'html'|'markdown'} [format]
  * @property {string[]} [tools] names of server-side tools the model may call
  */
 
 /** The keys of {@link StartOptions} a `start` message carries. */
 export const START_KEYS = Object.freeze(['prompt', 'messages', 'provider', 'model', 'system',
-  'max_tokens', 'temperature', 'pacing', 'echo', 'format', 'tools']);
+  'max_tokens', 'temperature', 'pacing', 'echo', 'tools']);
 
 /**
  * The `start` control message for `opts`: the known keys that are set (not `undefined`,

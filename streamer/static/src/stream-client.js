@@ -412,7 +412,7 @@ export class StreamClient {
     const { error, ...complete } = finished;
     const ids = { session_id: this.sessionId, stream_id: complete.stream_id };
     /** @type {ServerEvent} */
-    const start = { type: 'stream_start', ...ids, format: msg.format ?? 'html' };
+    const start = { type: 'stream_start', ...ids };
     if (msg.provider) start.provider = msg.provider;
     if (msg.model) start.model = msg.model;
     this._dispatch(start, null);

@@ -25,6 +25,9 @@ import { readEventStream } from './sse.js';
  * @property {() => void} [onReady] REST only: the server answered, answers can be asked for
  */
 
+/** The abort reason of a REST request given up by `stop`. */
+const STOPPED = 'stopped';
+
 /** WebSocket close codes after which reconnecting cannot help. */
 export const FATAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008]);
 
@@ -285,16 +288,17 @@ export class RestTransport extends Connection {
 
   /**
    * `start`: ask for the whole answer and wait for it. `stop`: abandon the requests still
-   * waiting (their `send` rejects with code `cancelled`). Anything else is refused.
+   * waiting (their `send` gives null). Anything else is refused.
    * @param {Record<string, any>} msg
    * @returns {Promise<ServerEvent|null>} `start`: the finished message (the server's
-   *   `stream_complete` fields, with `error` when the answer failed); else null
-   * @throws {StreamerError} refused, abandoned, or a network failure (then the connection is
-   *   lost too)
+   *   `stream_complete` fields, with `error` when the answer failed), or null when stopped;
+   *   else null
+   * @throws {StreamerError} refused by the server (or a control REST cannot carry)
+   * @throws {Error} abandoned by `close()`, or a network failure (the connection is lost too)
    */
   async send(msg) {
     if (msg.type === 'stop') {
-      for (const abort of this._requests) abort.abort();
+      for (const abort of this._requests) abort.abort(STOPPED);
       return null;
     }
     if (msg.type !== 'start') {
@@ -314,10 +318,8 @@ export class RestTransport extends Connection {
       return await response.json();
     } catch (error) {
       if (error instanceof StreamerError) throw error;
-      if (abort.signal.aborted) {
-        throw new StreamerError({ type: 'error', code: 'cancelled', control: 'start',
-          retryable: false, message: 'stopped before the answer arrived' });
-      }
+      if (abort.signal.aborted && abort.signal.reason === STOPPED) return null;
+      if (abort.signal.aborted) throw new Error('client closed');
       this.lose({ opened: true, error });
       throw error;
     } finally {

@@ -44,7 +44,6 @@ export const PROTOCOL_VERSION: 2;
  * @property {number} [temperature]
  * @property {{mode?: 'off'|'smooth'|'fixed', cps?: number}} [pacing]
  * @property {{delta_chars?: number, interval_ms?: number}} [echo] echo provider options
- * @property {'html'|'markdown'} [format]
  * @property {string[]} [tools] names of server-side tools the model may call
  */
 /** The keys of {@link StartOptions} a `start` message carries. */
@@ -113,7 +112,6 @@ export type StartOptions = {
         delta_chars?: number;
         interval_ms?: number;
     } | undefined;
-    format?: "html" | "markdown" | undefined;
     /**
      * names of server-side tools the model may call
      */

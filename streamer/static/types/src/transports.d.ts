@@ -1,20 +1,3 @@
-/** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
-/**
- * Why a connection ended (or never opened).
- * @typedef {object} LostInfo
- * @property {boolean} opened whether it had opened (a WebSocket's `open`, an `ok` SSE response)
- * @property {boolean} [fatal] reconnecting cannot help (a protocol violation, a refusal)
- * @property {any} [error]
- */
-/**
- * @typedef {object} TransportHandlers
- * @property {(ev: ServerEvent, eventId: string|null) => void} onEvent a server event
- *   (`eventId`: the SSE `id:`, else null)
- * @property {() => void} onActivity anything arrived (an event, a frame, a `: ping` comment)
- * @property {(info: LostInfo) => void} onLost the connection ended or could not open
- * @property {(retryMs: number) => void} [onRetry] the SSE stream's `retry:` field
- * @property {() => void} [onReady] REST only: the server answered, answers can be asked for
- */
 /** WebSocket close codes after which reconnecting cannot help. */
 export const FATAL_CLOSE_CODES: Set<number>;
 /** One WebSocket: `GET /ws/stream/{session_id}`, a JSON object per text frame either way. */
@@ -109,12 +92,13 @@ export class RestTransport extends Connection {
     private _track;
     /**
      * `start`: ask for the whole answer and wait for it. `stop`: abandon the requests still
-     * waiting (their `send` rejects with code `cancelled`). Anything else is refused.
+     * waiting (their `send` gives null). Anything else is refused.
      * @param {Record<string, any>} msg
      * @returns {Promise<ServerEvent|null>} `start`: the finished message (the server's
-     *   `stream_complete` fields, with `error` when the answer failed); else null
-     * @throws {StreamerError} refused, abandoned, or a network failure (then the connection is
-     *   lost too)
+     *   `stream_complete` fields, with `error` when the answer failed), or null when stopped;
+     *   else null
+     * @throws {StreamerError} refused by the server (or a control REST cannot carry)
+     * @throws {Error} abandoned by `close()`, or a network failure (the connection is lost too)
      */
     send(msg: Record<string, any>): Promise<ServerEvent | null>;
     /** @protected */
