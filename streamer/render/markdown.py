@@ -233,7 +233,7 @@ class Renderer:
         html_renderer = _HTMLRenderer(allow_images=self.config.allow_images)
         md = mistune.create_markdown(
             escape=True, renderer=html_renderer,
-            plugins=["table", "strikethrough", "url", _math],  # type: ignore[list-item]
+            plugins=["table", "strikethrough", "url", _math],
         )
         md.before_render_hooks.append(_task_lists_hook)
         # The plugins registered their render functions on ``html_renderer`` above. The
