@@ -21,7 +21,7 @@ import trio
 
 from streamer.config import load_config, replace
 from streamer.render.ops import Op
-from streamer.sessions import Connection, Registry, Subscription
+from streamer.sessions import Connection, Registry
 from streamer.wire.codecs import encode_json
 from streamer.wire.controls import Start, parse_control
 from streamer.wire.events import StreamComplete
@@ -54,7 +54,7 @@ async def replay(registry: Registry, missed: int) -> tuple[float, int, int]:
 
     connection = Connection(session, "bench", send)
     t0 = time.perf_counter()
-    await Subscription(connection, stream, 0, resumed=True).run()
+    await connection.deliver(stream, 0, resumed=True)
     return time.perf_counter() - t0, sent[0], sent[1]
 
 

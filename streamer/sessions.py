@@ -31,6 +31,8 @@ import trio
 
 from streamer.config import Config
 from streamer.conversation import Message
+from streamer.delivery.pacer import Pacer
+from streamer.delivery.subscription import Subscription
 from streamer.errors import (
     PausedTooLong,
     ProviderError,
@@ -45,8 +47,7 @@ from streamer.errors import (
     StreamNotFound,
 )
 from streamer.log import resume
-from streamer.log.stream_log import LogEntry, MemoryStreamLog
-from streamer.pacer import Pacer
+from streamer.log.stream_log import MemoryStreamLog
 from streamer.persistence import MessageRecord, Store
 from streamer.providers import (
     Finish,
@@ -62,7 +63,6 @@ from streamer.providers import (
 )
 from streamer.render.chunker import Chunker
 from streamer.render.markdown import Renderer
-from streamer.render.ops import Op, merge_runs
 from streamer.tools import BUILTIN_TOOLS, Tools
 from streamer.wire.controls import (
     Pause,
@@ -78,10 +78,8 @@ from streamer.wire.controls import (
 )
 from streamer.wire.cursor import Cursor, event_id
 from streamer.wire.events import (
-    Chunk,
     Error,
     Pong,
-    Progress,
     Reasoning,
     Retrying,
     ServerEvent,
@@ -199,10 +197,19 @@ class Stream:
         self.record("cancel_requested", reason=reason)
         self.cancel_scope.cancel()
 
+    @property
+    def session_id(self) -> str:
+        return self.session.session_id
+
+    def start_event(self, *, resumed: bool) -> StreamStart:
+        """The ``stream_start`` a subscriber gets (``resumed``: it has part of it already)."""
+        return StreamStart(self.session.session_id, self.stream_id, self.provider_name,
+                           self.model, resumed=resumed)
+
     def attach(self, sub: Subscription) -> None:
         self.subscribers.add(sub)
         self.log.attach(sub.waiter)
-        self.record("subscriber_joined", connection=sub.connection.connection_id,
+        self.record("subscriber_joined", connection=sub.reader_id,
                     subscribers=len(self.subscribers))
         self._subscribers_changed.wake()
 
@@ -211,7 +218,7 @@ class Stream:
             self.subscribers.discard(sub)
             self.log.detach(sub.waiter)
             if self.state != "done":
-                self.record("subscriber_left", connection=sub.connection.connection_id,
+                self.record("subscriber_left", connection=sub.reader_id,
                             subscribers=len(self.subscribers))
             self._subscribers_changed.wake()
             self._progress.wake()
@@ -510,136 +517,6 @@ class Stream:
                 "seq": self.log.last_seq, "subscribers": len(self.subscribers)}
 
 
-class Subscription:
-    """One connection following one stream: log cursor → pacer → ``connection.send``."""
-
-    def __init__(self, connection: Connection, stream: Stream, cursor: int | None,
-                 *, resumed: bool = False) -> None:
-        """``cursor``: the last ``seq`` the client has (``0``: from the start), or ``None``
-        to begin with a ``snapshot`` of the document so far (a late joiner, a resume gap).
-        ``resumed``: the client already has this stream (its ``stream_start`` says so)."""
-        self.connection = connection
-        self.stream = stream
-        self.with_snapshot = cursor is None
-        self.cursor = stream.log.cursor(cursor or 0)
-        self.resumed = resumed
-        self.epoch = connection.registry.epoch
-        self.waiter = Waiter()
-        pacing = stream.request.pacing
-        defaults = connection.registry.config.pacing
-        self.pacer = Pacer(pacing.mode or defaults.mode, pacing.cps or defaults.cps,
-                           max_lag_s=defaults.max_lag_s,
-                           frame_interval_s=connection.registry.frame_interval_s(),
-                           min_cps=defaults.min_cps, max_cps=defaults.max_cps)
-
-    @property
-    def delivered_total(self) -> int:
-        return self.cursor.total_chars
-
-    def _events(self, batch: list[LogEntry]) -> list[ServerEvent]:
-        """Merge a batch of entries into as few events as possible (consecutive ops merge,
-        :func:`~streamer.render.ops.merge_runs`; a non-document event ends the run and is sent as
-        it is, stamped with its ``seq``)."""
-        out: list[ServerEvent] = []
-        group: list[Op] = []
-        seqs: list[int] = []
-        for entry in batch:
-            if group and entry.op is None:
-                out.extend(self._chunks(group, seqs))
-                group, seqs = [], []
-            if entry.op is None:
-                assert entry.event is not None
-                out.append(entry.event.stamped(entry.seq, self.epoch))
-                continue
-            group.append(entry.op)
-            seqs.append(entry.seq)
-        if group:
-            out.extend(self._chunks(group, seqs))
-        return out
-
-    def _chunks(self, group: list[Op], seqs: list[int]) -> list[ServerEvent]:
-        """The merged ops of a run of entries, each stamped with the highest ``seq`` it holds
-        (ops on other blocks, and a ``splice`` after a ``text`` on one block, stay apart)."""
-        session_id, stream_id = self.stream.session.session_id, self.stream.stream_id
-        epoch = self.epoch
-        return [Chunk(session_id, stream_id, seqs[last], op, epoch)
-                for last, op in merge_runs(group)]
-
-    def _stream_id_for_sse(self, seq: int) -> str:
-        return event_id(self.stream.stream_id, self.epoch, seq)
-
-    async def run(self) -> None:
-        """Deliver the stream to the connection, paced, then its terminal events."""
-        stream, log, pacer, conn = self.stream, self.stream.log, self.pacer, self.connection
-        registry = conn.registry
-        progress_interval_s = registry.config.pacing.progress_interval_ms / 1000
-        next_progress = trio.current_time()
-        last_progress: tuple[int, int, bool] | None = None
-        stream.attach(self)
-        conn.subscription = self
-        registry.active_subscriptions += 1
-        try:
-            await conn.send(StreamStart(stream.session.session_id, stream.stream_id,
-                                        stream.provider_name, stream.model,
-                                        resumed=self.resumed), None)
-            if self.with_snapshot:
-                seq, blocks = stream.snapshot()
-                self.cursor = log.cursor(seq)
-                await conn.send(Snapshot(stream.session.session_id, stream.stream_id, seq,
-                                         self.epoch, blocks), self._stream_id_for_sse(seq))
-            while True:
-                now = trio.current_time()
-                pacer.set_frame_interval(registry.frame_interval_s())
-                pacer.on_received(log.total_chars, done=log.finished)
-                if log.finished and stream.finish_reason == "cancelled" and not pacer.skipping:
-                    pacer.skip()  # a stopped stream shows what it has at once
-                cursor = self.cursor
-                if cursor.has_pending:
-                    count = pacer.take(now, cursor.pending_chars())
-                    if count:
-                        for ev in self._events(cursor.take(count)):
-                            assert ev.seq is not None
-                            await conn.send(ev, self._stream_id_for_sse(ev.seq))
-                        stream.on_subscriber_progress()
-                if cursor.at_end:
-                    break
-                now = trio.current_time()
-                if now >= next_progress:
-                    progress = pacer.progress()
-                    key = (progress.received_chars, progress.delivered_chars,
-                           progress.generation_done)
-                    if key != last_progress:
-                        last_progress = key
-                        await conn.send(Progress(
-                            stream.session.session_id, stream.stream_id,
-                            progress.received_chars, progress.delivered_chars,
-                            progress.backlog_chars, progress.eta_ms,
-                            progress.generation_done), None)
-                    next_progress = now + progress_interval_s
-                deadline = pacer.next_deadline(cursor.has_pending)
-                if deadline is None:
-                    deadline = math.inf
-                if last_progress is not None and not pacer.paused:
-                    deadline = min(deadline, next_progress)
-                with trio.move_on_at(deadline):
-                    await self.waiter.wait()
-            progress = pacer.progress()
-            await conn.send(Progress(stream.session.session_id, stream.stream_id,
-                                     progress.received_chars, progress.delivered_chars, 0, 0,
-                                     True), None)
-            if log.error is not None:
-                await conn.send(log.error, None)
-            assert log.complete is not None
-            # its id's seq is last_seq + 1: "all of it, the end included" (protocol.md)
-            await conn.send(log.complete, self._stream_id_for_sse(log.last_seq + 1))
-        finally:
-            registry.active_subscriptions -= 1
-            registry.activity.wake()
-            if conn.subscription is self:
-                conn.subscription = None
-            stream.detach(self)
-
-
 class Connection:
     """One client connection (WebSocket or SSE) to a session.
 
@@ -654,6 +531,8 @@ class Connection:
         self.connection_id = new_id("c")
         self._send = send
         self.subscription: Subscription | None = None
+        #: the stream :attr:`subscription` follows
+        self.stream: Stream | None = None
         self.followed: set[str] = set()
         #: where to resume following (set by the transport from the URL, or by ``resume``)
         self.resume: Cursor | None = None
@@ -727,14 +606,37 @@ class Connection:
                                                  ) else 0
                     else:
                         start = 0
-                    sub = Subscription(self, stream, start, resumed=first and resumed)
+                    resumed_here = first and resumed
                     first = False
                     self.followed.add(stream.stream_id)
-                    await sub.run()
+                    await self.deliver(stream, start, resumed_here)
                     continue
                 await waiter.wait()
         finally:
             session.watchers.discard(waiter)
+
+    async def deliver(self, stream: Stream, after_seq: int | None, resumed: bool) -> None:
+        """Follow one stream to its end: a :class:`Subscription`, registered while it runs."""
+        registry = self.registry
+        pacing, defaults = stream.request.pacing, registry.config.pacing
+        pacer = Pacer(pacing.mode or defaults.mode, pacing.cps or defaults.cps,
+                      max_lag_s=defaults.max_lag_s, frame_interval_s=registry.frame_interval_s(),
+                      min_cps=defaults.min_cps, max_cps=defaults.max_cps)
+        sub = Subscription(stream, after_seq, pacer=pacer, send=self.send, waiter=Waiter(),
+                           epoch=registry.epoch, frame_interval_s=registry.frame_interval_s,
+                           progress_interval_s=defaults.progress_interval_ms / 1000,
+                           resumed=resumed, reader_id=self.connection_id)
+        stream.attach(sub)
+        self.subscription, self.stream = sub, stream
+        registry.active_subscriptions += 1
+        try:
+            await sub.run()
+        finally:
+            registry.active_subscriptions -= 1
+            registry.activity.wake()
+            if self.subscription is sub:
+                self.subscription, self.stream = None, None
+            stream.detach(sub)
 
     async def _resume_point(self, cursor: Cursor) -> tuple[int, int | None, bool]:
         """Where following starts for a resume cursor: ``(index in session.started, the
@@ -809,29 +711,22 @@ class Connection:
         if isinstance(control, QueueMove):
             session.queue_move(control.stream_id, control.position)
             return
-        sub = self.subscription
-        now = trio.current_time()
+        sub, stream = self.subscription, self.stream
         if isinstance(control, Pause | Skip | Speed | Resume):
-            if sub is None:
+            if sub is None or stream is None:
                 # nothing to deliver now; tell the client where it stands
                 await self.send(State(sid, "streaming", None), None)
                 return
-            pacer = sub.pacer
             if isinstance(control, Pause):
-                pacer.pause()
-                state = "paused"
+                state = sub.pause()
             elif isinstance(control, Skip):
-                pacer.skip()
-                state = "skipping"
+                state = sub.skip()
             elif isinstance(control, Speed):
-                pacer.set_cps(control.cps, now)
-                state = pacer.state
+                state = sub.speed(control.cps)
             else:
-                pacer.resume(now)
-                state = "resumed"
-            sub.waiter.wake()
-            sub.stream.record("control", connection=self.connection_id, state=state)
-            await self.send(State(sid, state, pacer.cps, sub.stream.stream_id), None)
+                state = sub.resume()
+            stream.record("control", connection=self.connection_id, state=state)
+            await self.send(State(sid, state, sub.pacer.cps, stream.stream_id), None)
             return
         if isinstance(control, ResumeFrom):
             # restart following from the client's cursor (the current subscription ends)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
-from streamer.pacer import Pacer
+from streamer.delivery.pacer import Pacer
 
 
 def drive(pacer: Pacer, chars: list[int], *, until: float = 60.0,
@@ -40,7 +42,7 @@ def test_fixed_rate_delivers_each_entry_on_time() -> None:
 def test_frames_merge_entries_but_keep_the_rate() -> None:
     pacer = Pacer("fixed", 1000, frame_interval_s=0.05)
     frames = drive(pacer, [4] * 100)
-    assert all(b - a >= 0.05 - 1e-9 for (a, _), (b, _) in zip(frames, frames[1:]))
+    assert all(b - a >= 0.05 - 1e-9 for (a, _), (b, _) in pairwise(frames))
     assert sum(n for _, n in frames) == 100
     # 400 chars at 1000 cps: the last entry leaves at about 0.4 s, not 100 frames later
     assert frames[-1][0] == pytest.approx(0.4, abs=0.051)

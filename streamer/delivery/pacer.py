@@ -1,11 +1,11 @@
 """The pacer: a sans-IO state machine deciding how many log entries one connection gets now.
 
 One pacer per subscription (connection x stream). It never holds entries and never splits
-one: the Trio shell (:mod:`streamer.sessions`) offers the visible-character cost of each entry
-after its cursor, and :meth:`Pacer.take` answers how many of them are due at ``now``; the
-shell merges those into as few events as possible (each carrying the highest ``seq`` it
-holds). :meth:`Pacer.next_deadline` says when to ask again. Time is a float in seconds from
-any monotonic clock (the shell passes ``trio.current_time()``).
+one: the Trio shell (:mod:`streamer.delivery.subscription`) offers the visible-character cost
+of each entry after its cursor, and :meth:`Pacer.take` answers how many of them are due at
+``now``; the shell merges those into as few events as possible (:mod:`.merge`: each carrying
+the highest ``seq`` it holds). :meth:`Pacer.next_deadline` says when to ask again. Time is a
+float in seconds from any monotonic clock (the shell passes ``trio.current_time()``).
 
 Scheduling is GCRA (a virtual-time token bucket): an entry may leave once the virtual send
 time ``next_send_at`` is not in the future, and leaving moves it on by ``chars / rate``. It
@@ -107,6 +107,7 @@ class Pacer:
         self.skipping = True
         self.paused = False
         self._last_frame_at = float("-inf")  # at once: not even a frame interval
+
     def set_cps(self, cps: float, now: float) -> None:
         """Change the rate live; a wait already under way shrinks or grows in proportion.
 

@@ -1,0 +1,209 @@
+"""One reader following one stream: log cursor → :class:`~.pacer.Pacer` → :func:`~.merge.
+merge_entries` → ``send``. The Trio loop around the pure parts, and nothing else.
+
+A subscription knows the stream only through :class:`Followed` (its ids, its log, its
+``stream_start``, its snapshot) and the connection only through ``send``; the runtime creates
+it (``runtime/connection.py``), registers it with the stream and the registry, and runs it.
+
+Order of what it sends: ``stream_start``; a ``snapshot`` if it starts without a cursor (a late
+joiner, a resume gap); the log's entries after the cursor, paced and merged (each with its SSE
+id ``{stream_id}:{epoch}:{seq}``), with a ``progress`` event at most every
+``progress_interval_s`` while the numbers change; at the end a last ``progress``, the
+stream's ``error`` if it failed, and its ``stream_complete`` (SSE id ``…:{last_seq + 1}``).
+
+It wakes on a new entry or the end (the log calls :meth:`Wakeable.wake`), on a control
+(:meth:`pause` …), or at the pacer's next deadline. A stream that was stopped
+(``finish_reason: cancelled``) shows what it has at once (the pacer skips).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import trio
+
+from streamer.delivery.merge import merge_entries
+from streamer.delivery.pacer import Pacer
+from streamer.log.stream_log import LogCursor, StreamLog
+from streamer.wire.cursor import event_id
+from streamer.wire.events import DeliveryState, Progress, ServerEvent, Snapshot, StreamStart
+
+#: sends one event and its SSE id (``None``: the event is not part of the stream's sequence)
+SendEvent = Callable[[ServerEvent, str | None], Awaitable[None]]
+
+
+class Followed(Protocol):
+    """What a subscription needs of the stream it follows (the runtime's ``Stream``)."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def stream_id(self) -> str: ...
+
+    @property
+    def log(self) -> StreamLog: ...
+
+    def start_event(self, *, resumed: bool) -> StreamStart:
+        """The stream's ``stream_start`` for a subscriber."""
+
+    def snapshot(self) -> tuple[int, list[str]]:
+        """``(seq, blocks)``: the document as of the latest ``seq``."""
+
+    def on_subscriber_progress(self) -> None:
+        """A subscriber delivered more (the stream's backpressure may let go)."""
+
+
+class Wakeable(Protocol):
+    """A re-armable wake-up flag (``runtime.waiter.Waiter``)."""
+
+    def wake(self) -> None: ...
+
+    async def wait(self) -> None: ...
+
+
+class Subscription:
+    """Deliver one stream to one connection, paced.
+
+    Args:
+        stream: the stream followed.
+        after_seq: the last ``seq`` the client has (``0``: from the start), or ``None`` to
+            begin with a ``snapshot`` of the document so far.
+        pacer: this subscription's pacer (its mode and rate from ``start.pacing``).
+        send: the connection's send.
+        waiter: the flag this loop waits on (the log wakes it).
+        epoch: the server's epoch (stamped on every sequenced event).
+        frame_interval_s: the least time between frames now (it rises under load).
+        progress_interval_s: the least time between two ``progress`` events.
+        resumed: the client already has this stream (its ``stream_start`` says so).
+        reader_id: who reads (the connection's id, for the stream's trace).
+    """
+
+    def __init__(self, stream: Followed, after_seq: int | None, *, pacer: Pacer,
+                 send: SendEvent, waiter: Wakeable, epoch: str,
+                 frame_interval_s: Callable[[], float], progress_interval_s: float,
+                 resumed: bool = False, reader_id: str = "") -> None:
+        self.stream = stream
+        self.log = stream.log
+        self.with_snapshot = after_seq is None
+        self.cursor: LogCursor = self.log.cursor(after_seq or 0)
+        self.pacer = pacer
+        self.waiter = waiter
+        self.epoch = epoch
+        self.resumed = resumed
+        self.reader_id = reader_id
+        self._send = send
+        self._frame_interval_s = frame_interval_s
+        self._progress_interval_s = progress_interval_s
+        self._last_progress: tuple[int, int, bool] | None = None
+
+    @property
+    def delivered_total(self) -> int:
+        """The document's visible characters delivered so far (backpressure counts them)."""
+        return self.cursor.total_chars
+
+    # ------------------------------------------------------------------ controls
+
+    def pause(self) -> DeliveryState:
+        self.pacer.pause()
+        self.waiter.wake()
+        return "paused"
+
+    def resume(self) -> DeliveryState:
+        self.pacer.resume(trio.current_time())
+        self.waiter.wake()
+        return "resumed"
+
+    def skip(self) -> DeliveryState:
+        self.pacer.skip()
+        self.waiter.wake()
+        return "skipping"
+
+    def speed(self, cps: float) -> DeliveryState:
+        self.pacer.set_cps(cps, trio.current_time())
+        self.waiter.wake()
+        return "paused" if self.pacer.paused else "skipping" if self.pacer.skipping \
+            else "streaming"
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Deliver the stream to the connection, paced, then its terminal events."""
+        await self._begin()
+        next_progress = trio.current_time()
+        while True:
+            await self._deliver_due()
+            if self.cursor.at_end:
+                break
+            next_progress = await self._progress(next_progress)
+            await self._wait(next_progress)
+        await self._end()
+
+    async def _begin(self) -> None:
+        stream = self.stream
+        await self._send(stream.start_event(resumed=self.resumed), None)
+        if self.with_snapshot:
+            seq, blocks = stream.snapshot()
+            self.cursor = self.log.cursor(seq)
+            await self._send(Snapshot(stream.session_id, stream.stream_id, seq, self.epoch,
+                                      blocks), event_id(stream.stream_id, self.epoch, seq))
+
+    async def _deliver_due(self) -> None:
+        """Send what the pacer lets through now, merged."""
+        log, pacer, cursor = self.log, self.pacer, self.cursor
+        pacer.set_frame_interval(self._frame_interval_s())
+        pacer.on_received(log.total_chars, done=log.finished)
+        complete = log.complete
+        if complete is not None and complete.finish_reason == "cancelled" \
+                and not pacer.skipping:
+            pacer.skip()  # a stopped stream shows what it has at once
+        if not cursor.has_pending:
+            return
+        count = pacer.take(trio.current_time(), cursor.pending_chars())
+        if not count:
+            return
+        stream_id, epoch = self.stream.stream_id, self.epoch
+        for ev in merge_entries(cursor.take(count), self.stream.session_id, stream_id, epoch):
+            seq = ev.seq
+            assert seq is not None  # merged events are stamped
+            await self._send(ev, event_id(stream_id, epoch, seq))
+        self.stream.on_subscriber_progress()
+
+    async def _progress(self, next_progress: float) -> float:
+        """A ``progress`` event when one is due and the numbers changed; the next due time."""
+        now = trio.current_time()
+        if now < next_progress:
+            return next_progress
+        progress = self.pacer.progress()
+        key = (progress.received_chars, progress.delivered_chars, progress.generation_done)
+        if key != self._last_progress:
+            self._last_progress = key
+            await self._send(Progress(
+                self.stream.session_id, self.stream.stream_id, progress.received_chars,
+                progress.delivered_chars, progress.backlog_chars, progress.eta_ms,
+                progress.generation_done), None)
+        return now + self._progress_interval_s
+
+    async def _wait(self, next_progress: float) -> None:
+        """Until a new entry, a control, the pacer's deadline or the next progress event."""
+        deadline = self.pacer.next_deadline(self.cursor.has_pending)
+        if deadline is None:
+            deadline = math.inf
+        if self._last_progress is not None and not self.pacer.paused:
+            deadline = min(deadline, next_progress)
+        with trio.move_on_at(deadline):
+            await self.waiter.wait()
+
+    async def _end(self) -> None:
+        stream, log = self.stream, self.log
+        progress = self.pacer.progress()
+        await self._send(Progress(stream.session_id, stream.stream_id, progress.received_chars,
+                                  progress.delivered_chars, 0, 0, True), None)
+        if log.error is not None:
+            await self._send(log.error, None)
+        assert log.complete is not None
+        # its id's seq is last_seq + 1: "all of it, the end included" (protocol.md)
+        await self._send(log.complete, event_id(stream.stream_id, self.epoch,
+                                                log.last_seq + 1))
