@@ -317,136 +317,155 @@ function setupClient() {
     },
   });
 
-  client.on('connection', ({ state, transport, delayMs, error }) => {
-    els.conn.dataset.state = state;
-    let text = state;
-    if (state === 'retrying') text += ` in ${formatMs(delayMs)}`;
-    els.connState.textContent = text;
-    const names = { websocket: 'WebSocket', sse: 'SSE', rest: 'REST' };
-    els.connTransport.textContent = transport ? `via ${names[transport]}` : '';
-    els.conn.title = error ? String(error.message || error) : 'connection state';
-    if (state === 'error') showError(`Connection failed: ${error?.message || error}`);
-    updateButtons();
-  });
-
-  client.on('stream_start', (ev) => {
-    if (ev.queued) {
-      els.deliveryState.textContent = `queued at position ${ev.position}`;
-      addQueued(ev);
-      return;
-    }
-    removeQueued(ev.stream_id);
-    demo.lastStreamId = ev.stream_id;
-    showError('');
-    if (!ev.resumed) clearSidePanels();
-    els.stats.hidden = true;
-    els.check.textContent = '';
-    resetProgress();
-    els.deliveryState.textContent = ev.provider
-      ? `streaming from ${ev.provider}${ev.model ? ` / ${ev.model}` : ''}` : 'streaming';
-    setStreamState('streaming');
-  });
-
-  client.on('chunk', () => {
-    if (document.body.dataset.streamState !== 'streaming') setStreamState('streaming');
-  });
-
-  client.on('progress', (ev, ctx) => {
-    // only the stream being shown, and never after its end (a short answer's last progress
-    // can count fewer delivered than received characters: complete shows 100%)
-    if (ctx.mirror?.complete || (ev.stream_id && ev.stream_id !== demo.lastStreamId)) return;
-    const received = ev.received_chars || 0;
-    const finished = ev.generation_done && !ev.backlog_chars;
-    const delivered = finished ? received : ev.delivered_chars || 0;
-    showBar(received, delivered, ev.generation_done);
-    els.bar.classList.toggle('generating', !ev.generation_done);
-    els.progressChars.textContent =
-      `${fmt.format(delivered)} / ${fmt.format(received)} chars` +
-      (ev.backlog_chars ? ` · ${fmt.format(ev.backlog_chars)} waiting` : '');
-    els.progressEta.textContent = ev.eta_ms != null
-      ? `${formatMs(ev.eta_ms)} left${ev.generation_done ? '' : ' (generating…)'}`
-      : (ev.generation_done ? '' : 'generating…');
-  });
-
-  client.on('reasoning', (ev) => {
-    // the model's thinking: shown apart, collapsed, never in the answer's document
-    els.reasoning.hidden = false;
-    els.reasoningText.textContent += ev.text;
-    els.reasoningSize.textContent = `(${fmt.format(els.reasoningText.textContent.length)} chars)`;
-  });
-
-  client.on('tool_call', (ev) => {
-    els.toolsPanel.hidden = false;
-    let item = els.toolList.querySelector(`li[data-call="${CSS.escape(ev.call_id)}"]`);
-    if (!item) {
-      item = document.createElement('li');
-      item.dataset.call = ev.call_id;
-      const name = document.createElement('strong');
-      name.textContent = ev.name || '?';
-      const args = document.createElement('code');
-      args.className = 'args';
-      item.append(name, ' ', args);
-      els.toolList.appendChild(item);
-    }
-    const args = item.querySelector('.args');
-    if (ev.status === 'delta') args.textContent += ev.arguments_delta || '';
-    if (ev.status === 'complete') args.textContent = JSON.stringify(ev.arguments);
-    if (ev.status === 'result') {
-      const result = document.createElement('div');
-      result.className = `result${ev.is_error ? ' error' : ''}`;
-      result.textContent = `→ ${ev.result}`;
-      item.appendChild(result);
-    }
-  });
-
-  client.on('state', (ev) => {
-    if (ev.state === 'retrying') {
-      els.deliveryState.textContent =
-        `provider failed (${ev.code}); retry ${ev.attempt} in ${formatMs(ev.retry_in_ms)}`;
-      return;
-    }
-    const cps = ev.cps ? ` · ${fmt.format(Math.round(ev.cps))} cps` : '';
-    els.deliveryState.textContent = `${ev.state}${cps}`;
-  });
-
-  client.on('stream_complete', (ev) => {
-    demo.lastComplete = ev;
-    demo.lastStreamId = ev.stream_id;
-    const editorHTML = editor.getHTML();
-    const freshHTML = freshEditorHTML(demo.prefixHTML + (ev.html ?? ''));
-    demo.lastCheck = { equal: editorHTML === freshHTML, editorHTML, freshHTML };
-    els.check.textContent = demo.lastCheck.equal
-      ? '✓ editor equals the final HTML' : '✗ editor differs from the final HTML';
-    els.check.className = `small ${demo.lastCheck.equal ? 'ok' : 'bad'}`;
-    showBar(1, 1, true);
-    els.bar.classList.remove('generating');
-    els.progressEta.textContent = 'done';
-    els.deliveryState.textContent = `complete (${ev.finish_reason})`;
-    showStats(ev);
-    updateDocInfo();
-    setStreamState(ev.finish_reason === 'error' || document.body.dataset.streamState === 'error'
-      ? 'error' : 'complete');
-  });
-
-  client.on('resync', ({ streamId }) => {
-    console.warn(`streamer demo: stream ${streamId} resynchronised from stream_complete.html`);
-  });
-
-  client.on('error', (ev) => {
-    const retry = ev.retry_after_ms ? ` (retry in ${formatMs(ev.retry_after_ms)})` : '';
-    showError(`${ev.code}: ${ev.message}${retry}`);
-    const aboutStream = ev.stream_id || document.body.dataset.streamState === 'streaming' ||
-      ev.control === 'start';
-    if (aboutStream && !['invalid_message', 'rate_limited'].includes(ev.code)) setStreamState('error');
-  });
-
-  client.on('pong', (ev, ctx) => {
-    if (ctx.rttMs != null) els.conn.title = `round trip ${ctx.rttMs} ms`;
-  });
+  for (const [type, fn] of Object.entries(LISTENERS)) client.on(type, fn);
 
   client.connect().catch(() => {});
   updateButtons();
 }
+
+// ----------------------------------------------------------------------------- client events
+
+function onConnection({ state, transport, delayMs, error }) {
+  els.conn.dataset.state = state;
+  let text = state;
+  if (state === 'retrying') text += ` in ${formatMs(delayMs)}`;
+  els.connState.textContent = text;
+  const names = { websocket: 'WebSocket', sse: 'SSE', rest: 'REST' };
+  els.connTransport.textContent = transport ? `via ${names[transport]}` : '';
+  els.conn.title = error ? String(error.message || error) : 'connection state';
+  if (state === 'error') showError(`Connection failed: ${error?.message || error}`);
+  updateButtons();
+}
+
+function onStreamStart(ev) {
+  if (ev.queued) {
+    els.deliveryState.textContent = `queued at position ${ev.position}`;
+    addQueued(ev);
+    return;
+  }
+  removeQueued(ev.stream_id);
+  demo.lastStreamId = ev.stream_id;
+  showError('');
+  if (!ev.resumed) clearSidePanels();
+  els.stats.hidden = true;
+  els.check.textContent = '';
+  resetProgress();
+  els.deliveryState.textContent = ev.provider
+    ? `streaming from ${ev.provider}${ev.model ? ` / ${ev.model}` : ''}` : 'streaming';
+  setStreamState('streaming');
+}
+
+function onChunk() {
+  if (document.body.dataset.streamState !== 'streaming') setStreamState('streaming');
+}
+
+function onProgress(ev, ctx) {
+  // only the stream being shown, and never after its end (a short answer's last progress
+  // can count fewer delivered than received characters: complete shows 100%)
+  if (ctx.mirror?.complete || (ev.stream_id && ev.stream_id !== demo.lastStreamId)) return;
+  const received = ev.received_chars || 0;
+  const finished = ev.generation_done && !ev.backlog_chars;
+  const delivered = finished ? received : ev.delivered_chars || 0;
+  showBar(received, delivered, ev.generation_done);
+  els.bar.classList.toggle('generating', !ev.generation_done);
+  els.progressChars.textContent =
+    `${fmt.format(delivered)} / ${fmt.format(received)} chars` +
+    (ev.backlog_chars ? ` · ${fmt.format(ev.backlog_chars)} waiting` : '');
+  els.progressEta.textContent = ev.eta_ms != null
+    ? `${formatMs(ev.eta_ms)} left${ev.generation_done ? '' : ' (generating…)'}`
+    : (ev.generation_done ? '' : 'generating…');
+}
+
+function onReasoning(ev) {
+  // the model's thinking: shown apart, collapsed, never in the answer's document
+  els.reasoning.hidden = false;
+  els.reasoningText.textContent += ev.text;
+  els.reasoningSize.textContent = `(${fmt.format(els.reasoningText.textContent.length)} chars)`;
+}
+
+function onToolCall(ev) {
+  els.toolsPanel.hidden = false;
+  let item = els.toolList.querySelector(`li[data-call="${CSS.escape(ev.call_id)}"]`);
+  if (!item) {
+    item = document.createElement('li');
+    item.dataset.call = ev.call_id;
+    const name = document.createElement('strong');
+    name.textContent = ev.name || '?';
+    const args = document.createElement('code');
+    args.className = 'args';
+    item.append(name, ' ', args);
+    els.toolList.appendChild(item);
+  }
+  const args = item.querySelector('.args');
+  if (ev.status === 'delta') args.textContent += ev.arguments_delta || '';
+  if (ev.status === 'complete') args.textContent = JSON.stringify(ev.arguments);
+  if (ev.status === 'result') {
+    const result = document.createElement('div');
+    result.className = `result${ev.is_error ? ' error' : ''}`;
+    result.textContent = `→ ${ev.result}`;
+    item.appendChild(result);
+  }
+}
+
+function onDeliveryState(ev) {
+  if (ev.state === 'retrying') {
+    els.deliveryState.textContent =
+      `provider failed (${ev.code}); retry ${ev.attempt} in ${formatMs(ev.retry_in_ms)}`;
+    return;
+  }
+  const cps = ev.cps ? ` · ${fmt.format(Math.round(ev.cps))} cps` : '';
+  els.deliveryState.textContent = `${ev.state}${cps}`;
+}
+
+function onComplete(ev) {
+  demo.lastComplete = ev;
+  demo.lastStreamId = ev.stream_id;
+  const editorHTML = editor.getHTML();
+  const freshHTML = freshEditorHTML(demo.prefixHTML + (ev.html ?? ''));
+  demo.lastCheck = { equal: editorHTML === freshHTML, editorHTML, freshHTML };
+  els.check.textContent = demo.lastCheck.equal
+    ? '✓ editor equals the final HTML' : '✗ editor differs from the final HTML';
+  els.check.className = `small ${demo.lastCheck.equal ? 'ok' : 'bad'}`;
+  showBar(1, 1, true);
+  els.bar.classList.remove('generating');
+  els.progressEta.textContent = 'done';
+  els.deliveryState.textContent = `complete (${ev.finish_reason})`;
+  showStats(ev);
+  updateDocInfo();
+  setStreamState(ev.finish_reason === 'error' || document.body.dataset.streamState === 'error'
+    ? 'error' : 'complete');
+}
+
+function onResync({ streamId }) {
+  console.warn(`streamer demo: stream ${streamId} resynchronised from stream_complete.html`);
+}
+
+function onError(ev) {
+  const retry = ev.retry_after_ms ? ` (retry in ${formatMs(ev.retry_after_ms)})` : '';
+  showError(`${ev.code}: ${ev.message}${retry}`);
+  const aboutStream = ev.stream_id || document.body.dataset.streamState === 'streaming' ||
+    ev.control === 'start';
+  if (aboutStream && !['invalid_message', 'rate_limited'].includes(ev.code)) setStreamState('error');
+}
+
+function onPong(ev, ctx) {
+  if (ctx.rttMs != null) els.conn.title = `round trip ${ctx.rttMs} ms`;
+}
+
+/** The page's listener of each client event. */
+const LISTENERS = {
+  connection: onConnection,
+  stream_start: onStreamStart,
+  chunk: onChunk,
+  progress: onProgress,
+  reasoning: onReasoning,
+  tool_call: onToolCall,
+  state: onDeliveryState,
+  stream_complete: onComplete,
+  resync: onResync,
+  error: onError,
+  pong: onPong,
+};
 
 function onFrame() {
   updateDocInfo();

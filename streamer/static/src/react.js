@@ -51,6 +51,79 @@ import { StreamClient } from './stream-client.js';
  */
 
 /**
+ * What the store keeps besides the client's mirrors: the stream shown and the last events.
+ * @typedef {{streamId: string|null, progress: ServerEvent|null, delivery: string|null,
+ *            error: ServerEvent|null, queued: ServerEvent[]}} StoreView
+ */
+
+/**
+ * The snapshot of `client` as `view` sees it.
+ * @param {StreamClient} client
+ * @param {StoreView} view
+ * @returns {StreamSnapshot}
+ */
+function snapshotOf(client, view) {
+  const m = view.streamId ? client.streams.get(view.streamId) : null;
+  return {
+    ...view,
+    client,
+    state: client.state,
+    transport: client.transport,
+    html: m ? m.html : '',
+    blocks: m ? m.blocks.slice() : [],
+    streaming: Boolean(m && !m.complete),
+    complete: m?.complete ?? null,
+    start: (opts) => client.start(opts),
+    pause: () => client.pause(),
+    resume: () => client.resume(),
+    skip: () => client.skip(),
+    stop: () => client.stop(),
+    speed: (cps) => client.speed(cps),
+  };
+}
+
+/**
+ * Keep `view` up to date from the client's events; `changed()` after each.
+ * @param {StreamClient} client
+ * @param {StoreView} view
+ * @param {() => void} changed
+ * @returns {(() => void)[]} the unsubscribe functions
+ */
+function follow(client, view, changed) {
+  /** @type {(fn: (ev: ServerEvent) => void) => (ev: ServerEvent) => void} */
+  const then = (fn) => (ev) => {
+    fn(ev);
+    changed();
+  };
+  return [
+    client.on('connection', changed),
+    client.on('stream_start', then((ev) => {
+      if (ev.queued) {
+        view.queued = [...view.queued, ev];
+        return;
+      }
+      view.streamId = ev.stream_id ?? null;
+      view.error = view.progress = null;
+      view.queued = view.queued.filter((q) => q.stream_id !== ev.stream_id);
+    })),
+    client.on('chunk', then((ev) => {
+      view.streamId ??= ev.stream_id ?? null;
+    })),
+    client.on('snapshot', changed),
+    client.on('stream_complete', changed),
+    client.on('progress', then((ev) => {
+      view.progress = ev;
+    })),
+    client.on('state', then((ev) => {
+      view.delivery = ev.state;
+    })),
+    client.on('error', then((ev) => {
+      view.error = ev;
+    })),
+  ];
+}
+
+/**
  * A store over one StreamClient for `useSyncExternalStore` (usable without React too).
  * @param {StreamStoreOptions} [options]
  * @returns {StreamStore}
@@ -59,52 +132,16 @@ export function createStreamStore(options = {}) {
   const client = options.client || new StreamClient(options);
   /** @type {Set<() => void>} */
   const listeners = new Set();
-  /** @type {string|null} */
-  let streamId = null;
-  /** @type {{progress: ServerEvent|null, delivery: string|null, error: ServerEvent|null, queued: ServerEvent[]}} */
-  let extra = { progress: null, delivery: null, error: null, queued: [] };
+  /** @type {StoreView} */
+  const view = { streamId: null, progress: null, delivery: null, error: null, queued: [] };
   /** @type {StreamSnapshot|null} */
   let snapshot = null;
-
-  /** @returns {StreamSnapshot} */
-  const build = () => {
-    const m = streamId ? client.streams.get(streamId) : null;
-    return {
-      client,
-      state: client.state,
-      transport: client.transport,
-      streamId,
-      html: m ? m.html : '',
-      blocks: m ? m.blocks.slice() : [],
-      streaming: Boolean(m && !m.complete),
-      complete: m?.complete ?? null,
-      ...extra,
-      start: (opts) => client.start(opts),
-      pause: () => client.pause(),
-      resume: () => client.resume(),
-      skip: () => client.skip(),
-      stop: () => client.stop(),
-      speed: (cps) => client.speed(cps),
-    };
-  };
   const frame = new FrameTask(() => {
-    snapshot = build();
+    snapshot = snapshotOf(client, view);
     for (const fn of [...listeners]) fn();
   });
-  const changed = () => frame.schedule();
-
-  /** @param {ServerEvent} ev */
-  const onStart = (ev) => {
-    if (ev.queued) extra = { ...extra, queued: [...extra.queued, ev] };
-    else {
-      streamId = ev.stream_id ?? null;
-      extra = { ...extra, error: null, progress: null,
-        queued: extra.queued.filter((q) => q.stream_id !== ev.stream_id) };
-    }
-    changed();
-  };
   /** @type {(() => void)[]} */
-  const offs = [];
+  let offs = [];
   let opened = 0;
   return {
     client,
@@ -115,34 +152,13 @@ export function createStreamStore(options = {}) {
       };
     },
     getSnapshot() {
-      if (snapshot === null) snapshot = build();
+      if (snapshot === null) snapshot = snapshotOf(client, view);
       return snapshot;
     },
     open() {
       opened += 1;
       if (opened > 1) return;
-      offs.push(
-        client.on('connection', changed),
-        client.on('stream_start', onStart),
-        client.on('chunk', (ev) => {
-          streamId ??= ev.stream_id;
-          changed();
-        }),
-        client.on('snapshot', changed),
-        client.on('stream_complete', changed),
-        client.on('progress', (ev) => {
-          extra = { ...extra, progress: ev };
-          changed();
-        }),
-        client.on('state', (ev) => {
-          extra = { ...extra, delivery: ev.state };
-          changed();
-        }),
-        client.on('error', (ev) => {
-          extra = { ...extra, error: ev };
-          changed();
-        }),
-      );
+      offs = follow(client, view, () => frame.schedule());
       if (options.autoConnect !== false) client.connect().catch(() => {});
     },
     close() {

@@ -41,10 +41,10 @@ export const FORCE_META = 'streamContentForce';
  */
 
 /**
- * The commands, over the extension's storage.
+ * What the commands share: the session's bookkeeping, `finish`, and `withSession`.
  * @param {{storage: StreamContentStorage}} ext
  */
-function commands(ext) {
+function sessionKit(ext) {
   /** @param {StreamSession|null} session */
   const setSession = (session) => {
     ext.storage.session = session;
@@ -86,6 +86,16 @@ function commands(ext) {
     own(tr);
     return fn(s);
   };
+  return { setSession, own, finish, withSession };
+}
+
+/**
+ * The commands, over the extension's storage.
+ * @param {{storage: StreamContentStorage}} ext
+ */
+function commands(ext) {
+  const kit = sessionKit(ext);
+  const { setSession, own, finish, withSession } = kit;
   return {
     /** @param {StartStreamOptions} [options] */
     startStream: (options = {}) => (
@@ -114,6 +124,17 @@ function commands(ext) {
     },
     /** @param {any} [event] */
     finishStream: (event) => withSession(() => finish(true, event))(),
+    ...controls(ext, kit),
+  };
+}
+
+/**
+ * The commands that act on the streaming session (false without one).
+ * @param {{storage: StreamContentStorage}} ext
+ * @param {ReturnType<typeof sessionKit>} kit
+ */
+function controls(ext, { withSession, finish }) {
+  return {
     pauseStream: withSession((s) => {
       s.pause();
       ext.storage.paused = true;

@@ -1,41 +1,3 @@
-/** @typedef {import('./stream-client.js').StreamClientOptions} StreamClientOptions */
-/** @typedef {import('./protocol.js').StartOptions} StartOptions */
-/** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
-/**
- * @typedef {object} StreamSnapshot
- * @property {StreamClient} client
- * @property {import('./protocol.js').ConnectionState} state
- * @property {import('./protocol.js').TransportKind|null} transport
- * @property {string|null} streamId the stream shown (the active one, else the last)
- * @property {string} html its document so far (exactly `stream_complete.html` at the end)
- * @property {string[]} blocks
- * @property {boolean} streaming
- * @property {ServerEvent|null} progress the last `progress` event
- * @property {string|null} delivery the last delivery `state` (streaming, paused, …)
- * @property {ServerEvent|null} complete the stream's `stream_complete` event, once over
- * @property {ServerEvent|null} error the last `error` event
- * @property {ServerEvent[]} queued `stream_start` events of streams waiting in the queue
- * @property {(opts: StartOptions) => Promise<void>} start
- * @property {() => Promise<void>} pause
- * @property {() => Promise<void>} resume
- * @property {() => Promise<void>} skip
- * @property {() => Promise<void>} stop
- * @property {(cps: number) => Promise<void>} speed
- */
-/**
- * @typedef {StreamClientOptions & {client?: StreamClient, autoConnect?: boolean}} StreamStoreOptions
- *   `client`: use this client (it is then not closed here); `autoConnect` (default true):
- *   connect when the store opens
- */
-/**
- * @typedef {object} StreamStore
- * @property {StreamClient} client
- * @property {(fn: () => void) => () => void} subscribe
- * @property {() => StreamSnapshot} getSnapshot
- * @property {() => void} open listen and connect (reference-counted: React's strict mode
- *   mounts effects twice)
- * @property {() => void} close stop listening; closes the client when it was created here
- */
 /**
  * A store over one StreamClient for `useSyncExternalStore` (usable without React too).
  * @param {StreamStoreOptions} [options]
@@ -118,5 +80,15 @@ export type StreamStore = {
      * stop listening; closes the client when it was created here
      */
     close: () => void;
+};
+/**
+ * What the store keeps besides the client's mirrors: the stream shown and the last events.
+ */
+export type StoreView = {
+    streamId: string | null;
+    progress: ServerEvent | null;
+    delivery: string | null;
+    error: ServerEvent | null;
+    queued: ServerEvent[];
 };
 import { StreamClient } from './stream-client.js';
