@@ -21,7 +21,8 @@ import trio
 
 from streamer.config import load_config, replace
 from streamer.render.ops import Op
-from streamer.sessions import Connection, Registry
+from streamer.runtime.connection import Connection
+from streamer.runtime.registry import Registry
 from streamer.wire.codecs import encode_json
 from streamer.wire.controls import Start, parse_control
 from streamer.wire.events import StreamComplete

@@ -43,7 +43,7 @@ from streamer.errors import (
     StreamNotFound,
 )
 from streamer.persistence import Store
-from streamer.sessions import Registry
+from streamer.runtime.registry import Registry
 from streamer.transports.aisdk import ui_message_stream
 from streamer.transports.sse import SSEBody
 from streamer.transports.websocket import serve_websocket
@@ -180,7 +180,7 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
         last_event_id = request.headers.get("Last-Event-ID") or request.args.get(
             "last_event_id")
         resume = parse_event_id(last_event_id) if last_event_id else None
-        response = Response(SSEBody(registry, session, resume), mimetype="text/event-stream",
+        response = Response(SSEBody(session, resume), mimetype="text/event-stream",
                             headers={
             "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
         response.timeout = None  # Quart would cut the stream at RESPONSE_TIMEOUT (60 s)
@@ -210,14 +210,9 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
         control = parse_control(await _body(max_bytes), max_bytes)
         if not isinstance(control, Start):
             raise InvalidMessage("complete: the body is a 'start' message")
-        session.pinned += 1
-        try:
+        with session.hold():  # the waiting call counts as a subscriber for the grace period
             stream = session.submit(control)
             await stream.done.wait()
-        finally:
-            session.pinned -= 1
-            for s in session.streams.values():
-                s.on_subscribers_changed()
         assert stream.log.complete is not None
         result = stream.log.complete.to_json()
         del result["type"]
@@ -235,7 +230,7 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
         session_id, control = aisdk.parse_chat_request(body, max_bytes)
         session = await registry.open_session(session_id)
         stream = session.submit(control)
-        response = Response(ui_message_stream(registry, session, stream),
+        response = Response(ui_message_stream(session, stream),
                             mimetype="text/event-stream", headers=aisdk.HEADERS)
         response.timeout = None  # no 60 s cut (Quart's RESPONSE_TIMEOUT)
         return response
@@ -256,8 +251,7 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
         stream = registry.find_stream(stream_id)
         if stream is None:
             raise StreamNotFound(f"no stream {stream_id}")
-        return _json({**stream.info(), "trace": [
-            {"t_ms": t.t_ms, "event": t.event, **t.detail} for t in stream.trace]})
+        return _json({**stream.info(), "trace": [t.to_json() for t in stream.trace]})
 
     @app.websocket("/ws/stream/<session_id>")
     async def ws_stream(session_id: str) -> None:
@@ -275,6 +269,6 @@ def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
         except StreamerError as exc:  # the connection lives; it follows as a new one
             await websocket.send(encode_json(Error.of(exc, session_id=session_id).to_json()))
             resume = None
-        await serve_websocket(registry, session, websocket, resume)
+        await serve_websocket(session, websocket, resume)
 
     return app

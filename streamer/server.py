@@ -18,7 +18,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from streamer.app import create_app
 from streamer.config import Config
-from streamer.sessions import Registry
+from streamer.runtime.registry import Registry
 
 logger = logging.getLogger("streamer.server")
 

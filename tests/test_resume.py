@@ -14,7 +14,7 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from streamer.transports import OUTBOX_EVENTS
+from streamer.runtime.connection import OUTBOX_EVENTS
 from tests.conftest import LiveServer, make_config
 from tests.faultproxy import fault_proxy
 from tests.resume_client import Doc, sse_follow, ws_follow

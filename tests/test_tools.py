@@ -164,7 +164,7 @@ def test_unknown_tools_in_start_are_refused() -> None:
 async def test_the_openai_wire_format_of_a_tool_round(nursery: trio.Nursery) -> None:
     """The fake upstream first streams a tool call, then an answer: the second request
     carries the assistant's tool_calls and the tool's result as OpenAI documents them."""
-    from streamer.sessions import Registry
+    from streamer.runtime.registry import Registry
     from tests.conftest import make_config
     from tests.test_openai_provider import DATA, TRANSCRIPT, Upstream
 

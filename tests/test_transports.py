@@ -1,4 +1,5 @@
-"""The shared transport shell (``run_connection``) with a fake socket, in virtual time."""
+"""The connection runtime (``Connection.serve``: outbox, writer, heartbeat) with a fake
+socket, in virtual time."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 import trio
 import trio.testing
 
+from streamer.runtime.connection import CLOSE_TOO_SLOW, Connection
 from streamer.wire.codecs import encode_json
-from streamer.transports import CLOSE_TOO_SLOW, run_connection
 from tests.test_pipeline import open_pipeline, start
 
 
@@ -44,7 +45,7 @@ async def test_a_peer_that_reads_nothing_is_closed_with_1013_and_the_stream_goes
     transport = StuckTransport(accept=3)
     stream = session.submit(start("word " * 400, mode="off", interval_ms=10))
     t0 = trio.current_time()
-    await run_connection(registry, session, transport)  # returns when it gave up the peer
+    await Connection(session, transport.name).serve(transport)  # returns: peer given up
     assert transport.closed == (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
     assert trio.current_time() - t0 <= 2.0 + 1.0 + 0.01  # send deadline, then the close
     assert not session.connections and registry.connections == 0

@@ -14,55 +14,66 @@ from collections.abc import AsyncIterator
 
 import trio
 
-from streamer.sessions import Registry, Session, Stream, Waiter
+from streamer.log.stream_log import LogCursor, StreamLog
+from streamer.runtime.session import Session
+from streamer.runtime.stream import Stream
+from streamer.runtime.waiter import Waiter
 from streamer.wire.aisdk import DONE, KEEP_ALIVE, UIMessageStream, frame
+from streamer.wire.codecs import JSONObject
 from streamer.wire.events import Reasoning, ToolCall
 
 
-async def ui_message_stream(registry: Registry, session: Session,
-                            stream: Stream) -> AsyncIterator[bytes]:
+def _new_chunks(log: StreamLog, cursor: LogCursor, message: UIMessageStream,
+                sent: int) -> tuple[list[JSONObject], int]:
+    """The chunks of what the log gained since the last call (``sent``: source pieces sent),
+    in the order it came: source text up to each event, the event, the rest of the text."""
+    chunks: list[JSONObject] = []
+    for entry in cursor.take():
+        ev = entry.event
+        if not isinstance(ev, Reasoning | ToolCall):
+            continue  # document ops (the text went as source) and retry notices
+        for piece in log.source(sent, entry.source_parts):
+            chunks += message.text(piece)
+        sent = max(sent, entry.source_parts)
+        chunks += message.reasoning(ev.text) if isinstance(ev, Reasoning) else \
+            message.tool_call(ev)
+    end = log.source_count
+    for piece in log.source(sent, end):
+        chunks += message.text(piece)
+    return chunks, max(sent, end)
+
+
+async def ui_message_stream(session: Session, stream: Stream) -> AsyncIterator[bytes]:
     """The stream's output as UI message chunks, until it ends (or the client leaves).
 
     An ordinary reader of the stream's log: its events (reasoning, tool calls) through a
     cursor, its source text (the raw markdown, which the chunker may still hold back) between
-    them, each piece where it came.
+    them, each piece where it came. The open response holds the session like a subscriber
+    (the stream's grace period waits for it).
     """
     log = stream.log
     waiter = Waiter()
-    log.attach(waiter, source=True)
     cursor = log.cursor()
-    heartbeat_s = registry.config.server.heartbeat_interval_s
-    session.pinned += 1  # the open response counts as a subscriber for the grace period
+    heartbeat_s = session.host.config.server.heartbeat_interval_s
     message = UIMessageStream(stream.stream_id)
     sent = 0  # source pieces sent
+    log.attach(waiter, source=True)
     try:
-        for chunk in message.start():
-            yield frame(chunk)
-        while True:
-            chunks = []
-            for entry in cursor.take():
-                if isinstance(entry.event, Reasoning | ToolCall):
-                    chunks += [c for piece in log.source(sent, entry.source_parts)
-                               for c in message.text(piece)]
-                    sent = max(sent, entry.source_parts)
-                    chunks += (message.reasoning(entry.event.text)
-                               if isinstance(entry.event, Reasoning)
-                               else message.tool_call(entry.event))
-            end = log.source_count
-            chunks += [c for piece in log.source(sent, end) for c in message.text(piece)]
-            sent = end
-            for chunk in chunks:
+        with session.hold():
+            for chunk in message.start():
                 yield frame(chunk)
-            if cursor.at_end and sent >= log.source_count:
-                break
-            with trio.move_on_after(heartbeat_s) as idle:
-                await waiter.wait()
-            if idle.cancelled_caught:  # keep-alive: proxies keep the response open, and a
-                yield KEEP_ALIVE       # write to a peer that left can fail and end this
-        for chunk in message.finish(log.error):
-            yield frame(chunk)
-        yield DONE
+            while True:
+                chunks, sent = _new_chunks(log, cursor, message, sent)
+                for chunk in chunks:
+                    yield frame(chunk)
+                if cursor.at_end and sent >= log.source_count:
+                    break
+                with trio.move_on_after(heartbeat_s) as idle:
+                    await waiter.wait()
+                if idle.cancelled_caught:  # keep-alive: proxies keep the response open, and
+                    yield KEEP_ALIVE       # a write to a peer that left can fail and end this
+            for chunk in message.finish(log.error):
+                yield frame(chunk)
+            yield DONE
     finally:
         log.detach(waiter)
-        session.pinned -= 1
-        stream.on_subscribers_changed()

@@ -14,8 +14,8 @@ from typing import Any
 
 import trio
 
-from streamer.sessions import Registry, Session
-from streamer.transports import run_connection
+from streamer.runtime.connection import Connection
+from streamer.runtime.session import Session
 from streamer.wire.codecs import encode_sse, sse_comment
 from streamer.wire.cursor import Cursor
 
@@ -51,9 +51,7 @@ class SSETransport:
 class SSEBody:
     """The streaming response body of one SSE connection (an async iterator of bytes)."""
 
-    def __init__(self, registry: Registry, session: Session,
-                 resume: Cursor | None = None) -> None:
-        self.registry = registry
+    def __init__(self, session: Session, resume: Cursor | None = None) -> None:
         self.session = session
         self.resume = resume
         self._send, self._receive = trio.open_memory_channel[bytes](BODY_BUFFER)
@@ -61,11 +59,11 @@ class SSEBody:
         self._started = False
 
     async def _run(self) -> None:
-        transport = SSETransport(self._send, self.registry.config.server.sse_retry_ms)
+        transport = SSETransport(self._send, self.session.host.config.server.sse_retry_ms)
         with self._scope:
             try:
-                await run_connection(self.registry, self.session, transport,
-                                     resume=self.resume)
+                await Connection(self.session, transport.name).serve(transport,
+                                                                     resume=self.resume)
             finally:
                 self._send.close()
 
@@ -75,7 +73,7 @@ class SSEBody:
     async def __anext__(self) -> bytes:
         if not self._started:
             self._started = True
-            self.registry.nursery.start_soon(self._run, name="sse connection")
+            self.session.host.start_task(self._run, "sse connection")
         try:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):

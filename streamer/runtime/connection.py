@@ -1,0 +1,495 @@
+"""A connection: one client socket to a session (the *connection* lifetime of
+``docs/architecture.md``), whatever its transport.
+
+The connection owns its nursery and everything in it (:meth:`Connection.serve`):
+
+- its **outbox** (:class:`Outbox`): events queued between its tasks and its writer, at most
+  :data:`OUTBOX_EVENTS`; a put that waits longer than ``send_timeout_s`` gives the peer up;
+- its **writer**, the only task that writes to the socket: it encodes events (the transport's
+  framing), sends a **heartbeat** when the connection has been idle for
+  ``heartbeat_interval_s``, and puts a ``send_timeout_s`` deadline on every write, so a dead or
+  stuck peer is noticed even where the server cannot see the socket close
+  (pgjones/hypercorn#210); a peer given up is closed with 1013 and may resume;
+- the **follower** of the session's streams (:meth:`Connection.follow`): one subscription at a
+  time (``delivery/subscription.py``), from a resume cursor if it has one (``log/resume.py``);
+- the transport's control receiver, if it has one; controls are applied through a table
+  (:data:`CONTROLS`).
+
+Memory per connection: the outbox holds at most :data:`OUTBOX_EVENTS` events (a merged chunk
+is at most one block of HTML), and a paused or slow client holds only its cursor into the
+stream log: nothing else grows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import trio
+
+from streamer.delivery.pacer import Pacer
+from streamer.delivery.subscription import Subscription
+from streamer.errors import (
+    InvalidMessage,
+    PayloadTooLarge,
+    ResumeGap,
+    StreamerError,
+    StreamNotFound,
+    UnsupportedProtocol,
+)
+from streamer.log import resume
+from streamer.persistence import MessageRecord
+from streamer.runtime.session import Session
+from streamer.runtime.stream import Stream, new_id
+from streamer.runtime.waiter import Waiter
+from streamer.wire.controls import (
+    Control,
+    Pause,
+    Ping,
+    QueueMove,
+    QueueRemove,
+    Resume,
+    ResumeFrom,
+    Skip,
+    Speed,
+    Start,
+    Stop,
+    parse_control,
+)
+from streamer.wire.cursor import Cursor, event_id
+from streamer.wire.events import (
+    Connected,
+    DeliveryState,
+    Error,
+    Pong,
+    ServerEvent,
+    Snapshot,
+    State,
+    StreamComplete,
+    StreamStart,
+)
+
+logger = logging.getLogger("streamer.runtime")
+
+#: events queued between a connection's tasks and its writer
+OUTBOX_EVENTS = 16
+#: WebSocket close code for a peer that could not keep up (IANA registry: "Try Again Later")
+CLOSE_TOO_SLOW = 1013
+#: WebSocket close code when the server closes (RFC 6455 §7.4.1: "going away")
+CLOSE_GOING_AWAY = 1001
+
+#: delivers one event's JSON object and its SSE id (``None``: not part of a stream's sequence)
+SendFn = Callable[[dict[str, Any], str | None], Awaitable[None]]
+
+
+class Transport(Protocol):
+    """What a connection needs of its socket (``transports/``: framing only)."""
+
+    name: str
+
+    def encode(self, obj: dict[str, Any], event_id: str | None) -> str | bytes:
+        """One event's JSON object as the transport's frame (``streamer.wire.codecs``)."""
+
+    def heartbeat(self) -> str | bytes:
+        """The frame sent when the connection has been idle."""
+
+    async def write(self, data: str | bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class PeerTooSlow(Exception):
+    """A write or a queued event did not go through within ``send_timeout_s``."""
+
+
+class Outbox:
+    """The bounded queue between a connection's tasks and its writer.
+
+    Args:
+        send_timeout_s: the longest a put (queue full) or a write may take.
+    """
+
+    def __init__(self, send_timeout_s: float) -> None:
+        self.send_timeout_s = send_timeout_s
+        self._send, self._receive = trio.open_memory_channel[
+            tuple[dict[str, Any], str | None] | None](OUTBOX_EVENTS)
+        #: why the peer was given up, whichever task noticed first (the other task may see
+        #: only the broken channel the first one left behind)
+        self.too_slow: list[PeerTooSlow] = []
+
+    def _give_up(self, reason: str) -> PeerTooSlow:
+        self.too_slow.append(PeerTooSlow(reason))
+        return self.too_slow[-1]
+
+    def queued(self) -> int:
+        """Events waiting for the writer."""
+        return self._send.statistics().current_buffer_used
+
+    async def put(self, obj: dict[str, Any], event_id: str | None) -> None:
+        """Queue one event. Raises :class:`PeerTooSlow` after ``send_timeout_s`` full."""
+        try:
+            with trio.fail_after(self.send_timeout_s):
+                await self._send.send((obj, event_id))
+        except trio.TooSlowError as exc:
+            raise self._give_up(f"outbox full for {self.send_timeout_s:g} s") from exc
+
+    async def close(self) -> None:
+        """After what is queued, the writer closes the connection (1001)."""
+        await self._send.send(None)
+
+    async def write_to(self, transport: Transport, heartbeat_s: float) -> None:
+        """The connection's only writer; returns once it closed the transport on request.
+
+        Raises:
+            PeerTooSlow: a write took longer than ``send_timeout_s``.
+        """
+        async with self._receive:
+            while True:
+                with trio.move_on_after(heartbeat_s) as idle:
+                    item = await self._receive.receive()
+                if idle.cancelled_caught:
+                    data = transport.heartbeat()
+                elif item is None:
+                    await transport.close(CLOSE_GOING_AWAY, "server shutting down")
+                    return
+                else:
+                    data = transport.encode(*item)
+                try:
+                    with trio.fail_after(self.send_timeout_s):
+                        await transport.write(data)
+                except trio.TooSlowError as exc:
+                    raise self._give_up(
+                        f"a write took over {self.send_timeout_s:g} s") from exc
+
+
+class Connection:
+    """One client connection (WebSocket, SSE, or a test's recorder) to a session.
+
+    Args:
+        session: the session it follows.
+        transport: the transport's name (``websocket``, ``sse``), for ``connected`` and info.
+        send: where events go (their JSON object and SSE id). ``None``: the connection's own
+            outbox, written by :meth:`serve`'s writer.
+    """
+
+    def __init__(self, session: Session, transport: str, send: SendFn | None = None) -> None:
+        self.session = session
+        self.host = session.host
+        self.transport = transport
+        self.connection_id = new_id("c")
+        self.outbox: Outbox | None = None
+        if send is None:
+            self.outbox = Outbox(session.host.config.server.send_timeout_s)
+            send = self.outbox.put
+        self._send = send
+        #: the subscription delivering now, and the stream it follows
+        self.subscription: Subscription | None = None
+        self.stream: Stream | None = None
+        #: where to resume following (from the URL, or a ``resume`` control with a cursor)
+        self.resume: Cursor | None = None
+        self._follow_scope: trio.CancelScope | None = None
+        #: cancelling it ends the connection's tasks
+        self.cancel_scope = trio.CancelScope()
+
+    @property
+    def session_id(self) -> str:
+        return self.session.session_id
+
+    def info(self) -> dict[str, Any]:
+        """What this connection holds: its cursor and queued events (memory is bounded by
+        the outbox; a paused or slow client keeps only its cursor into the shared log)."""
+        sub = self.subscription
+        return {"connection_id": self.connection_id, "transport": self.transport,
+                "stream_id": sub.stream.stream_id if sub else None,
+                "seq": sub.cursor.seq if sub else None,
+                "paused": sub.pacer.paused if sub else False,
+                "queued_events": self.outbox.queued() if self.outbox is not None else 0}
+
+    async def send(self, ev: ServerEvent, event_id: str | None) -> None:
+        """Send one event (its JSON object, with its SSE id)."""
+        await self._send(ev.to_json(), event_id)
+
+    async def close_after(self, ev: ServerEvent) -> None:
+        """Send ``ev`` after what is queued, then close the connection cleanly."""
+        with trio.move_on_after(self.host.config.server.send_timeout_s):
+            await self.send(ev, None)
+            if self.outbox is not None:
+                await self.outbox.close()
+                return
+        self.cancel_scope.cancel()
+
+    # ------------------------------------------------------------------ the lifetime
+
+    async def serve(self, transport: Transport,
+                    receive_controls: Callable[[Connection], Awaitable[None]] | None = None,
+                    *, resume: Cursor | None = None,
+                    task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Serve the connection until the peer leaves, is too slow, or the server closes it.
+
+        Never raises for the connection's own failures (they are logged): a broken connection
+        must not disturb the nursery it runs in.
+        """
+        assert self.outbox is not None, "serve() writes through the connection's own outbox"
+        outbox, session, config = self.outbox, self.session, self.host.config.server
+        self.resume = resume
+        session.add_connection(self)
+        self.host.connection_opened(self)
+        try:
+            with self.cancel_scope:
+                async with trio.open_nursery() as nursery:  # the connection's nursery
+                    nursery.start_soon(self._write, transport)
+                    await self.send(Connected(
+                        session.session_id, self.connection_id,
+                        round(config.heartbeat_interval_s * 1000), transport.name,
+                        resume is not None, self.host.epoch), None)
+                    task_status.started(self)
+                    nursery.start_soon(self.follow)
+                    if receive_controls is not None:
+                        nursery.start_soon(receive_controls, self)
+        except Exception as exc:  # the nursery groups its tasks' errors; sort them by kind
+            await self._ended_by(exc, transport, outbox.too_slow)
+        finally:
+            self.host.connection_closed(self)
+            session.remove_connection(self)
+
+    async def _write(self, transport: Transport) -> None:
+        assert self.outbox is not None
+        await self.outbox.write_to(transport, self.host.config.server.heartbeat_interval_s)
+        self.cancel_scope.cancel()  # closed on request: the connection is over
+
+    async def _ended_by(self, exc: Exception, transport: Transport,
+                        too_slow: list[PeerTooSlow]) -> None:
+        if too_slow:
+            logger.info("connection %s closed: %s", self.connection_id, too_slow[0])
+            # best effort: a peer that reads nothing may not read this either (1013: try
+            # again later, RFC 6455 §7.4.1 registry); the client resumes from its cursor
+            with trio.move_on_after(1.0):
+                try:
+                    await transport.close(CLOSE_TOO_SLOW, "too slow; reconnect and resume")
+                except Exception:
+                    pass
+        elif all(isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError)
+                 for e in _leaves(exc)):
+            logger.info("connection %s closed by peer: %r", self.connection_id, exc)
+        else:
+            logger.exception("connection %s failed", self.connection_id)
+
+    # ------------------------------------------------------------------ following
+
+    async def follow(self) -> None:
+        """Follow the session's streams in the order they started, for the connection's life.
+
+        A connection that arrives during a stream joins it late (a ``snapshot``, then live
+        events); every later stream is delivered from its first ``seq``, even if this
+        connection is still busy with an earlier one (paused, slow) when it starts. With a
+        resume cursor (:attr:`resume`, or a ``resume`` control with one, which restarts
+        following), the cursor's stream continues exactly after its ``seq``, or after a
+        ``resume_gap`` error and a ``snapshot`` when that cannot be exact (protocol.md,
+        "Resume").
+        """
+        while True:
+            cursor, self.resume = self.resume, None
+            with trio.CancelScope() as scope:
+                self._follow_scope = scope
+                await self._follow(cursor)
+                return
+            if not scope.cancelled_caught:  # pragma: no cover - the scope's own cancel only
+                return
+
+    async def _follow(self, cursor: Cursor | None) -> None:
+        session = self.session
+        waiter = Waiter()
+        session.watchers.add(waiter)
+        index = max(0, len(session.started) - 1)
+        first_after: int | None = None  # where the first stream starts: None = snapshot
+        resumed = False
+        if cursor is not None:
+            index, first_after, resumed = await self._resume_point(cursor)
+        first = True
+        try:
+            while True:
+                if index >= len(session.started):
+                    await waiter.wait()
+                    continue
+                stream = session.started[index]
+                index += 1
+                after_seq: int | None = 0
+                if first and (cursor is not None or stream.log.last_seq):
+                    after_seq = first_after
+                await self.deliver(stream, after_seq, first and resumed)
+                first = False
+        finally:
+            session.watchers.discard(waiter)
+
+    async def deliver(self, stream: Stream, after_seq: int | None, resumed: bool) -> None:
+        """Follow one stream to its end: a :class:`Subscription`, registered while it runs.
+
+        ``after_seq``: the last ``seq`` the client has, or ``None`` for a snapshot first.
+        """
+        host = self.host
+        pacing, defaults = stream.request.pacing, host.config.pacing
+        pacer = Pacer(pacing.mode or defaults.mode, pacing.cps or defaults.cps,
+                      max_lag_s=defaults.max_lag_s, frame_interval_s=host.frame_interval_s(),
+                      min_cps=defaults.min_cps, max_cps=defaults.max_cps)
+        sub = Subscription(stream, after_seq, pacer=pacer, send=self.send, waiter=Waiter(),
+                           epoch=host.epoch, frame_interval_s=host.frame_interval_s,
+                           progress_interval_s=defaults.progress_interval_ms / 1000,
+                           resumed=resumed, reader_id=self.connection_id)
+        stream.attach(sub)
+        self.subscription, self.stream = sub, stream
+        host.subscription_started()
+        try:
+            await sub.run()
+        finally:
+            host.subscription_ended()
+            if self.subscription is sub:
+                self.subscription, self.stream = None, None
+            stream.detach(sub)
+
+    async def _resume_point(self, cursor: Cursor) -> tuple[int, int | None, bool]:
+        """Where following starts for a resume cursor (:func:`~streamer.log.resume.plan`):
+        ``(index in session.started, the first stream's after_seq (None = snapshot),
+        resumed)``; sends what the plan says before that (``resume_gap``, a stored answer,
+        ``stream_not_found``)."""
+        session, host = self.session, self.host
+        sid = session.session_id
+        stream = session.streams.get(cursor.stream_id)
+        started = stream if stream is not None and stream in session.started else None
+        record = None
+        if host.store is not None and stream is None:
+            record = await host.store.message(cursor.stream_id)
+        decision = resume.plan(cursor, started.log if started is not None else None,
+                               host.epoch, record, sid)
+        if isinstance(decision, resume.Exact):
+            assert started is not None
+            index = session.started.index(started)
+            if decision.ended:
+                return index + 1, 0, False  # the client has all of it: on to later streams
+            started.record("resumed", connection=self.connection_id, seq=cursor.last_seq)
+            return index, cursor.last_seq, True
+        if isinstance(decision, resume.Gap):
+            assert started is not None
+            started.record("resume_gap", connection=self.connection_id, seq=cursor.last_seq)
+            await self.send(Error.of(ResumeGap(
+                f"cannot replay stream {cursor.stream_id} after seq {cursor.last_seq}:"
+                f" {decision.why}; a snapshot follows"), session_id=sid,
+                stream_id=cursor.stream_id), None)
+            return session.started.index(started), None, True
+        if isinstance(decision, resume.Stored):
+            assert record is not None
+            await self._send_stored(record)
+            return 0, 0, False
+        await self.send(Error.of(StreamNotFound(
+            f"no stream {cursor.stream_id} in session {sid} to resume"),
+            session_id=sid, stream_id=cursor.stream_id), None)
+        return max(0, len(session.started) - 1), None, False
+
+    async def _send_stored(self, record: MessageRecord) -> None:
+        """A stream of an earlier server process (or forgotten): its stored answer."""
+        sid, epoch, stream_id = self.session.session_id, self.host.epoch, record.message_id
+        await self.send(Error.of(ResumeGap(
+            f"stream {stream_id} is not in this server's memory; the stored answer "
+            "follows as a snapshot"), session_id=sid, stream_id=stream_id), None)
+        await self.send(StreamStart(sid, stream_id, record.provider, record.model,
+                                    resumed=True), None)
+        await self.send(Snapshot(sid, stream_id, record.last_seq, epoch, record.blocks or []),
+                        event_id(stream_id, epoch, record.last_seq))
+        await self.send(StreamComplete(sid, stream_id,
+                                       record.finish_reason or "error",  # type: ignore[arg-type]
+                                       record.html or "", record.markdown, record.usage,
+                                       record.message_id, None),
+                        event_id(stream_id, epoch, record.last_seq + 1))
+
+    # ------------------------------------------------------------------ controls
+
+    async def receive(self, raw: str | bytes | dict[str, Any]) -> bool:
+        """Parse and apply one control message; answer problems with an ``error`` event.
+
+        Returns:
+            ``True`` if the message was valid, ``False`` if it was an invalid message (the
+            caller counts those to close abusive connections).
+        """
+        sid = self.session.session_id
+        try:
+            control = parse_control(raw, self.host.config.server.max_message_bytes)
+        except (InvalidMessage, PayloadTooLarge, UnsupportedProtocol) as exc:
+            await self.send(Error.of(exc, session_id=sid), None)
+            return False
+        try:
+            await self.handle_control(control)
+        except StreamerError as exc:
+            await self.send(Error.of(exc, session_id=sid), None)
+        return True
+
+    async def handle_control(self, control: Control) -> None:
+        """Apply one parsed control message from this connection (:data:`CONTROLS`).
+
+        Raises:
+            StreamerError: the session refused it (queue full, unknown stream, draining).
+        """
+        await CONTROLS[type(control)](self, control)
+
+    async def _on_start(self, control: Start) -> None:
+        session = self.session
+        stream = session.submit(control)
+        if stream.queued_behind:
+            await self.send(StreamStart(session.session_id, stream.stream_id,
+                                        stream.provider_name, stream.model, queued=True,
+                                        position=session.queue_position(stream)), None)
+
+    async def _on_stop(self, control: Stop) -> None:
+        self.session.stop(control.stream_id)
+
+    async def _on_ping(self, control: Ping) -> None:
+        await self.send(Pong(self.session.session_id, control.ts), None)
+
+    async def _on_queue_remove(self, control: QueueRemove) -> None:
+        self.session.queue_remove(control.stream_id)
+
+    async def _on_queue_move(self, control: QueueMove) -> None:
+        self.session.queue_move(control.stream_id, control.position)
+
+    async def _on_delivery(self, control: Pause | Resume | Skip | Speed) -> None:
+        """``pause``, ``resume``, ``skip``, ``speed``: the current subscription's pacing."""
+        sid = self.session.session_id
+        sub, stream = self.subscription, self.stream
+        if sub is None or stream is None:
+            # nothing to deliver now; tell the client where it stands
+            await self.send(State(sid, "streaming", None), None)
+            return
+        state: DeliveryState = (sub.pause() if isinstance(control, Pause) else
+                                sub.skip() if isinstance(control, Skip) else
+                                sub.speed(control.cps) if isinstance(control, Speed) else
+                                sub.resume())
+        stream.record("control", connection=self.connection_id, state=state)
+        await self.send(State(sid, state, sub.pacer.cps, stream.stream_id), None)
+
+    async def _on_resume_from(self, control: ResumeFrom) -> None:
+        """Restart following from the client's cursor (the current subscription ends)."""
+        self.resume = control.cursor
+        if self._follow_scope is not None:
+            self._follow_scope.cancel()
+
+
+#: the control table: each control's handler (``handle_control``)
+CONTROLS: dict[type, Callable[[Connection, Any], Awaitable[None]]] = {
+    Start: Connection._on_start,
+    Stop: Connection._on_stop,
+    Ping: Connection._on_ping,
+    QueueRemove: Connection._on_queue_remove,
+    QueueMove: Connection._on_queue_move,
+    Pause: Connection._on_delivery,
+    Resume: Connection._on_delivery,
+    Skip: Connection._on_delivery,
+    Speed: Connection._on_delivery,
+    ResumeFrom: Connection._on_resume_from,
+}
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The non-group exceptions inside ``exc`` (itself if it is not a group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]

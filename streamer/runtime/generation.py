@@ -1,0 +1,338 @@
+"""Generation: a model call's provider events → one stream's log.
+
+The policy is pure and tested without a clock:
+
+- :class:`Generation`, the step: each provider event (``providers.base``) becomes log entries
+  (text → the source text and the chunker's ops; reasoning and tool calls → wire events), the
+  answer's size limit (``streams.max_response_chars``: the text is cut at the limit, then
+  :class:`~streamer.errors.ResponseTooLarge`), the first-output rule (text, reasoning or a tool
+  call's start count; after it nothing is retried), usage and the finish reason, and the
+  rounds of tool use (what the model said and asked for, what the tools answered; the text
+  after a round is set apart from the text before it by a blank line).
+- :func:`next_step`: after a model call, answer, run the tools, or stop at ``tools.max_steps``.
+- :func:`retry_delay_s` and :func:`after_first_output`: the retry policy. Before the first
+  output, connection errors, 429 and 5xx are retried ``provider_retries`` times, waiting the
+  provider's ``retry-after`` or an exponential backoff with full jitter (AWS Architecture
+  Blog, "Exponential Backoff and Jitter", 2015), all within ``provider_retry_budget_s``;
+  timeouts and errors that are not retryable are not. After it, a failure ends the answer
+  (``provider_error``: text would be doubled).
+
+The Trio loop (:func:`generate`) is thin: it reads the provider with the two timeouts, feeds
+the step, waits out backpressure and retries, runs the tools, and writes the trace.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import trio
+
+from streamer.config import StreamsConfig
+from streamer.errors import (
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+    ResponseTooLarge,
+)
+from streamer.log.stream_log import StreamLog
+from streamer.providers import (
+    Finish,
+    Provider,
+    ProviderRequest,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallComplete,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolRound,
+    Usage,
+)
+from streamer.render.chunker import Chunker
+from streamer.tools import Tool, ToolResult, Tools
+from streamer.wire.events import Reasoning, Retrying, ToolCall
+
+NextStep = Literal["answer", "tools", "exhausted"]
+
+
+# ------------------------------------------------------------------ the pure step
+
+
+class Generation:
+    """One answer's provider events → its log, its chunker and its tool rounds. Never waits.
+
+    Args:
+        log: the stream's log (written here only).
+        chunker: the stream's incremental renderer (fed here only).
+        session_id, stream_id: stamped on the events it builds.
+        max_response_chars: the answer's limit in characters of markdown.
+    """
+
+    def __init__(self, log: StreamLog, chunker: Chunker, *, session_id: str, stream_id: str,
+                 max_response_chars: int) -> None:
+        self.log = log
+        self.chunker = chunker
+        self.session_id = session_id
+        self.stream_id = stream_id
+        self.max_response_chars = max_response_chars
+        #: this model call produced output (text, reasoning or a tool call): no more retries
+        self.first_output = False
+        #: the finish reason the provider gave (``stop`` until it says otherwise)
+        self.finish = "stop"
+        #: ``{"input_tokens", "output_tokens", "unit"}`` once the provider reported usage
+        self.usage: dict[str, Any] | None = None
+        #: the earlier rounds of tool use (sent back to the model after the conversation)
+        self.rounds: tuple[ToolRound, ...] = ()
+        #: this step's completed tool calls and text
+        self.calls: list[ToolCallComplete] = []
+        self.text: list[str] = []
+        self._separate = False
+
+    def begin_step(self) -> None:
+        """A new model call of the answer (the first, or the one after a round of tools)."""
+        self.first_output = False
+        self.calls, self.text = [], []
+
+    def begin_call(self) -> None:
+        """A new attempt at the step's model call (a retry starts over)."""
+        self.finish = "stop"
+
+    def starts_output(self, item: object) -> bool:
+        """Whether ``item`` is this model call's first output (text, reasoning or a tool
+        call's start); marks it. Call before :meth:`feed`."""
+        if self.first_output or not isinstance(item, TextDelta | ReasoningDelta | ToolCallStart):
+            return False
+        self.first_output = True
+        return True
+
+    def feed(self, item: object) -> bool:
+        """Apply one provider event. Returns whether it added text to the document (the
+        caller then checks backpressure).
+
+        Raises:
+            ResponseTooLarge: the text would pass ``max_response_chars`` (what fits is kept).
+        """
+        if isinstance(item, TextDelta):
+            self._text(item.text)
+            return True
+        if isinstance(item, ReasoningDelta):
+            self.log.append_event(Reasoning(self.session_id, self.stream_id, item.text))
+        elif isinstance(item, ToolCallStart | ToolCallDelta | ToolCallComplete):
+            self._tool_call(item)
+        elif isinstance(item, Usage):
+            self.usage = {"input_tokens": item.input_tokens,
+                          "output_tokens": item.output_tokens, "unit": item.unit}
+        elif isinstance(item, Finish):
+            self.finish = item.reason
+        return False
+
+    def _text(self, text: str) -> None:
+        self.text.append(text)
+        if self._separate:  # the answer goes on after a round of tools
+            self._separate = False
+            text = "\n\n" + text
+        room = self.max_response_chars - self.chunker.markdown_chars
+        if len(text) > room:
+            self._append_text(text[:max(0, room)])
+            raise ResponseTooLarge(f"the answer exceeds {self.max_response_chars} characters")
+        self._append_text(text)
+
+    def _append_text(self, text: str) -> None:
+        if text:
+            self.log.append_source(text)
+        for op in self.chunker.feed(text):
+            self.log.append(op)
+
+    def _tool_call(self, item: ToolCallStart | ToolCallDelta | ToolCallComplete) -> None:
+        sid, stream_id = self.session_id, self.stream_id
+        if isinstance(item, ToolCallStart):
+            ev = ToolCall.started(sid, stream_id, item.call_id, item.name)
+        elif isinstance(item, ToolCallDelta):
+            ev = ToolCall.delta(sid, stream_id, item.call_id, item.arguments_delta)
+        else:
+            self.calls.append(item)
+            ev = ToolCall.complete(sid, stream_id, item.call_id, item.name, item.arguments)
+        self.log.append_event(ev)
+
+    def tool_result(self, call: ToolCallComplete, result: ToolResult) -> None:
+        """A tool answered one of this step's calls."""
+        self.log.append_event(ToolCall.answered(self.session_id, self.stream_id, call.call_id,
+                                                call.name, result.content, result.is_error))
+
+    def end_round(self, results: list[ToolResult]) -> None:
+        """The step's calls are answered: remember the round; later text is set apart."""
+        self.rounds = (*self.rounds, ToolRound("".join(self.text), tuple(self.calls),
+                                               tuple(results)))
+        self._separate = self.chunker.markdown_chars > 0
+
+    def retrying(self, attempt: int, retry_in_ms: int, exc: ProviderError) -> None:
+        """Tell subscribers the model call is tried again (a ``state: retrying`` event)."""
+        self.log.append_event(Retrying(self.session_id, self.stream_id, attempt, retry_in_ms,
+                                       exc.code, exc.message))
+
+    def close(self) -> None:
+        """The answer is over: the chunker's last ops go to the log."""
+        for op in self.chunker.close():
+            self.log.append(op)
+
+
+def next_step(finish: str, calls: int, step: int, max_steps: int) -> NextStep:
+    """After model call ``step`` (0-based) ended with ``finish`` and ``calls`` tool calls:
+    the ``answer`` is done, run the ``tools`` and call the model again, or the rounds are
+    ``exhausted`` (``tools.max_steps``)."""
+    if finish != "tool_calls" or not calls:
+        return "answer"
+    return "exhausted" if step >= max_steps else "tools"
+
+
+def answer_finish(finish: str) -> str:
+    """The answer's finish reason for the last call's (``tool_calls`` with nothing to run,
+    or rounds exhausted, ends as ``stop``)."""
+    return "stop" if finish == "tool_calls" else finish
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``[streams]``: how often, how long to wait at first (ms), the total budget (s)."""
+
+    retries: int
+    base_ms: float
+    budget_s: float
+
+    @classmethod
+    def of(cls, streams: StreamsConfig) -> RetryPolicy:
+        return cls(streams.provider_retries, streams.provider_retry_base_ms,
+                   streams.provider_retry_budget_s)
+
+
+def retry_delay_s(exc: ProviderError, attempt: int, policy: RetryPolicy, *,
+                  first_output: bool, time_left_s: float,
+                  uniform: Callable[[float, float], float] = random.uniform) -> float | None:
+    """How long to wait before retrying after ``exc``, or ``None`` to give up.
+
+    Args:
+        exc: the failure of attempt ``attempt`` (0 = the first call).
+        policy: the retry settings.
+        first_output: the call already produced output (then never retry).
+        time_left_s: what is left of the retry budget.
+        uniform: the jitter's random source (``random.uniform``).
+    """
+    if first_output or not exc.retryable or isinstance(exc, ProviderTimeout) \
+            or attempt >= policy.retries:
+        return None
+    if exc.retry_after_ms is not None:  # the provider said when (retry-after)
+        delay_s = exc.retry_after_ms / 1000
+    else:  # exponential backoff, full jitter
+        delay_s = uniform(0, policy.base_ms / 1000 * 2 ** attempt)
+    return None if delay_s > time_left_s else delay_s
+
+
+def after_first_output(exc: ProviderError) -> ProviderError:
+    """The error a failure after the first output ends the answer with: a dropped connection
+    or an overload mid-answer is ``provider_error`` (the answer cannot be retried)."""
+    if type(exc) in (ProviderUnavailable, ProviderRateLimited):
+        return ProviderError(exc.message, retryable=exc.retryable)
+    return exc
+
+
+# ------------------------------------------------------------------ the Trio loop
+
+
+class Shell(Protocol):
+    """What the loop needs of its stream."""
+
+    @property
+    def provider_name(self) -> str: ...
+
+    def record(self, name: str, **detail: Any) -> None: ...
+
+    def provider_request(self, rounds: tuple[ToolRound, ...]) -> ProviderRequest: ...
+
+    def backpressure(self) -> Awaitable[None]:
+        """Wait while every subscriber is too far behind (raises when held too long)."""
+
+
+async def generate(shell: Shell, gen: Generation, provider: Provider,
+                   tools: tuple[Tool, ...], streams: StreamsConfig, max_steps: int) -> str:
+    """Generate the answer: model calls, and rounds of tools between them (at most
+    ``max_steps``). Returns the finish reason; raises the stream's
+    :class:`~streamer.errors.StreamerError`."""
+    offered = {tool.name: tool for tool in tools}
+    for step in range(max_steps + 1):
+        gen.begin_step()
+        finish = await _call_with_retries(shell, gen, provider, streams)
+        decision = next_step(finish, len(gen.calls), step, max_steps)
+        if decision == "answer":
+            return answer_finish(finish)
+        if decision == "exhausted":
+            shell.record("tool_steps_exhausted", steps=max_steps)
+            return "stop"
+        results = []
+        for call in gen.calls:
+            shell.record("tool_started", tool=call.name, call_id=call.call_id)
+            result = await Tools.call(offered.get(call.name), call.call_id, call.name,
+                                      call.arguments)
+            shell.record("tool_finished", tool=call.name, call_id=call.call_id,
+                         is_error=result.is_error)
+            gen.tool_result(call, result)
+            results.append(result)
+        gen.end_round(results)
+    return "stop"  # pragma: no cover - the loop returns
+
+
+async def _call_with_retries(shell: Shell, gen: Generation, provider: Provider,
+                             streams: StreamsConfig) -> str:
+    policy = RetryPolicy.of(streams)
+    budget_end = trio.current_time() + policy.budget_s
+    attempt = 0
+    while True:
+        try:
+            return await _call(shell, gen, provider, streams)
+        except ProviderError as exc:
+            if gen.first_output:
+                ended = after_first_output(exc)
+                if ended is exc:
+                    raise
+                raise ended from exc
+            delay_s = retry_delay_s(exc, attempt, policy, first_output=False,
+                                    time_left_s=budget_end - trio.current_time())
+            if delay_s is None:
+                raise
+            attempt += 1
+            retry_in_ms = round(delay_s * 1000)
+            shell.record("retry", attempt=attempt, code=exc.code, retry_in_ms=retry_in_ms,
+                         message=exc.message)
+            gen.retrying(attempt, retry_in_ms, exc)
+            await trio.sleep(delay_s)
+
+
+async def _call(shell: Shell, gen: Generation, provider: Provider,
+                streams: StreamsConfig) -> str:
+    """One model call: read its events with the time-to-first-token and between-tokens
+    timeouts, feed them to the step."""
+    gen.begin_call()
+    async with provider.stream(shell.provider_request(gen.rounds)) as events:
+        shell.record("provider_call_opened")
+        try:
+            while True:
+                limit_s = (streams.provider_timeout_s if gen.first_output
+                           else streams.provider_ttft_timeout_s)
+                with trio.move_on_after(limit_s) as timeout:
+                    try:
+                        item = await events.receive()
+                    except trio.EndOfChannel:
+                        break
+                if timeout.cancelled_caught:
+                    what = "between tokens" if gen.first_output else "before the first token"
+                    raise ProviderTimeout(
+                        f"{shell.provider_name}: no data for {limit_s:g} s {what}")
+                if gen.starts_output(item):
+                    shell.record("first_token")
+                if gen.feed(item):
+                    await shell.backpressure()
+        finally:
+            shell.record("provider_call_closed")
+    return gen.finish

@@ -1,0 +1,281 @@
+"""The registry: every session of the process, the shared objects built once, and the server
+lifetime's housekeeping (the replay window, idle sessions, drain).
+
+::
+
+    Registry (server lifetime; its tasks live in the server nursery it is bound to)
+    └── Session (a conversation; its runner task lives in the server nursery)
+        └── Stream (one answer: provider → chunker → log; its own nursery and cancel scope,
+            owned by the session, never by a connection)
+    Connection (a socket; its own nursery: writer, follower, controls)
+    └── Subscription (connection x stream: log cursor → pacer → send)
+
+The registry is the :class:`~streamer.runtime.session.Host` of its sessions and their
+connections, and hands each stream its :class:`~streamer.runtime.stream.StreamServices`: the
+other runtime modules never import it. The web layer and tests hold it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from streamer.config import Config
+from streamer.conversation import ROLES, Message
+from streamer.errors import ServerShuttingDown
+from streamer.persistence import Store
+from streamer.providers import Providers
+from streamer.render.markdown import RenderConfig, Renderer
+from streamer.runtime.session import Follower, Session
+from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream, StreamServices, new_id
+from streamer.runtime.waiter import Waiter
+from streamer.tools import BUILTIN_TOOLS, Tools
+from streamer.wire.events import Error
+
+logger = logging.getLogger("streamer.runtime")
+
+#: after cancelling the streams at drain, how long their subscribers get to deliver the end (s)
+CANCEL_GRACE_S = 2.0
+#: how often stored sessions past ``persistence.retention_days`` are purged (s)
+PURGE_INTERVAL_S = 3_600
+
+
+class Registry:
+    """All sessions of the process, plus the shared, expensive objects built once.
+
+    Args:
+        config: the server's configuration.
+        providers: the model providers (default: built from ``config.providers``).
+        renderer: the markdown renderer (default: built from ``config.render``).
+    """
+
+    def __init__(self, config: Config, providers: Providers | None = None,
+                 renderer: Renderer | None = None) -> None:
+        self.config = config
+        self.providers = providers or Providers(config.providers)
+        #: tools the model may call; embedding applications register theirs here
+        self.tools = Tools(BUILTIN_TOOLS if config.tools.builtin else [])
+        self.renderer = renderer or Renderer(RenderConfig(allow_images=config.render.allow_images))
+        self.sessions: dict[str, Session] = {}
+        self.live_connections: set[Follower] = set()
+        #: woken whenever a stream or a subscription ends (drain waits on it)
+        self.activity = Waiter()
+        self.active_subscriptions = 0
+        self.draining = False
+        self.closing = False
+        self.started_at = time.time()
+        self._nursery: trio.Nursery | None = None
+        #: names this process's in-memory logs: a cursor from another epoch cannot replay
+        self.epoch = secrets.token_hex(4)
+        #: the SQLite store (``None``: persistence off), opened by the app at start-up
+        self.store: Store | None = None
+        #: finished streams whose logs are still in memory, oldest first (replay window)
+        self._finished: dict[str, tuple[float, Stream]] = {}
+
+    # ------------------------------------------------------------------ the host
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("the registry is not running (no server nursery)")
+        return self._nursery
+
+    def bind(self, nursery: trio.Nursery) -> None:
+        """Give the registry the server nursery its session tasks live in."""
+        self._nursery = nursery
+
+    def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        self.nursery.start_soon(fn, name=name)
+
+    def stream_services(self) -> StreamServices:
+        return StreamServices(self.config, self.providers, self.renderer, self.tools,
+                              lambda: self.store, self.on_stream_finished, self.activity)
+
+    def frame_interval_s(self) -> float:
+        """Least time between frames to one connection, raised under load.
+
+        ``max(frame_interval_ms, active subscriptions / frame_budget_per_s)``: the process
+        sends about ``frame_budget_per_s`` frames per second at most, whatever the number
+        of streams; each frame then carries more characters.
+        """
+        pacing = self.config.pacing
+        return max(pacing.frame_interval_ms / 1000,
+                   self.active_subscriptions / pacing.frame_budget_per_s)
+
+    def subscription_started(self) -> None:
+        self.active_subscriptions += 1
+
+    def subscription_ended(self) -> None:
+        self.active_subscriptions -= 1
+        self.activity.wake()
+
+    def connection_opened(self, connection: Follower) -> None:
+        self.live_connections.add(connection)
+
+    def connection_closed(self, connection: Follower) -> None:
+        self.live_connections.discard(connection)
+
+    @property
+    def connections(self) -> int:
+        """Open connections (WebSocket and SSE)."""
+        return len(self.live_connections)
+
+    # ------------------------------------------------------------------ sessions
+
+    def get_or_create(self, session_id: str | None = None) -> Session:
+        session_id = session_id or new_id("sess")
+        session = self.sessions.get(session_id)
+        if session is None:
+            session = Session(self, session_id)
+            self.sessions[session_id] = session
+        session.touch()
+        return session
+
+    async def open_session(self, session_id: str | None = None) -> Session:
+        """:meth:`get_or_create`, loading a known session's history from the store first."""
+        if session_id is not None and session_id not in self.sessions \
+                and self.store is not None:
+            records = await self.store.messages(session_id)
+            session = self.get_or_create(session_id)
+            if not session.history:
+                session.history = [Message(r.role, r.markdown) for r in records
+                                   if r.markdown and r.role in ROLES]
+            return session
+        return self.get_or_create(session_id)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Forget a session: cancel its streams, close its connections, delete it from the
+        store. Returns ``False`` if neither memory nor the store knew it."""
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            session.deleted = True
+            for stream in list(session.streams.values()):
+                stream.cancel("session deleted")
+            for connection in list(session.connections):
+                connection.cancel_scope.cancel()
+            for stream_id in list(session.streams):
+                self._finished.pop(stream_id, None)
+        stored = False
+        if self.store is not None:
+            if session is not None:
+                # let cancelled streams write their last checkpoint before the delete
+                with trio.move_on_after(PERSIST_TIMEOUT_S):
+                    for stream in list(session.streams.values()):
+                        if stream.state == "running":
+                            await stream.done.wait()
+            stored = await self.store.delete_session(session_id)
+        return session is not None or stored
+
+    def find_stream(self, stream_id: str) -> Stream | None:
+        for session in self.sessions.values():
+            stream = session.streams.get(stream_id)
+            if stream is not None:
+                return stream
+        return None
+
+    def running_streams(self) -> list[Stream]:
+        return [s.current for s in self.sessions.values()
+                if s.current is not None and s.current.state == "running"]
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def on_stream_finished(self, stream: Stream) -> None:
+        """Keep the finished log for the replay window; evict the oldest beyond the limit."""
+        self._finished[stream.stream_id] = (trio.current_time(), stream)
+        self.evict_finished_logs()
+
+    def evict_finished_logs(self) -> None:
+        """Drop finished logs past ``resume.window_s`` or beyond ``resume.max_finished_logs``
+        (those clients still follow are kept until they leave)."""
+        resume = self.config.resume
+        deadline = trio.current_time() - resume.window_s
+        excess = len(self._finished) - resume.max_finished_logs
+        for stream_id, (finished_at, stream) in list(self._finished.items()):
+            if finished_at > deadline and excess <= 0:
+                break
+            if stream.subscribers:
+                continue
+            stream.log.evict()
+            del self._finished[stream_id]
+            excess -= 1
+
+    async def housekeeping(self) -> None:
+        """Every minute (or sooner for short windows): evict finished logs past the replay
+        window and purge stored sessions past ``persistence.retention_days``."""
+        interval_s = max(0.05, min(60.0, self.config.resume.window_s / 4))
+        retention_s = self.config.persistence.retention_days * 86_400
+        last_purge = -math.inf
+        while True:
+            self.evict_finished_logs()
+            now = trio.current_time()
+            if self.store is not None and retention_s > 0 \
+                    and now - last_purge >= PURGE_INTERVAL_S:
+                last_purge = now
+                await self._purge(retention_s)
+            await trio.sleep(interval_s)
+
+    async def _purge(self, retention_s: float) -> None:
+        assert self.store is not None
+        try:
+            purged = await self.store.purge(retention_s)
+        except Exception:
+            logger.exception("purging old sessions failed")
+        else:
+            if purged:
+                logger.info("purged %d sessions older than %g days", purged,
+                            self.config.persistence.retention_days)
+
+    async def reap_idle_sessions(self) -> None:
+        """Forget sessions with no connection, no stream and no hold for
+        ``session_idle_timeout_s``."""
+        timeout_s = self.config.server.session_idle_timeout_s
+        while True:
+            await trio.sleep(max(1.0, timeout_s / 10))
+            now = trio.current_time()
+            for session_id, session in list(self.sessions.items()):
+                if not session.connections and not session.busy and not session.held \
+                        and now - session.last_active > timeout_s:
+                    del self.sessions[session_id]
+
+    async def drain(self, timeout_s: float) -> None:
+        """Refuse new streams, let running ones finish for ``timeout_s``, then cancel them
+        (``server_shutting_down``), then close every connection with that notice."""
+        self.draining = True
+        with trio.move_on_after(timeout_s):
+            while self.running_streams() or any(s.queue for s in self.sessions.values()):
+                await self.activity.wait()
+        for session in self.sessions.values():
+            for stream in list(session.queue):
+                stream.cancel("server shutdown")
+            session.queue.clear()
+        shutting_down = ServerShuttingDown(
+            "the server is shutting down",
+            retry_after_ms=self.config.server.shutdown_retry_after_ms)
+        for stream in self.running_streams():
+            stream.cancel("server shutdown", shutting_down)
+        with trio.move_on_after(CANCEL_GRACE_S):
+            while self.running_streams() or self.active_subscriptions:
+                await self.activity.wait()
+        self.closing = True
+        notice = Error.of(shutting_down)
+        async with trio.open_nursery() as nursery:
+            for connection in list(self.live_connections):
+                nursery.start_soon(connection.close_after,
+                                   notice.in_session(connection.session_id))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "sessions": len(self.sessions),
+            "connections": self.connections,
+            "active_streams": len(self.running_streams()),
+            "queued_streams": sum(len(s.queue) for s in self.sessions.values()),
+            "subscriptions": self.active_subscriptions,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "draining": self.draining,
+        }

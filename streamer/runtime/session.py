@@ -1,0 +1,281 @@
+"""A session: a conversation, its history, its running stream and the queue behind it.
+
+The session's runner task (in the server nursery) runs its streams one after another; its
+connections follow them in the order they started (:attr:`Session.started`). A session outlives
+its sockets: it is forgotten when it has had no connection, no stream and no hold for
+``server.session_idle_timeout_s``.
+
+A session knows the process only through :class:`Host` (the registry implements it), so
+``session.py``, ``stream.py`` and ``connection.py`` never import the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, Protocol
+
+import trio
+
+from streamer.config import Config
+from streamer.conversation import Message
+from streamer.errors import QueueFull, ServerShuttingDown, StreamerError, StreamNotFound
+from streamer.persistence import Store
+from streamer.runtime.stream import Stream, StreamServices
+from streamer.runtime.waiter import Waiter
+from streamer.wire.controls import Control, Start
+from streamer.wire.events import ServerEvent
+
+logger = logging.getLogger("streamer.runtime")
+
+
+class Host(Protocol):
+    """What a session, its streams and its connections need of the process."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def epoch(self) -> str:
+        """The name of this process's in-memory logs (a cursor's epoch)."""
+
+    @property
+    def draining(self) -> bool:
+        """New streams are refused (shutdown)."""
+
+    @property
+    def closing(self) -> bool:
+        """The server is closing: session runners stop."""
+
+    @property
+    def store(self) -> Store | None: ...
+
+    def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``fn`` in the server nursery."""
+
+    def stream_services(self) -> StreamServices: ...
+
+    def frame_interval_s(self) -> float:
+        """The least time between frames to one connection now (it rises under load)."""
+
+    def subscription_started(self) -> None: ...
+
+    def subscription_ended(self) -> None: ...
+
+    def connection_opened(self, connection: Follower) -> None: ...
+
+    def connection_closed(self, connection: Follower) -> None: ...
+
+
+class Follower(Protocol):
+    """What a session knows of a connection that follows it (``connection.Connection``)."""
+
+    @property
+    def connection_id(self) -> str: ...
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def cancel_scope(self) -> trio.CancelScope:
+        """Cancelling it ends the connection."""
+
+    def info(self) -> dict[str, Any]: ...
+
+    async def close_after(self, ev: ServerEvent) -> None:
+        """Send ``ev`` after what is queued, then close the connection cleanly."""
+
+    async def handle_control(self, control: Control) -> None:
+        """Apply a control message as if this connection had sent it (SSE's POST)."""
+
+
+class Session:
+    """A conversation: its history, the running stream and the queue behind it."""
+
+    def __init__(self, host: Host, session_id: str) -> None:
+        self.host = host
+        self.session_id = session_id
+        self.created_at = time.time()
+        self.history: list[Message] = []
+        self.streams: dict[str, Stream] = {}
+        self.current: Stream | None = None
+        #: streams in the order they started (connections follow them in this order)
+        self.started: list[Stream] = []
+        self.queue: deque[Stream] = deque()
+        self.connections: set[Follower] = set()
+        #: woken when a stream starts or ends (connections following the session wait on it)
+        self.watchers: set[Waiter] = set()
+        #: set by ``DELETE /api/sessions/{id}``: nothing of it is persisted any more
+        self.deleted = False
+        self.last_active = trio.current_time()
+        self._holds = 0
+        self._runner_wakeup = Waiter()
+        self._runner_started = False
+
+    def touch(self) -> None:
+        self.last_active = trio.current_time()
+
+    # ------------------------------------------------------------------ who keeps it
+
+    def add_connection(self, connection: Follower) -> None:
+        self.connections.add(connection)
+        self.touch()
+
+    def remove_connection(self, connection: Follower) -> None:
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self.touch()
+            self._subscribers_changed()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """While the block runs, the session's streams count as watched (their grace period
+        waits) and the session is not forgotten: a REST ``complete`` call, an AI SDK
+        response."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            self._subscribers_changed()
+
+    @property
+    def held(self) -> bool:
+        return self._holds > 0
+
+    def watched(self) -> bool:
+        """A connection follows the session's current stream (even between attaching) or a
+        holder waits for it."""
+        return bool(self.connections) or self.held
+
+    def _subscribers_changed(self) -> None:
+        for stream in list(self.streams.values()):
+            if stream.state == "running":
+                stream.on_subscribers_changed()
+
+    # ------------------------------------------------------------------ streams
+
+    def _notify(self) -> None:
+        for waiter in self.watchers:
+            waiter.wake()
+
+    def submit(self, start: Start) -> Stream:
+        """Queue a new stream; it starts when the streams before it are done. A ``prompt``
+        continues the session's conversation (its history goes first).
+
+        Raises:
+            QueueFull: ``streams.max_queued`` streams are already waiting.
+            ServerShuttingDown: the server is draining.
+        """
+        host, config = self.host, self.host.config
+        if host.draining:
+            raise ServerShuttingDown("the server is shutting down",
+                                     retry_after_ms=config.server.shutdown_retry_after_ms)
+        if len(self.queue) >= config.streams.max_queued:
+            raise QueueFull(f"{len(self.queue)} streams are already queued in this session",
+                            retry_after_ms=1_000)
+        if len(start.messages) == 1 and self.history:
+            start = replace(start, messages=(*self.history, *start.messages))
+        services = host.stream_services()
+        stream = Stream(self, start, services)
+        stream.queued_behind = self.busy
+        try:
+            stream.model = services.providers.get(stream.provider_name).model_for(
+                stream.provider_request())
+        except StreamerError:
+            pass  # reported when the stream runs
+        self.streams[stream.stream_id] = stream
+        self.queue.append(stream)
+        if not self._runner_started:
+            self._runner_started = True
+            host.start_task(self._runner, f"session {self.session_id}")
+        self._runner_wakeup.wake()
+        return stream
+
+    def queue_position(self, stream: Stream) -> int:
+        """How many streams run or wait before this one (0 = it is running)."""
+        try:
+            ahead = list(self.queue).index(stream)
+        except ValueError:
+            return 0
+        running = self.current is not None and self.current.state == "running"
+        return ahead + (1 if running else 0)
+
+    def stop(self, stream_id: str | None) -> None:
+        """``stop``: cancel the named (default: running) stream, or drop it from the queue.
+
+        Raises:
+            StreamNotFound: no such stream in this session.
+        """
+        if stream_id is None:
+            if self.current is not None and self.current.state == "running":
+                self.current.cancel("stop from client")
+            return
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            raise StreamNotFound(f"no stream {stream_id} in this session")
+        # a queued stream stays in the queue, cancelled: its turn then ends it at once, so
+        # every connection still sees its stream_start and stream_complete (cancelled)
+        stream.cancel("stop from client")
+
+    def _queued(self, stream_id: str) -> Stream:
+        stream = self.streams.get(stream_id)
+        if stream is None or stream not in self.queue:
+            raise StreamNotFound(f"no queued stream {stream_id} in this session")
+        return stream
+
+    def queue_remove(self, stream_id: str) -> None:
+        """``queue_remove``: the queued stream ends (cancelled) without generating.
+
+        Raises:
+            StreamNotFound: the stream is not waiting in this session's queue.
+        """
+        self._queued(stream_id).cancel("removed from the queue")
+
+    def queue_move(self, stream_id: str, position: int) -> None:
+        """``queue_move``: put a queued stream at ``position`` (0 = next) among the waiting.
+
+        Raises:
+            StreamNotFound: the stream is not waiting in this session's queue.
+        """
+        stream = self._queued(stream_id)
+        self.queue.remove(stream)
+        self.queue.insert(min(position, len(self.queue)), stream)
+
+    def stream_started(self, stream: Stream) -> None:
+        """The stream runs now: connections following the session take it up."""
+        self.current = stream
+        self.started.append(stream)
+        self._notify()
+
+    async def _runner(self) -> None:
+        """Run queued streams one after another (in the server nursery)."""
+        while not self.host.closing:
+            while not self.queue:
+                await self._runner_wakeup.wait()
+            stream = self.queue.popleft()
+            try:
+                await stream.run()
+            except Exception:  # never let one stream's bug take the server nursery down
+                logger.exception("session %s: stream %s crashed", self.session_id,
+                                 stream.stream_id)
+                stream.end_crashed()
+            if stream.markdown:
+                self.history.extend(stream.request.messages[len(self.history):])
+                self.history.append(Message("assistant", stream.markdown))
+            self._notify()
+            self.touch()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue) or (self.current is not None and self.current.state == "running")
+
+    def info(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "connections": len(self.connections),
+                "current": self.current.info() if self.current else None,
+                "queued": [s.stream_id for s in self.queue],
+                "subscribers": [c.info() for c in self.connections]}

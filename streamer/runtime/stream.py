@@ -1,0 +1,385 @@
+"""A stream: one generated answer, its lifetime (the *stream* scope of
+``docs/architecture.md``), its subscribers and its trace.
+
+A stream is created queued by its session and run in the session's task: provider → chunker →
+log (:mod:`.generation`), inside its own cancel scope and nursery (with the watcher of its
+subscribers and, with persistence on, its checkpoints), owned by the session, never by a
+connection. It ends when it finishes, on ``stop``, on a provider error or timeout, when it
+grows past ``max_response_chars``, when no subscriber has been there for ``grace_period_s``,
+when every subscriber has held it back for ``paused_limit_s``, or at server drain. Each ending
+is recorded with its reason in the stream's trace (:mod:`.trace`) and logged.
+
+A stream knows its session through :class:`StreamOwner` and the process through
+:class:`StreamServices`: nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from streamer.config import Config
+from streamer.delivery.subscription import Subscription
+from streamer.errors import PausedTooLong, StreamerError
+from streamer.log.stream_log import MemoryStreamLog
+from streamer.persistence import MessageRecord, Store
+from streamer.providers import Provider, ProviderRequest, Providers, ToolRound
+from streamer.render.chunker import Chunker
+from streamer.render.markdown import Renderer
+from streamer.runtime.generation import Generation, generate
+from streamer.runtime.trace import Trace
+from streamer.runtime.waiter import Waiter
+from streamer.tools import Tools
+from streamer.wire.controls import Start
+from streamer.wire.events import Error, StreamComplete, StreamStart
+
+logger = logging.getLogger("streamer.runtime")
+
+#: the longest a stream's final save may take before it is given up (logged) (s)
+PERSIST_TIMEOUT_S = 10.0
+
+
+def new_id(prefix: str) -> str:
+    """A new id: ``{prefix}_`` and 16 URL-safe random characters."""
+    return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamServices:
+    """What a stream needs of the process (the registry hands it over).
+
+    Attributes:
+        config: the server's configuration.
+        providers, renderer, tools: the shared, expensive objects built once.
+        store: the SQLite store now (``None``: persistence off or closed).
+        on_finished: called once the stream's log is finished (the replay window keeps it).
+        activity: woken when the stream is done, saved included (drain waits on it).
+    """
+
+    config: Config
+    providers: Providers
+    renderer: Renderer
+    tools: Tools
+    store: Callable[[], Store | None]
+    on_finished: Callable[[Stream], None]
+    activity: Waiter
+
+
+class StreamOwner(Protocol):
+    """What a stream needs of its session."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def deleted(self) -> bool:
+        """The session was deleted: nothing of it is saved any more."""
+
+    def watched(self) -> bool:
+        """A connection or a hold keeps the session's current stream (the grace period)."""
+
+    def stream_started(self, stream: Stream) -> None:
+        """The stream is the session's running stream now."""
+
+
+class Stream:
+    """One generated answer. Created queued; :meth:`run` generates it in the session's task.
+
+    Attributes:
+        stream_id: the stream's id (``s_…``).
+        log: its seq-numbered ops and events, its source text and terminal events.
+        state: ``queued``, ``running`` or ``done``.
+        finish_reason: ``stop``, ``length``, ``cancelled`` or ``error`` once done.
+        trace: what happened to it, when (``GET /api/streams/{id}/trace``).
+    """
+
+    def __init__(self, owner: StreamOwner, request: Start, services: StreamServices) -> None:
+        self.owner = owner
+        self.request = request
+        self.services = services
+        self.stream_id = new_id("s")
+        self.log = MemoryStreamLog(self.stream_id)
+        self.state = "queued"
+        self.provider_name = request.provider or services.config.providers.default
+        self.model = ""
+        self.finish_reason: str | None = None
+        self.created_at = time.time()
+        self.trace = Trace(self.stream_id)
+        self.subscribers: set[Subscription] = set()
+        self.cancel_scope = trio.CancelScope()
+        self.cancel_reason: tuple[str, StreamerError | None] | None = None
+        self._progress = Waiter()
+        self._subscribers_changed = Waiter()
+        self.markdown = ""
+        self.html = ""
+        #: the finished document's blocks (a snapshot source once the log is evicted)
+        self.final_blocks: list[str] = []
+        #: the tools this stream offers the model
+        self.tools = services.tools.select(request.tools)
+        self._generation: Generation | None = None
+        self.done = trio.Event()
+        #: another stream was running or waiting when this one was submitted
+        self.queued_behind = False
+        self.record("queued", provider=self.provider_name)
+
+    @property
+    def session_id(self) -> str:
+        return self.owner.session_id
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The provider's usage report (``input_tokens``, ``output_tokens``, ``unit``)."""
+        return self._generation.usage if self._generation is not None else None
+
+    def record(self, name: str, **detail: Any) -> None:
+        """Add a trace entry (ms since the stream was created) and log it."""
+        self.trace.record(name, **detail)
+
+    # ------------------------------------------------------------------ control
+
+    def cancel(self, reason: str, error: StreamerError | None = None) -> None:
+        """End the stream: generation is cancelled at once; the partial answer is kept.
+
+        Args:
+            reason: why, for the trace (``stop from client``, ``grace period over``, …).
+            error: the error subscribers are told, if the cancellation is a failure.
+        """
+        if self.state == "done" or self.cancel_reason is not None:
+            return
+        self.cancel_reason = (reason, error)
+        self.record("cancel_requested", reason=reason)
+        self.cancel_scope.cancel()
+
+    # ------------------------------------------------------------------ subscribers
+
+    def start_event(self, *, resumed: bool) -> StreamStart:
+        """The ``stream_start`` a subscriber gets (``resumed``: it has part of it already)."""
+        return StreamStart(self.session_id, self.stream_id, self.provider_name, self.model,
+                           resumed=resumed)
+
+    def attach(self, sub: Subscription) -> None:
+        self.subscribers.add(sub)
+        self.log.attach(sub.waiter)
+        self.record("subscriber_joined", connection=sub.reader_id,
+                    subscribers=len(self.subscribers))
+        self._subscribers_changed.wake()
+
+    def detach(self, sub: Subscription) -> None:
+        if sub in self.subscribers:
+            self.subscribers.discard(sub)
+            self.log.detach(sub.waiter)
+            if self.state != "done":
+                self.record("subscriber_left", connection=sub.reader_id,
+                            subscribers=len(self.subscribers))
+            self._subscribers_changed.wake()
+            self._progress.wake()
+
+    def on_subscribers_changed(self) -> None:
+        """A connection or a hold of the session came or went (the grace period watches)."""
+        self._subscribers_changed.wake()
+
+    def on_subscriber_progress(self) -> None:
+        self._progress.wake()
+
+    def snapshot(self) -> tuple[int, list[str]]:
+        """The document as of the latest ``seq``: ``(seq, blocks)`` (from the log, or the
+        final blocks once the log is evicted)."""
+        if self.log.evicted:
+            return self.log.last_seq, list(self.final_blocks)
+        return self.log.snapshot()
+
+    def _all_behind(self) -> bool:
+        limit = self.services.config.streams.backpressure_chars
+        total = self.log.total_chars
+        return bool(self.subscribers) and all(
+            total - sub.delivered_total > limit for sub in self.subscribers)
+
+    async def backpressure(self) -> None:
+        """Stop reading the provider while every subscriber is too far behind.
+
+        Raises:
+            PausedTooLong: held back for ``streams.paused_limit_s``.
+        """
+        if not self._all_behind():
+            return
+        limit_s = self.services.config.streams.paused_limit_s
+        self.record("backpressure", subscribers=len(self.subscribers))
+        with trio.move_on_after(limit_s) as scope:
+            while self._all_behind():
+                await self._progress.wait()
+        if scope.cancelled_caught:
+            raise PausedTooLong(f"every subscriber held the stream back for {limit_s:g} s")
+        self.record("backpressure_released")
+
+    async def _watch_subscribers(self) -> None:
+        """Cancel the stream once it has had no subscriber for ``grace_period_s``."""
+        grace_s = self.services.config.streams.grace_period_s
+
+        def watched() -> bool:
+            # a connection of the session follows its current stream, even between attaching
+            return bool(self.subscribers) or self.owner.watched()
+
+        while True:
+            while watched():
+                await self._subscribers_changed.wait()
+            with trio.move_on_after(grace_s):
+                while not watched():
+                    await self._subscribers_changed.wait()
+                continue
+            self.cancel(f"no subscriber for {grace_s:g} s")
+            return
+
+    # ------------------------------------------------------------------ generation
+
+    def provider_request(self, rounds: tuple[ToolRound, ...] = ()) -> ProviderRequest:
+        req = self.request
+        return ProviderRequest(messages=req.messages, system=req.system, model=req.model,
+                               max_tokens=req.max_tokens, temperature=req.temperature,
+                               echo=req.echo, tools=self.tools, tool_rounds=rounds)
+
+    def _provider(self) -> tuple[Provider | None, StreamerError | None]:
+        try:
+            provider = self.services.providers.get(self.provider_name)
+            self.model = provider.model_for(self.provider_request())
+        except StreamerError as exc:
+            return None, exc
+        return provider, None
+
+    async def run(self) -> None:
+        """Generate the answer into the log, then end it. Never raises for the stream's own
+        failures (they end the stream with an ``error``)."""
+        services = self.services
+        self.state = "running"
+        started = trio.current_time()
+        gen = self._generation = Generation(
+            self.log, Chunker(services.renderer), session_id=self.session_id,
+            stream_id=self.stream_id,
+            max_response_chars=services.config.streams.max_response_chars)
+        provider, error = self._provider()
+        self.record("started", provider=self.provider_name, model=self.model)
+        self.owner.stream_started(self)
+        finish = "error" if error is not None else "stop"
+        if provider is not None:
+            finish, error = await self._generate(provider, gen)
+        self._end(gen, finish, error, round((trio.current_time() - started) * 1000))
+        services.on_finished(self)
+        store = services.store()
+        if store is not None:
+            # the partial or finished answer outlives the process; shielded so a drain's
+            # cancellation cannot lose it, bounded so a stuck disk cannot hold the session
+            with trio.CancelScope(shield=True), trio.move_on_after(PERSIST_TIMEOUT_S):
+                await self._persist(store)
+        self.done.set()
+        services.activity.wake()
+        self.record("completed", finish_reason=self.finish_reason, chars=len(self.markdown),
+                    seq=self.log.last_seq, duration_ms=self.log.complete.duration_ms
+                    if self.log.complete else None)
+
+    async def _generate(self, provider: Provider, gen: Generation
+                        ) -> tuple[str, StreamerError | None]:
+        """Generation in the stream's cancel scope and nursery; ``(finish, error)``."""
+        config = self.services.config
+        store = self.services.store()
+        finish, error = "stop", None
+        with self.cancel_scope:
+            async with trio.open_nursery() as nursery:  # the stream's nursery
+                nursery.start_soon(self._watch_subscribers)
+                if store is not None:
+                    nursery.start_soon(self._checkpoints, store)
+                try:
+                    finish = await generate(self, gen, provider, self.tools, config.streams,
+                                            config.tools.max_steps)
+                except StreamerError as exc:
+                    error, finish = exc, "error"
+                    self.record("error", code=exc.code, message=exc.message)
+                except Exception as exc:  # a bug: end this stream, keep the others
+                    logger.exception("stream %s failed", self.stream_id)
+                    error, finish = StreamerError(f"internal error: {exc!r}"), "error"
+                    self.record("error", code="internal_error", message=repr(exc))
+                finally:
+                    nursery.cancel_scope.cancel()
+        if self.cancel_reason is not None:
+            reason, cancel_error = self.cancel_reason
+            finish = "error" if cancel_error is not None else "cancelled"
+            error = cancel_error or error
+            self.record("cancelled", reason=reason)
+        return finish, error
+
+    def _end(self, gen: Generation, finish: str, error: StreamerError | None,
+             duration_ms: int | None) -> None:
+        """The answer is over: the chunker's last ops, the terminal events, state ``done``."""
+        gen.close()
+        chunker = gen.chunker
+        self.markdown, self.html = chunker.markdown, chunker.html
+        self.final_blocks = list(chunker.blocks)
+        self.finish_reason = finish
+        complete = StreamComplete(self.session_id, self.stream_id, finish,  # type: ignore[arg-type]
+                                  self.html, self.markdown, gen.usage, self.stream_id,
+                                  duration_ms)
+        err_event = None if error is None else Error.of(
+            error, session_id=self.session_id, stream_id=self.stream_id)
+        self.state = "done"
+        self.log.finish(complete, err_event)
+
+    def end_crashed(self) -> None:
+        """The stream's task crashed (a bug, logged by the session): end it as an error so
+        its subscribers finish."""
+        if self.log.finished:
+            return
+        self.state = "done"
+        self.finish_reason = "error"
+        self.log.finish(StreamComplete(self.session_id, self.stream_id, "error", self.html,
+                                       self.markdown, None, self.stream_id, None))
+        self.done.set()
+
+    # ------------------------------------------------------------------ persistence
+
+    def records(self) -> list[MessageRecord]:
+        """The stream's user message and its answer (partial while running), for the store."""
+        session_id = self.session_id
+        out = []
+        last = self.request.messages[-1] if self.request.messages else None
+        if last is not None and last.role == "user":
+            out.append(MessageRecord(f"{self.stream_id}_u", session_id, "user", last.content,
+                                     created_at=self.created_at,
+                                     completed_at=self.created_at))
+        chunker = self._generation.chunker if self._generation is not None else None
+        done = self.state == "done"
+        markdown = self.markdown if done or chunker is None else chunker.markdown
+        blocks = self.final_blocks if done or chunker is None else list(chunker.blocks)
+        out.append(MessageRecord(
+            self.stream_id, session_id, "assistant", markdown,
+            html=self.html if done else "".join(blocks), blocks=blocks,
+            provider=self.provider_name, model=self.model, usage=self.usage,
+            finish_reason=self.finish_reason if done else None, last_seq=self.log.last_seq,
+            created_at=self.created_at, completed_at=time.time() if done else None))
+        return out
+
+    async def _persist(self, store: Store) -> None:
+        if self.owner.deleted:
+            return
+        try:
+            await store.save_messages(self.records())
+        except Exception:  # a disk problem must not end the stream or the server
+            logger.exception("stream %s: could not persist the answer", self.stream_id)
+
+    async def _checkpoints(self, store: Store) -> None:
+        """Save the user message at once, then the partial answer every checkpoint interval."""
+        interval_s = self.services.config.persistence.checkpoint_interval_s
+        saved_seq = -1
+        while True:
+            if self.log.last_seq != saved_seq:
+                saved_seq = self.log.last_seq
+                await self._persist(store)
+            await trio.sleep(interval_s)
+
+    def info(self) -> dict[str, Any]:
+        return {"stream_id": self.stream_id, "state": self.state, "provider": self.provider_name,
+                "model": self.model, "finish_reason": self.finish_reason,
+                "seq": self.log.last_seq, "subscribers": len(self.subscribers)}
