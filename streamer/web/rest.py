@@ -1,0 +1,123 @@
+"""The JSON endpoints (``docs/protocol.md``, "Other endpoints").
+
+==========================================  =================================================
+``GET /healthz``                            ``{"ok": true, "draining": bool}``
+``GET /api/stream/status``                  sessions, connections, active streams, uptime
+``POST /api/sessions``                      new session: ``session_id``, ``ws_url``, ``events_url``
+``GET /api/sessions/{session_id}``          its connections, current stream and queue
+``GET /api/sessions/{session_id}/messages`` the stored conversation (partial answers too)
+``DELETE /api/sessions/{session_id}``       cancel, disconnect and forget a session
+``POST /api/sessions/{session_id}/complete`` REST fallback: the finished message as JSON
+``POST /api/render``                        one-shot render ``{"markdown"}`` → ``{"html"}``
+``GET /api/streams/{stream_id}/trace``      the stream's trace (why it ended, when)
+==========================================  =================================================
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from streamer.errors import InvalidMessage, SessionNotFound, StreamNotFound
+from streamer.persistence import MessageRecord
+from streamer.runtime.session import Session
+from streamer.web.http import json_response, read_body, read_json, registry, valid_session_id
+from streamer.wire.controls import Start, parse_control
+
+#: the one-shot render takes bodies of at least this many bytes
+RENDER_MIN_BYTES = 1 << 20
+
+rest = Blueprint("rest", __name__)
+
+
+@rest.get("/healthz")
+async def healthz() -> Response:
+    return json_response({"ok": True, "draining": registry().draining})
+
+
+@rest.get("/api/stream/status")
+async def status() -> Response:
+    return json_response(registry().status())
+
+
+@rest.post("/api/sessions")
+async def create_session() -> Response:
+    sid = registry().get_or_create().session_id
+    return json_response({"session_id": sid, "ws_url": f"/ws/stream/{sid}",
+                          "events_url": f"/api/sessions/{sid}/events"}, 201)
+
+
+@rest.get("/api/sessions/<session_id>")
+async def session_info(session_id: str) -> Response:
+    session = registry().sessions.get(valid_session_id(session_id))
+    if session is None:
+        raise SessionNotFound(f"no session {session_id}")
+    return json_response(session.info())
+
+
+async def _records(session_id: str, session: Session | None) -> list[MessageRecord]:
+    """The stored conversation, a running answer as it is now (newer than its checkpoint)."""
+    store = registry().store
+    if store is not None:
+        records = await store.messages(session_id)
+    else:
+        records = [r for s in (session.started if session else []) for r in s.records()]
+    if session is not None:
+        live = {s.stream_id: s for s in session.started if s.state == "running"}
+        records = [live[r.message_id].records()[-1] if r.message_id in live else r
+                   for r in records]
+    return records
+
+
+@rest.get("/api/sessions/<session_id>/messages")
+async def session_messages(session_id: str) -> Response:
+    session = registry().sessions.get(valid_session_id(session_id))
+    records = await _records(session_id, session)
+    if not records and session is None:
+        raise SessionNotFound(f"no session {session_id}")
+    return json_response({"session_id": session_id,
+                          "messages": [r.to_json() for r in records]})
+
+
+@rest.delete("/api/sessions/<session_id>")
+async def delete_session(session_id: str) -> Response:
+    if not await registry().delete_session(valid_session_id(session_id)):
+        raise SessionNotFound(f"no session {session_id}")
+    return Response("", status=204)
+
+
+@rest.post("/api/sessions/<session_id>/complete")
+async def complete(session_id: str) -> Response:
+    """A ``start`` body; the answer when it is over: ``stream_complete``'s fields, and
+    ``error`` (the ``error`` event's) if it failed."""
+    reg = registry()
+    max_bytes = reg.config.server.max_message_bytes
+    session = await reg.open_session(valid_session_id(session_id))
+    control = parse_control(await read_body(max_bytes), max_bytes)
+    if not isinstance(control, Start):
+        raise InvalidMessage("complete: the body is a 'start' message")
+    with session.hold():  # the waiting call counts as a subscriber for the grace period
+        stream = session.submit(control)
+        await stream.done.wait()
+    assert stream.log.complete is not None
+    result = stream.log.complete.to_json()
+    del result["type"]
+    if stream.log.error is not None:
+        result["error"] = {k: v for k, v in stream.log.error.to_json().items() if k != "type"}
+    return json_response(result)
+
+
+@rest.post("/api/render")
+async def render() -> Response:
+    reg = registry()
+    body = await read_json(max(reg.config.server.max_message_bytes, RENDER_MIN_BYTES))
+    if not isinstance(body, dict) or not isinstance(body.get("markdown"), str):
+        raise InvalidMessage("render: the body is {\"markdown\": \"...\"}")
+    return json_response({"html": reg.renderer.render(body["markdown"])})
+
+
+@rest.get("/api/streams/<stream_id>/trace")
+async def trace(stream_id: str) -> Response:
+    stream = registry().find_stream(stream_id)
+    if stream is None:
+        raise StreamNotFound(f"no stream {stream_id}")
+    return json_response({**stream.info(), "trace": [t.to_json() for t in stream.trace]})

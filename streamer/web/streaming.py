@@ -1,0 +1,102 @@
+"""The streaming endpoints: where a connection's lifetime begins (``docs/protocol.md``,
+"Transports").
+
+==========================================  =================================================
+``GET /ws/stream/{session_id}``             WebSocket: events out, control messages in
+                                            (``?stream_id=&epoch=&last_seq=`` resumes)
+``GET /api/sessions/{session_id}/events``   SSE events (``Last-Event-ID`` or
+                                            ``?last_event_id=`` resumes)
+``POST /api/sessions/{session_id}/control`` one control message for an SSE connection
+                                            (``?connection_id=``; without it, delivery
+                                            controls go to every connection of the session)
+``POST /api/chat``                          the Vercel AI SDK's UI message stream
+==========================================  =================================================
+"""
+
+from __future__ import annotations
+
+import trio
+from quart import Blueprint, Response, request, websocket
+
+from streamer.errors import SessionNotFound, StreamerError
+from streamer.transports.aisdk import ui_message_stream
+from streamer.transports.sse import SSEBody
+from streamer.transports.websocket import CLOSE_POLICY_VIOLATION, serve_websocket
+from streamer.web.http import (
+    json_response,
+    read_body,
+    read_json,
+    registry,
+    streaming,
+    valid_session_id,
+)
+from streamer.wire import aisdk
+from streamer.wire.codecs import encode_json
+from streamer.wire.controls import Start, parse_control
+from streamer.wire.cursor import parse_cursor, parse_event_id
+from streamer.wire.events import Error
+
+#: headers of every event stream (no proxy buffering, no caching)
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+streams = Blueprint("streaming", __name__)
+
+
+@streams.websocket("/ws/stream/<session_id>")
+async def ws_stream(session_id: str) -> None:
+    await websocket.accept()
+    try:
+        session = await registry().open_session(valid_session_id(session_id))
+    except StreamerError as exc:
+        await websocket.send(encode_json(Error.of(exc).to_json()))
+        await websocket.close(CLOSE_POLICY_VIOLATION, exc.code)
+        return
+    args = websocket.args
+    try:
+        resume = parse_cursor(args.get("stream_id"), args.get("epoch"), args.get("last_seq"))
+    except StreamerError as exc:  # the connection lives; it follows as a new one
+        await websocket.send(encode_json(Error.of(exc, session_id=session_id).to_json()))
+        resume = None
+    await serve_websocket(session, websocket, resume)
+
+
+@streams.get("/api/sessions/<session_id>/events")
+async def sse_events(session_id: str) -> Response:
+    session = await registry().open_session(valid_session_id(session_id))
+    last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    resume = parse_event_id(last_event_id) if last_event_id else None
+    return streaming(Response(SSEBody(session, resume), mimetype="text/event-stream",
+                              headers=SSE_HEADERS))
+
+
+@streams.post("/api/sessions/<session_id>/control")
+async def sse_control(session_id: str) -> Response:
+    """``202 {"ok": true}``; a bad message or a refusal answers this POST (its status)."""
+    reg = registry()
+    server = reg.config.server
+    session = reg.sessions.get(valid_session_id(session_id))
+    if session is None:
+        raise SessionNotFound(f"no session {session_id}; open its events stream first")
+    connection_id = request.args.get("connection_id")
+    raw = await read_body(server.max_message_bytes)
+    connections = [c for c in session.connections
+                   if connection_id is None or c.connection_id == connection_id]
+    if not connections:
+        raise SessionNotFound(f"no connection {connection_id} in session {session_id}")
+    control = parse_control(raw, server.max_message_bytes)
+    targets = connections[:1] if isinstance(control, Start) else connections
+    with trio.fail_after(server.send_timeout_s):
+        for connection in targets:
+            await connection.handle_control(control)
+    return json_response({"ok": True}, 202)
+
+
+@streams.post("/api/chat")
+async def ai_sdk_chat() -> Response:
+    reg = registry()
+    max_bytes = reg.config.server.max_message_bytes
+    session_id, control = aisdk.parse_chat_request(await read_json(max_bytes), max_bytes)
+    session = await reg.open_session(session_id)
+    stream = session.submit(control)
+    return streaming(Response(ui_message_stream(session, stream),
+                              mimetype="text/event-stream", headers=aisdk.HEADERS))
