@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
         trio.run(run)
         return 0
-    from streamer.terminal import run_terminal_client
+    from streamer.clients.terminal import run_terminal_client
     return trio.run(run_terminal_client, args)
 
 

@@ -19,7 +19,12 @@ import sys
 from typing import Any, TextIO
 
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    HandshakeError,
+    WebSocketConnection,
+    open_websocket_url,
+)
 
 from streamer.render.ops import apply_op
 from streamer.wire.events import op_from_chunk
@@ -85,10 +90,8 @@ class Printer:
         self.printed = text
 
 
-async def run_terminal_client(args: argparse.Namespace) -> int:
-    base = args.url.rstrip("/")
-    ws_base = "ws" + base[4:] if base.startswith("http") else base
-    session_id = "cli_" + secrets.token_urlsafe(12)
+def start_message(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``start`` control the command line asks for."""
     start: dict[str, Any] = {"type": "start", "prompt": args.prompt,
                              "pacing": {"mode": args.pacing}}
     if args.cps:
@@ -98,58 +101,74 @@ async def run_terminal_client(args: argparse.Namespace) -> int:
             start[key] = getattr(args, key)
     if args.max_tokens:
         start["max_tokens"] = args.max_tokens
-    tty = sys.stderr.isatty()
-    blocks: list[str] = []
-    printer = Printer(sys.stdout, sys.stdout.isatty())
-    status = 0
+    return start
+
+
+class AnswerView:
+    """One answer on the terminal: applies the events, prints, and knows when it is over.
+
+    :meth:`on_event` returns the exit status once the answer (or the connection) is done:
+    0 on ``finish_reason`` stop/length, 1 after an ``error``.
+    """
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.err = err
+        self.progress_line = err.isatty()
+        self.blocks: list[str] = []
+        self.printer = Printer(out, out.isatty())
+        self.status = 0
+
+    def on_event(self, ev: dict[str, Any]) -> int | None:
+        kind = ev.get("type")
+        if kind == "chunk":
+            apply_op(self.blocks, op_from_chunk(ev))
+            self.printer.on_op(ev["block"], ev.get("final", False))
+            self.printer.update(self.blocks)
+        elif kind == "snapshot":
+            self.blocks = list(ev["blocks"])
+            self.printer.update(self.blocks)
+        elif kind == "progress" and self.progress_line:
+            eta = ev.get("eta_ms")
+            eta_text = f", {eta / 1000:.1f} s left" if eta else ""
+            self.err.write(f"\x1b7\x1b[999;1H\x1b[2K[{ev['delivered_chars']}/"
+                           f"{ev['received_chars']} chars{eta_text}]\x1b8")
+            self.err.flush()
+        elif kind == "error":
+            print(f"\nstreamer: error {ev['code']}: {ev['message']}", file=self.err)
+            self.status = 1
+            if not ev.get("stream_id"):
+                return self.status
+        elif kind == "stream_complete":
+            return self._complete(ev)
+        return None
+
+    def _complete(self, ev: dict[str, Any]) -> int:
+        blocks = self.blocks
+        self.printer.update([ev["html"]] if "".join(blocks) != ev["html"] else blocks,
+                            complete=True)
+        self.printer.out.write("\n")
+        if self.progress_line:
+            self.err.write("\x1b7\x1b[999;1H\x1b[2K\x1b8")
+        print(f"[{ev['finish_reason']}, {ev.get('duration_ms')} ms]", file=self.err)
+        if ev["finish_reason"] == "error":
+            self.status = self.status or 1
+        return self.status
+
+
+async def run_terminal_client(args: argparse.Namespace) -> int:
+    """``streamer stream``: stream one answer to the terminal; the exit status."""
+    base = args.url.rstrip("/")
+    ws_base = "ws" + base[4:] if base.startswith("http") else base
+    session_id = "cli_" + secrets.token_urlsafe(12)
+    view = AnswerView(sys.stdout, sys.stderr)
     try:
         async with open_websocket_url(f"{ws_base}/ws/stream/{session_id}") as ws, \
                 trio.open_nursery() as nursery:
-
-            async def on_sigint() -> None:
-                with trio.open_signal_receiver(signal.SIGINT) as signals:
-                    count = 0
-                    async for _ in signals:
-                        count += 1
-                        if count == 1:
-                            await ws.send_message(json.dumps({"type": "stop"}))
-                        else:
-                            raise KeyboardInterrupt
-
-            nursery.start_soon(on_sigint)
-            await ws.send_message(json.dumps(start))
-            while True:
-                ev = json.loads(await ws.get_message())
-                kind = ev.get("type")
-                if kind == "chunk":
-                    apply_op(blocks, op_from_chunk(ev))
-                    printer.on_op(ev["block"], ev.get("final", False))
-                    printer.update(blocks)
-                elif kind == "snapshot":
-                    blocks = list(ev["blocks"])
-                    printer.update(blocks)
-                elif kind == "progress" and tty:
-                    eta = ev.get("eta_ms")
-                    eta_text = f", {eta / 1000:.1f} s left" if eta else ""
-                    sys.stderr.write(f"\x1b7\x1b[999;1H\x1b[2K[{ev['delivered_chars']}/"
-                                     f"{ev['received_chars']} chars{eta_text}]\x1b8")
-                    sys.stderr.flush()
-                elif kind == "error":
-                    print(f"\nstreamer: error {ev['code']}: {ev['message']}", file=sys.stderr)
-                    status = 1
-                    if not ev.get("stream_id"):
-                        break
-                elif kind == "stream_complete":
-                    printer.update([ev["html"]] if "".join(blocks) != ev["html"] else blocks,
-                                   complete=True)
-                    sys.stdout.write("\n")
-                    if tty:
-                        sys.stderr.write("\x1b7\x1b[999;1H\x1b[2K\x1b8")
-                    print(f"[{ev['finish_reason']}, {ev.get('duration_ms')} ms]",
-                          file=sys.stderr)
-                    if ev["finish_reason"] == "error":
-                        status = status or 1
-                    break
+            nursery.start_soon(_stop_on_sigint, ws)
+            await ws.send_message(json.dumps(start_message(args)))
+            status = None
+            while status is None:
+                status = view.on_event(json.loads(await ws.get_message()))
             nursery.cancel_scope.cancel()
     except KeyboardInterrupt:
         return 130
@@ -157,3 +176,15 @@ async def run_terminal_client(args: argparse.Namespace) -> int:
         print(f"streamer: cannot stream from {base}: {exc}", file=sys.stderr)
         return 1
     return status
+
+
+async def _stop_on_sigint(ws: WebSocketConnection) -> None:
+    """The first Ctrl-C sends ``stop``; a second one quits at once."""
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        count = 0
+        async for _ in signals:
+            count += 1
+            if count == 1:
+                await ws.send_message(json.dumps({"type": "stop"}))
+            else:
+                raise KeyboardInterrupt

@@ -1,0 +1,1 @@
+"""Clients written in Python: ``terminal`` (``streamer stream``), over WebSocket."""
