@@ -18,7 +18,9 @@ UV = Path(sys.executable).parent / "uv"  # the `dev` extra's uv, pinned by the l
 
 def lock_check(project: Path) -> subprocess.CompletedProcess[str]:
     assert UV.exists(), f"{UV} is missing: set up with `scripts/setup.sh --test`"
-    return subprocess.run([str(UV), "lock", "--check", "--offline", "--no-progress",
+    # offline and without uv's cache: nothing to wait for (a concurrent build holds the cache's
+    # lock), and a lock that no longer matches must be re-resolved, which cannot succeed here
+    return subprocess.run([str(UV), "lock", "--check", "--offline", "--no-cache", "--no-progress",
                            "--project", str(project)],
                           capture_output=True, text=True, timeout=120, check=False)
 
