@@ -1,0 +1,15 @@
+"""mypy over ``streamer/`` with the settings in pyproject.toml (strict on the pure stages)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_mypy_passes() -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
