@@ -11,12 +11,17 @@
     ├── QueueFull                      rate_limited          yes
     ├── ProviderError                  provider_error        depends (``retryable``)
     │   ├── ProviderUnavailable        provider_unavailable  yes
+    │   │   └── ProviderRateLimited    rate_limited          yes (``retry_after_ms``)
     │   └── ProviderTimeout            provider_timeout      yes
     ├── ResponseTooLarge               response_too_large    no
     ├── PausedTooLong                  paused_too_long       yes
+    ├── ResumeGap                      resume_gap            no
     └── ServerShuttingDown             server_shutting_down  yes
 
-Third-party errors (SDKs, sockets, sqlite) are translated at the edge with ``raise … from``.
+A :class:`StreamerError` itself is ``internal_error`` (a bug in streamer, not the client's).
+Each becomes the ``error`` event (``streamer.wire.events.Error.of``) and, over HTTP, the status
+of ``streamer.web.http.HTTP_STATUS``. Third-party errors (SDKs, sockets, sqlite) are translated
+at the edge with ``raise … from``.
 """
 
 from __future__ import annotations

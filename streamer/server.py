@@ -16,9 +16,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from streamer.web.app import create_app
 from streamer.config import Config
 from streamer.runtime.registry import Registry
+from streamer.web.app import create_app
 
 logger = logging.getLogger("streamer.server")
 

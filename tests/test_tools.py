@@ -13,7 +13,6 @@ import trio
 import trio.testing
 
 from streamer.errors import InvalidMessage
-from streamer.wire.controls import parse_control
 from streamer.providers import (
     Finish,
     Provider,
@@ -23,6 +22,7 @@ from streamer.providers import (
     ToolCallStart,
 )
 from streamer.tools import Tools, calculate
+from streamer.wire.controls import parse_control
 from tests.test_pipeline import connect, open_pipeline
 
 

@@ -44,19 +44,16 @@ class Waiter(Protocol):
 class LogEntry:
     """One log entry: its ``seq``, the document's size after it (``total_chars``, visible
     characters), either a document ``op`` or a stream ``event`` (reasoning, a tool call, a
-    retry notice: sent in order, stamped with ``seq``), and ``source_parts``: how many pieces
-    of the source text came before it."""
+    retry notice: sent in order, stamped with ``seq``), ``source_parts``: how many pieces
+    of the source text came before it, and ``chars``: the visible characters it adds (0 for
+    events; a field, not a property, because pacing reads it for every entry)."""
 
     seq: int
     op: Op | None
     total_chars: int
     event: LogEvent | None = None
     source_parts: int = 0
-
-    @property
-    def chars(self) -> int:
-        """Visible characters this entry adds to the document (0 for events)."""
-        return self.op.chars if self.op is not None else 0
+    chars: int = 0
 
 
 class LogCursor(Protocol):
@@ -218,9 +215,11 @@ class MemoryStreamLog:
 
     def append(self, op: Op) -> LogEntry:
         self._check_open()
-        self._total_chars += max(0, op.chars)
+        chars = max(0, op.chars)
+        self._total_chars += chars
         self._last_seq += 1
-        entry = LogEntry(self._last_seq, op, self._total_chars, None, self._source_count)
+        entry = LogEntry(self._last_seq, op, self._total_chars, None, self._source_count,
+                         op.chars)
         self._entries.append(entry)
         self._wake(self._waiters)
         return entry
