@@ -46,7 +46,7 @@ class Followed(Protocol):
     @property
     def log(self) -> StreamLog: ...
 
-    def start_event(self, *, resumed: bool) -> StreamStart:
+    def start_event(self, *, resumed: bool = False) -> StreamStart:
         """The stream's ``stream_start`` for a subscriber."""
 
     def snapshot(self) -> tuple[int, list[str]]:
@@ -176,15 +176,21 @@ class Subscription:
         now = trio.current_time()
         if now < next_progress:
             return next_progress
-        progress = self.pacer.progress()
+        progress = self._progress_event()
         key = (progress.received_chars, progress.delivered_chars, progress.generation_done)
         if key != self._last_progress:
             self._last_progress = key
-            await self._send(Progress(
-                self.stream.session_id, self.stream.stream_id, progress.received_chars,
-                progress.delivered_chars, progress.backlog_chars, progress.eta_ms,
-                progress.generation_done), None)
+            await self._send(progress, None)
         return now + self._progress_interval_s
+
+    def _progress_event(self, *, final: bool = False) -> Progress:
+        """The pacer's numbers as a ``progress`` event (``final``: all of it delivered)."""
+        p = self.pacer.progress()
+        if final:
+            return Progress(self.stream.session_id, self.stream.stream_id, p.received_chars,
+                            p.delivered_chars, 0, 0, True)
+        return Progress(self.stream.session_id, self.stream.stream_id, p.received_chars,
+                        p.delivered_chars, p.backlog_chars, p.eta_ms, p.generation_done)
 
     async def _wait(self, next_progress: float) -> None:
         """Until a new entry, a control, the pacer's deadline or the next progress event."""
@@ -198,9 +204,7 @@ class Subscription:
 
     async def _end(self) -> None:
         stream, log = self.stream, self.log
-        progress = self.pacer.progress()
-        await self._send(Progress(stream.session_id, stream.stream_id, progress.received_chars,
-                                  progress.delivered_chars, 0, 0, True), None)
+        await self._send(self._progress_event(final=True), None)
         if log.error is not None:
             await self._send(log.error, None)
         assert log.complete is not None

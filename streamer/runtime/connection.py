@@ -435,9 +435,7 @@ class Connection:
         session = self.session
         stream = session.submit(control)
         if stream.queued_behind:
-            await self.send(StreamStart(session.session_id, stream.stream_id,
-                                        stream.provider_name, stream.model, queued=True,
-                                        position=session.queue_position(stream)), None)
+            await self.send(stream.start_event(position=session.queue_position(stream)), None)
 
     async def _on_stop(self, control: Stop) -> None:
         self.session.stop(control.stream_id)
@@ -459,10 +457,7 @@ class Connection:
             # nothing to deliver now; tell the client where it stands
             await self.send(State(sid, "streaming", None), None)
             return
-        state: DeliveryState = (sub.pause() if isinstance(control, Pause) else
-                                sub.skip() if isinstance(control, Skip) else
-                                sub.speed(control.cps) if isinstance(control, Speed) else
-                                sub.resume())
+        state = DELIVERY[type(control)](sub, control)
         stream.record("control", connection=self.connection_id, state=state)
         await self.send(State(sid, state, sub.pacer.cps, stream.stream_id), None)
 
@@ -472,6 +467,14 @@ class Connection:
         if self._follow_scope is not None:
             self._follow_scope.cancel()
 
+
+#: the delivery controls: what each does to the current subscription, and the state it answers
+DELIVERY: dict[type, Callable[[Subscription, Any], DeliveryState]] = {
+    Pause: lambda sub, control: sub.pause(),
+    Resume: lambda sub, control: sub.resume(),
+    Skip: lambda sub, control: sub.skip(),
+    Speed: lambda sub, control: sub.speed(control.cps),
+}
 
 #: the control table: each control's handler (``handle_control``)
 CONTROLS: dict[type, Callable[[Connection, Any], Awaitable[None]]] = {

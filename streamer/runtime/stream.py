@@ -158,10 +158,12 @@ class Stream:
 
     # ------------------------------------------------------------------ subscribers
 
-    def start_event(self, *, resumed: bool) -> StreamStart:
-        """The ``stream_start`` a subscriber gets (``resumed``: it has part of it already)."""
+    def start_event(self, *, resumed: bool = False, position: int | None = None
+                    ) -> StreamStart:
+        """The stream's ``stream_start``: for a subscriber (``resumed``: it has part of it
+        already), or for the client that queued it (``position``: streams before it)."""
         return StreamStart(self.session_id, self.stream_id, self.provider_name, self.model,
-                           resumed=resumed)
+                           resumed=resumed, queued=position is not None, position=position)
 
     def attach(self, sub: Subscription) -> None:
         self.subscribers.add(sub)
@@ -318,24 +320,26 @@ class Stream:
         chunker = gen.chunker
         self.markdown, self.html = chunker.markdown, chunker.html
         self.final_blocks = list(chunker.blocks)
-        self.finish_reason = finish
-        complete = StreamComplete(self.session_id, self.stream_id, finish,  # type: ignore[arg-type]
-                                  self.html, self.markdown, gen.usage, self.stream_id,
-                                  duration_ms)
         err_event = None if error is None else Error.of(
             error, session_id=self.session_id, stream_id=self.stream_id)
+        self._finish(finish, gen.usage, duration_ms, err_event)
+
+    def _finish(self, finish: str, usage: dict[str, Any] | None, duration_ms: int | None,
+                error: Error | None) -> None:
+        """State ``done`` and the log's terminal events (its ``stream_complete``)."""
+        self.finish_reason = finish
         self.state = "done"
-        self.log.finish(complete, err_event)
+        self.log.finish(StreamComplete(self.session_id, self.stream_id,
+                                       finish,  # type: ignore[arg-type]
+                                       self.html, self.markdown, usage, self.stream_id,
+                                       duration_ms), error)
 
     def end_crashed(self) -> None:
         """The stream's task crashed (a bug, logged by the session): end it as an error so
         its subscribers finish."""
         if self.log.finished:
             return
-        self.state = "done"
-        self.finish_reason = "error"
-        self.log.finish(StreamComplete(self.session_id, self.stream_id, "error", self.html,
-                                       self.markdown, None, self.stream_id, None))
+        self._finish("error", None, None, None)
         self.done.set()
 
     # ------------------------------------------------------------------ persistence
