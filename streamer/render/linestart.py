@@ -60,15 +60,21 @@ def classify(s: str, start: int, in_table: bool) -> LineDecision:
             p += 1
         if p == end:
             return _whole(complete, p, end)
+        ch = s[p]
+        if ch.isalpha():  # (the common case first: no block starts with a letter)
+            return "para", p, None
+        if ch == "|" and in_table:
+            # a row: held until complete, as mistune drops the whole table (renders a
+            # paragraph) while a row has fewer cells than the header
+            return ("row", end, None) if complete else ("hold", p, None)
         rest = s[p:end]
-        step = _container_start(rest, p, end, complete)
-        if isinstance(step, int):
+        if ch in "-*+_=[" or ch.isdigit():
+            step = _container_start(rest, p, end, complete)
+            if not isinstance(step, int):
+                return step
             p += step  # a list marker: decide its content
             continue
-        if step is not None:
-            return step
-        return _leaf_start(s, rest, p, end, complete, in_table)
-
+        return _leaf_start(s, rest, p, end, complete)
 
 
 def _whole(complete: bool, p: int, end: int) -> LineDecision:
@@ -94,7 +100,8 @@ def line_step(s: str, i: int, fence: str | None, in_table: bool, prev: str,
     where its inline text starts, with its kind."""
     if fence is not None:
         return _fence_line(s, i, fence, in_table, forced)
-    start = content_start(s, i)
+    q = QUOTE_RE.match(s, i)  # (content_start, inline: once per line of held text)
+    start = q.end() if q else i
     kind, at, info = ("para", start, None) if forced else classify(s, start, in_table)
     if kind == "hold":
         return None
@@ -128,12 +135,12 @@ def _fence_line(s: str, i: int, fence: str, in_table: bool, forced: bool) -> Lin
     return n, fence, in_table, "code", s[n - 1]
 
 
-def _container_start(rest: str, p: int, end: int, complete: bool) -> int | LineDecision | None:
+def _container_start(rest: str, p: int, end: int, complete: bool) -> int | LineDecision:
     """A line whose content ``rest`` (at ``p``) starts like a container's marker or what may
     become one: ``-``/``*``/``+``/``_``/``=`` (a list item, a thematic break or a setext
     underline), digits (an ordered item), ``[`` (a task item's checkbox, or a link reference
     definition, which renders nothing). Returns the marker's length to skip (its content
-    decides the line), the line's decision, or ``None`` for another start."""
+    decides the line) or the line's decision."""
     ch = rest[0]
     if ch in "-*+_=":
         if rest.strip(ch + " \t") == "":
@@ -153,9 +160,7 @@ def _container_start(rest: str, p: int, end: int, complete: bool) -> int | LineD
             if after[1] in " \t":
                 return m.end() + 2
         return "para", p, None
-    if ch != "[":
-        return None
-    task = _TASK_RE.match(rest)
+    task = _TASK_RE.match(rest)  # "["
     if task and task.end() == len(rest) and not complete:
         return "hold", p, None  # "[", "[x", "[x]": a task marker or a definition
     if task and rest[task.end() - 1:task.end()] in (" ", "\t") and task.end() == 4:
@@ -167,10 +172,10 @@ def _container_start(rest: str, p: int, end: int, complete: bool) -> int | LineD
     return "para", p, None
 
 
-def _leaf_start(s: str, rest: str, p: int, end: int, complete: bool,
-                in_table: bool) -> LineDecision:
+def _leaf_start(s: str, rest: str, p: int, end: int, complete: bool) -> LineDecision:
     """A line whose content ``rest`` (at ``p``) starts like no container: a fence, an ATX
-    heading, a ``$$`` math block, a table line, or a paragraph."""
+    heading, a ``$$`` math block, a table's header (a ``|`` line outside a table), or a
+    paragraph."""
     ch = rest[0]
     if ch in "`~":
         run = len(rest) - len(rest.lstrip(ch))
@@ -195,12 +200,8 @@ def _leaf_start(s: str, rest: str, p: int, end: int, complete: bool,
         if eol < 0:
             return "hold", p, None
         return "line", eol, None  # the whole math block, through its closing line
-    if ch == "|" and not in_table:
-        return _table_header(s, p, end, complete)
     if ch == "|":
-        # a row: held until complete, as mistune drops the whole table (renders a
-        # paragraph) while a row has fewer cells than the header
-        return ("row", end, None) if complete else ("hold", p, None)
+        return _table_header(s, p, end, complete)
     return "para", p, None
 
 
