@@ -803,3 +803,13 @@ def test_quote_lines_at_other_depths_need_no_render() -> None:
     text = "".join("> " * d + "plain words here\n" for d in (1, 3, 2, 5, 1, 4, 6, 2) * 20)
     chunker, _ = stream(text, fixed(text, 4))
     assert chunker.stats.tail_renders <= 2
+
+
+@pytest.mark.parametrize("digit", ["²", "٣", "１"])
+def test_a_line_may_start_with_a_digit_that_is_not_ascii(digit: str) -> None:
+    """An ordered item's number is ASCII digits (CommonMark §5.2): a line that starts with
+    another digit (a superscript, an Arabic-Indic or a full-width one) is paragraph text (the
+    hold-back raised AssertionError on it)."""
+    text = f"Intro.\n\n{digit} a footnote\n\n{digit}. not a list\n"
+    for size in (1, 4, len(text)):
+        stream(text, fixed(text, size))

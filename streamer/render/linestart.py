@@ -68,7 +68,7 @@ def classify(s: str, start: int, in_table: bool) -> LineDecision:
             # paragraph) while a row has fewer cells than the header
             return ("row", end, None) if complete else ("hold", p, None)
         rest = s[p:end]
-        if ch in "-*+_=[" or ch.isdigit():
+        if ch in "-*+_=[" or "0" <= ch <= "9":  # (an ordered item's digits are ASCII)
             step = _container_start(rest, p, end, complete)
             if not isinstance(step, int):
                 return step
@@ -148,7 +148,7 @@ def _container_start(rest: str, p: int, end: int, complete: bool) -> int | LineD
         if ch in "-*+" and rest[1] in " \t":
             return 2
         return "para", p, None
-    if ch.isdigit():
+    if "0" <= ch <= "9":
         m = _DIGITS_RE.match(rest)
         assert m is not None
         after = rest[m.end():]
