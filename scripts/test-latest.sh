@@ -19,12 +19,12 @@ rm -rf .venv-latest
   --config-settings-package llama-cpp-python:cmake.define.LLAVA_BUILD=OFF \
   -e ".[local,dev]"
 
-echo "--- newer than uv.lock:"
-"$UV" export --quiet --frozen --all-extras --no-hashes --no-header --no-emit-project \
-  --no-annotate | sed -n 's/^\([A-Za-z0-9_.-]*\)==\([^ ;]*\).*/\L\1\E \2/p' | sort -u > .venv-latest/locked.txt
-"$UV" pip freeze --python .venv-latest/bin/python --exclude-editable \
-  | sed -n 's/^\([A-Za-z0-9_.-]*\)==\(.*\)$/\L\1\E \2/p' | sort -u > .venv-latest/latest.txt
-join -a2 -e - -o 0,1.2,2.2 <(tr _ - < .venv-latest/locked.txt | sort) \
-  <(tr _ - < .venv-latest/latest.txt | sort) | awk '$2 != $3 {print "  " $1 ": " $2 " -> " $3}'
+echo "--- releases that differ from the lock (.venv holds the lock for this Python):"
+freeze() {
+  "$UV" pip freeze --quiet --python "$1" --exclude-editable \
+    | sed -n 's/^\([A-Za-z0-9_.-]*\)==\(.*\)$/\1 \2/p' | tr 'A-Z_' 'a-z-' | sort
+}
+join -a2 -e - -o 0,1.2,2.2 <(freeze .venv/bin/python) <(freeze .venv-latest/bin/python) \
+  | awk '$2 != $3 {print "  " $1 ": " $2 " -> " $3; n++} END {if (!n) print "  none"}'
 echo "---"
 exec .venv-latest/bin/python -m pytest -p no:cacheprovider "$@"
