@@ -106,7 +106,7 @@ async def test_mid_stream_overload_ends_the_answer_with_provider_error(
         upstream: Upstream, nursery: trio.Nursery) -> None:
     """Through the pipeline: after the first token nothing is retried; the client gets
     ``provider_error`` and the partial answer in ``stream_complete``."""
-    from streamer.sessions import Registry
+    from streamer.runtime.registry import Registry
     from tests.conftest import make_config
     from tests.test_pipeline import connect, start
 

@@ -16,7 +16,7 @@ import trio
 
 from streamer.config import LocalProviderConfig
 from streamer.providers.local import resolve_model_path
-from streamer.sessions import Registry
+from streamer.runtime.registry import Registry
 from tests.conftest import make_config
 from tests.test_pipeline import connect, start
 

@@ -189,7 +189,7 @@ async def test_429_then_success_is_retried_by_the_stream(upstream: Upstream,
                                                          nursery: trio.Nursery) -> None:
     """Through the whole pipeline: the stream honours retry-after, tells subscribers it is
     retrying, then streams the answer from the second response."""
-    from streamer.sessions import Registry
+    from streamer.runtime.registry import Registry
     from tests.conftest import make_config
     from tests.test_pipeline import connect, start
 
@@ -216,7 +216,7 @@ async def test_429_then_success_is_retried_by_the_stream(upstream: Upstream,
 @pytest.mark.parametrize("how", ["stop", "last subscriber gone", "server drain"])
 async def test_every_cancellation_closes_the_upstream_connection_within_100ms(
         upstream: Upstream, nursery: trio.Nursery, how: str) -> None:
-    from streamer.sessions import Registry
+    from streamer.runtime.registry import Registry
     from tests.conftest import make_config
     from tests.test_pipeline import connect, start
 
@@ -252,7 +252,7 @@ def first_events(n: int) -> bytes:
 
 
 async def pipeline(upstream: Upstream, nursery: trio.Nursery, **config: object) -> object:
-    from streamer.sessions import Registry
+    from streamer.runtime.registry import Registry
     from tests.conftest import make_config
     from tests.test_pipeline import connect, start
 
@@ -315,7 +315,7 @@ async def test_500_three_times_then_the_error_is_reported(
 
 async def test_unknown_provider_and_unreachable_upstream_are_reported(
         nursery: trio.Nursery) -> None:
-    from streamer.sessions import Registry
+    from streamer.runtime.registry import Registry
     from tests.conftest import make_config
     from tests.test_pipeline import connect, start
 

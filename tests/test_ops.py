@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.render.chunker import Chunker
-from streamer.render.ops import Op, apply_op, merge_ops, merge_runs
-from streamer.protocol import chunk_event, op_from_chunk
 from streamer.render.markdown import Renderer
+from streamer.render.ops import Op, apply_op, merge_ops, merge_runs
+from streamer.wire.events import chunk_event, op_from_chunk
 
 RENDERER = Renderer()
 ANSWERS = sorted((Path(__file__).parent / "corpus" / "answers").glob("*.md"))

@@ -12,12 +12,14 @@ import pytest
 import trio
 import trio.testing
 
+from streamer.conversation import Message
+from streamer.providers import Finish, Provider, ProviderRequest, TextDelta, Usage
 from streamer.render.chunker import text_length
 from streamer.render.ops import apply_op
-from streamer.protocol import (Message, Pacing, Pause, Resume, Skip, Speed, Start, Stop,
-                               op_from_chunk, parse_control)
-from streamer.providers import Finish, Provider, ProviderRequest, TextDelta, Usage
-from streamer.sessions import Connection, Registry
+from streamer.runtime.connection import Connection
+from streamer.runtime.registry import Registry
+from streamer.wire.controls import Pacing, Pause, Resume, Skip, Speed, Start, Stop, parse_control
+from streamer.wire.events import op_from_chunk
 from tests.conftest import make_config
 
 TEXT = "abcd" * 20  # one paragraph, no markdown: every 4-char delta is plain text
@@ -451,7 +453,7 @@ async def test_stop_from_one_subscriber_ends_the_stream_for_all(
 
 async def test_queue_move_and_remove_reorder_the_waiting_streams(
         nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
-    from streamer.protocol import QueueMove, QueueRemove
+    from streamer.wire.controls import QueueMove, QueueRemove
     registry, session = await open_pipeline(nursery)
     connection, recorder = await connect(nursery, session)
     await connection.handle_control(start("running", mode="off", interval_ms=100))
