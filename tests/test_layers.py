@@ -71,3 +71,35 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     found = imports(sample, "streamer.render")  # as if it lay in streamer/render/
     assert found == {"trio.lowlevel", "streamer.runtime", "streamer.render"}
     assert [forbidden(n) for n in sorted(found)] == [False, True, True]
+
+
+#: the house's size rules (issue 13): a module or function past them has more than one job
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 60
+#: ``# size: hot loop`` on a def line exempts that one function (a split would cost calls per delta)
+EXEMPT = "# size: hot loop"
+
+
+def oversized(path: Path) -> list[str]:
+    text = path.read_text()
+    lines = text.splitlines()
+    found = [f"module: {len(lines)} lines"] if len(lines) > MAX_MODULE_LINES else []
+    for node in ast.walk(ast.parse(text, str(path))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            size = (node.end_lineno or node.lineno) - node.lineno + 1
+            if size > MAX_FUNCTION_LINES and EXEMPT not in lines[node.lineno - 1]:
+                found.append(f"{node.name}: {size} lines")
+    return found
+
+
+def test_no_module_over_600_lines_and_no_function_over_60() -> None:
+    report = {str(p.relative_to(PACKAGE)): bad for p in sorted(PACKAGE.rglob("*.py"))
+              if (bad := oversized(p))}
+    assert not report, report
+
+
+def test_the_size_check_sees_a_long_function(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    sample = tmp_path / "sample.py"
+    sample.write_text(f"def long():\n{body}\n\ndef hot():  {EXEMPT}\n{body}")
+    assert oversized(sample) == [f"long: {MAX_FUNCTION_LINES + 1} lines"]
