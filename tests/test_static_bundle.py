@@ -124,6 +124,18 @@ def _imports(module: Path) -> list[Path]:
     return [(module.parent / spec).resolve() for spec in specs]
 
 
+def _reach(starts: list[Path]) -> set[Path]:
+    """The modules ``starts`` import, transitively (the vendored bundle not followed)."""
+    todo, seen = list(starts), set()
+    while todo:
+        module = todo.pop()
+        assert module.is_file(), f"{module} is imported but missing"
+        if module not in seen and module.suffix == ".js" and VENDOR not in module.parents:
+            seen.add(module)
+            todo += _imports(module)
+    return seen
+
+
 def test_page_and_modules_reference_existing_files() -> None:
     html = (STATIC / "demo" / "index.html").read_text()
     refs = re.findall(r'(?:src|href)="/static/([^"]+)"', html)
@@ -131,17 +143,11 @@ def test_page_and_modules_reference_existing_files() -> None:
     for ref in refs:
         assert (STATIC / ref).is_file(), ref
     # every module the entries and the demo reach, transitively, exists
-    todo = [STATIC / name for name in ENTRIES] + [STATIC / "demo" / "demo.js"]
-    seen: set[Path] = set()
-    while todo:
-        module = todo.pop()
-        assert module.is_file(), f"{module} is imported but missing"
-        if module not in seen and module.suffix == ".js" and VENDOR not in module.parents:
-            seen.add(module)
-            todo += _imports(module)
-    assert {p.name for p in seen} >= {"ops.js", "mirror.js", "sse.js", "transports.js"}
+    library = _reach([STATIC / name for name in ENTRIES])
+    assert {p.name for p in library} >= {"ops.js", "mirror.js", "sse.js", "transports.js"}
+    assert STATIC / "demo" / "samples.js" in _reach([STATIC / "demo" / "demo.js"])
     # the library never reaches into the demo
-    assert not [p for p in seen if "demo" in p.parts and p.name != "demo.js"]
+    assert not [p for p in library if "demo" in p.relative_to(STATIC).parts]
     # '#tiptap' resolves on the page (import map) and for bundlers (package.json imports)
     assert '"#tiptap": "/static/vendor/tiptap.js"' in html
     package = json.loads((STATIC / "package.json").read_text())
