@@ -805,7 +805,7 @@ def test_quote_lines_at_other_depths_need_no_render() -> None:
     assert chunker.stats.tail_renders <= 2
 
 
-@pytest.mark.parametrize("digit", ["²", "٣", "１"])
+@pytest.mark.parametrize("digit", ["²", "٣", "１"])  # noqa: RUF001 (a full-width digit)
 def test_a_line_may_start_with_a_digit_that_is_not_ascii(digit: str) -> None:
     """An ordered item's number is ASCII digits (CommonMark §5.2): a line that starts with
     another digit (a superscript, an Arabic-Indic or a full-width one) is paragraph text (the
@@ -813,3 +813,26 @@ def test_a_line_may_start_with_a_digit_that_is_not_ascii(digit: str) -> None:
     text = f"Intro.\n\n{digit} a footnote\n\n{digit}. not a list\n"
     for size in (1, 4, len(text)):
         stream(text, fixed(text, size))
+
+
+@pytest.mark.parametrize("text", ["```\r`\n\n-", "\r~~~\n\nb\n", "```\rcode\n\nText\n",
+                                  "~~~\r\r\nu"])
+def test_a_lone_carriage_return_ends_a_fence_line(text: str) -> None:
+    """A lone ``\\r`` ends a line (CommonMark §2.1): ``"```\\r`"`` opens a fence whose code
+    holds the backtick, so the blank line and what follows are code, not a new block (the
+    tail was committed at the blank line, and the document ended otherwise; and the fast path
+    took ``"u"`` after ``"~~~\r\r\n"`` as the code's first line, where it is the second)."""
+    for size in (1, 3, len(text)):
+        stream(text, fixed(text, size))
+        stream(text, fixed(text, size), hold_back=False)
+
+
+@pytest.mark.parametrize("code", ["\ude00", "a\x00b", "\ud83d"])
+def test_a_code_span_with_what_the_pipeline_normalizes(code: str) -> None:
+    """A code span holding a lone surrogate or NUL renders as the pipeline renders it
+    (U+FFFD), also where the simple renderers would take the line (they passed it through)."""
+    text = f"`{code}`\n\n- `{code}`\n"
+    assert RENDERER.render_inline_simple(f"`{code}`") is None
+    for size in (1, 4, len(text)):
+        stream(text, fixed(text, size))
+        stream(text, fixed(text, size), hold_back=False)

@@ -41,7 +41,8 @@ _SIMPLE_ITEM_RE: Final = re.compile(
 #: ``, . : ; ? ! ' " ( ) -`` (no ``/``: no bare URL can form; no ``&``: no entity; no
 #: delimiter). Emphasis, strong, strikethrough: around words that start and end with a letter
 #: or digit (so the opener is left-flanking and the closer right-flanking whatever is around
-#: them, §6.2). Code spans without ``` ` & < > $ \ ``, newlines. Inline links to absolute
+#: them, §6.2). Code spans without ``` ` & < > $ \ ``, newlines, NUL or surrogates (the
+#: pipeline normalizes those). Inline links to absolute
 #: ``http(s)`` URLs of unreserved characters and ``/``, with plain text.
 _SIMPLE_WORDS = r"[^\W_](?:(?:[^\W_]|[ ,.:;?!'\"()-])*[^\W_])?"
 _SIMPLE_INLINE_RE: Final = re.compile(
@@ -49,7 +50,7 @@ _SIMPLE_INLINE_RE: Final = re.compile(
     rf"|\*\*(?P<strong>{_SIMPLE_WORDS})\*\*(?![*])"
     rf"|\*(?P<em>{_SIMPLE_WORDS})\*(?![*])"
     rf"|~~(?P<del>{_SIMPLE_WORDS})~~(?![~])"
-    r"|`(?P<code>[^`\n\r&<>$\\]+)`(?!`)"
+    r"|`(?P<code>[^`\n\r&<>$\\\x00\ud800-\udfff]+)`(?!`)"
     r"|\[(?P<label>(?:[^\W_]|[ ,.:;?'\"-])+)\]\((?P<href>https?://[A-Za-z0-9._~/-]+)\)"
 )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from streamer.render.chunker.blocks import Blocks
-from streamer.render.chunker.lines import FENCE_ANYWHERE_RE, TailScan, fence_state
+from streamer.render.chunker.lines import FENCE_ANYWHERE_RE, LONE_CR_RE, TailScan, fence_state
 from streamer.render.chunker.metrics import ChunkerStats
 from streamer.render.markdown import RefLinks, Renderer
 
@@ -125,9 +125,10 @@ def settled(tail: str, delta: str, blocks: list[str], scan: TailScan) -> bool:
         return False
     fences = FENCE_ANYWHERE_RE.findall(tail)
     # a fence open at the end swallows the blank line and what follows; "```" may be
-    # content, not a closer ("```\n```rust\n"): follow them line by line
+    # content, not a closer ("```\n```rust\n"): follow them line by line (a lone "\r" ends
+    # a line too, CommonMark §2.1, which fence_state does not follow: left to a render)
     return not fences or not (
-        "$$" in fences or fence_state(tail)[0] is not None
+        "$$" in fences or LONE_CR_RE.search(tail) or fence_state(tail)[0] is not None
         or any(b.startswith(("<ul", "<ol", "<blockquote")) for b in blocks))
 
 

@@ -117,6 +117,9 @@ TABLE_DELIM_LINE_RE: Final = re.compile(
 _FENCE_OPEN_RE: Final = re.compile(r"( {0,3})(`{3,}|~{3,})")
 _CODE_OPEN_RE: Final = re.compile(r'<pre><code(?: class="[^"]*")?>')
 SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+#: A carriage return that ends a line on its own (CommonMark §2.1), which the fence
+#: bookkeeping here does not follow (it splits lines at ``\n``).
+LONE_CR_RE: Final = re.compile(r"\r(?!\n)")
 
 
 #: Punctuation that may follow a closed inline element directly (:func:`punct_after_closer`).
@@ -187,7 +190,7 @@ def open_fence(tail: str) -> tuple[str, int] | None:
     ``None``. Only column-0 fences count: an indented fence (in a list item, or one whose
     content loses indentation) is left to rendering."""
     fence, start, indent = fence_state(tail)
-    if fence is None or indent or start > len(tail):
+    if fence is None or indent or start > len(tail) or LONE_CR_RE.search(tail):
         return None
     return fence, start
 
