@@ -15,8 +15,11 @@ module             owns
 ``waiter``         the re-armable wake-up flag
 =================  ===========================================================================
 
-Import order (no cycles): waiter, trace → generation → stream → session → connection →
-registry. Only the registry knows every other module; the others see each other through
-narrow protocols (``StreamOwner``, ``StreamServices``, ``Host``, ``Follower``, and
-``delivery.subscription.Followed``).
+Imports (no cycles): ``generation`` imports none of the others; ``stream``
+imports ``generation``, ``trace``, ``waiter``; ``session`` imports ``stream``; ``connection``
+imports ``session`` and ``stream``; ``registry`` imports ``session`` and ``stream``. Upward,
+they see each other only through narrow protocols: a stream its session as ``StreamOwner`` and
+the process as ``StreamServices``; sessions and connections the registry as ``session.Host``;
+a session its connections as ``session.Follower``; a subscription its stream as
+``delivery.subscription.Followed``.
 """
