@@ -816,12 +816,14 @@ def test_a_line_may_start_with_a_digit_that_is_not_ascii(digit: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["```\r`\n\n-", "\r~~~\n\nb\n", "```\rcode\n\nText\n",
-                                  "~~~\r\r\nu"])
-def test_a_lone_carriage_return_ends_a_fence_line(text: str) -> None:
+                                  "~~~\r\r\nu", "1. =\r1.\n\n"])
+def test_a_lone_carriage_return_ends_a_line(text: str) -> None:
     """A lone ``\\r`` ends a line (CommonMark §2.1): ``"```\\r`"`` opens a fence whose code
     holds the backtick, so the blank line and what follows are code, not a new block (the
     tail was committed at the blank line, and the document ended otherwise; and the fast path
-    took ``"u"`` after ``"~~~\r\r\n"`` as the code's first line, where it is the second)."""
+    took ``"u"`` after ``"~~~\r\r\n"`` as the code's first line, where it is the second; and a
+    blank line after ``"1. =\r1."`` as showing nothing, where the empty item makes the list
+    loose)."""
     for size in (1, 3, len(text)):
         stream(text, fixed(text, size))
         stream(text, fixed(text, size), hold_back=False)

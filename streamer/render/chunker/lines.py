@@ -108,8 +108,10 @@ _ITEM_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*(?:<
 SUB_LINE_RE: Final = re.compile(r" {2,}(?:(?:[-+*]|[0-9]{1,9}[.)]) +)?(?=[^\W_]|[*`\[~]\S)")
 #: A blank line (whitespace only; a carriage return before its newline too) inside a text.
 BLANK_LINE_RE: Final = re.compile(r"\n[ \t\r]*\n")
-#: A text's last line is an empty list item (a marker alone) or blank.
-EMPTY_ITEM_RE: Final = re.compile(r"(?:^|\n)[ \t>]*(?:[-+*]|[0-9]{1,9}[.)])?[ \t\r]*\n\Z")
+#: A text's last line is an empty list item (a marker alone) or blank (a lone ``\r`` ends a
+#: line too).
+EMPTY_ITEM_RE: Final = re.compile(
+    r"(?:^|\n|\r(?!\n))[ \t>]*(?:[-+*]|[0-9]{1,9}[.)])?[ \t\r]*\n\Z")
 CONTAINER_END_RE: Final = re.compile(r"</(?:p|li|h[1-6])>")
 #: A line that may be a table's delimiter row (GFM §4.10), in a quote or list item too.
 TABLE_DELIM_LINE_RE: Final = re.compile(
