@@ -20,8 +20,7 @@ PURE = ("render", "log", "wire", "delivery/pacer.py", "delivery/merge.py")
 #: what a pure module may not import: I/O frameworks and the layers that run on them
 FORBIDDEN = ("trio", "trio_websocket", "quart", "quart_trio", "hypercorn", "anyio", "httpx",
              "sqlite3", "streamer.runtime", "streamer.transports", "streamer.web",
-             "streamer.sessions", "streamer.app", "streamer.server", "streamer.persistence",
-             "streamer.providers")
+             "streamer.server", "streamer.persistence", "streamer.providers", "streamer.clients")
 
 
 def pure_files() -> list[Path]:
