@@ -8,10 +8,12 @@
 # bootstrapped into .tools/ from scripts/uv-requirements.txt, also pinned with hashes.
 #
 # llama-cpp-python ships only a source distribution, and a build for the native CPU segfaults
-# while generating on CPUs with AMX. pyproject.toml ([tool.uv]) makes every build of it
-# portable (GGML_NATIVE=OFF, as config settings, which are part of uv's key for its cached
-# builds). The first build takes ~7 minutes on 2 cores; uv keeps the wheel in its cache
-# (~/.cache/uv), so later setups, and other checkouts, take seconds.
+# while generating on CPUs with AMX: we build it portable (GGML_NATIVE=OFF), from the sdist that
+# uv.lock names (its sha256 checked), once per version, into our own wheel folder
+# (~/.cache/streamer/wheels-portable), and install that wheel. ~7 minutes on 2 cores the first
+# time; seconds after, in any checkout. (uv's own cache of built wheels is not enough: a
+# registry that sends no caching headers makes uv fetch the sdist again, and then build again.)
+# pyproject.toml's [tool.uv] holds the same build settings, for anyone who runs uv directly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,8 +60,34 @@ if [ "$("$TOOLS/bin/uv" --version 2>/dev/null | cut -d' ' -f2)" != "$uv_wanted" 
     --no-deps -r scripts/uv-requirements.txt
 fi
 
+# the portable llama-cpp-python wheel: built once from the locked, hash-checked sdist
+LLAMA_SETTINGS=(-C cmake.define.GGML_NATIVE=OFF -C cmake.define.LLAVA_BUILD=OFF)  # = [tool.uv]
+WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/streamer/wheels-portable"
+read -r LLAMA_VERSION LLAMA_URL LLAMA_HASH < <("$PYTHON" -c '
+import tomllib
+(p,) = [p for p in tomllib.load(open("uv.lock", "rb"))["package"] if p["name"] == "llama-cpp-python"]
+print(p["version"], p["sdist"]["url"], p["sdist"]["hash"].removeprefix("sha256:"))')
+wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
+if [ -z "$wheel" ]; then
+  say "building llama-cpp-python $LLAMA_VERSION portably (GGML_NATIVE=OFF); takes minutes, once"
+  build=$(mktemp -d)
+  trap 'rm -rf "$build"' EXIT
+  sdist="$build/$(basename "$LLAMA_URL")"
+  "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
+    "$LLAMA_URL" "$sdist"
+  echo "$LLAMA_HASH  $sdist" | sha256sum --check --quiet
+  mkdir -p "$WHEELS"
+  "$TOOLS/bin/uv" build --quiet --python "$PYTHON" --wheel --out-dir "$build/out" \
+    "${LLAMA_SETTINGS[@]}" "$sdist"
+  mv "$build"/out/llama_cpp_python-*.whl "$WHEELS"/
+  wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl | head -n 1)
+fi
+
 EXTRAS=(--extra local)
 [ "$WITH_TEST" = 1 ] && EXTRAS+=(--extra dev)
-say "installing streamer (extras: ${EXTRAS[*]}) from uv.lock into .venv; a first build of llama-cpp-python takes minutes, once"
-UV_PROJECT_ENVIRONMENT=.venv "$TOOLS/bin/uv" sync --frozen --python "$PYTHON" "${EXTRAS[@]}"
+say "installing streamer (${EXTRAS[*]}) from uv.lock into .venv"
+export UV_PROJECT_ENVIRONMENT=.venv
+"$TOOLS/bin/uv" sync --frozen --python "$PYTHON" "${EXTRAS[@]}" \
+  --no-install-package llama-cpp-python
+"$TOOLS/bin/uv" pip install --quiet --no-config --python .venv/bin/python --no-deps "$wheel"
 say "ready"

@@ -12,9 +12,10 @@ export CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
 
 rm -rf .venv-latest
 "$UV" venv --quiet --python "$PYTHON" .venv-latest
-# the same portable build settings as pyproject.toml's [tool.uv] (given again: `uv pip` reads
-# only the [tool.uv.pip] table)
-"$UV" pip install --python .venv-latest/bin/python --upgrade --no-binary llama-cpp-python \
+# llama-cpp-python: setup's portable wheel if the newest release is the locked one, else a
+# portable build of the newest sdist (--no-config: the settings are given here, as in setup.sh)
+"$UV" pip install --no-config --python .venv-latest/bin/python --upgrade \
+  --find-links "${XDG_CACHE_HOME:-$HOME/.cache}/streamer/wheels-portable" \
   --config-settings-package llama-cpp-python:cmake.define.GGML_NATIVE=OFF \
   --config-settings-package llama-cpp-python:cmake.define.LLAVA_BUILD=OFF \
   -e ".[local,dev]"
