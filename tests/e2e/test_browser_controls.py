@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.test_browser import RICH, browser, page  # noqa: F401 - the fixtures
+from tests.e2e.test_browser import RICH, browser, page  # noqa: F401 - the fixtures
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 LONG = RICH * 14  # ~10 KB
 
 #: sample the editor's text length every 50 ms into window.__samples ([t, chars])

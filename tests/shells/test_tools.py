@@ -23,7 +23,7 @@ from streamer.providers import (
 )
 from streamer.tools import Tools, calculate
 from streamer.wire.controls import parse_control
-from tests.test_pipeline import connect, open_pipeline
+from tests.shells.test_pipeline import connect, open_pipeline
 
 
 class ToolUser(Provider):
@@ -166,7 +166,7 @@ async def test_the_openai_wire_format_of_a_tool_round(nursery: trio.Nursery) -> 
     carries the assistant's tool_calls and the tool's result as OpenAI documents them."""
     from streamer.runtime.registry import Registry
     from tests.conftest import make_config
-    from tests.test_openai_provider import DATA, TRANSCRIPT, Upstream
+    from tests.shells.test_openai_provider import DATA, TRANSCRIPT, Upstream
 
     server = Upstream()
     listeners = await nursery.start(trio.serve_tcp, server.handle, 0)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import trio
 
-from tests.test_browser import browser  # noqa: F401 - the fixture
-from tests.test_openai_provider import Upstream
+from tests.e2e.test_browser import browser  # noqa: F401 - the fixture
+from tests.shells.test_openai_provider import Upstream
 
 pytestmark = pytest.mark.browser
 

@@ -18,7 +18,7 @@ from streamer.config import LocalProviderConfig
 from streamer.providers.local import resolve_model_path
 from streamer.runtime.registry import Registry
 from tests.conftest import make_config
-from tests.test_pipeline import connect, start
+from tests.shells.test_pipeline import connect, start
 
 pytestmark = pytest.mark.local_model
 

@@ -15,7 +15,7 @@ from streamer.render.ops import Op, apply_op, merge_ops, merge_runs
 from streamer.wire.events import chunk_event, op_from_chunk
 
 RENDERER = Renderer()
-ANSWERS = sorted((Path(__file__).parent / "corpus" / "answers").glob("*.md"))
+ANSWERS = sorted((Path(__file__).parents[1] / "corpus" / "answers").glob("*.md"))
 
 
 def stream_ops(text: str, delta: int = 3) -> list[Op]:

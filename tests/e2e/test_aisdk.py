@@ -13,7 +13,7 @@ import trio
 
 from tests.conftest import LiveServer
 
-NODE_DIR = Path(__file__).parent / "node"
+NODE_DIR = Path(__file__).parents[1] / "node"
 
 
 async def read_with_ai_sdk(server: LiveServer, body: dict) -> dict:
@@ -91,6 +91,6 @@ async def test_the_browser_client_module_deduplicates_by_seq_in_node() -> None:
     assert out["html"] == "<p>Hello &amp; &lt;you&gt;</p>" and out["lastSeq"] == 3
     assert out["afterSnapshot"] == {"html": "<p>new</p><h2>x</h2>", "lastSeq": 7, "epoch": "e2"}
     assert out["listAppend"] == "<ul><li>ab</li></ul>"
-    package = json.loads((Path(__file__).parents[1] / "streamer" / "static" /
+    package = json.loads((Path(__file__).parents[2] / "streamer" / "static" /
                           "package.json").read_text())
     assert package["type"] == "module" and package["exports"]["."]["default"] == "./client.js"

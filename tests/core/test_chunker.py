@@ -35,8 +35,8 @@ from streamer.render.markdown import RenderConfig, Renderer
 from streamer.render.ops import Op, append_text, apply_op
 from streamer.render.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_URL_SCHEMES
 
-HERE = Path(__file__).resolve().parent
-SPEC_PATH = Path(__file__).resolve().parent / "corpus" / "commonmark-spec.json"
+HERE = Path(__file__).resolve().parents[1]
+SPEC_PATH = Path(__file__).resolve().parents[1] / "corpus" / "commonmark-spec.json"
 ANSWERS = sorted((HERE / "corpus" / "answers").glob("*.md"))
 XSS_PATH = HERE / "corpus" / "xss.md"
 

@@ -22,7 +22,7 @@ from streamer.providers import (
     ToolCallDelta,
     ToolCallStart,
 )
-from tests.test_pipeline import connect, open_pipeline, start
+from tests.shells.test_pipeline import connect, open_pipeline, start
 
 
 class ScriptedProvider(Provider):

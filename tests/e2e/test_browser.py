@@ -18,7 +18,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-RICH = (Path(__file__).parent / "data" / "rich.md").read_text()
+RICH = (Path(__file__).parents[1] / "data" / "rich.md").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import trio.testing
 
 from streamer.runtime.connection import CLOSE_TOO_SLOW, Connection
 from streamer.wire.codecs import encode_json
-from tests.test_pipeline import open_pipeline, start
+from tests.shells.test_pipeline import open_pipeline, start
 
 
 class StuckTransport:

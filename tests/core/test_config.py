@@ -8,7 +8,7 @@ import pytest
 
 from streamer.config import Config, ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_config_file_repeats_every_default() -> None:

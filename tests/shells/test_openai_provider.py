@@ -21,7 +21,7 @@ from streamer.conversation import Message
 from streamer.providers import Finish, ProviderRequest, TextDelta, Usage
 from streamer.providers.openai_compat import OpenAIProvider
 
-TRANSCRIPT = (Path(__file__).parent / "data" / "transcripts" / "openai_chat_stream.sse").read_bytes()
+TRANSCRIPT = (Path(__file__).parents[1] / "data" / "transcripts" / "openai_chat_stream.sse").read_bytes()
 
 
 @dataclass
@@ -152,7 +152,7 @@ async def test_leaving_closes_the_upstream_connection_within_100ms(upstream: Ups
     assert upstream.closed_at - left_at < 0.1
 
 
-DATA = Path(__file__).parent / "data" / "transcripts"
+DATA = Path(__file__).parents[1] / "data" / "transcripts"
 
 
 async def collect(provider: OpenAIProvider) -> list[object]:
@@ -191,7 +191,7 @@ async def test_429_then_success_is_retried_by_the_stream(upstream: Upstream,
     retrying, then streams the answer from the second response."""
     from streamer.runtime.registry import Registry
     from tests.conftest import make_config
-    from tests.test_pipeline import connect, start
+    from tests.shells.test_pipeline import connect, start
 
     upstream.script = [(429, b'{"error": {"message": "slow down"}}', {"retry-after": "0.2"}),
                        (500, b'{"error": {"message": "boom"}}', {})]
@@ -218,7 +218,7 @@ async def test_every_cancellation_closes_the_upstream_connection_within_100ms(
         upstream: Upstream, nursery: trio.Nursery, how: str) -> None:
     from streamer.runtime.registry import Registry
     from tests.conftest import make_config
-    from tests.test_pipeline import connect, start
+    from tests.shells.test_pipeline import connect, start
 
     upstream.endless = True
     registry = Registry(make_config(**{
@@ -254,7 +254,7 @@ def first_events(n: int) -> bytes:
 async def pipeline(upstream: Upstream, nursery: trio.Nursery, **config: object) -> object:
     from streamer.runtime.registry import Registry
     from tests.conftest import make_config
-    from tests.test_pipeline import connect, start
+    from tests.shells.test_pipeline import connect, start
 
     registry = Registry(make_config(**{
         "providers.openai.base_url": f"http://127.0.0.1:{upstream.port}/v1",
@@ -317,7 +317,7 @@ async def test_unknown_provider_and_unreachable_upstream_are_reported(
         nursery: trio.Nursery) -> None:
     from streamer.runtime.registry import Registry
     from tests.conftest import make_config
-    from tests.test_pipeline import connect, start
+    from tests.shells.test_pipeline import connect, start
 
     port = Upstream().port or 1  # nothing listens on port 1 of 127.0.0.1
     registry = Registry(make_config(**{

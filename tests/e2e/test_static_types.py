@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 NODE_DIR = ROOT / "tests" / "node"
 STATIC = ROOT / "streamer" / "static"
 TYPES = STATIC / "types"

@@ -22,9 +22,9 @@ from streamer.providers import (
     Usage,
 )
 from streamer.providers.anthropic_messages import AnthropicProvider
-from tests.test_openai_provider import CUT, Upstream, upstream  # noqa: F401 - the fixture
+from tests.shells.test_openai_provider import CUT, Upstream, upstream  # noqa: F401 - the fixture
 
-DATA = Path(__file__).parent / "data" / "transcripts"
+DATA = Path(__file__).parents[1] / "data" / "transcripts"
 REQUEST = ProviderRequest((Message("user", "Weather in Paris?"),), system="Be brief.",
                           max_tokens=2048)
 
@@ -108,7 +108,7 @@ async def test_mid_stream_overload_ends_the_answer_with_provider_error(
     ``provider_error`` and the partial answer in ``stream_complete``."""
     from streamer.runtime.registry import Registry
     from tests.conftest import make_config
-    from tests.test_pipeline import connect, start
+    from tests.shells.test_pipeline import connect, start
 
     upstream.body = (DATA / "anthropic_overloaded_midstream.sse").read_bytes()
     registry = Registry(make_config(**{

@@ -19,7 +19,7 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from tests.resume_client import Doc, ws_follow
-from tests.test_resume import DOCUMENT
+from tests.e2e.test_resume import DOCUMENT
 
 
 def spawn(db: Path, **extra_env: str) -> tuple[subprocess.Popen[str], str, list[str]]:

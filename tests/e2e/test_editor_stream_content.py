@@ -16,7 +16,7 @@ import pytest
 
 from streamer.render.markdown import Renderer
 from streamer.render.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
-from tests.test_static_bundle import (  # noqa: F401 - the fixtures
+from tests.e2e.test_static_bundle import (  # noqa: F401 - the fixtures
     NESTED_MD,
     RICH_MD,
     _chunk_events,

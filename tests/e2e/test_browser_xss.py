@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.test_browser import browser, page  # noqa: F401 - the fixtures
+from tests.e2e.test_browser import browser, page  # noqa: F401 - the fixtures
 
 pytestmark = pytest.mark.browser
 
-XSS = (Path(__file__).parent / "corpus" / "xss.md").read_text(encoding="utf-8")
+XSS = (Path(__file__).parents[1] / "corpus" / "xss.md").read_text(encoding="utf-8")
 
 #: everything in the editor that could run script: elements, handlers, URL schemes
 DANGER = """(root) => {

@@ -30,7 +30,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-RICH_MD = Path(__file__).parent / "data" / "rich.md"
+RICH_MD = Path(__file__).parents[1] / "data" / "rich.md"
 
 #: a document with the block kinds Tiptap's parser is most likely to reshape
 LONG_MD = "".join(f"- item {i} with *emphasis*, `code` and a [link](https://e.example/{i})\n"

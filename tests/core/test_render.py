@@ -16,8 +16,8 @@ import pytest
 from streamer.render.markdown import RenderConfig, Renderer, normalize_markdown
 from streamer.render.sanitize import LINK_REL, url_scheme
 
-HERE = Path(__file__).resolve().parent
-SPEC_PATH = Path(__file__).resolve().parent / "corpus" / "commonmark-spec.json"
+HERE = Path(__file__).resolve().parents[1]
+SPEC_PATH = Path(__file__).resolve().parents[1] / "corpus" / "commonmark-spec.json"
 ANSWERS = sorted((HERE / "corpus" / "answers").glob("*.md"))
 XSS_PATH = HERE / "corpus" / "xss.md"
 

@@ -19,7 +19,7 @@ from tests.conftest import LiveServer, make_config
 from tests.faultproxy import fault_proxy
 from tests.resume_client import Doc, sse_follow, ws_follow
 
-ANSWERS = Path(__file__).parent / "corpus" / "answers"
+ANSWERS = Path(__file__).parents[1] / "corpus" / "answers"
 #: a few KB of realistic markdown: headings, lists, tables, code, quotes
 DOCUMENT = "\n\n".join((ANSWERS / name).read_text() for name in (
     "01_python_explanation.md", "02_comparison_table.md", "04_multi_lang_code.md"))

@@ -15,7 +15,7 @@ from streamer.render.ops import apply_op
 from streamer.wire.events import PROTOCOL_VERSION, op_from_chunk
 from tests.conftest import LiveServer, sse_events
 
-RICH = (Path(__file__).parent / "data" / "rich.md").read_text()
+RICH = (Path(__file__).parents[1] / "data" / "rich.md").read_text()
 
 
 def apply_all(events: list[dict[str, Any]]) -> list[str]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-NODE_DIR = Path(__file__).parent / "node"
-STATIC = Path(__file__).parents[1] / "streamer" / "static"
+NODE_DIR = Path(__file__).parents[1] / "node"
+STATIC = Path(__file__).parents[2] / "streamer" / "static"
 PROMPT = "# Hooked\n\nA *streamed* answer with `code`\n\n- one\n- two\n\n" + "More text. " * 40
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "streamer"
+PACKAGE = Path(__file__).resolve().parents[2] / "streamer"
 
 #: the pure modules: every .py under these paths (those that exist; render always does)
 PURE = ("render", "log", "wire", "delivery/pacer.py", "delivery/merge.py")

@@ -14,7 +14,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 from tests.conftest import LiveServer
-from tests.test_server import apply_all, render
+from tests.e2e.test_server import apply_all, render
 
 pytestmark = pytest.mark.local_model
 
