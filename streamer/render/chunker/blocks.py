@@ -122,11 +122,6 @@ class Blocks:
         self.committed = 0
         self.tail: list[str] = []
 
-    @property
-    def last_slot(self) -> int:
-        """The slot of the tail's last block (the tail must have one)."""
-        return self.committed + len(self.tail) - 1
-
     def insert_last(self, cut: int, html_text: str) -> None:
         """Insert ``html_text`` into the tail's last block at ``cut``, with no op (the hot
         path sent its text ops already)."""

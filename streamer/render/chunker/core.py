@@ -235,8 +235,9 @@ class Chunker:
         self._hot_code = code
         self._hot_plain = not code and self._hold is not None
         self._hot_spaces = 0 if code else len(tail) - len(tail.rstrip(" "))
-        self._hot_slot = slot = self._blocks.last_slot
-        self._hot_cut = trailer_start(self._blocks.html[slot])
+        blocks = self._blocks
+        self._hot_slot = slot = blocks.committed + len(blocks.tail) - 1  # (its last slot)
+        self._hot_cut = trailer_start(blocks.html[slot])
         self._hot_texts = []
 
     def _flush_hot(self) -> None:
