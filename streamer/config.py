@@ -26,7 +26,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 ENV_PREFIX = "STREAMER_"
 PacingMode = Literal["off", "fixed", "smooth"]
@@ -361,7 +361,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    config = _build(Config, data, env, (), source)
+    config = cast(Config, _build(Config, data, env, (), source))
     _validate(config)
     return config
 
