@@ -202,9 +202,71 @@ class ProvidersConfig:
     anthropic: AnthropicProviderConfig = field(default_factory=AnthropicProviderConfig)
 
 
+AuthMode = Literal["none", "api_key", "jwt"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    #: who may connect (docs/security.md): none (loopback binds only), api_key or jwt
+    mode: AuthMode = "none"
+    #: api_key: a TOML file of keys, stored hashed (``streamer auth new-key`` makes entries);
+    #: re-read when it changes, so a revoked key stops working without a restart
+    api_keys_file: str = ""
+    #: jwt: accepted algorithms (HS256, RS256, ES256)
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    #: jwt HS256: the environment variable holding the shared secret (never the secret itself)
+    jwt_secret_env: str = "STREAMER_JWT_SECRET"
+    #: jwt RS256/ES256: a PEM public key file, or a JWKS file (keys picked by ``kid``)
+    jwt_public_key_file: str = ""
+    jwt_jwks_file: str = ""
+    #: jwt: required ``aud`` and ``iss`` (empty: not checked)
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    #: jwt: clock skew allowed on ``exp`` and ``nbf``
+    jwt_leeway_s: float = 30.0
+    #: jwt: the claim that names the identity
+    jwt_identity_claim: str = "sub"
+    #: jwt: an optional claim holding per-identity policy (the keys of [policy])
+    jwt_policy_claim: str = ""
+    #: a WebSocket without credentials in its handshake must send ``auth`` within this long
+    ws_auth_timeout_s: float = 5.0
+    #: browsers' SSE and REST may carry the token in this cookie (then a CSRF header is needed)
+    cookie_name: str = "streamer_token"
+    #: the double-submit CSRF cookie; state-changing requests echo it in ``X-CSRF-Token``
+    csrf_cookie_name: str = "streamer_csrf"
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    #: origins (``scheme://host[:port]``) allowed besides the server's own; CORS answers them
+    allowed_origins: tuple[str, ...] = ()
+    #: requests with no ``Origin`` header (terminal client, server-to-server) are allowed
+    allow_missing_origin: bool = True
+    #: ``Host`` names accepted (against DNS rebinding); ``*`` accepts any
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    #: one log line per request and WebSocket: client address, identity, status (never text)
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    #: providers a client may name (``echo`` only when listed)
+    providers: tuple[str, ...] = ("local", "openai", "anthropic")
+    #: models a client may name besides each provider's configured one: ``provider:model``,
+    #: ``provider:*`` for any
+    models: tuple[str, ...] = ()
+    #: answer characters per identity per UTC day (0 = no budget)
+    daily_chars: int = 0
+    #: provider tokens (input + output) per identity per UTC day (0 = no budget)
+    daily_tokens: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     streams: StreamsConfig = field(default_factory=StreamsConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -246,6 +308,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return float(value) if isinstance(value, str | int | float) else _fail(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from exc
+    if hint == tuple[str, ...]:
+        if isinstance(value, str):  # the environment: comma-separated
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -392,6 +460,8 @@ def to_toml_defaults() -> str:  # pragma: no cover - used to regenerate config/s
             value = getattr(obj, f.name)
             if isinstance(value, bool):
                 rendered = "true" if value else "false"
+            elif isinstance(value, tuple):
+                rendered = "[" + ", ".join(f'"{v}"' for v in value) + "]"
             elif isinstance(value, str):
                 rendered = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
             else:

@@ -6,6 +6,10 @@
     ├── InvalidMessage                 invalid_message       no
     ├── UnsupportedProtocol            unsupported_protocol  no
     ├── PayloadTooLarge                payload_too_large     no
+    ├── UnsupportedMediaType           unsupported_media_type no
+    ├── Unauthorized                   unauthorized          no
+    ├── Forbidden                      forbidden             no
+    ├── QuotaExceeded                  quota_exceeded        yes (``retry_after_ms``)
     ├── SessionNotFound                session_not_found     no
     ├── StreamNotFound                 stream_not_found      no
     ├── QueueFull                      rate_limited          yes
@@ -58,6 +62,34 @@ class UnsupportedProtocol(StreamerError):
 
 class PayloadTooLarge(StreamerError):
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(StreamerError):
+    """A JSON endpoint got a body that is not ``application/json`` (CSRF through plain forms)."""
+
+    code = "unsupported_media_type"
+
+
+class Unauthorized(StreamerError):
+    """No credentials, or credentials that do not prove an identity (expired, wrong
+    signature, wrong audience or issuer, unknown or revoked key)."""
+
+    code = "unauthorized"
+
+
+class Forbidden(StreamerError):
+    """The identity is known but may not do this: another owner's session or stream, a
+    foreign ``Origin`` or ``Host``, a provider or model the policy does not allow."""
+
+    code = "forbidden"
+
+
+class QuotaExceeded(StreamerError):
+    """The identity's daily budget (characters or tokens) is spent; ``retry_after_ms`` is
+    the time to the next UTC day."""
+
+    code = "quota_exceeded"
+    retryable = True
 
 
 class SessionNotFound(StreamerError):

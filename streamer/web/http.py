@@ -23,6 +23,7 @@ EXTENSION = "streamer"
 #: HTTP status for each error code
 HTTP_STATUS = {
     "invalid_message": 400, "unsupported_protocol": 400, "payload_too_large": 413,
+    "unsupported_media_type": 415, "quota_exceeded": 429,
     "session_not_found": 404, "stream_not_found": 404, "rate_limited": 429,
     "provider_unavailable": 503, "provider_error": 502, "provider_timeout": 504,
     "server_shutting_down": 503, "unauthorized": 401, "forbidden": 403,
