@@ -26,6 +26,7 @@ from streamer.conversation import Message
 from streamer.errors import QueueFull, ServerShuttingDown, StreamerError, StreamNotFound
 from streamer.persistence import Store
 from streamer.runtime.stream import Stream, StreamServices
+from streamer.security.identity import ANONYMOUS, Identity
 from streamer.runtime.waiter import Waiter
 from streamer.wire.controls import Control, Start
 from streamer.wire.events import ServerEvent
@@ -96,9 +97,14 @@ class Follower(Protocol):
 class Session:
     """A conversation: its history, the running stream and the queue behind it."""
 
-    def __init__(self, host: Host, session_id: str) -> None:
+    def __init__(self, host: Host, session_id: str, owner: Identity = ANONYMOUS,
+                 key: str | None = None) -> None:
         self.host = host
         self.session_id = session_id
+        #: the identity that created it: only it may connect, read, control or delete it
+        self.owner = owner
+        #: the registry's and the store's name for it (``session_id`` namespaced by owner)
+        self.key = key or session_id
         self.created_at = time.time()
         self.history: list[Message] = []
         self.streams: dict[str, Stream] = {}
