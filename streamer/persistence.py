@@ -9,13 +9,18 @@ they end; never per token.
 
 Tables::
 
-    sessions(session_id PK, created_at, updated_at)            -- times: Unix seconds
+    sessions(session_id PK, created_at, updated_at, owner)     -- times: Unix seconds
     messages(message_id PK, session_id → sessions ON DELETE CASCADE, position, role,
              markdown, html, blocks (JSON list of HTML strings), provider, model,
              usage (JSON), finish_reason (NULL while streaming), last_seq,
              created_at, completed_at)
 
 An assistant message's ``message_id`` is its ``stream_id`` (``stream_complete.message_id``).
+``session_id`` here is the registry's key of a session (``streamer.runtime.registry.
+session_key``: a client-chosen id namespaced by its owner); ``owner`` is the subject of the
+identity that created it (``NULL`` in stores from before ownership: the anonymous identity).
+
+The file is created with mode 0600 and its folder with 0700: it holds every conversation.
 """
 
 from __future__ import annotations
@@ -60,6 +65,29 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages(session_id, position);
 CREATE INDEX IF NOT EXISTS sessions_by_age ON sessions(updated_at);
 """
+
+
+#: columns added after the first release: ``(table, column, definition)``, added when missing
+MIGRATIONS = (("sessions", "owner", "TEXT"),)
+#: the database file's permissions (it holds every conversation): owner read/write only
+FILE_MODE = 0o600
+
+
+def _create_private(path: Path) -> None:
+    """Make the folder (0700) and an empty file (0600) if missing; tighten an existing file."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        path.chmod(FILE_MODE)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    for table, column, definition in MIGRATIONS:
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 def default_database_path() -> Path:
@@ -141,7 +169,7 @@ class Store:
 
         def connect() -> sqlite3.Connection:
             if path != ":memory:":
-                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(path).expanduser())
             db = sqlite3.connect(os.path.expanduser(path), check_same_thread=False,
                                  isolation_level=None, timeout=10.0)
             db.row_factory = sqlite3.Row
@@ -149,6 +177,7 @@ class Store:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(SCHEMA)
+            _migrate(db)
             # answers a killed process left mid-stream (only checkpoints were saved): they
             # will never finish; say so (one process owns a database file)
             db.execute("UPDATE messages SET finish_reason = 'error', completed_at = ?"
@@ -175,6 +204,28 @@ class Store:
                     self._write(record)
 
         await self._run(write)
+
+    async def create_session(self, session_id: str, owner: str) -> None:
+        """Record a new session and its owner's subject (a no-op if it exists)."""
+
+        def write() -> None:
+            now = time.time()
+            self._db.execute("INSERT INTO sessions(session_id, created_at, updated_at, owner)"
+                             " VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
+                             (session_id, now, now, owner))
+
+        await self._run(write)
+
+    async def session_owner(self, session_id: str) -> str | None:
+        """The subject that owns a stored session (``"anonymous"`` for sessions from before
+        ownership), or ``None`` if the store does not know it."""
+
+        def read() -> str | None:
+            row = self._db.execute("SELECT COALESCE(owner, 'anonymous') FROM sessions"
+                                   " WHERE session_id = ?", (session_id,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(read)
 
     async def save_message(self, record: MessageRecord) -> None:
         """:meth:`save_messages` of one message."""

@@ -361,7 +361,7 @@ class Connection:
         if host.store is not None and stream is None:
             record = await host.store.message(cursor.stream_id)
         decision = resume.plan(cursor, started.log if started is not None else None,
-                               host.epoch, record, sid)
+                               host.epoch, record, session.key)
         if isinstance(decision, resume.Exact):
             assert started is not None
             index = session.started.index(started)

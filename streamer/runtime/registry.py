@@ -17,6 +17,7 @@ other runtime modules never import it. The web layer and tests hold it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import secrets
@@ -28,13 +29,21 @@ import trio
 
 from streamer.config import Config
 from streamer.conversation import ROLES, Message
-from streamer.errors import ServerShuttingDown
+from streamer.errors import (
+    Forbidden,
+    InvalidMessage,
+    ServerShuttingDown,
+    SessionNotFound,
+    StreamNotFound,
+)
 from streamer.persistence import Store
 from streamer.providers import Providers
 from streamer.render.markdown import RenderConfig, Renderer
 from streamer.runtime.session import Follower, Session
 from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream, StreamServices, new_id
 from streamer.runtime.waiter import Waiter
+from streamer.security.identity import ANONYMOUS, Identity
+from streamer.security.policy import Policy
 from streamer.tools import BUILTIN_TOOLS, Tools
 from streamer.wire.events import Error
 
@@ -42,6 +51,31 @@ logger = logging.getLogger("streamer.runtime")
 
 #: after cancelling the streams at drain, how long their subscribers get to deliver the end (s)
 CANCEL_GRACE_S = 2.0
+#: random bytes in a server-made session id (``sess_`` + 22 URL-safe characters: 128 bits)
+SESSION_ID_BYTES = 16
+#: the prefix of server-made session ids (clients may not choose ids in it)
+SERVER_ID_PREFIX = "sess_"
+
+
+def is_server_id(session_id: str) -> bool:
+    return session_id.startswith(SERVER_ID_PREFIX)
+
+
+def session_key(owner: Identity, session_id: str) -> str:
+    """The registry's and the store's name of ``owner``'s session ``session_id``.
+
+    Server-made ids are unique already; a client-chosen id gets its owner's namespace (a
+    hash of the subject; ``~`` never occurs in an id), so two identities that choose
+    ``chat-0001`` get two sessions and neither can pre-seed the other's. With
+    ``auth.mode = "none"`` every client is the one anonymous identity and ids stay as
+    they are (stores from before ownership keep working).
+    """
+    if is_server_id(session_id) or owner.subject == ANONYMOUS.subject:
+        return session_id
+    digest = hashlib.sha256(owner.subject.encode()).hexdigest()[:16]
+    return f"{digest}~{session_id}"
+
+
 #: how often stored sessions past ``persistence.retention_days`` are purged (s)
 PURGE_INTERVAL_S = 3_600
 
@@ -62,6 +96,8 @@ class Registry:
         #: tools the model may call; embedding applications register theirs here
         self.tools = Tools(BUILTIN_TOOLS if config.tools.builtin else [])
         self.renderer = renderer or Renderer(RenderConfig(allow_images=config.render.allow_images))
+        #: what each identity may spend (providers, models, max_tokens, daily budgets)
+        self.policy = Policy(config)
         self.sessions: dict[str, Session] = {}
         self.live_connections: set[Follower] = set()
         #: woken whenever a stream or a subscription ends (drain waits on it)
@@ -128,49 +164,118 @@ class Registry:
 
     # ------------------------------------------------------------------ sessions
 
-    def get_or_create(self, session_id: str | None = None) -> Session:
-        session_id = session_id or new_id("sess")
-        session = self.sessions.get(session_id)
+    def get_or_create(self, session_id: str | None = None,
+                      owner: Identity = ANONYMOUS) -> Session:
+        """The owner's session ``session_id`` in memory, made if missing (no store, no
+        ownership check: :meth:`create_session` and :meth:`find_session` are the doors)."""
+        session_id = session_id or new_id("sess", SESSION_ID_BYTES)
+        key = session_key(owner, session_id)
+        session = self.sessions.get(key)
         if session is None:
-            session = Session(self, session_id)
-            self.sessions[session_id] = session
+            session = Session(self, session_id, owner, key)
+            self.sessions[key] = session
         session.touch()
         return session
 
-    async def open_session(self, session_id: str | None = None) -> Session:
+    async def create_session(self, owner: Identity,
+                             session_id: str | None = None) -> tuple[Session, bool]:
+        """``POST /api/sessions``: a new session of ``owner`` (``(session, True)``), or its
+        existing one of that id (``(session, False)``).
+
+        Without ``session_id`` the server makes one (``sess_`` + 128 random bits). A
+        client-chosen id is namespaced under its owner: another identity choosing the same
+        id gets a session of its own.
+
+        Raises:
+            Forbidden: a server-made id that belongs to another identity.
+            InvalidMessage: a client-chosen id in the server's ``sess_`` space that does
+                not exist.
+        """
+        if session_id is not None:
+            try:
+                return await self.find_session(owner, session_id), False
+            except SessionNotFound:
+                if is_server_id(session_id):
+                    raise InvalidMessage("session ids starting 'sess_' are made by the "
+                                         "server; choose another id or omit it") from None
+        session = self.get_or_create(session_id, owner)
+        if self.store is not None:
+            await self.store.create_session(session.key, owner.subject)
+        return session, True
+
+    async def find_session(self, owner: Identity, session_id: str) -> Session:
+        """The owner's session ``session_id``: in memory, or known to the store (its history
+        loaded). Never creates one.
+
+        Raises:
+            SessionNotFound: no such session of this owner.
+            Forbidden: the session belongs to another identity.
+        """
+        key = session_key(owner, session_id)
+        session = self.sessions.get(key)
+        if session is not None:
+            if session.owner.subject != owner.subject:
+                raise Forbidden("this session belongs to another identity")
+            session.touch()
+            return session
+        stored_owner = await self.store.session_owner(key) if self.store is not None else None
+        if stored_owner is None:
+            raise SessionNotFound(f"no session {session_id}")
+        if stored_owner != owner.subject:
+            raise Forbidden("this session belongs to another identity")
+        return await self.open_session(session_id, owner)
+
+    async def open_session(self, session_id: str | None = None,
+                           owner: Identity = ANONYMOUS) -> Session:
         """:meth:`get_or_create`, loading a known session's history from the store first."""
-        if session_id is not None and session_id not in self.sessions \
-                and self.store is not None:
-            records = await self.store.messages(session_id)
-            session = self.get_or_create(session_id)
+        key = session_key(owner, session_id) if session_id is not None else None
+        if key is not None and key not in self.sessions and self.store is not None:
+            records = await self.store.messages(key)
+            session = self.get_or_create(session_id, owner)
             if not session.history:
                 session.history = [Message(r.role, r.markdown) for r in records
                                    if r.markdown and r.role in ROLES]
             return session
-        return self.get_or_create(session_id)
+        return self.get_or_create(session_id, owner)
 
-    async def delete_session(self, session_id: str) -> bool:
+    async def delete_session(self, owner: Identity, session_id: str) -> None:
         """Forget a session: cancel its streams, close its connections, delete it from the
-        store. Returns ``False`` if neither memory nor the store knew it."""
-        session = self.sessions.pop(session_id, None)
-        if session is not None:
-            session.deleted = True
-            for stream in list(session.streams.values()):
-                stream.cancel("session deleted")
-            for connection in list(session.connections):
-                connection.cancel_scope.cancel()
-            for stream_id in list(session.streams):
-                self._finished.pop(stream_id, None)
-        stored = False
+        store.
+
+        Raises:
+            SessionNotFound: neither memory nor the store knows it.
+            Forbidden: it belongs to another identity.
+        """
+        session = await self.find_session(owner, session_id)
+        del self.sessions[session.key]
+        session.deleted = True
+        for stream in list(session.streams.values()):
+            stream.cancel("session deleted")
+        for connection in list(session.connections):
+            connection.cancel_scope.cancel()
+        for stream_id in list(session.streams):
+            self._finished.pop(stream_id, None)
         if self.store is not None:
-            if session is not None:
-                # let cancelled streams write their last checkpoint before the delete
-                with trio.move_on_after(PERSIST_TIMEOUT_S):
-                    for stream in list(session.streams.values()):
-                        if stream.state == "running":
-                            await stream.done.wait()
-            stored = await self.store.delete_session(session_id)
-        return session is not None or stored
+            # let cancelled streams write their last checkpoint before the delete
+            with trio.move_on_after(PERSIST_TIMEOUT_S):
+                for stream in list(session.streams.values()):
+                    if stream.state == "running":
+                        await stream.done.wait()
+            await self.store.delete_session(session.key)
+
+    def find_owned_stream(self, owner: Identity, stream_id: str) -> Stream:
+        """A stream of one of ``owner``'s sessions (the trace endpoint).
+
+        Raises:
+            StreamNotFound: no such stream in memory.
+            Forbidden: it belongs to another identity's session.
+        """
+        stream = self.find_stream(stream_id)
+        if stream is None:
+            raise StreamNotFound(f"no stream {stream_id}")
+        if stream.owner.owner.subject != owner.subject:
+            raise Forbidden("this stream belongs to another identity")
+        return stream
 
     def find_stream(self, stream_id: str) -> Stream | None:
         for session in self.sessions.values():

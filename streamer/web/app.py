@@ -15,12 +15,16 @@ from importlib import resources
 from pathlib import Path
 
 from quart import Response
+from quart_cors import cors
 from quart_trio import QuartTrio
 
 from streamer.config import Config
 from streamer.errors import StreamerError
 from streamer.persistence import Store
 from streamer.runtime.registry import Registry
+from streamer.security.identity import AuthHook
+from streamer.security.origins import allowed_origins
+from streamer.web.guard import Guard
 from streamer.web.http import EXTENSION, error_response
 from streamer.web.rest import rest
 from streamer.web.streaming import streams
@@ -32,12 +36,36 @@ STATIC_DIR = Path(str(resources.files("streamer") / "static"))
 MAX_CONTENT_BYTES = 1 << 20
 
 
-def create_app(config: Config, registry: Registry | None = None) -> QuartTrio:
-    """Build the application. The registry (sessions, providers, renderer) is created once."""
+#: what a page on an allowed origin may send and read (CORS, Fetch standard §3.2)
+CORS_HEADERS = ["Authorization", "Content-Type", "X-CSRF-Token", "Last-Event-ID"]
+CORS_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
+CORS_MAX_AGE_S = 600
+
+
+def create_app(config: Config, registry: Registry | None = None,
+               auth_hook: AuthHook | None = None) -> QuartTrio:
+    """Build the application. The registry (sessions, providers, renderer) is created once.
+
+    Args:
+        config: the server's configuration.
+        registry: the sessions and shared objects (default: a new one from ``config``).
+        auth_hook: an embedding application's own identity check, asked before the
+            configured ``auth.mode`` (``streamer.security.identity.AuthHook``).
+    """
     app = QuartTrio("streamer", static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = max(config.server.max_message_bytes, MAX_CONTENT_BYTES)
     registry = registry or Registry(config)
     app.extensions[EXTENSION] = registry
+    guard = Guard(config, auth_hook)
+    app.extensions["streamer.guard"] = guard
+    app.before_request(guard.before_request)
+    app.before_websocket(guard.before_websocket)
+    app.after_request(guard.after_request)
+    # CORS answers only the allowed origins (never "*": credentials are allowed); the
+    # WebSocket route is exempt (the guard checks its Origin itself)
+    cors(app, allow_origin=allowed_origins(config.security), allow_credentials=True,
+         allow_headers=CORS_HEADERS, allow_methods=CORS_METHODS,
+         expose_headers=["Retry-After"], max_age=CORS_MAX_AGE_S)
 
     @app.before_serving
     async def start() -> None:

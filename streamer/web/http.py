@@ -12,7 +12,12 @@ from typing import Any
 
 from quart import Response, current_app, request
 
-from streamer.errors import InvalidMessage, PayloadTooLarge, StreamerError
+from streamer.errors import (
+    InvalidMessage,
+    PayloadTooLarge,
+    StreamerError,
+    UnsupportedMediaType,
+)
 from streamer.runtime.registry import Registry
 from streamer.wire.cursor import SESSION_ID_RE
 from streamer.wire.events import Error
@@ -67,12 +72,25 @@ def valid_session_id(session_id: str) -> str:
     return session_id
 
 
-async def read_body(max_bytes: int) -> bytes:
-    """The request body, at most ``max_bytes``.
+def require_json_type() -> None:
+    """A JSON endpoint takes ``Content-Type: application/json`` only: a cross-site plain form
+    or ``text/plain`` POST (a CORS "simple request", sent without a preflight) is refused.
 
     Raises:
+        UnsupportedMediaType: any other (or no) content type.
+    """
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("the body must be sent as Content-Type: application/json")
+
+
+async def read_body(max_bytes: int) -> bytes:
+    """The request body (``Content-Type: application/json``), at most ``max_bytes``.
+
+    Raises:
+        UnsupportedMediaType: another content type.
         PayloadTooLarge: the body (or its announced length) is longer.
     """
+    require_json_type()
     length = request.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(f"request body of {length} bytes exceeds {max_bytes}")
@@ -87,6 +105,7 @@ async def read_json(max_bytes: int) -> Any:
     """The request body as JSON (at most ``max_bytes``).
 
     Raises:
+        UnsupportedMediaType: another content type.
         PayloadTooLarge: too long.
         InvalidMessage: not JSON.
     """

@@ -3,7 +3,8 @@
 ==========================================  =================================================
 ``GET /healthz``                            ``{"ok": true, "draining": bool}``
 ``GET /api/stream/status``                  sessions, connections, active streams, uptime
-``POST /api/sessions``                      new session: ``session_id``, ``ws_url``, ``events_url``
+``POST /api/sessions``                      new session (``{"session_id"}`` optional): its
+                                            ``session_id``, ``ws_url``, ``events_url``
 ``GET /api/sessions/{session_id}``          its connections, current stream and queue
 ``GET /api/sessions/{session_id}/messages`` the stored conversation (partial answers too)
 ``DELETE /api/sessions/{session_id}``       cancel, disconnect and forget a session
@@ -11,15 +12,20 @@
 ``POST /api/render``                        one-shot render ``{"markdown"}`` → ``{"html"}``
 ``GET /api/streams/{stream_id}/trace``      the stream's trace (why it ended, when)
 ==========================================  =================================================
+
+Every route but ``/healthz`` runs as the identity :mod:`streamer.web.guard` found; a session
+or stream of another identity is ``403 forbidden``, an unknown one ``404``. Only POSTs create
+sessions.
 """
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
-from streamer.errors import InvalidMessage, SessionNotFound, StreamNotFound
+from streamer.errors import InvalidMessage
 from streamer.persistence import MessageRecord
 from streamer.runtime.session import Session
+from streamer.web.guard import identity
 from streamer.web.http import json_response, read_body, read_json, registry, valid_session_id
 from streamer.wire.controls import Start, parse_control
 
@@ -41,47 +47,48 @@ async def status() -> Response:
 
 @rest.post("/api/sessions")
 async def create_session() -> Response:
-    sid = registry().get_or_create().session_id
+    """201 with a new session, or 200 with the caller's existing one of the id it chose."""
+    reg = registry()
+    requested = None
+    if request.content_length or request.headers.get("Content-Type"):
+        body = await read_json(reg.config.server.max_message_bytes)
+        if not isinstance(body, dict) or not isinstance(body.get("session_id", ""), str):
+            raise InvalidMessage('sessions: the body is {} or {"session_id": "..."}')
+        requested = valid_session_id(body["session_id"]) if "session_id" in body else None
+    session, created = await reg.create_session(identity(), requested)
+    sid = session.session_id
     return json_response({"session_id": sid, "ws_url": f"/ws/stream/{sid}",
-                          "events_url": f"/api/sessions/{sid}/events"}, 201)
+                          "events_url": f"/api/sessions/{sid}/events"}, 201 if created else 200)
 
 
 @rest.get("/api/sessions/<session_id>")
 async def session_info(session_id: str) -> Response:
-    session = registry().sessions.get(valid_session_id(session_id))
-    if session is None:
-        raise SessionNotFound(f"no session {session_id}")
+    session = await registry().find_session(identity(), valid_session_id(session_id))
     return json_response(session.info())
 
 
-async def _records(session_id: str, session: Session | None) -> list[MessageRecord]:
+async def _records(session: Session) -> list[MessageRecord]:
     """The stored conversation, a running answer as it is now (newer than its checkpoint)."""
     store = registry().store
     if store is not None:
-        records = await store.messages(session_id)
+        records = await store.messages(session.key)
     else:
-        records = [r for s in (session.started if session else []) for r in s.records()]
-    if session is not None:
-        live = {s.stream_id: s for s in session.started if s.state == "running"}
-        records = [live[r.message_id].records()[-1] if r.message_id in live else r
-                   for r in records]
-    return records
+        records = [r for s in session.started for r in s.records()]
+    live = {s.stream_id: s for s in session.started if s.state == "running"}
+    return [live[r.message_id].records()[-1] if r.message_id in live else r for r in records]
 
 
 @rest.get("/api/sessions/<session_id>/messages")
 async def session_messages(session_id: str) -> Response:
-    session = registry().sessions.get(valid_session_id(session_id))
-    records = await _records(session_id, session)
-    if not records and session is None:
-        raise SessionNotFound(f"no session {session_id}")
+    session = await registry().find_session(identity(), valid_session_id(session_id))
+    records = await _records(session)
     return json_response({"session_id": session_id,
                           "messages": [r.to_json() for r in records]})
 
 
 @rest.delete("/api/sessions/<session_id>")
 async def delete_session(session_id: str) -> Response:
-    if not await registry().delete_session(valid_session_id(session_id)):
-        raise SessionNotFound(f"no session {session_id}")
+    await registry().delete_session(identity(), valid_session_id(session_id))
     return Response("", status=204)
 
 
@@ -91,8 +98,9 @@ async def complete(session_id: str) -> Response:
     ``error`` (the ``error`` event's) if it failed."""
     reg = registry()
     max_bytes = reg.config.server.max_message_bytes
-    session = await reg.open_session(valid_session_id(session_id))
-    control = parse_control(await read_body(max_bytes), max_bytes)
+    raw = await read_body(max_bytes)
+    session, _ = await reg.create_session(identity(), valid_session_id(session_id))
+    control = parse_control(raw, max_bytes)
     if not isinstance(control, Start):
         raise InvalidMessage("complete: the body is a 'start' message")
     with session.hold():  # the waiting call counts as a subscriber for the grace period
@@ -117,7 +125,5 @@ async def render() -> Response:
 
 @rest.get("/api/streams/<stream_id>/trace")
 async def trace(stream_id: str) -> Response:
-    stream = registry().find_stream(stream_id)
-    if stream is None:
-        raise StreamNotFound(f"no stream {stream_id}")
+    stream = registry().find_owned_stream(identity(), stream_id)
     return json_response({**stream.info(), "trace": [t.to_json() for t in stream.trace]})

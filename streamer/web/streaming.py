@@ -15,13 +15,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import trio
-from quart import Blueprint, Response, request, websocket
+from quart import Blueprint, Response, current_app, g, request, websocket
+from quart_cors import cors_exempt
 
 from streamer.errors import SessionNotFound, StreamerError
+from streamer.runtime.session import Session
 from streamer.transports.aisdk import ui_message_stream
 from streamer.transports.sse import SSEBody
 from streamer.transports.websocket import CLOSE_POLICY_VIOLATION, serve_websocket
+from streamer.web.guard import WS_SUBPROTOCOL, Guard, identity, log_access
 from streamer.web.http import (
     json_response,
     read_body,
@@ -42,27 +47,47 @@ SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 streams = Blueprint("streaming", __name__)
 
 
+logger = logging.getLogger("streamer.web")
+
+
 @streams.websocket("/ws/stream/<session_id>")
+@cors_exempt  # the guard checks a WebSocket's Origin itself (CORS does not apply to it)
 async def ws_stream(session_id: str) -> None:
-    await websocket.accept()
+    """Accept (selecting the ``streamer`` subprotocol when offered), identify the caller
+    (handshake or first ``auth`` message), then serve the caller's session. A refusal is an
+    ``error`` event and close 1008."""
+    guard: Guard = current_app.extensions["streamer.guard"]
+    offered = websocket.requested_subprotocols
+    await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
+    status = "closed"
     try:
-        session = await registry().open_session(valid_session_id(session_id))
-    except StreamerError as exc:
-        await websocket.send(encode_json(Error.of(exc).to_json()))
-        await websocket.close(CLOSE_POLICY_VIOLATION, exc.code)
-        return
+        try:
+            g.identity = await guard.websocket_identity()
+            session = await registry().find_session(g.identity, valid_session_id(session_id))
+        except StreamerError as exc:
+            status = f"refused:{exc.code}"
+            await websocket.send(encode_json(Error.of(exc).to_json()))
+            await websocket.close(CLOSE_POLICY_VIOLATION, exc.code)
+            return
+        await _serve_ws(session)
+    finally:
+        if guard.config.security.access_log:
+            log_access(websocket, status)
+
+
+async def _serve_ws(session: Session) -> None:
     args = websocket.args
     try:
         resume = parse_cursor(args.get("stream_id"), args.get("epoch"), args.get("last_seq"))
     except StreamerError as exc:  # the connection lives; it follows as a new one
-        await websocket.send(encode_json(Error.of(exc, session_id=session_id).to_json()))
+        await websocket.send(encode_json(Error.of(exc, session_id=session.session_id).to_json()))
         resume = None
     await serve_websocket(session, websocket, resume)
 
 
 @streams.get("/api/sessions/<session_id>/events")
 async def sse_events(session_id: str) -> Response:
-    session = await registry().open_session(valid_session_id(session_id))
+    session = await registry().find_session(identity(), valid_session_id(session_id))
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     resume = parse_event_id(last_event_id) if last_event_id else None
     return streaming(Response(SSEBody(session, resume), mimetype="text/event-stream",
@@ -74,9 +99,7 @@ async def sse_control(session_id: str) -> Response:
     """``202 {"ok": true}``; a bad message or a refusal answers this POST (its status)."""
     reg = registry()
     server = reg.config.server
-    session = reg.sessions.get(valid_session_id(session_id))
-    if session is None:
-        raise SessionNotFound(f"no session {session_id}; open its events stream first")
+    session = await reg.find_session(identity(), valid_session_id(session_id))
     connection_id = request.args.get("connection_id")
     raw = await read_body(server.max_message_bytes)
     connections = [c for c in session.connections
@@ -96,7 +119,7 @@ async def ai_sdk_chat() -> Response:
     reg = registry()
     max_bytes = reg.config.server.max_message_bytes
     session_id, control = aisdk.parse_chat_request(await read_json(max_bytes), max_bytes)
-    session = await reg.open_session(session_id)
+    session, _ = await reg.create_session(identity(), session_id)
     stream = session.submit(control)
     return streaming(Response(ui_message_stream(session, stream),
                               mimetype="text/event-stream", headers=aisdk.HEADERS))

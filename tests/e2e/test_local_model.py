@@ -13,13 +13,14 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, create_session
 from tests.e2e.test_server import apply_all, render
 
 pytestmark = pytest.mark.local_model
 
 
 async def test_streams_a_short_answer_from_the_embedded_model(live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "local-model-1")
     events = []
     with trio.fail_after(120):
         async with open_websocket_url(f"{live_server.ws_url}/ws/stream/local-model-1") as ws:
@@ -43,6 +44,7 @@ async def test_streams_a_short_answer_from_the_embedded_model(live_server: LiveS
 
 
 async def test_stop_ends_local_generation_between_tokens(live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "local-model-2")
     with trio.fail_after(120):
         async with open_websocket_url(f"{live_server.ws_url}/ws/stream/local-model-2") as ws:
             await ws.send_message(json.dumps({

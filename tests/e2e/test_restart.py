@@ -18,14 +18,15 @@ import httpx
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from tests.resume_client import Doc, ws_follow
+from tests.conftest import create_session
 from tests.e2e.test_resume import DOCUMENT
+from tests.resume_client import Doc, ws_follow
 
 
 def spawn(db: Path, **extra_env: str) -> tuple[subprocess.Popen[str], str, list[str]]:
     env = {**os.environ, **extra_env, "STREAMER_SERVER_DRAIN_TIMEOUT_S": "0.5",
            "STREAMER_PERSISTENCE_DATABASE_PATH": str(db),
-           "STREAMER_PROVIDERS_DEFAULT": "echo"}
+           "STREAMER_PROVIDERS_DEFAULT": "echo", "STREAMER_POLICY_PROVIDERS": "echo"}
     process = subprocess.Popen([sys.executable, "-m", "streamer", "serve", "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=env)
@@ -47,6 +48,7 @@ async def test_sigterm_mid_stream_then_restart_gives_the_partial_answer(
     process, url, lines = await trio.to_thread.run_sync(spawn, db)
     doc = Doc()
     try:
+        await create_session(url, "restart-proc-1")
         with trio.fail_after(60):
             async with open_websocket_url(url.replace("http", "ws")
                                           + "/ws/stream/restart-proc-1") as ws:
@@ -106,6 +108,7 @@ async def test_sigkill_mid_stream_keeps_the_last_checkpoint(tmp_path: Path) -> N
         spawn, db, STREAMER_PERSISTENCE_CHECKPOINT_INTERVAL_S="0.2"))
     doc = Doc()
     try:
+        await create_session(url, "restart-kill-1")
         with trio.fail_after(60):
             async with open_websocket_url(url.replace("http", "ws")
                                           + "/ws/stream/restart-kill-1") as ws:

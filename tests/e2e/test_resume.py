@@ -15,7 +15,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 from streamer.runtime.connection import OUTBOX_EVENTS
-from tests.conftest import LiveServer, make_config
+from tests.conftest import LiveServer, create_session, make_config
 from tests.faultproxy import fault_proxy
 from tests.resume_client import Doc, sse_follow, ws_follow
 
@@ -35,6 +35,7 @@ async def start_stream(server: LiveServer, session_id: str, prompt: str,
                        echo: dict[str, Any] | None = None,
                        pacing: dict[str, Any] | None = None) -> tuple[str, str]:
     """Start an echo stream from a short-lived WebSocket; returns (stream_id, epoch)."""
+    await create_session(server.base_url, session_id)
     with trio.fail_after(10):
         async with open_websocket_url(f"{server.ws_url}/ws/stream/{session_id}") as ws:
             connected = json.loads(await ws.get_message())
@@ -97,6 +98,7 @@ async def test_fault_injection_resumes_exactly_over_both_transports(
 async def test_websocket_resume_message_replays_after_the_cursor(
         live_server: LiveServer) -> None:
     """``{"type": "resume", ...}`` on an open connection restarts following at the cursor."""
+    await create_session(live_server.base_url, "resume-msg-001")
     stream_id, epoch = await start_stream(live_server, "resume-msg-001", DOCUMENT,
                                           pacing={"mode": "fixed", "cps": 4000})
     first = Doc(stream_id=stream_id, epoch=epoch)
@@ -148,6 +150,7 @@ async def test_after_the_replay_window_the_final_document_comes_as_a_snapshot(
 
 async def test_unknown_stream_is_reported_and_the_connection_lives(
         live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "unknown-01")
     with trio.fail_after(10):
         async with open_websocket_url(
                 f"{live_server.ws_url}/ws/stream/unknown-01?stream_id=s_nope&last_seq=3") as ws:
@@ -160,6 +163,7 @@ async def test_unknown_stream_is_reported_and_the_connection_lives(
 
 
 async def test_malformed_cursors_are_clear_errors(live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "bad-cursor")
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=5) as client:
         response = await client.get("/api/sessions/bad-cursor/events",
                                     headers={"Last-Event-ID": "nonsense"})
@@ -176,7 +180,7 @@ async def test_malformed_cursors_are_clear_errors(live_server: LiveServer) -> No
 async def test_three_subscribers_one_paused_end_identical(live_server: LiveServer) -> None:
     """Two WebSockets (different speeds, one paused a while) and one SSE follow one stream:
     identical documents; the paused one holds a bounded outbox and only its cursor."""
-    session_id = "multi-sub-01"
+    session_id = await create_session(live_server.base_url, "multi-sub-01")
     expected = await render(live_server, DOCUMENT)
     docs = {"fast": Doc(), "paused": Doc(), "sse": Doc()}
     paused_view: list[dict[str, Any]] = []
@@ -283,6 +287,7 @@ async def test_a_restarted_server_answers_a_resume_from_its_database(
 
 async def test_sse_first_connect_may_carry_the_cursor_in_the_query(
         live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "sse-query-01")
     stream_id, epoch = await start_stream(live_server, "sse-query-01", DOCUMENT,
                                           pacing={"mode": "fixed", "cps": 20_000})
     doc = Doc(stream_id=stream_id, epoch=epoch)
@@ -310,6 +315,7 @@ async def test_sse_first_connect_may_carry_the_cursor_in_the_query(
 async def test_a_cursor_past_the_end_skips_the_finished_answer(live_server: LiveServer) -> None:
     """Reconnecting with ``stream_complete``'s id (seq = last_seq + 1) does not repeat that
     answer's end: the connection goes on with the session's next stream from its start."""
+    await create_session(live_server.base_url, "past-end-01")
     stream_id, epoch = await start_stream(live_server, "past-end-01", "first answer")
     ids: list[str] = []
     with trio.fail_after(30):

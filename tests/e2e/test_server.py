@@ -13,7 +13,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from streamer.render.ops import apply_op
 from streamer.wire.events import PROTOCOL_VERSION, op_from_chunk
-from tests.conftest import LiveServer, sse_events
+from tests.conftest import LiveServer, create_session, sse_events
 
 RICH = (Path(__file__).parents[1] / "data" / "rich.md").read_text()
 
@@ -39,6 +39,7 @@ async def render(server: LiveServer, markdown: str) -> str:
 async def ws_collect(server: LiveServer, session_id: str, messages: list[dict[str, Any]],
                      until: str = "stream_complete") -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
+    await create_session(server.base_url, session_id)
     with trio.fail_after(30):
         async with open_websocket_url(f"{server.ws_url}/ws/stream/{session_id}") as ws:
             for message in messages:
@@ -62,7 +63,7 @@ async def test_websocket_streams_a_rich_document_exactly(live_server: LiveServer
 
 
 async def test_sse_streams_a_rich_document_exactly(live_server: LiveServer) -> None:
-    session_id = "sse-rich-001"
+    session_id = await create_session(live_server.base_url, "sse-rich-001")
     body = ""
     with trio.fail_after(30):
         async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as client:
@@ -93,6 +94,7 @@ async def test_sse_streams_a_rich_document_exactly(live_server: LiveServer) -> N
 
 async def test_invalid_control_message_gets_an_error_and_the_connection_lives(
         live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "invalid-001")
     with trio.fail_after(10):
         async with open_websocket_url(f"{live_server.ws_url}/ws/stream/invalid-001") as ws:
             assert json.loads(await ws.get_message())["type"] == "connected"
@@ -110,6 +112,7 @@ async def test_invalid_control_message_gets_an_error_and_the_connection_lives(
 
 @pytest.mark.config(**{"server.max_invalid_messages": 3})
 async def test_repeated_invalid_messages_close_with_1008(live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "invalid-002")
     with trio.fail_after(10):
         async with open_websocket_url(f"{live_server.ws_url}/ws/stream/invalid-002") as ws:
             await ws.get_message()
@@ -137,7 +140,8 @@ async def test_rest_complete_render_status_and_trace(live_server: LiveServer) ->
         status = (await client.get("/api/stream/status")).json()
         assert {"sessions", "connections", "active_streams", "uptime_s"} <= set(status)
         assert (await client.get("/healthz")).json()["ok"] is True
-        bad = await client.post("/api/render", content=b"{")
+        bad = await client.post("/api/render", content=b"{",
+                                headers={"Content-Type": "application/json"})
         assert bad.status_code == 400 and bad.json()["code"] == "invalid_message"
         missing = await client.get("/api/streams/s_nope/trace")
         assert missing.status_code == 404 and missing.json()["code"] == "stream_not_found"
@@ -146,6 +150,7 @@ async def test_rest_complete_render_status_and_trace(live_server: LiveServer) ->
 
 
 async def test_sse_client_that_leaves_is_noticed(live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "sse-gone-01")
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client:
         async with client.stream("GET", "/api/sessions/sse-gone-01/events") as response:
             async for text in response.aiter_text():
@@ -170,6 +175,7 @@ def short_quart_response_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.config(**{"server.heartbeat_interval_s": 0.25})
 async def test_sse_outlives_quarts_response_timeout_and_sends_heartbeats(
         short_quart_response_timeout: None, live_server: LiveServer) -> None:
+    await create_session(live_server.base_url, "sse-long-01")
     pings = 0
     started = trio.current_time()
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client:
