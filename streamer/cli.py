@@ -5,6 +5,9 @@
 ``streamer stream "prompt" [--provider P] [--url URL] [--pacing off|fixed|smooth] [--cps N]``
     connects over WebSocket, prints the answer as plain text while it streams (a progress line
     on a TTY), sends ``stop`` on Ctrl-C, and exits non-zero with the error code on ``error``.
+``streamer auth new-key --subject S [--id ID]``
+    makes an API key: prints the key once (first line of stdout; only its hash is kept) and
+    the ``[[keys]]`` entry to paste into ``auth.api_keys_file``.
 """
 
 from __future__ import annotations
@@ -36,11 +39,38 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--pacing", choices=("off", "fixed", "smooth"), default="off")
     stream.add_argument("--cps", type=float)
     stream.add_argument("--max-tokens", type=int)
+    auth = commands.add_parser("auth", help="credentials for auth.mode = api_key")
+    auth_commands = auth.add_subparsers(dest="auth_command", required=True)
+    new_key = auth_commands.add_parser("new-key", help="make an API key and its file entry")
+    new_key.add_argument("--subject", required=True, help="the identity; sessions belong to it")
+    new_key.add_argument("--id", help="the name shown in logs (default: SUBJECT-<6 hex>)")
     return parser
+
+
+def _new_key(args: argparse.Namespace) -> int:
+    """``streamer auth new-key``: the key on stdout's first line, then the entry."""
+    import secrets
+
+    from streamer.security.apikeys import key_entry, new_key
+    from streamer.security.identity import ANONYMOUS
+
+    subject = args.subject.strip()
+    if not subject or subject == ANONYMOUS.subject:
+        print("streamer: --subject must be a non-empty name other than 'anonymous'",
+              file=sys.stderr)
+        return 2
+    key = new_key()
+    key_id = args.id or f"{subject}-{secrets.token_hex(3)}"
+    print(key)
+    print("\n# the key above is shown only once; add this entry to auth.api_keys_file:")
+    print(key_entry(key, subject, key_id), end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "auth":
+        return _new_key(args)
     if args.command == "serve":
         logging.basicConfig(level=args.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
