@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +19,8 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from streamer.config import Config
 from streamer.runtime.registry import Registry
+from streamer.security.identity import describe_auth, validate_auth
+from streamer.security.origins import check_security
 from streamer.web.app import create_app
 
 logger = logging.getLogger("streamer.server")
@@ -51,7 +54,14 @@ async def serve(config: Config, *, shutdown_trigger: Callable[[], Awaitable[None
 
     ``task_status.started`` gets the bound addresses (``["http://127.0.0.1:PORT"]``), so tests
     can bind port 0.
+
+    Raises:
+        ConfigError: an unsafe or unusable ``[auth]`` or ``[security]`` (``auth.mode =
+            "none"`` off loopback, a missing key file or secret, a malformed origin).
     """
+    validate_auth(config, os.environ)
+    check_security(config.security)
+    logger.info(describe_auth(config))
     tune_gc(config.server.gc_gen0_threshold)
     registry = Registry(config)
     app = create_app(config, registry)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from streamer.config import SecurityConfig
+from streamer.config import ConfigError, SecurityConfig
 
 #: the port a scheme implies when a URL names none (RFC 6454 §4)
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -123,3 +123,20 @@ def allowed_origins(security: SecurityConfig) -> list[str]:
         if normalized is not None:
             out.append(normalized)
     return out
+
+
+def check_security(security: SecurityConfig) -> None:
+    """Refuse ``[security]`` values that would silently not match.
+
+    Raises:
+        ConfigError: an ``allowed_origins`` entry that is not ``scheme://host[:port]``
+            (``"*"`` included: credentials are allowed, so CORS cannot answer everyone), or
+            an empty ``allowed_hosts``.
+    """
+    for origin in security.allowed_origins:
+        if normalize_origin(origin) is None:
+            raise ConfigError(f"security.allowed_origins: {origin!r} is not an origin "
+                              "(scheme://host[:port], no path, no '*')")
+    if not security.allowed_hosts:
+        raise ConfigError("security.allowed_hosts is empty: no request could be answered "
+                          '(["*"] accepts any Host)')
