@@ -399,3 +399,18 @@ async def test_the_default_none_mode_still_checks_hosts_and_origins(
             rebound = await client.get("/api/stream/status", headers={"Host": "evil.example"})
             assert rebound.status_code == 403
         return
+
+
+async def test_the_access_log_names_address_and_identity_never_text(
+        jwt_server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="streamer.access")
+    async with jwt_server.client(token("alice")) as alice:
+        sid = (await alice.post("/api/sessions")).json()["session_id"]
+        await alice.post(f"/api/sessions/{sid}/complete?x=1", json=start("a private prompt"))
+    await ws_events(jwt_server, f"/ws/stream/{sid}",
+                    subprotocols=["streamer", f"bearer.{token('bob')}"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "streamer.access"]
+    assert any(line.startswith("127.0.0.1 jwt:alice POST /api/sessions 201") for line in lines)
+    assert any(f"jwt:alice POST /api/sessions/{sid}/complete 200" in line for line in lines)
+    assert any(f"WEBSOCKET /ws/stream/{sid} refused:forbidden" in line for line in lines)
+    assert not any("private" in line or "x=1" in line for line in lines)

@@ -59,3 +59,35 @@ async def test_answers_left_streaming_by_a_killed_process_are_marked_error(
     assert record.finish_reason == "error" and record.completed_at is not None
     assert record.to_json()["status"] == "complete"
     await store.aclose()
+
+
+async def test_the_database_file_is_private_and_old_files_are_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "streamer.db"
+    store = await Store.open(PersistenceConfig(database_path=str(path)))
+    await store.save_message(MessageRecord("m1", "s1", "user", "secret"))
+    await store.aclose()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    old = tmp_path / "old.db"
+    old.touch(mode=0o644)
+    old.chmod(0o644)
+    store = await Store.open(PersistenceConfig(database_path=str(old)))
+    await store.aclose()
+    assert old.stat().st_mode & 0o777 == 0o600
+
+
+async def test_sessions_record_their_owner_and_old_stores_gain_the_column(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old-schema.db"
+    db = sqlite3.connect(path)  # a store from before ownership: no owner column
+    db.executescript("CREATE TABLE sessions (session_id TEXT PRIMARY KEY,"
+                     " created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+                     "INSERT INTO sessions VALUES ('chat-0001', 1, 1);")
+    db.close()
+    store = await Store.open(PersistenceConfig(database_path=str(path)))
+    assert await store.session_owner("chat-0001") == "anonymous"
+    await store.create_session("sess_abc", "alice")
+    await store.create_session("sess_abc", "mallory")  # never changes hands
+    assert await store.session_owner("sess_abc") == "alice"
+    assert await store.session_owner("nope") is None
+    await store.aclose()
