@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import trio
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.port is not None:
                 overrides["server.port"] = args.port
             config = replace(config, **overrides)
+            from streamer.security.identity import validate_auth
+            from streamer.security.origins import check_security
+            validate_auth(config, os.environ)
+            check_security(config.security)
         except ConfigError as exc:
             print(f"streamer: configuration error: {exc}", file=sys.stderr)
             return 2

@@ -414,3 +414,21 @@ async def test_the_access_log_names_address_and_identity_never_text(
     assert any(f"jwt:alice POST /api/sessions/{sid}/complete 200" in line for line in lines)
     assert any(f"WEBSOCKET /ws/stream/{sid} refused:forbidden" in line for line in lines)
     assert not any("private" in line or "x=1" in line for line in lines)
+
+
+@pytest.mark.parametrize(("argv", "env", "says"), [
+    (["--host", "0.0.0.0"], {}, "only allowed on a loopback address"),
+    ([], {"STREAMER_AUTH_MODE": "jwt"}, "STREAMER_JWT_SECRET"),
+    ([], {"STREAMER_AUTH_MODE": "api_key"}, "auth.api_keys_file"),
+    ([], {"STREAMER_SECURITY_ALLOWED_ORIGINS": "*"}, "is not an origin"),
+])
+def test_serve_refuses_an_unsafe_configuration_before_starting(
+        argv: list[str], env: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from streamer.cli import main
+
+    monkeypatch.delenv("STREAMER_JWT_SECRET", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve", "--port", "0", *argv]) == 2
+    assert says in capsys.readouterr().err
