@@ -432,3 +432,41 @@ def test_serve_refuses_an_unsafe_configuration_before_starting(
         monkeypatch.setenv(name, value)
     assert main(["serve", "--port", "0", *argv]) == 2
     assert says in capsys.readouterr().err
+
+
+async def test_an_embedding_applications_hook_is_asked_first(
+        nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hypercorn.trio import serve as hypercorn_serve
+
+    from streamer.errors import Unauthorized
+    from streamer.security.identity import Identity, RequestInfo
+    from streamer.server import hypercorn_config
+    from streamer.web.app import create_app
+
+    async def hook(request: RequestInfo) -> Identity | None:
+        user = request.headers.get("x-app-user")
+        if user == "blocked":
+            raise Unauthorized("this account is blocked")
+        return Identity(user, "hook") if user else None  # None: the configured mode decides
+
+    monkeypatch.setenv("STREAMER_JWT_SECRET", SECRET)
+    config = make_config(**{"auth.mode": "jwt", "auth.jwt_audience": AUDIENCE,
+                            "auth.jwt_issuer": ISSUER, "policy.providers": ("echo",)})
+    stop = trio.Event()
+    binds = await nursery.start(partial(hypercorn_serve, create_app(config, auth_hook=hook),
+                                        hypercorn_config(config), shutdown_trigger=stop.wait))
+    server = Server(binds[0])
+    async with server.client(**{"X-App-User": "carol"}) as carol:
+        sid = (await carol.post("/api/sessions")).json()["session_id"]
+        assert (await carol.post(f"/api/sessions/{sid}/complete", json=start())
+                ).json()["html"] == "<p>hello</p>\n"
+    async with server.client(token("carol")) as jwt_carol:  # the same subject by JWT
+        assert (await jwt_carol.get(f"/api/sessions/{sid}")).status_code == 200
+    async with server.client(token("dave")) as dave:
+        assert (await dave.get(f"/api/sessions/{sid}")).status_code == 403
+    async with server.client(**{"X-App-User": "blocked"}) as blocked:
+        refused = await blocked.post("/api/sessions")
+        assert refused.status_code == 401 and refused.json()["message"] == "this account is blocked"
+    async with server.client() as nobody:
+        assert (await nobody.post("/api/sessions")).json()["code"] == "unauthorized"
+    stop.set()
