@@ -341,9 +341,13 @@ async def test_a_cross_site_plain_form_post_runs_nothing(jwt_server: Server) -> 
 
 
 async def test_a_foreign_host_is_refused_against_dns_rebinding(jwt_server: Server) -> None:
+    sid = (await jwt_server.client(token()).post("/api/sessions")).json()["session_id"]
     async with jwt_server.client(token(), Host="evil.example:8000") as rebound:
         for response in (await rebound.get("/api/stream/status"),
-                         await rebound.post("/api/sessions")):
+                         await rebound.post("/api/sessions"),
+                         await rebound.get(f"/api/sessions/{sid}/events"),
+                         await rebound.post(f"/api/sessions/{sid}/complete", json=start()),
+                         await rebound.post("/api/chat", json=chat())):
             assert response.status_code == 403 and response.json()["code"] == "forbidden"
     # a WebSocket handshake by hand (clients put the URL's host in Host themselves)
     port = int(jwt_server.base_url.rsplit(":", 1)[1])
