@@ -108,6 +108,14 @@ class PacingConfig:
 class RenderConfig:
     #: keep ``![alt](src)`` images in model output (off: remote images leak who reads)
     allow_images: bool = False
+    #: ``POST /api/render`` takes documents up to this long (``payload_too_large`` beyond)
+    max_render_chars: int = 1_000_000
+    #: a one-shot render taking longer is stopped (``payload_too_large``)
+    max_render_s: float = 10.0
+    #: worker processes for client-controlled CPU work (one-shot renders), off the event loop
+    offload_workers: int = 1
+    #: such jobs in flight (running or waiting) before new ones get ``rate_limited``
+    offload_max_jobs: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +387,10 @@ def _validate(config: Config) -> None:
          "persistence.checkpoint_interval_s must be > 0"),
         (config.persistence.retention_days >= 0, "persistence.retention_days must be >= 0"),
         (config.tools.max_steps >= 1, "tools.max_steps must be >= 1"),
+        (config.render.max_render_chars >= 1, "render.max_render_chars must be >= 1"),
+        (config.render.max_render_s > 0, "render.max_render_s must be > 0"),
+        (config.render.offload_workers >= 1, "render.offload_workers must be >= 1"),
+        (config.render.offload_max_jobs >= 1, "render.offload_max_jobs must be >= 1"),
         (config.pacing.min_cps > 0, "pacing.min_cps must be > 0"),
         (config.pacing.min_cps <= config.pacing.cps <= config.pacing.max_cps,
          "pacing.cps must lie within [pacing.min_cps, pacing.max_cps]"),

@@ -38,7 +38,8 @@ from streamer.errors import (
 )
 from streamer.persistence import Store
 from streamer.providers import Providers
-from streamer.render.markdown import RenderConfig, Renderer
+from streamer.render.markdown import Renderer
+from streamer.runtime.offload import Offload
 from streamer.runtime.session import Follower, Session
 from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream, StreamServices, new_id
 from streamer.runtime.waiter import Waiter
@@ -95,7 +96,9 @@ class Registry:
         self.providers = providers or Providers(config.providers)
         #: tools the model may call; embedding applications register theirs here
         self.tools = Tools(BUILTIN_TOOLS if config.tools.builtin else [])
-        self.renderer = renderer or Renderer(RenderConfig(allow_images=config.render.allow_images))
+        self.renderer = renderer or Renderer(config.render)
+        #: worker processes for client-controlled CPU work (the one-shot render)
+        self.offload = Offload(config.render.offload_workers, config.render.offload_max_jobs)
         #: what each identity may spend (providers, models, max_tokens, daily budgets)
         self.policy = Policy(config)
         self.sessions: dict[str, Session] = {}

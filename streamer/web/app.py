@@ -32,7 +32,8 @@ from streamer.web.streaming import streams
 logger = logging.getLogger("streamer.web")
 
 STATIC_DIR = Path(str(resources.files("streamer") / "static"))
-#: request bodies Quart itself refuses beyond this (the routes' own limits are lower)
+#: request bodies Quart itself refuses beyond this (the routes' own limits are lower):
+#: at least 1 MiB, and room for the one-shot render's longest document in UTF-8
 MAX_CONTENT_BYTES = 1 << 20
 
 
@@ -53,7 +54,8 @@ def create_app(config: Config, registry: Registry | None = None,
             configured ``auth.mode`` (``streamer.security.identity.AuthHook``).
     """
     app = QuartTrio("streamer", static_folder=str(STATIC_DIR), static_url_path="/static")
-    app.config["MAX_CONTENT_LENGTH"] = max(config.server.max_message_bytes, MAX_CONTENT_BYTES)
+    app.config["MAX_CONTENT_LENGTH"] = max(config.server.max_message_bytes, MAX_CONTENT_BYTES,
+                                           config.render.max_render_chars * 4)
     registry = registry or Registry(config)
     app.extensions[EXTENSION] = registry
     guard = Guard(config, auth_hook)

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
-from streamer.errors import InvalidMessage
+from streamer.errors import InvalidMessage, PayloadTooLarge
 from streamer.persistence import MessageRecord
+from streamer.runtime.offload import render_document
 from streamer.runtime.session import Session
 from streamer.web.guard import identity
 from streamer.web.http import json_response, read_body, read_json, registry, valid_session_id
 from streamer.wire.controls import Start, parse_control
-
-#: the one-shot render takes bodies of at least this many bytes
-RENDER_MIN_BYTES = 1 << 20
 
 rest = Blueprint("rest", __name__)
 
@@ -116,11 +114,21 @@ async def complete(session_id: str) -> Response:
 
 @rest.post("/api/render")
 async def render() -> Response:
+    """The one-shot render, in a worker process under a deadline
+    (``streamer.runtime.offload``): a hostile document stalls no stream."""
     reg = registry()
-    body = await read_json(max(reg.config.server.max_message_bytes, RENDER_MIN_BYTES))
+    limit = reg.config.render.max_render_chars
+    body = await read_json(max(reg.config.server.max_message_bytes, limit * 4))
     if not isinstance(body, dict) or not isinstance(body.get("markdown"), str):
         raise InvalidMessage("render: the body is {\"markdown\": \"...\"}")
-    return json_response({"html": reg.renderer.render(body["markdown"])})
+    markdown = body["markdown"]
+    if len(markdown) > limit:
+        raise PayloadTooLarge(f"render: {len(markdown)} characters exceed {limit}")
+    html = await reg.offload.run(
+        render_document, reg.config.render, markdown, timeout_s=reg.config.render.max_render_s,
+        too_slow=PayloadTooLarge(f"render: the document did not render within "
+                                 f"{reg.config.render.max_render_s:g} s"))
+    return json_response({"html": html})
 
 
 @rest.get("/api/streams/<stream_id>/trace")
