@@ -26,8 +26,9 @@ from streamer.conversation import Message
 from streamer.errors import QueueFull, ServerShuttingDown, StreamerError, StreamNotFound
 from streamer.persistence import Store
 from streamer.runtime.stream import Stream, StreamServices
-from streamer.security.identity import ANONYMOUS, Identity
 from streamer.runtime.waiter import Waiter
+from streamer.security.identity import ANONYMOUS, Identity
+from streamer.security.policy import Policy, tokens_of
 from streamer.wire.controls import Control, Start
 from streamer.wire.events import ServerEvent
 
@@ -54,6 +55,10 @@ class Host(Protocol):
 
     @property
     def store(self) -> Store | None: ...
+
+    @property
+    def policy(self) -> Policy:
+        """What each identity may spend: providers, models, ``max_tokens``, daily budgets."""
 
     def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
         """Run ``fn`` in the server nursery."""
@@ -119,7 +124,7 @@ class Session:
         self.deleted = False
         self.last_active = trio.current_time()
         self._holds = 0
-        self._runner_wakeup = Waiter()
+        #: a runner task is running the queue (it ends when the queue is empty)
         self._runner_started = False
 
     def touch(self) -> None:
@@ -173,7 +178,13 @@ class Session:
         """Queue a new stream; it starts when the streams before it are done. A ``prompt``
         continues the session's conversation (its history goes first).
 
+        The server's policy (``host.policy``) admits ``start`` for the session's owner first:
+        the stream runs with the admitted ``start`` (provider resolved, ``max_tokens``
+        clamped) and charges the owner's daily budgets when it ends.
+
         Raises:
+            Forbidden: the policy does not allow the provider or model.
+            QuotaExceeded: the owner's daily budget is spent.
             QueueFull: ``streams.max_queued`` streams are already waiting.
             ServerShuttingDown: the server is draining.
         """
@@ -181,13 +192,17 @@ class Session:
         if host.draining:
             raise ServerShuttingDown("the server is shutting down",
                                      retry_after_ms=config.server.shutdown_retry_after_ms)
+        policy, owner = host.policy, self.owner
+        admission = policy.admit(owner, start)
+        start = admission.start
         if len(self.queue) >= config.streams.max_queued:
             raise QueueFull(f"{len(self.queue)} streams are already queued in this session",
                             retry_after_ms=1_000)
         if len(start.messages) == 1 and self.history:
             start = replace(start, messages=(*self.history, *start.messages))
         services = host.stream_services()
-        stream = Stream(self, start, services)
+        stream = Stream(self, start, services, admission, on_end=lambda done: policy.record(
+            owner, len(done.markdown), tokens_of(done.usage)))
         stream.queued_behind = self.busy
         try:
             stream.model = services.providers.get(stream.provider_name).model_for(
@@ -199,7 +214,6 @@ class Session:
         if not self._runner_started:
             self._runner_started = True
             host.start_task(self._runner, f"session {self.session_id}")
-        self._runner_wakeup.wake()
         return stream
 
     def queue_position(self, stream: Stream) -> int:
@@ -259,22 +273,25 @@ class Session:
         self._notify()
 
     async def _runner(self) -> None:
-        """Run queued streams one after another (in the server nursery)."""
-        while not self.host.closing:
-            while not self.queue:
-                await self._runner_wakeup.wait()
-            stream = self.queue.popleft()
-            try:
-                await stream.run()
-            except Exception:  # never let one stream's bug take the server nursery down
-                logger.exception("session %s: stream %s crashed", self.session_id,
-                                 stream.stream_id)
-                stream.end_crashed()
-            if stream.markdown:
-                self.history.extend(stream.request.messages[len(self.history):])
-                self.history.append(Message("assistant", stream.markdown))
-            self._notify()
-            self.touch()
+        """Run queued streams one after another (in the server nursery), then end: an idle
+        session holds no task, so a forgotten or deleted session is freed (``submit``
+        starts a new runner when work arrives)."""
+        try:
+            while self.queue and not self.host.closing:
+                stream = self.queue.popleft()
+                try:
+                    await stream.run()
+                except Exception:  # never let one stream's bug take the server nursery down
+                    logger.exception("session %s: stream %s crashed", self.session_id,
+                                     stream.stream_id)
+                    stream.end_crashed()
+                if stream.markdown and not self.deleted:
+                    self.history.extend(stream.request.messages[len(self.history):])
+                    self.history.append(Message("assistant", stream.markdown))
+                self._notify()
+                self.touch()
+        finally:
+            self._runner_started = False
 
     @property
     def busy(self) -> bool:
