@@ -61,7 +61,8 @@ async def replay(registry: Registry, missed: int) -> tuple[float, int, int]:
 
 async def main(repeat: int) -> None:
     config = replace(load_config(env={}), **{"pacing.frame_interval_ms": 0.0,
-                                             "persistence.enabled": False})
+                                             "persistence.enabled": False,
+                                             "policy.providers": ("echo",)})
     rows = []
     async with trio.open_nursery() as nursery:
         registry = Registry(config)

@@ -18,7 +18,8 @@ from streamer.server import serve
 def make_config(**changes: Any) -> Config:
     """Defaults (no file, no environment), port 0, plus dotted overrides."""
     base = {"server.port": 0, "server.gc_gen0_threshold": 0, "pacing.frame_interval_ms": 0.0,
-            "persistence.database_path": ":memory:"}
+            "persistence.database_path": ":memory:",
+            "policy.providers": ("local", "echo", "openai", "anthropic")}
     return replace(load_config(env={}), **{**base, **changes})
 
 
@@ -83,6 +84,7 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     env = {**os.environ, "STREAMER_SERVER_DRAIN_TIMEOUT_S": "2",
            "STREAMER_PERSISTENCE_DATABASE_PATH": str(tmp_path_factory.mktemp("db") / "s.db"),
+           "STREAMER_POLICY_PROVIDERS": "local,echo,openai,anthropic",
            "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))}
     process = subprocess.Popen([sys.executable, "-m", "streamer", "serve", "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -35,6 +35,7 @@ from streamer.render.markdown import Renderer
 from streamer.runtime.generation import Generation, generate
 from streamer.runtime.trace import Trace
 from streamer.runtime.waiter import Waiter
+from streamer.security.policy import Admission
 from streamer.tools import Tools
 from streamer.wire.controls import Start
 from streamer.wire.events import Error, StreamComplete, StreamStart
@@ -99,9 +100,15 @@ class Stream:
         trace: what happened to it, when (``GET /api/streams/{id}/trace``).
     """
 
-    def __init__(self, owner: StreamOwner, request: Start, services: StreamServices) -> None:
+    def __init__(self, owner: StreamOwner, request: Start, services: StreamServices,
+                 admission: Admission | None = None,
+                 on_end: Callable[[Stream], None] | None = None) -> None:
         self.owner = owner
         self.request = request
+        #: what the server's policy let through (effective ``max_tokens``, what it clamped)
+        self.admission = admission
+        #: called once the answer is over, its markdown and usage known (the policy's charge)
+        self.on_end = on_end
         self.services = services
         self.stream_id = new_id("s")
         self.log = MemoryStreamLog(self.stream_id)
@@ -126,7 +133,8 @@ class Stream:
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
         self.queued_behind = False
-        self.record("queued", provider=self.provider_name)
+        self.record("queued", provider=self.provider_name, max_tokens=request.max_tokens,
+                    max_tokens_requested=admission.max_tokens_requested if admission else None)
 
     @property
     def session_id(self) -> str:
@@ -162,8 +170,12 @@ class Stream:
                     ) -> StreamStart:
         """The stream's ``stream_start``: for a subscriber (``resumed``: it has part of it
         already), or for the client that queued it (``position``: streams before it)."""
+        admission = self.admission
         return StreamStart(self.session_id, self.stream_id, self.provider_name, self.model,
-                           resumed=resumed, queued=position is not None, position=position)
+                           resumed=resumed, queued=position is not None, position=position,
+                           max_tokens=admission.max_tokens if admission else None,
+                           max_tokens_requested=admission.max_tokens_requested
+                           if admission else None)
 
     def attach(self, sub: Subscription) -> None:
         self.subscribers.add(sub)
@@ -270,6 +282,8 @@ class Stream:
         if provider is not None:
             finish, error = await self._generate(provider, gen)
         self._end(gen, finish, error, round((trio.current_time() - started) * 1000))
+        if self.on_end is not None:
+            self.on_end(self)
         services.on_finished(self)
         store = services.store()
         if store is not None:

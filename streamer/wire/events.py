@@ -87,7 +87,9 @@ class Heartbeat:
 class StreamStart:
     """A stream begins (``queued: true`` with ``position``: it waits behind others;
     ``resumed: true``: the client already has part of it). ``provider`` is ``None`` only for
-    a stored answer that does not name one."""
+    a stored answer that does not name one. ``max_tokens``: the answer's effective limit as
+    the server's policy set it (``streamer.security.policy``); ``max_tokens_requested``: what
+    the client asked, only when the policy lowered it."""
 
     type: ClassVar[str] = "stream_start"
     session_id: str
@@ -98,6 +100,8 @@ class StreamStart:
     queued: bool = False
     #: streams that run or wait before a queued one
     position: int | None = None
+    max_tokens: int | None = None
+    max_tokens_requested: int | None = None
 
     def to_json(self) -> JSONObject:
         out: JSONObject = {"type": self.type, "session_id": self.session_id,
@@ -109,6 +113,8 @@ class StreamStart:
         if self.queued:
             out["queued"] = True
         _put(out, "position", self.position)
+        _put(out, "max_tokens", self.max_tokens)
+        _put(out, "max_tokens_requested", self.max_tokens_requested)
         return out
 
 

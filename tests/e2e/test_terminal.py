@@ -26,7 +26,7 @@ def test_prints_the_answer_as_plain_text(server_process: Any) -> None:
 def test_error_event_exits_non_zero_with_its_code(server_process: Any) -> None:
     done = run_client(server_process, "hi", "--provider", "nonexistent")
     assert done.returncode == 1
-    assert "provider_unavailable" in done.stderr
+    assert "forbidden" in done.stderr  # the policy allows no such provider
 
 
 def test_ctrl_c_sends_stop_and_keeps_the_partial_answer(server_process: Any) -> None:

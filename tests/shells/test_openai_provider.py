@@ -322,7 +322,9 @@ async def test_unknown_provider_and_unreachable_upstream_are_reported(
     port = Upstream().port or 1  # nothing listens on port 1 of 127.0.0.1
     registry = Registry(make_config(**{
         "providers.openai.base_url": f"http://127.0.0.1:{port}/v1",
-        "streams.provider_retries": 1, "streams.provider_retry_base_ms": 1.0}))
+        "streams.provider_retries": 1, "streams.provider_retry_base_ms": 1.0,
+        # listed (so the policy lets it through) but never registered: found out at run time
+        "policy.providers": ("openai", "nonesuch")}))
     registry.bind(nursery)
     session = registry.get_or_create("faults-unreach")
     _connection, recorder = await connect(nursery, session)

@@ -91,8 +91,13 @@ class FailingProvider(Provider):
         yield Finish("stop")  # pragma: no cover
 
 
-async def open_pipeline(nursery: trio.Nursery, **config: Any) -> tuple[Registry, Any]:
-    registry = Registry(make_config(**config))
+#: the providers these tests run, allowed by the policy (``allow`` adds a test's own)
+TEST_PROVIDERS = ("local", "echo", "openai", "anthropic", "slow", "failing", "silent")
+
+
+async def open_pipeline(nursery: trio.Nursery, *, allow: tuple[str, ...] = (), **config: Any
+                        ) -> tuple[Registry, Any]:
+    registry = Registry(make_config(**{"policy.providers": (*TEST_PROVIDERS, *allow), **config}))
     registry.bind(nursery)
     registry.providers.register(SlowProvider())
     registry.providers.register(FailingProvider())

@@ -58,7 +58,7 @@ class ScriptedProvider(Provider):
 
 async def run(nursery: trio.Nursery, provider: ScriptedProvider, **config: Any
               ) -> tuple[Any, Any]:
-    registry, session = await open_pipeline(nursery, **config)
+    registry, session = await open_pipeline(nursery, allow=(provider.name,), **config)
     registry.providers.register(provider)
     _connection, recorder = await connect(nursery, session)
     stream = session.submit(start(provider=provider.name, mode="off"))

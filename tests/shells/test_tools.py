@@ -61,7 +61,7 @@ def start_with_tools(tools: list[str]) -> Any:
 
 async def run(nursery: trio.Nursery, provider: ToolUser, tools: list[str],
               register: Any = None, **config: Any) -> tuple[Any, Any]:
-    registry, session = await open_pipeline(nursery, **config)
+    registry, session = await open_pipeline(nursery, allow=("tooluser",), **config)
     registry.providers.register(provider)
     if register is not None:
         register(registry.tools)
@@ -128,7 +128,7 @@ async def test_stop_cancels_a_running_tool(
             seen["ended"] = trio.current_time()
         return "done"  # pragma: no cover
 
-    registry, session = await open_pipeline(nursery)
+    registry, session = await open_pipeline(nursery, allow=("tooluser",))
     registry.providers.register(ToolUser([("long_job", {})]))
     registry.tools.register(long_job, timeout_s=7200)
     _connection, recorder = await connect(nursery, session)
