@@ -46,8 +46,19 @@ class ServerConfig:
     send_timeout_s: float = 10.0
     #: largest control message accepted (WebSocket frame or control POST body)
     max_message_bytes: int = 65_536
-    #: invalid control messages in a row before a WebSocket is closed with 1008
+    #: client JSON (control messages, request bodies): arrays and objects nested at most
+    #: this deep, checked before parsing
+    max_json_depth: int = 32
+    #: ... and number literals of at most this many characters (digits, sign, point, exponent)
+    max_json_number_digits: int = 64
+    #: a WebSocket that sends this many invalid or over-rate control messages within
+    #: ``invalid_messages_window_s`` is closed with 1008 (valid messages do not reset the count)
     max_invalid_messages: int = 10
+    invalid_messages_window_s: int = 60
+    #: control messages per connection: at most ``control_messages_burst`` in any
+    #: ceil(burst / per_s) seconds; beyond, ``rate_limited`` (SSE's control POST: 429)
+    max_control_messages_per_s: int = 20
+    control_messages_burst: int = 40
     #: the SSE ``retry:`` hint sent to EventSource clients
     sse_retry_ms: int = 2_000
     #: on SIGTERM/SIGINT, running streams get this long to finish before they are cancelled
@@ -116,6 +127,11 @@ class RenderConfig:
     offload_workers: int = 1
     #: such jobs in flight (running or waiting) before new ones get ``rate_limited``
     offload_max_jobs: int = 16
+    #: a stream's chunker re-renders at most this many characters per character of the
+    #: answer (amortized); past it, updates get coarser (docs/chunker.md, "Work budget")
+    rerender_ratio: int = 16
+    #: ... beyond this many re-rendered characters allowed up front
+    rerender_allowance_chars: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,11 +286,27 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    #: sessions one identity may hold (0 = no limit)
+    max_sessions_per_identity: int = 1_000
+    #: open connections (WebSocket, SSE) of one identity, and from one client address
+    max_connections_per_identity: int = 256
+    max_connections_per_address: int = 256
+    #: streams of one identity running or queued at once, over all its sessions
+    max_streams_per_identity: int = 32
+    #: streams one identity may start per minute (a moving window)
+    streams_per_minute: int = 120
+    #: a connection that follows no stream for this long is closed (0 = never)
+    idle_connection_timeout_s: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     streams: StreamsConfig = field(default_factory=StreamsConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -360,14 +392,29 @@ def _build(cls: type, data: Mapping[str, Any], env: Mapping[str, str], path: tup
     return cls(**kwargs)
 
 
+def _server_checks(server: ServerConfig) -> list[tuple[bool, str]]:
+    return [
+        (0 < server.port < 65_536 or server.port == 0, "server.port"),
+        (server.heartbeat_interval_s > 0, "server.heartbeat_interval_s must be > 0"),
+        (server.send_timeout_s > 0, "server.send_timeout_s must be > 0"),
+        (server.max_message_bytes >= 256, "server.max_message_bytes must be >= 256"),
+        (1 <= server.max_json_depth <= 256, "server.max_json_depth must be 1-256"),
+        (1 <= server.max_json_number_digits <= 4_000,
+         "server.max_json_number_digits must be 1-4000"),
+        (server.max_invalid_messages >= 1, "server.max_invalid_messages must be >= 1"),
+        (server.invalid_messages_window_s >= 1,
+         "server.invalid_messages_window_s must be >= 1"),
+        (server.max_control_messages_per_s >= 1,
+         "server.max_control_messages_per_s must be >= 1"),
+        (server.control_messages_burst >= server.max_control_messages_per_s,
+         "server.control_messages_burst must be >= server.max_control_messages_per_s"),
+        (server.drain_timeout_s >= 0, "server.drain_timeout_s must be >= 0"),
+    ]
+
+
 def _validate(config: Config) -> None:
     checks: list[tuple[bool, str]] = [
-        (0 < config.server.port < 65_536 or config.server.port == 0, "server.port"),
-        (config.server.heartbeat_interval_s > 0, "server.heartbeat_interval_s must be > 0"),
-        (config.server.send_timeout_s > 0, "server.send_timeout_s must be > 0"),
-        (config.server.max_message_bytes >= 256, "server.max_message_bytes must be >= 256"),
-        (config.server.max_invalid_messages >= 1, "server.max_invalid_messages must be >= 1"),
-        (config.server.drain_timeout_s >= 0, "server.drain_timeout_s must be >= 0"),
+        *_server_checks(config.server),
         (config.streams.grace_period_s >= 0, "streams.grace_period_s must be >= 0"),
         (config.streams.max_response_chars > 0, "streams.max_response_chars must be > 0"),
         (config.streams.provider_timeout_s > 0, "streams.provider_timeout_s must be > 0"),
@@ -387,10 +434,18 @@ def _validate(config: Config) -> None:
          "persistence.checkpoint_interval_s must be > 0"),
         (config.persistence.retention_days >= 0, "persistence.retention_days must be >= 0"),
         (config.tools.max_steps >= 1, "tools.max_steps must be >= 1"),
+        (min(config.limits.max_sessions_per_identity, config.limits.max_connections_per_identity,
+             config.limits.max_connections_per_address, config.limits.max_streams_per_identity,
+             config.limits.streams_per_minute) >= 0, "limits.* must be >= 0 (0 = no limit)"),
+        (config.limits.idle_connection_timeout_s >= 0,
+         "limits.idle_connection_timeout_s must be >= 0"),
         (config.render.max_render_chars >= 1, "render.max_render_chars must be >= 1"),
         (config.render.max_render_s > 0, "render.max_render_s must be > 0"),
         (config.render.offload_workers >= 1, "render.offload_workers must be >= 1"),
         (config.render.offload_max_jobs >= 1, "render.offload_max_jobs must be >= 1"),
+        (config.render.rerender_ratio >= 1, "render.rerender_ratio must be >= 1"),
+        (config.render.rerender_allowance_chars >= 0,
+         "render.rerender_allowance_chars must be >= 0"),
         (config.pacing.min_cps > 0, "pacing.min_cps must be > 0"),
         (config.pacing.min_cps <= config.pacing.cps <= config.pacing.max_cps,
          "pacing.cps must lie within [pacing.min_cps, pacing.max_cps]"),

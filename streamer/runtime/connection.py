@@ -12,8 +12,9 @@ The connection owns its nursery and everything in it (:meth:`Connection.serve`):
   (pgjones/hypercorn#210); a peer given up is closed with 1013 and may resume;
 - the **follower** of the session's streams (:meth:`Connection.follow`): one subscription at a
   time (``delivery/subscription.py``), from a resume cursor if it has one (``log/resume.py``);
-- the transport's control receiver, if it has one; controls are applied through a table
-  (:data:`CONTROLS`).
+- the transport's control receiver, if it has one (:meth:`Connection.receive`): each message
+  passes its :class:`~streamer.runtime.control_gate.ControlGate` (rate, strikes), is decoded
+  within ``[server]``'s JSON limits, and is applied through a table (:data:`CONTROLS`).
 
 Memory per connection: the outbox holds at most :data:`OUTBOX_EVENTS` events (a merged chunk
 is at most one block of HTML), and a paused or slow client holds only its cursor into the
@@ -23,6 +24,7 @@ stream log: nothing else grows.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -40,9 +42,11 @@ from streamer.errors import (
 )
 from streamer.log import resume
 from streamer.persistence import MessageRecord
+from streamer.runtime.control_gate import ControlGate, ControlRateLimited
 from streamer.runtime.session import Session
 from streamer.runtime.stream import Stream, new_id
 from streamer.runtime.waiter import Waiter
+from streamer.wire.codecs import JSONLimits
 from streamer.wire.controls import (
     Control,
     Pause,
@@ -81,6 +85,8 @@ CLOSE_GOING_AWAY = 1001
 
 #: delivers one event's JSON object and its SSE id (``None``: not part of a stream's sequence)
 SendFn = Callable[[dict[str, Any], str | None], Awaitable[None]]
+#: what a client's malformed or refused control message raises: an ``error`` and a strike
+REFUSED = (InvalidMessage, PayloadTooLarge, UnsupportedProtocol, ControlRateLimited)
 
 
 class Transport(Protocol):
@@ -112,8 +118,9 @@ class Outbox:
 
     def __init__(self, send_timeout_s: float) -> None:
         self.send_timeout_s = send_timeout_s
+        #: events (JSON object, SSE id), or the close code and reason that ends the writer
         self._send, self._receive = trio.open_memory_channel[
-            tuple[dict[str, Any], str | None] | None](OUTBOX_EVENTS)
+            tuple[dict[str, Any], str | None] | tuple[int, str]](OUTBOX_EVENTS)
         #: why the peer was given up, whichever task noticed first (the other task may see
         #: only the broken channel the first one left behind)
         self.too_slow: list[PeerTooSlow] = []
@@ -134,9 +141,11 @@ class Outbox:
         except trio.TooSlowError as exc:
             raise self._give_up(f"outbox full for {self.send_timeout_s:g} s") from exc
 
-    async def close(self) -> None:
-        """After what is queued, the writer closes the connection (1001)."""
-        await self._send.send(None)
+    async def close(self, code: int = CLOSE_GOING_AWAY,
+                    reason: str = "server shutting down") -> None:
+        """After what is queued, the writer closes the connection with ``code`` (RFC 6455
+        §7.4.1; SSE: the body ends)."""
+        await self._send.send((code, reason))
 
     async def write_to(self, transport: Transport, heartbeat_s: float) -> None:
         """The connection's only writer; returns once it closed the transport on request.
@@ -150,11 +159,11 @@ class Outbox:
                     item = await self._receive.receive()
                 if idle.cancelled_caught:
                     data = transport.heartbeat()
-                elif item is None:
-                    await transport.close(CLOSE_GOING_AWAY, "server shutting down")
+                elif isinstance(item[0], int):
+                    await transport.close(item[0], str(item[1]))
                     return
                 else:
-                    data = transport.encode(*item)
+                    data = transport.encode(item[0], item[1])
                 try:
                     with trio.fail_after(self.send_timeout_s):
                         await transport.write(data)
@@ -191,6 +200,10 @@ class Connection:
         self._follow_scope: trio.CancelScope | None = None
         #: cancelling it ends the connection's tasks
         self.cancel_scope = trio.CancelScope()
+        server = session.host.config.server
+        #: the limits on this connection's control messages
+        self.gate = ControlGate(self.connection_id, server)
+        self.json_limits = JSONLimits.of(server)
 
     @property
     def session_id(self) -> str:
@@ -210,12 +223,15 @@ class Connection:
         """Send one event (its JSON object, with its SSE id)."""
         await self._send(ev.to_json(), event_id)
 
-    async def close_after(self, ev: ServerEvent) -> None:
-        """Send ``ev`` after what is queued, then close the connection cleanly."""
+    async def close_after(self, ev: ServerEvent | None, code: int = CLOSE_GOING_AWAY,
+                          reason: str = "server shutting down") -> None:
+        """Send ``ev`` (if any) after what is queued, then close the connection with ``code``
+        (without an outbox, or if that takes over ``send_timeout_s``: end it at once)."""
         with trio.move_on_after(self.host.config.server.send_timeout_s):
-            await self.send(ev, None)
+            if ev is not None:
+                await self.send(ev, None)
             if self.outbox is not None:
-                await self.outbox.close()
+                await self.outbox.close(code, reason)
                 return
         self.cancel_scope.cancel()
 
@@ -251,6 +267,7 @@ class Connection:
         except Exception as exc:  # the nursery groups its tasks' errors; sort them by kind
             await self._ended_by(exc, transport, outbox.too_slow)
         finally:
+            self.gate.release()
             self.host.connection_closed(self)
             session.remove_connection(self)
 
@@ -311,7 +328,8 @@ class Connection:
         try:
             while True:
                 if index >= len(session.started):
-                    await waiter.wait()
+                    if await self._idle_out(waiter):
+                        return
                     continue
                 stream = session.started[index]
                 index += 1
@@ -322,6 +340,20 @@ class Connection:
                 first = False
         finally:
             session.watchers.discard(waiter)
+
+    async def _idle_out(self, waiter: Waiter) -> bool:
+        """Wait for the session's next stream; ``True`` when none came (and none is queued)
+        within ``limits.idle_connection_timeout_s``: the connection is then closed (1001,
+        "idle"; the client reconnects when it has something to ask)."""
+        idle_s = self.host.config.limits.idle_connection_timeout_s
+        with trio.move_on_after(idle_s if idle_s > 0 else math.inf):
+            await waiter.wait()
+            return False
+        if self.session.busy:
+            return False
+        logger.info("connection %s closed: idle for %g s", self.connection_id, idle_s)
+        await self.close_after(None, CLOSE_GOING_AWAY, "idle")
+        return True
 
     async def deliver(self, stream: Stream, after_seq: int | None, resumed: bool) -> None:
         """Follow one stream to its end: a :class:`Subscription`, registered while it runs.
@@ -405,18 +437,28 @@ class Connection:
     # ------------------------------------------------------------------ controls
 
     async def receive(self, raw: str | bytes | dict[str, Any]) -> bool:
-        """Parse and apply one control message; answer problems with an ``error`` event.
+        """Admit, parse and apply one control message from the client's socket; answer
+        problems with an ``error`` event (``docs/protocol.md``, "Limits on control messages").
+
+        Args:
+            raw: a text frame (JSON), or an object; bytes are a binary frame, which is
+                ``invalid_message`` (control messages are JSON text).
 
         Returns:
-            ``True`` if the message was valid, ``False`` if it was an invalid message (the
-            caller counts those to close abusive connections).
+            ``False`` once this message made ``server.max_invalid_messages`` strikes (invalid
+            or over-rate messages) within ``server.invalid_messages_window_s``: the caller
+            closes the connection (1008), after the ``error`` queued here. Else ``True``.
         """
         sid = self.session.session_id
         try:
-            control = parse_control(raw, self.host.config.server.max_message_bytes)
-        except (InvalidMessage, PayloadTooLarge, UnsupportedProtocol) as exc:
+            self.gate.admit()
+            if isinstance(raw, bytes):
+                raise InvalidMessage(f"a binary frame of {len(raw)} bytes: control messages "
+                                     "are JSON text frames")
+            control = parse_control(raw, self.json_limits)
+        except REFUSED as exc:
             await self.send(Error.of(exc, session_id=sid), None)
-            return False
+            return not self.gate.strike()
         try:
             await self.handle_control(control)
         except StreamerError as exc:

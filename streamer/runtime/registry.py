@@ -45,6 +45,7 @@ from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream, StreamServices, n
 from streamer.runtime.waiter import Waiter
 from streamer.security.identity import ANONYMOUS, Identity
 from streamer.security.policy import Policy
+from streamer.security.ratelimits import ClientLimits
 from streamer.tools import BUILTIN_TOOLS, Tools
 from streamer.wire.events import Error
 
@@ -97,6 +98,8 @@ class Registry:
         #: tools the model may call; embedding applications register theirs here
         self.tools = Tools(BUILTIN_TOOLS if config.tools.builtin else [])
         self.renderer = renderer or Renderer(config.render)
+        #: what one client may hold and start (``[limits]``)
+        self.limits = ClientLimits(config.limits)
         #: worker processes for client-controlled CPU work (the one-shot render)
         self.offload = Offload(config.render.offload_workers, config.render.offload_max_jobs)
         #: what each identity may spend (providers, models, max_tokens, daily budgets)
@@ -177,8 +180,18 @@ class Registry:
         if session is None:
             session = Session(self, session_id, owner, key)
             self.sessions[key] = session
+            self.limits.session_created(owner.subject)
         session.touch()
         return session
+
+    def _forget(self, session: Session) -> None:
+        if self.sessions.pop(session.key, None) is not None:
+            self.limits.session_forgotten(session.owner.subject)
+
+    def active_streams(self, subject: str) -> int:
+        """Streams of ``subject``'s sessions running or queued now (``[limits]``)."""
+        return sum(len(s.queue) + (s.current is not None and s.current.state == "running")
+                   for s in self.sessions.values() if s.owner.subject == subject)
 
     async def create_session(self, owner: Identity,
                              session_id: str | None = None) -> tuple[Session, bool]:
@@ -193,6 +206,7 @@ class Registry:
             Forbidden: a server-made id that belongs to another identity.
             InvalidMessage: a client-chosen id in the server's ``sess_`` space that does
                 not exist.
+            RateLimited: the owner holds ``limits.max_sessions_per_identity`` sessions.
         """
         if session_id is not None:
             try:
@@ -201,6 +215,7 @@ class Registry:
                 if is_server_id(session_id):
                     raise InvalidMessage("session ids starting 'sess_' are made by the "
                                          "server; choose another id or omit it") from None
+        self.limits.check_new_session(owner.subject)
         session = self.get_or_create(session_id, owner)
         if self.store is not None:
             await self.store.create_session(session.key, owner.subject)
@@ -250,7 +265,7 @@ class Registry:
             Forbidden: it belongs to another identity.
         """
         session = await self.find_session(owner, session_id)
-        del self.sessions[session.key]
+        self._forget(session)
         session.deleted = True
         for stream in list(session.streams.values()):
             stream.cancel("session deleted")
@@ -346,10 +361,10 @@ class Registry:
         while True:
             await trio.sleep(max(1.0, timeout_s / 10))
             now = trio.current_time()
-            for session_id, session in list(self.sessions.items()):
+            for session in list(self.sessions.values()):
                 if not session.connections and not session.busy and not session.held \
                         and now - session.last_active > timeout_s:
-                    del self.sessions[session_id]
+                    self._forget(session)
 
     async def drain(self, timeout_s: float) -> None:
         """Refuse new streams, let running ones finish for ``timeout_s``, then cancel them

@@ -29,6 +29,7 @@ from streamer.runtime.stream import Stream, StreamServices
 from streamer.runtime.waiter import Waiter
 from streamer.security.identity import ANONYMOUS, Identity
 from streamer.security.policy import Policy, tokens_of
+from streamer.security.ratelimits import ClientLimits
 from streamer.wire.controls import Control, Start
 from streamer.wire.events import ServerEvent
 
@@ -59,6 +60,13 @@ class Host(Protocol):
     @property
     def policy(self) -> Policy:
         """What each identity may spend: providers, models, ``max_tokens``, daily budgets."""
+
+    @property
+    def limits(self) -> ClientLimits:
+        """What one client may hold and start (``[limits]``)."""
+
+    def active_streams(self, subject: str) -> int:
+        """Streams of ``subject``'s sessions running or queued now."""
 
     def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
         """Run ``fn`` in the server nursery."""
@@ -186,6 +194,8 @@ class Session:
             Forbidden: the policy does not allow the provider or model.
             QuotaExceeded: the owner's daily budget is spent.
             QueueFull: ``streams.max_queued`` streams are already waiting.
+            RateLimited: the owner runs ``limits.max_streams_per_identity`` streams, or
+                started ``limits.streams_per_minute`` in the last minute.
             ServerShuttingDown: the server is draining.
         """
         host, config = self.host, self.host.config
@@ -193,6 +203,7 @@ class Session:
             raise ServerShuttingDown("the server is shutting down",
                                      retry_after_ms=config.server.shutdown_retry_after_ms)
         policy, owner = host.policy, self.owner
+        host.limits.check_new_stream(owner.subject, host.active_streams(owner.subject))
         admission = policy.admit(owner, start)
         start = admission.start
         if len(self.queue) >= config.streams.max_queued:

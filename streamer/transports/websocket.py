@@ -12,8 +12,11 @@ from streamer.wire.codecs import encode_json
 from streamer.wire.cursor import Cursor
 from streamer.wire.events import Heartbeat
 
-#: WebSocket close code for repeated invalid messages (RFC 6455 §7.4.1: policy violation)
+#: WebSocket close code for a client that broke the control-message limits (RFC 6455 §7.4.1:
+#: policy violation; ``docs/protocol.md``, "Limits on control messages")
 CLOSE_POLICY_VIOLATION = 1008
+#: WebSocket close code when a limit is reached (IANA registry: "Try Again Later")
+CLOSE_TRY_AGAIN_LATER = 1013
 #: the heartbeat frame (sent when the connection has been idle)
 HEARTBEAT = encode_json(Heartbeat().to_json())
 
@@ -41,21 +44,17 @@ async def serve_websocket(session: Session, websocket: Websocket,
                           resume: Cursor | None = None) -> None:
     """Serve an accepted WebSocket until either side closes it; ``resume`` continues a
     stream after the client's cursor (from the URL's ``stream_id``/``epoch``/``last_seq``).
-    ``server.max_invalid_messages`` invalid messages in a row close it (1008)."""
+
+    Each frame is one control message (:meth:`Connection.receive`: a binary frame is
+    ``invalid_message``). The ``server.max_invalid_messages``-th invalid or over-rate message
+    within ``server.invalid_messages_window_s`` is answered with its ``error``, then the
+    socket is closed with 1008 and nothing more is read."""
     transport = WebSocketTransport(websocket)
-    max_invalid = session.host.config.server.max_invalid_messages
 
     async def receive_controls(connection: Connection) -> None:
-        invalid_in_a_row = 0
-        while True:
-            raw = await websocket.receive()
-            if await connection.receive(raw):
-                invalid_in_a_row = 0
-                continue
-            invalid_in_a_row += 1
-            if invalid_in_a_row >= max_invalid:
-                await websocket.close(CLOSE_POLICY_VIOLATION, "too many invalid messages")
-                connection.cancel_scope.cancel()
-                return
+        while await connection.receive(await websocket.receive()):
+            pass
+        await connection.close_after(None, CLOSE_POLICY_VIOLATION,
+                                     "too many invalid or over-rate messages")
 
     await Connection(session, transport.name).serve(transport, receive_controls, resume=resume)

@@ -16,16 +16,20 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
-import trio
 from quart import Blueprint, Response, current_app, g, request, websocket
 from quart_cors import cors_exempt
 
-from streamer.errors import SessionNotFound, StreamerError
+from streamer.errors import StreamerError
 from streamer.runtime.session import Session
 from streamer.transports.aisdk import ui_message_stream
-from streamer.transports.sse import SSEBody
-from streamer.transports.websocket import CLOSE_POLICY_VIOLATION, serve_websocket
+from streamer.transports.sse import SSEBody, apply_control
+from streamer.transports.websocket import (
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TRY_AGAIN_LATER,
+    serve_websocket,
+)
 from streamer.web.guard import WS_SUBPROTOCOL, Guard, identity, log_access
 from streamer.web.http import (
     json_response,
@@ -37,7 +41,6 @@ from streamer.web.http import (
 )
 from streamer.wire import aisdk
 from streamer.wire.codecs import encode_json
-from streamer.wire.controls import Start, parse_control
 from streamer.wire.cursor import parse_cursor, parse_event_id
 from streamer.wire.events import Error
 
@@ -54,22 +57,29 @@ logger = logging.getLogger("streamer.web")
 @cors_exempt  # the guard checks a WebSocket's Origin itself (CORS does not apply to it)
 async def ws_stream(session_id: str) -> None:
     """Accept (selecting the ``streamer`` subprotocol when offered), identify the caller
-    (handshake or first ``auth`` message), then serve the caller's session. A refusal is an
-    ``error`` event and close 1008."""
+    (handshake or first ``auth`` message), take a connection slot (``[limits]``), then serve
+    the caller's session. A refusal is an ``error`` event and close 1008 (1013, "try again
+    later", when a limit is reached)."""
     guard: Guard = current_app.extensions["streamer.guard"]
+    reg = registry()
     offered = websocket.requested_subprotocols
     await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
     status = "closed"
     try:
-        try:
-            g.identity = await guard.websocket_identity()
-            session = await registry().find_session(g.identity, valid_session_id(session_id))
-        except StreamerError as exc:
-            status = f"refused:{exc.code}"
-            await websocket.send(encode_json(Error.of(exc).to_json()))
-            await websocket.close(CLOSE_POLICY_VIOLATION, exc.code)
-            return
-        await _serve_ws(session)
+        with ExitStack() as slot:
+            try:
+                g.identity = await guard.websocket_identity()
+                session = await reg.find_session(g.identity, valid_session_id(session_id))
+                slot.enter_context(reg.limits.connection(g.identity.subject,
+                                                         websocket.remote_addr))
+            except StreamerError as exc:
+                status = f"refused:{exc.code}"
+                await websocket.send(encode_json(Error.of(exc).to_json()))
+                code = CLOSE_TRY_AGAIN_LATER if exc.code == "rate_limited" \
+                    else CLOSE_POLICY_VIOLATION
+                await websocket.close(code, exc.code)
+                return
+            await _serve_ws(session)
     finally:
         if guard.config.security.access_log:
             log_access(websocket, status)
@@ -85,32 +95,48 @@ async def _serve_ws(session: Session) -> None:
     await serve_websocket(session, websocket, resume)
 
 
+class HeldBody:
+    """An SSE body that holds a connection slot (``[limits]``) until the response ends."""
+
+    def __init__(self, body: SSEBody, slot: ExitStack) -> None:
+        self.body = body
+        self.slot = slot
+
+    def __aiter__(self) -> HeldBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.body.__anext__()
+        except BaseException:
+            self.slot.close()
+            raise
+
+    async def aclose(self) -> None:
+        self.slot.close()
+        await self.body.aclose()
+
+
 @streams.get("/api/sessions/<session_id>/events")
 async def sse_events(session_id: str) -> Response:
-    session = await registry().find_session(identity(), valid_session_id(session_id))
+    reg = registry()
+    session = await reg.find_session(identity(), valid_session_id(session_id))
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     resume = parse_event_id(last_event_id) if last_event_id else None
-    return streaming(Response(SSEBody(session, resume), mimetype="text/event-stream",
-                              headers=SSE_HEADERS))
+    slot = ExitStack()
+    slot.enter_context(reg.limits.connection(identity().subject, request.remote_addr))
+    return streaming(Response(HeldBody(SSEBody(session, resume), slot),
+                              mimetype="text/event-stream", headers=SSE_HEADERS))
 
 
 @streams.post("/api/sessions/<session_id>/control")
 async def sse_control(session_id: str) -> Response:
-    """``202 {"ok": true}``; a bad message or a refusal answers this POST (its status)."""
+    """``202 {"ok": true}``; a bad message or a refusal answers this POST (its status):
+    :func:`streamer.transports.sse.apply_control`."""
     reg = registry()
-    server = reg.config.server
     session = await reg.find_session(identity(), valid_session_id(session_id))
-    connection_id = request.args.get("connection_id")
-    raw = await read_body(server.max_message_bytes)
-    connections = [c for c in session.connections
-                   if connection_id is None or c.connection_id == connection_id]
-    if not connections:
-        raise SessionNotFound(f"no connection {connection_id} in session {session_id}")
-    control = parse_control(raw, server.max_message_bytes)
-    targets = connections[:1] if isinstance(control, Start) else connections
-    with trio.fail_after(server.send_timeout_s):
-        for connection in targets:
-            await connection.handle_control(control)
+    raw = await read_body(reg.config.server.max_message_bytes)
+    await apply_control(session, request.args.get("connection_id"), raw)
     return json_response({"ok": True}, 202)
 
 
