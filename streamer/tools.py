@@ -32,7 +32,7 @@ from typing import Any
 
 import trio
 
-from streamer.errors import InvalidMessage
+from streamer.errors import InvalidMessage, StreamerError
 
 ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
@@ -103,9 +103,20 @@ class Tools:
     async def call(tool: Tool | None, call_id: str, name: str,
                    arguments: dict[str, Any]) -> ToolResult:
         """Run one call; failures become an error result for the model, never an exception
-        (cancellation of the stream still propagates)."""
+        (cancellation of the stream still propagates).
+
+        The result is shown to the model and to the clients (``tool_call`` ``result``), so
+        only these failures are told in words: an unknown tool, arguments that do not fit the
+        function's signature, a timeout, and a ``ValueError`` (how a tool rejects its
+        arguments: its message must name nothing internal). Any other exception is a bug or
+        an outage of the tool: the result says ``the tool failed`` with an ``error_id``, and
+        the exception is logged under it (:meth:`streamer.errors.StreamerError.report`).
+        """
         if tool is None:
             return ToolResult(call_id, name, f"error: no tool named {name!r}", True)
+        misfit = _misfit(tool.function, arguments)
+        if misfit:
+            return ToolResult(call_id, name, f"error: invalid arguments: {misfit}", True)
         try:
             with trio.fail_after(tool.timeout_s):
                 if inspect.iscoroutinefunction(tool.function):
@@ -118,11 +129,31 @@ class Tools:
         except trio.TooSlowError:
             return ToolResult(call_id, name, f"error: timed out after {tool.timeout_s:g} s",
                               True)
+        except ValueError as exc:  # the tool rejects its arguments, in its own words
+            return ToolResult(call_id, name, f"error: {exc}", True)
         except Exception as exc:  # the tool's own failure: the model is told, the stream lives
-            return ToolResult(call_id, name, f"error: {exc.__class__.__name__}: {exc}", True)
+            failed = StreamerError(f"tool {name!r} failed: {exc!r}")
+            failed.__cause__ = exc
+            failed.report()
+            return ToolResult(call_id, name, f"error: the tool failed ({failed.error_id})",
+                              True)
         content = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                                   default=str)
         return ToolResult(call_id, name, content)
+
+
+def _misfit(function: ToolFunction, arguments: dict[str, Any]) -> str | None:
+    """Why ``arguments`` do not fit ``function``'s signature (``inspect.Signature.bind``'s
+    words: parameter names only), or ``None``."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # no signature to check (some builtins)
+        return None
+    try:
+        signature.bind(**arguments)
+    except TypeError as exc:
+        return str(exc)
+    return None
 
 
 # -- the demo's example tools -----------------------------------------------------------
@@ -135,7 +166,12 @@ _OPERATORS: dict[type, Callable[..., Any]] = {
 
 
 def calculate(expression: str) -> float | int:
-    """Evaluate an arithmetic expression (+ - * / // % ** and parentheses)."""
+    """Evaluate an arithmetic expression (+ - * / // % ** and parentheses).
+
+    Raises:
+        ValueError: not such an expression, longer than 200 characters, an exponent above
+            100, a division by zero or an overflow (its message is told to the model).
+    """
     def value(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
             return value(node.body)
@@ -153,7 +189,14 @@ def calculate(expression: str) -> float | int:
 
     if len(expression) > 200:
         raise ValueError("expression longer than 200 characters")
-    return value(ast.parse(expression, mode="eval"))  # type: ignore[no-any-return]
+    try:
+        return value(ast.parse(expression, mode="eval"))  # type: ignore[no-any-return]
+    except SyntaxError as exc:
+        raise ValueError("not an arithmetic expression") from exc
+    except ZeroDivisionError as exc:
+        raise ValueError("division by zero") from exc
+    except OverflowError as exc:
+        raise ValueError("the result is too large") from exc
 
 
 def current_time() -> str:

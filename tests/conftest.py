@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import re
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -43,6 +45,121 @@ async def live_server(nursery: trio.Nursery, request: pytest.FixtureRequest
     binds = await nursery.start(partial(serve, config, shutdown_trigger=stop.wait))
     yield LiveServer(binds[0], config)
     stop.set()
+
+
+# -- the error-payload collector (issue 14: errors tell strangers nothing) -------------------
+
+#: what no error payload (an ``error`` event, an HTTP error body, a ``retrying`` notice, a trace
+#: entry) may contain, by what it would give away
+LEAKS = {
+    "an exception repr": re.compile(r"\w+(Error|Exception)\("),
+    "a URL": re.compile(r"https?://"),
+    "a file path": re.compile(r"(?<![\w.])/(home|tmp|root|etc|usr|var|opt|srv|proc)/|\.gguf\b"
+                              r"|/[\w.-]+/[\w.-]+/"),
+    "an environment variable name": re.compile(
+        r"\b[A-Z][A-Z0-9_]*_(KEY|TOKEN|SECRET|PATH|URL)\b|\bSTREAMER_\w+"),
+}
+
+
+def leaks(payload: Any) -> list[str]:
+    """What ``payload`` (any JSON value) gives away: the names of :data:`LEAKS` it matches."""
+    text = json.dumps(payload, ensure_ascii=False, default=str)
+    return [what for what, pattern in LEAKS.items() if pattern.search(text)]
+
+
+class ErrorPayloads:
+    """Every error payload produced in this process, in order: ``(test id, where, payload)``.
+
+    Collected where they leave: ``Error.to_json`` (every ``error`` event and HTTP error body),
+    ``Retrying.to_json`` (``state: retrying`` notices) and ``Trace.record`` (every trace entry,
+    which ``GET /api/streams/{id}/trace`` serves).
+    """
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, Any]] = []
+        self.test = "(outside a test)"
+        self.checked = 0
+        self._lock = threading.Lock()
+
+    def add(self, where: str, payload: Any) -> None:
+        with self._lock:
+            self.items.append((self.test, where, payload))
+
+    def mark(self) -> int:
+        return len(self.items)
+
+    def leaked(self, since: int = 0) -> list[tuple[str, str, Any, list[str]]]:
+        """The payloads collected from index ``since`` on that leak, with what they leak."""
+        return [(test, where, payload, found) for test, where, payload in self.items[since:]
+                if (found := leaks(payload))]
+
+    def forget(self, since: int) -> None:
+        """Drop what was collected from ``since`` on (a test that plants leaks on purpose)."""
+        with self._lock:
+            del self.items[since:]
+            self.checked = min(self.checked, since)
+
+    def check(self) -> None:
+        """Fail with every leaking payload not checked yet."""
+        found, self.checked = self.leaked(self.checked), len(self.items)
+        if found:
+            pytest.fail("error payloads leak server internals:\n" + "\n".join(
+                f"  {test} {where}: {', '.join(what)}: {payload}"
+                for test, where, payload, what in found), pytrace=False)
+
+
+def logged(caplog: pytest.LogCaptureFixture, error: dict[str, Any]) -> str:
+    """The server's one log line (logger ``streamer.errors``) for an error payload, found by
+    its ``error_id``: where the detail the client never sees went."""
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "streamer.errors" and error["error_id"] in r.getMessage()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def error_payloads() -> Iterator[ErrorPayloads]:
+    """The collector, installed for the whole session (in this process: tests that run the
+    server as a child process, ``server_process``, are not covered); checked after each test
+    and at the session's end."""
+    from streamer.runtime.trace import Trace
+    from streamer.wire.events import Error, Retrying
+
+    collector = ErrorPayloads()
+    error_to_json, retrying_to_json, record = Error.to_json, Retrying.to_json, Trace.record
+
+    def error_json(self: Error) -> dict[str, Any]:
+        out = error_to_json(self)
+        collector.add("error", out)
+        return out
+
+    def retrying_json(self: Retrying) -> dict[str, Any]:
+        out = retrying_to_json(self)
+        collector.add("retrying", out)
+        return out
+
+    def trace_record(self: Trace, name: str, **detail: Any) -> None:
+        collector.add("trace", {"event": name, **detail})
+        record(self, name, **detail)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Error, "to_json", error_json)
+        patch.setattr(Retrying, "to_json", retrying_json)
+        patch.setattr(Trace, "record", trace_record)
+        yield collector
+        collector.test = "(after the last test)"
+        collector.check()
+
+
+@pytest.fixture(autouse=True)
+def no_leaking_errors(error_payloads: ErrorPayloads, request: pytest.FixtureRequest
+                      ) -> Iterator[None]:
+    """Each test's error payloads are checked when it ends (:class:`ErrorPayloads`)."""
+    error_payloads.test = request.node.nodeid
+    error_payloads.check()
+    yield
+    error_payloads.check()
+    error_payloads.test = "(between tests)"
 
 
 def pytest_configure(config: pytest.Config) -> None:

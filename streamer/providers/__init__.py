@@ -55,8 +55,8 @@ class Providers:
             from streamer.providers.anthropic_messages import AnthropicProvider
             provider = AnthropicProvider(self.config.anthropic)
         else:
-            raise ProviderUnavailable(
-                f"unknown provider {name!r}; choose one of {', '.join(NAMES)}", retryable=False)
+            unknown = f"unknown provider {name!r}; choose one of {', '.join(NAMES)}"
+            raise ProviderUnavailable(unknown, retryable=False, public_message=unknown)
         self._providers[name] = provider
         return provider
 

@@ -12,6 +12,7 @@ which knows the SDK's own exception tree and treats anything else as a failed co
 from __future__ import annotations
 
 import email.utils
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Generic, TypeVar
@@ -20,7 +21,7 @@ from streamer.errors import ProviderError
 
 T = TypeVar("T")
 
-__all__ = ["SDKStream", "retry_after_ms", "transport_error"]
+__all__ = ["SDKStream", "key_problem", "retry_after_ms", "transport_error"]
 
 
 class SDKStream(Generic[T]):
@@ -53,9 +54,20 @@ class SDKStream(Generic[T]):
 
 def transport_error(where: str, exc: Exception) -> ProviderError:
     """An error that is not the SDK's own: the transport failed (retryable before the first
-    token; after it, the stream ends with its partial answer, as for any provider error)."""
+    token; after it, the stream ends with its partial answer, as for any provider error).
+    The detail names ``where`` and the exception's class; its text is the cause (logged)."""
     return ProviderError(f"{where}: the connection failed ({exc.__class__.__name__})",
                          retryable=True)
+
+
+def key_problem(key_env: str) -> str:
+    """Why the provider refused the server's credentials, for the server's log: the
+    environment variable ``key_env`` is unset, or its key was refused (never the key)."""
+    if not key_env:
+        return "the API key was refused; no key variable is configured (api_key_env)"
+    if not os.environ.get(key_env):
+        return f"no API key: the environment variable {key_env} is not set"
+    return f"the API key in the environment variable {key_env} was refused"
 
 
 def retry_after_ms(headers: Mapping[str, str] | None, *, now: float | None = None) -> int | None:

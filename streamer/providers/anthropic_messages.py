@@ -31,12 +31,15 @@ import trio
 
 from streamer.config import AnthropicProviderConfig
 from streamer.errors import (
+    PROVIDER_NO_MODEL,
+    PROVIDER_NOT_CONFIGURED,
+    PROVIDER_REFUSED,
     ProviderError,
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from streamer.providers._http import SDKStream, retry_after_ms, transport_error
+from streamer.providers._http import SDKStream, key_problem, retry_after_ms, transport_error
 from streamer.providers.base import (
     Finish,
     FinishReason,
@@ -60,18 +63,18 @@ RETRYABLE_TYPES = {"overloaded_error", "api_error", "rate_limit_error"}
 
 def translate_error(exc: Exception, config: AnthropicProviderConfig) -> ProviderError:
     """Map an exception of the SDK (or, mid-body, of its transport) to streamer's tree, naming
-    the provider and the setting. Names no transport library: see ``_http``."""
+    the provider and the setting in the detail (the server's log; clients read only the fixed
+    texts of :mod:`streamer.errors`). Names no transport library: see ``_http``."""
     where = f"anthropic ({config.base_url})"
     if not isinstance(exc, anthropic.AnthropicError):
         return transport_error(where, exc)
     if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
-        return ProviderError(
-            f"{where}: the API key was refused ({exc.status_code}); set the environment "
-            f"variable {config.api_key_env}", retryable=False)
+        return ProviderError(f"{where}: {key_problem(config.api_key_env)} ({exc.status_code})",
+                             retryable=False, public_message=PROVIDER_NOT_CONFIGURED)
     if isinstance(exc, anthropic.NotFoundError):
         return ProviderError(
             f"{where}: model not found; check providers.anthropic.model ({exc.message})",
-            retryable=False)
+            retryable=False, public_message=PROVIDER_NO_MODEL)
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderTimeout(f"{where}: timed out")
     if isinstance(exc, anthropic.APIConnectionError):
@@ -88,7 +91,7 @@ def translate_error(exc: Exception, config: AnthropicProviderConfig) -> Provider
             return ProviderUnavailable(f"{where}: {kind or exc.status_code}: {message}",
                                        retry_after_ms=retry_after_ms(exc.response.headers))
         return ProviderError(f"{where}: HTTP {exc.status_code} {kind}: {message}",
-                             retryable=False)
+                             retryable=False, public_message=PROVIDER_REFUSED)
     return ProviderError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True)
 
 

@@ -10,8 +10,9 @@ subscriber gone) closes the model call at once: the HTTP response to the provide
 the local model stops between tokens.
 
 Errors are translated at this edge into :mod:`streamer.errors`
-(:class:`~streamer.errors.ProviderError` and its subclasses), naming the provider and the
-setting to fix.
+(:class:`~streamer.errors.ProviderError` and its subclasses): the detail names the provider,
+its URL and the setting to fix (for the server's log); clients read only the fixed texts of
+:mod:`streamer.errors` (``PROVIDER_NOT_CONFIGURED``, …).
 """
 
 from __future__ import annotations

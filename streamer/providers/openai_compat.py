@@ -25,12 +25,15 @@ import trio
 
 from streamer.config import OpenAIProviderConfig
 from streamer.errors import (
+    PROVIDER_NO_MODEL,
+    PROVIDER_NOT_CONFIGURED,
+    PROVIDER_REFUSED,
     ProviderError,
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from streamer.providers._http import SDKStream, retry_after_ms, transport_error
+from streamer.providers._http import SDKStream, key_problem, retry_after_ms, transport_error
 from streamer.providers.base import (
     Finish,
     FinishReason,
@@ -54,28 +57,34 @@ NO_KEY = "no-key-configured"
 
 def translate_error(exc: Exception, config: OpenAIProviderConfig) -> ProviderError:
     """Map an exception of the SDK (or, mid-body, of its transport) to streamer's tree
-    (httpcore's ``map_exceptions`` habit). Names no transport library: see ``_http``."""
+    (httpcore's ``map_exceptions`` habit). Names no transport library: see ``_http``.
+
+    The detail (for the server's log) names the URL, the setting or variable to fix and the
+    upstream's status and message; clients read only the fixed texts of :mod:`streamer.errors`.
+    """
     where = f"openai ({config.base_url})"
     if not isinstance(exc, openai.OpenAIError):
         return transport_error(where, exc)
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return ProviderError(
-            f"{where}: the API key was refused ({exc.status_code}); set the environment "
-            f"variable {config.api_key_env}", retryable=False)
+        return ProviderError(f"{where}: {key_problem(config.api_key_env)} ({exc.status_code})",
+                             retryable=False, public_message=PROVIDER_NOT_CONFIGURED)
     if isinstance(exc, openai.NotFoundError):
         return ProviderError(
             f"{where}: model or endpoint not found; check providers.openai.model "
-            f"and providers.openai.base_url ({exc.message})", retryable=False)
+            f"and providers.openai.base_url ({exc.message})", retryable=False,
+            public_message=PROVIDER_NO_MODEL)
     if isinstance(exc, openai.RateLimitError):
-        return ProviderRateLimited(f"{where}: rate limited (429)",
+        return ProviderRateLimited(f"{where}: rate limited (429): {exc.message}",
                                    retry_after_ms=retry_after_ms(exc.response.headers))
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeout(f"{where}: timed out")
     if isinstance(exc, openai.APIConnectionError):
         return ProviderUnavailable(f"{where}: cannot connect: {exc}")
     if isinstance(exc, openai.APIStatusError):
+        server_side = exc.status_code >= 500
         return ProviderError(f"{where}: HTTP {exc.status_code}: {exc.message}",
-                             retryable=exc.status_code >= 500)
+                             retryable=server_side,
+                             public_message=None if server_side else PROVIDER_REFUSED)
     return ProviderError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True)
 
 
@@ -193,7 +202,7 @@ class OpenAIProvider(Provider):
         if not self.model_for(request):
             raise ProviderError(f"openai ({self.config.base_url}): no model: set "
                                 "providers.openai.model (the name the server serves)",
-                                retryable=False)
+                                retryable=False, public_message=PROVIDER_NOT_CONFIGURED)
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})

@@ -169,7 +169,8 @@ class Generation:
         self._separate = self.chunker.markdown_chars > 0
 
     def retrying(self, attempt: int, retry_in_ms: int, exc: ProviderError) -> None:
-        """Tell subscribers the model call is tried again (a ``state: retrying`` event)."""
+        """Tell subscribers the model call is tried again (a ``state: retrying`` event with
+        the error's code and client-safe message)."""
         self.log.append_event(Retrying(self.session_id, self.stream_id, attempt, retry_in_ms,
                                        exc.code, exc.message))
 
@@ -234,7 +235,7 @@ def after_first_output(exc: ProviderError) -> ProviderError:
     """The error a failure after the first output ends the answer with: a dropped connection
     or an overload mid-answer is ``provider_error`` (the answer cannot be retried)."""
     if type(exc) in (ProviderUnavailable, ProviderRateLimited):
-        return ProviderError(exc.message, retryable=exc.retryable)
+        return ProviderError(exc.detail, retryable=exc.retryable)
     return exc
 
 
@@ -303,8 +304,9 @@ async def _call_with_retries(shell: Shell, gen: Generation, provider: Provider,
                 raise
             attempt += 1
             retry_in_ms = round(delay_s * 1000)
+            exc.report()  # the detail goes to the log; the trace and the notice get its id
             shell.record("retry", attempt=attempt, code=exc.code, retry_in_ms=retry_in_ms,
-                         message=exc.message)
+                         error_id=exc.error_id)
             gen.retrying(attempt, retry_in_ms, exc)
             await trio.sleep(delay_s)
 

@@ -313,11 +313,11 @@ class Stream:
                                             config.tools.max_steps)
                 except StreamerError as exc:
                     error, finish = exc, "error"
-                    self.record("error", code=exc.code, message=exc.message)
+                    self.record("error", code=exc.code, error_id=exc.error_id)
                 except Exception as exc:  # a bug: end this stream, keep the others
-                    logger.exception("stream %s failed", self.stream_id)
                     error, finish = StreamerError(f"internal error: {exc!r}"), "error"
-                    self.record("error", code="internal_error", message=repr(exc))
+                    logger.exception("stream %s failed (%s)", self.stream_id, error.error_id)
+                    self.record("error", code=error.code, error_id=error.error_id)
                 finally:
                     nursery.cancel_scope.cancel()
         if self.cancel_reason is not None:

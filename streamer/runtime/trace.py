@@ -10,6 +10,11 @@ The names (``docs/protocol.md``, "Other endpoints"): ``queued``, ``started``,
 ``tool_started`` / ``_finished``, ``tool_steps_exhausted``, ``cancel_requested`` (with its
 ``reason``), ``cancelled`` (the same ``reason``), ``error``, ``provider_call_closed``,
 ``completed``.
+
+What a trace may hold: event names, codes, reasons (``cancel_requested``/``cancelled``),
+counts, connection and call ids and an error's ``error_id``; never exception text, URLs,
+file paths or variable names (its owner reads it; the detail behind an ``error_id`` is in
+the server's log, logger ``streamer.errors``).
 """
 
 from __future__ import annotations

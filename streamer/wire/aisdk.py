@@ -140,5 +140,7 @@ class UIMessageStream:
         ``finish-step`` and ``finish`` (send :data:`DONE` after them)."""
         out = self._close()
         if error is not None:
-            out.append({"type": "error", "errorText": f"{error.code}: {error.message}"})
+            body = error.to_json()  # the one exit of error payloads
+            out.append({"type": "error", "errorText":
+                        f"{body['code']}: {body['message']} ({body['error_id']})"})
         return [*out, {"type": "finish-step"}, {"type": "finish"}]

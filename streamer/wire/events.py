@@ -25,15 +25,15 @@ class                  ``type`` on the wire                        built by
 Optional fields that are ``None`` are left out of the JSON (as the protocol's tables say:
 "optional"). The events the log keeps (:data:`LogEvent`: reasoning, tool calls, retry notices)
 are built without ``seq``/``epoch``; a subscription stamps them (:meth:`stamped`) when it sends
-them. Pure: no I/O.
+them. Pure: no I/O, but for :meth:`Error.of`, which has the exception log its detail.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
-from streamer.errors import StreamerError
+from streamer.errors import StreamerError, new_error_id
 from streamer.render.ops import Op
 
 #: the protocol this server speaks (``connected.protocol``; a control may name it)
@@ -356,8 +356,11 @@ class StreamComplete:
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    """One of streamer's errors (:mod:`streamer.errors`: ``code``, ``message``,
-    ``retryable``, ``retry_after_ms``); ``stream_id`` when it ends or concerns a stream."""
+    """One of streamer's errors (:mod:`streamer.errors`): ``code``, the client-safe
+    ``message``, ``retryable``, ``retry_after_ms``, and ``error_id``, the correlation id under
+    which the server logged the full detail; ``stream_id`` when it ends or concerns a stream.
+
+    Every ``error`` event and HTTP error body leaves through :meth:`to_json`."""
 
     type: ClassVar[str] = "error"
     code: str
@@ -366,13 +369,16 @@ class Error:
     retry_after_ms: int | None = None
     session_id: str | None = None
     stream_id: str | None = None
+    error_id: str = field(default_factory=new_error_id)
 
     @classmethod
     def of(cls, exc: StreamerError, *, session_id: str | None = None,
            stream_id: str | None = None) -> Error:
-        """The ``error`` event of an exception."""
+        """The ``error`` event of an exception: its public message only (the detail is
+        logged, once, by :meth:`StreamerError.report <streamer.errors.StreamerError.report>`)."""
+        exc.report()
         return cls(exc.code, exc.message, exc.retryable, exc.retry_after_ms, session_id,
-                   stream_id)
+                   stream_id, exc.error_id)
 
     def in_session(self, session_id: str) -> Error:
         return replace(self, session_id=session_id)
@@ -383,6 +389,7 @@ class Error:
         _put(out, "stream_id", self.stream_id)
         out["code"] = self.code
         out["message"] = self.message
+        out["error_id"] = self.error_id
         out["retryable"] = self.retryable
         _put(out, "retry_after_ms", self.retry_after_ms)
         return out

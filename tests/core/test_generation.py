@@ -146,6 +146,7 @@ def test_after_the_first_output_a_dropped_call_is_a_provider_error() -> None:
     for exc in (ProviderUnavailable("reset"), ProviderRateLimited("overloaded")):
         ended = after_first_output(exc)
         assert type(ended) is ProviderError and ended.code == "provider_error"
-        assert ended.message == exc.message and ended.retryable
+        assert ended.detail == exc.detail and ended.retryable
+        assert ended.message == "the model provider failed"  # never the detail
     timeout = ProviderTimeout("silent")
     assert after_first_output(timeout) is timeout

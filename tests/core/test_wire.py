@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from streamer.conversation import EchoOptions, Message
-from streamer.errors import InvalidMessage, PayloadTooLarge, ResumeGap, UnsupportedProtocol
+from streamer.errors import (
+    InvalidMessage,
+    PayloadTooLarge,
+    ResumeGap,
+    StreamerError,
+    UnsupportedProtocol,
+)
 from streamer.render.ops import Op
 from streamer.wire import aisdk
 from streamer.wire.codecs import encode_json, encode_sse, sse_comment, sse_frame
@@ -47,6 +53,13 @@ from streamer.wire.events import (
     chunk_event,
     op_from_chunk,
 )
+
+
+def _with_id(exc: StreamerError, error_id: str) -> StreamerError:
+    """``exc`` with a known ``error_id`` (they are random)."""
+    exc.error_id = error_id
+    return exc
+
 
 #: every event of protocol.md and its exact JSON (key order as the server has always sent it)
 GOLDEN: list[tuple[ServerEvent, str]] = [
@@ -114,12 +127,14 @@ GOLDEN: list[tuple[ServerEvent, str]] = [
     (StreamComplete("sess1234", "s_1", "error", "", "", None, "s_1", None),
      '{"type":"stream_complete","session_id":"sess1234","stream_id":"s_1",'
      '"finish_reason":"error","html":"","markdown":"","message_id":"s_1"}'),
-    (Error.of(ResumeGap("no replay"), session_id="sess1234", stream_id="s_1"),
+    (Error.of(_with_id(ResumeGap("no replay"), "err_AbC-12_x"), session_id="sess1234",
+              stream_id="s_1"),
      '{"type":"error","session_id":"sess1234","stream_id":"s_1","code":"resume_gap",'
-     '"message":"no replay","retryable":false}'),
-    (Error("server_shutting_down", "bye", True, 5000).in_session("sess1234"),
+     '"message":"no replay","error_id":"err_AbC-12_x","retryable":false}'),
+    (Error("server_shutting_down", "bye", True, 5000, error_id="err_00000000"
+           ).in_session("sess1234"),
      '{"type":"error","session_id":"sess1234","code":"server_shutting_down","message":"bye",'
-     '"retryable":true,"retry_after_ms":5000}'),
+     '"error_id":"err_00000000","retryable":true,"retry_after_ms":5000}'),
     (Pong("sess1234", {"t": 1}), '{"type":"pong","session_id":"sess1234","ts":{"t":1}}'),
     (Pong("sess1234"), '{"type":"pong","session_id":"sess1234"}'),
 ]
@@ -264,14 +279,15 @@ def test_ui_message_stream_opens_and_closes_parts_in_order() -> None:
     message = aisdk.UIMessageStream("s_1")
     chunks = [*message.start(), *message.reasoning("think"), *message.text("Hel"),
               *message.text("lo"), *message.tool_call(ToolCall.started("x", "s_1", "c1", "calc")),
-              *message.text("!"), *message.finish(Error("provider_error", "boom", False))]
+              *message.text("!"),
+              *message.finish(Error("provider_error", "boom", False, error_id="err_1"))]
     assert [c["type"] for c in chunks] == [
         "start", "start-step", "reasoning-start", "reasoning-delta", "reasoning-end",
         "text-start", "text-delta", "text-delta", "text-end", "tool-input-start",
         "text-start", "text-delta", "text-end", "error", "finish-step", "finish"]
     assert [c.get("id") for c in chunks if c["type"].startswith("text")] == [
         "text-2", "text-2", "text-2", "text-2", "text-3", "text-3", "text-3"]
-    assert chunks[-3]["errorText"] == "provider_error: boom"
+    assert chunks[-3]["errorText"] == "provider_error: boom (err_1)"
     assert aisdk.frame({"type": "finish"}) == b'data: {"type":"finish"}\n\n'
     assert aisdk.DONE == b"data: [DONE]\n\n"
 

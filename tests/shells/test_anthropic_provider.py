@@ -9,7 +9,12 @@ import pytest
 import trio
 
 from streamer.config import AnthropicProviderConfig
-from streamer.errors import ProviderError, ProviderUnavailable
+from streamer.errors import (
+    PROVIDER_FAILED,
+    PROVIDER_NOT_CONFIGURED,
+    ProviderError,
+    ProviderUnavailable,
+)
 from streamer.conversation import Message
 from streamer.providers import (
     Finish,
@@ -22,6 +27,7 @@ from streamer.providers import (
     Usage,
 )
 from streamer.providers.anthropic_messages import AnthropicProvider
+from tests.conftest import logged
 from tests.shells.test_openai_provider import CUT, Upstream, upstream  # noqa: F401 - the fixture
 
 DATA = Path(__file__).parents[1] / "data" / "transcripts"
@@ -89,9 +95,10 @@ async def test_refused_key_names_the_setting_and_is_not_retryable(upstream: Upst
     upstream.status = 401
     upstream.body = (b'{"type": "error", "error": {"type": "authentication_error", '
                      b'"message": "invalid x-api-key"}}')
-    with pytest.raises(ProviderError, match="STREAMER_TEST_KEY") as info:
+    with pytest.raises(ProviderError, match="STREAMER_TEST_KEY is not set") as info:
         await collect(provider_for(upstream))
     assert info.value.retryable is False
+    assert info.value.message == PROVIDER_NOT_CONFIGURED  # what a client reads
 
 
 async def test_overloaded_529_is_retryable_with_retry_after(upstream: Upstream) -> None:
@@ -103,7 +110,8 @@ async def test_overloaded_529_is_retryable_with_retry_after(upstream: Upstream) 
 
 
 async def test_mid_stream_overload_ends_the_answer_with_provider_error(
-        upstream: Upstream, nursery: trio.Nursery) -> None:
+        upstream: Upstream, nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
     """Through the pipeline: after the first token nothing is retried; the client gets
     ``provider_error`` and the partial answer in ``stream_complete``."""
     from streamer.runtime.registry import Registry
@@ -121,6 +129,7 @@ async def test_mid_stream_overload_ends_the_answer_with_provider_error(
     with trio.fail_after(10):
         complete = await recorder.wait_for("stream_complete")
     (error,) = [ev for _, ev in recorder.of("error")]
-    assert error["code"] == "provider_error" and "overloaded" in error["message"]
+    assert error["code"] == "provider_error" and error["message"] == PROVIDER_FAILED
+    assert "overloaded" in logged(caplog, error)
     assert complete["finish_reason"] == "error" and complete["markdown"] == "Partial answer"
     assert len(upstream.requests) == 1

@@ -16,10 +16,16 @@ import pytest
 import trio
 
 from streamer.config import OpenAIProviderConfig
-from streamer.errors import ProviderError
+from streamer.errors import (
+    PROVIDER_FAILED,
+    PROVIDER_NO_MODEL,
+    PROVIDER_NOT_CONFIGURED,
+    ProviderError,
+)
 from streamer.conversation import Message
 from streamer.providers import Finish, ProviderRequest, TextDelta, Usage
 from streamer.providers.openai_compat import OpenAIProvider
+from tests.conftest import logged
 
 TRANSCRIPT = (Path(__file__).parents[1] / "data" / "transcripts" / "openai_chat_stream.sse").read_bytes()
 
@@ -130,11 +136,12 @@ async def test_streams_text_usage_and_finish(upstream: Upstream) -> None:
 async def test_refused_key_names_the_setting(upstream: Upstream) -> None:
     upstream.status = 401
     upstream.body = b'{"error": {"message": "bad key", "type": "invalid_request_error"}}'
-    with pytest.raises(ProviderError, match="STREAMER_TEST_KEY") as info:
+    with pytest.raises(ProviderError, match="STREAMER_TEST_KEY is not set") as info:
         async with provider_for(upstream).stream(REQUEST) as channel:
             async for _ in channel:
                 pass
     assert info.value.retryable is False
+    assert info.value.message == PROVIDER_NOT_CONFIGURED  # what a client reads
 
 
 async def test_leaving_closes_the_upstream_connection_within_100ms(upstream: Upstream) -> None:
@@ -269,11 +276,13 @@ async def pipeline(upstream: Upstream, nursery: trio.Nursery, **config: object) 
 
 
 async def test_a_connection_dropped_after_some_chunks_is_an_error_not_an_end(
-        upstream: Upstream, nursery: trio.Nursery) -> None:
+        upstream: Upstream, nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
     upstream.body = first_events(3)  # "", "Hello", " **wor" and then the socket closes
     recorder = await pipeline(upstream, nursery)
     (error,) = [ev for _, ev in recorder.of("error")]
-    assert error["code"] == "provider_error" and "ended early" in error["message"]
+    assert error["code"] == "provider_error" and error["message"] == PROVIDER_FAILED
+    assert "ended early" in logged(caplog, error)
     complete = recorder.of("stream_complete")[0][1]
     assert complete["finish_reason"] == "error" and complete["markdown"] == "Hello **wor"
     assert len(upstream.requests) == 1  # after the first token: never retried
@@ -293,28 +302,32 @@ async def test_a_connection_cut_mid_body_is_a_retryable_provider_error(upstream:
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hello **wor"
 
 
-async def test_a_stalled_stream_times_out(upstream: Upstream, nursery: trio.Nursery) -> None:
+async def test_a_stalled_stream_times_out(upstream: Upstream, nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
     upstream.body = first_events(2)
     upstream.stall = True
     recorder = await pipeline(upstream, nursery, **{"streams.provider_timeout_s": 0.3})
     (error,) = [ev for _, ev in recorder.of("error")]
-    assert error["code"] == "provider_timeout" and "between tokens" in error["message"]
+    assert error["code"] == "provider_timeout" and "between tokens" in logged(caplog, error)
     assert upstream.closed_at is not None  # and the stalled connection was closed
 
 
 async def test_500_three_times_then_the_error_is_reported(
-        upstream: Upstream, nursery: trio.Nursery) -> None:
+        upstream: Upstream, nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
     upstream.script = [(500, b'{"error": {"message": "boom"}}', {})] * 3
     recorder = await pipeline(upstream, nursery, **{"streams.provider_retries": 2,
                                                     "streams.provider_retry_base_ms": 10.0})
     (error,) = [ev for _, ev in recorder.of("error")]
-    assert error["code"] == "provider_error" and "500" in error["message"]
+    assert error["code"] == "provider_error" and error["message"] == PROVIDER_FAILED
+    assert "HTTP 500" in logged(caplog, error) and "boom" in logged(caplog, error)
     assert len(upstream.requests) == 3
     assert len([ev for _, ev in recorder.of("state") if ev["state"] == "retrying"]) == 2
 
 
 async def test_unknown_provider_and_unreachable_upstream_are_reported(
-        nursery: trio.Nursery) -> None:
+        nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
     from streamer.runtime.registry import Registry
     from tests.conftest import make_config
     from tests.shells.test_pipeline import connect, start
@@ -334,8 +347,11 @@ async def test_unknown_provider_and_unreachable_upstream_are_reported(
         await recorder.wait_for("stream_complete", 2)
     codes = [ev["code"] for _, ev in recorder.of("error")]
     assert codes == ["provider_unavailable", "provider_unavailable"]
-    messages = [ev["message"] for _, ev in recorder.of("error")]
-    assert "cannot connect" in messages[0] and "unknown provider 'nonesuch'" in messages[1]
+    unreachable, unknown = [ev for _, ev in recorder.of("error")]
+    assert unreachable["message"] == "the model provider is unavailable"
+    assert f"http://127.0.0.1:{port}/v1" in logged(caplog, unreachable)
+    assert "cannot connect" in logged(caplog, unreachable)
+    assert "unknown provider 'nonesuch'" in unknown["message"]  # the client's own input
 
 
 def test_presets_fill_only_what_is_left_empty() -> None:
@@ -359,11 +375,13 @@ async def test_a_server_preset_without_a_model_names_the_setting() -> None:
 
 
 async def test_an_unknown_model_names_the_setting_and_is_not_retried(
-        upstream: Upstream, nursery: trio.Nursery) -> None:
+        upstream: Upstream, nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
     upstream.script = [(404, b'{"error": {"message": "The model does not exist"}}', {})]
     recorder = await pipeline(upstream, nursery)
     (error,) = [ev for _, ev in recorder.of("error")]
-    assert error["code"] == "provider_error" and "providers.openai.model" in error["message"]
+    assert error["code"] == "provider_error" and error["message"] == PROVIDER_NO_MODEL
+    assert "providers.openai.model" in logged(caplog, error)
     assert error["retryable"] is False and len(upstream.requests) == 1
 
 

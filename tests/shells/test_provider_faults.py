@@ -22,6 +22,7 @@ from streamer.providers import (
     ToolCallDelta,
     ToolCallStart,
 )
+from tests.conftest import logged
 from tests.shells.test_pipeline import connect, open_pipeline, start
 
 
@@ -92,13 +93,15 @@ async def test_retry_after_is_honoured(
 
 
 async def test_retries_are_bounded_then_the_error_is_reported(
-        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock,
+        caplog: pytest.LogCaptureFixture) -> None:
     provider = ScriptedProvider("down", [TextDelta("never")], failures=99,
                                 error=ProviderError("scripted: HTTP 503", retryable=True))
     stream, recorder = await run(nursery, provider, **{"streams.provider_retries": 3})
     assert len(provider.calls) == 4
     (error,) = [ev for _, ev in recorder.of("error")]
-    assert error["code"] == "provider_error" and "503" in error["message"]
+    assert error["code"] == "provider_error" and error["message"] == "the model provider failed"
+    assert "scripted: HTTP 503" in logged(caplog, error)
     assert stream.finish_reason == "error"
 
 
@@ -132,12 +135,13 @@ async def test_a_failure_after_the_first_token_is_never_retried(
 
 
 async def test_time_to_first_token_and_silence_have_their_own_timeouts(
-        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock,
+        caplog: pytest.LogCaptureFixture) -> None:
     late = ScriptedProvider("late", [TextDelta("x")], first_wait_s=9.0)
     stream, recorder = await run(nursery, late, **{"streams.provider_ttft_timeout_s": 5.0,
                                                    "streams.provider_timeout_s": 20.0})
     error = recorder.of("error")[0][1]
-    assert error["code"] == "provider_timeout" and "before the first token" in error["message"]
+    assert error["code"] == "provider_timeout" and "before the first token" in logged(caplog, error)
     assert len(late.calls) == 1  # a timeout is reported, not retried
     gappy = ScriptedProvider("gappy", [TextDelta("a"), TextDelta("b")], gap_s=9.0)
     stream, recorder = await run(nursery, gappy, **{"streams.provider_ttft_timeout_s": 5.0,
