@@ -2,9 +2,12 @@
 
 ``streamer serve [--host H] [--port P] [--config PATH]``
     hypercorn + quart-trio on Trio; the demo page at ``/``.
-``streamer stream "prompt" [--provider P] [--url URL] [--pacing off|fixed|smooth] [--cps N]``
-    connects over WebSocket, prints the answer as plain text while it streams (a progress line
-    on a TTY), sends ``stop`` on Ctrl-C, and exits non-zero with the error code on ``error``.
+``streamer stream "prompt" [--provider P] [--url URL] [--pacing off|fixed|smooth] [--cps N]
+[--token T] [--session ID]``
+    makes its session (``POST /api/sessions``), connects over WebSocket, prints the answer as
+    plain text while it streams (a progress line on a TTY), sends ``stop`` on Ctrl-C, and exits
+    non-zero with the error code on ``error``. ``--token`` (or ``$STREAMER_TOKEN``) goes out as
+    ``Authorization: Bearer``.
 ``streamer auth new-key --subject S [--id ID]``
     makes an API key: prints the key once (first line of stdout; only its hash is kept) and
     the ``[[keys]]`` entry to paste into ``auth.api_keys_file``.
@@ -40,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--pacing", choices=("off", "fixed", "smooth"), default="off")
     stream.add_argument("--cps", type=float)
     stream.add_argument("--max-tokens", type=int)
+    stream.add_argument("--token", help="API key or JWT, sent as 'Authorization: Bearer' "
+                        "(default: $STREAMER_TOKEN)")
+    stream.add_argument("--session", help="a session id of your own to make or reuse "
+                        "(default: a new one the server makes)")
     auth = commands.add_parser("auth", help="credentials for auth.mode = api_key")
     auth_commands = auth.add_subparsers(dest="auth_command", required=True)
     new_key = auth_commands.add_parser("new-key", help="make an API key and its file entry")

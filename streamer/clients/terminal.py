@@ -1,10 +1,16 @@
 """The terminal client: ``streamer stream "prompt"``.
 
-Connects with trio-websocket, starts one stream, prints the answer as plain text while it
+Makes its session first (``POST /api/sessions``: a new one, or the one ``--session`` names),
+connects with trio-websocket, starts one stream, prints the answer as plain text while it
 streams (the document's text; a block that changes after it was printed is reprinted only
 from where it differs), a progress line on stderr when stderr is a TTY, ``stop`` on the first
 Ctrl-C (a second one quits at once). Exit status: 0 on ``finish_reason`` stop/length,
-1 on an ``error`` event (its code is printed), 130 on a second Ctrl-C.
+1 on an ``error`` event or a refused request (its code is printed), 130 on a second Ctrl-C.
+
+Credentials (``docs/security.md``, "Where the token travels"): ``--token`` or the
+environment variable ``STREAMER_TOKEN`` goes out as ``Authorization: Bearer <token>`` on the
+session's POST and on the WebSocket upgrade (RFC 6750 §2.1; never in a URL). The client sends
+no ``Origin`` (``security.allow_missing_origin``).
 """
 
 from __future__ import annotations
@@ -12,15 +18,20 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import re
-import secrets
 import signal
 import sys
+import urllib.error
+import urllib.request
+from functools import partial
 from typing import Any, TextIO
+from urllib.parse import quote
 
 import trio
 from trio_websocket import (
     ConnectionClosed,
+    ConnectionRejected,
     HandshakeError,
     WebSocketConnection,
     open_websocket_url,
@@ -28,6 +39,11 @@ from trio_websocket import (
 
 from streamer.render.ops import apply_op
 from streamer.wire.events import op_from_chunk
+
+#: the environment variable read when ``--token`` is not given
+TOKEN_ENV = "STREAMER_TOKEN"
+#: seconds the session's POST may take
+SESSION_TIMEOUT_S = 30.0
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _BLOCK_END_RE = re.compile(r"</(p|h[1-6]|li|pre|blockquote|tr|table|ul|ol)>|<br>|<hr>")
@@ -155,14 +171,77 @@ class AnswerView:
         return self.status
 
 
+class Refused(Exception):
+    """The server refused a request: its ``error`` body (``code``, ``message``)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error.get('code', 'internal_error')}: {error.get('message', '')}")
+        self.error = error
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """``Authorization: Bearer <token>`` when there is a token (RFC 6750 §2.1)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _refusal(status: int, body: bytes) -> Refused:
+    """The :class:`Refused` of an HTTP error answer: its JSON error body, else the status."""
+    try:
+        error = json.loads(body)
+    except ValueError:
+        error = None
+    if not isinstance(error, dict) or "code" not in error:
+        error = {"code": "unauthorized" if status == 401 else "forbidden" if status == 403
+                 else "internal_error", "message": f"HTTP {status}"}
+    return Refused(error)
+
+
+def _post_session(base: str, session_id: str | None, token: str | None) -> dict[str, Any]:
+    """``POST {base}/api/sessions`` (blocking; run in a thread): the answer's JSON.
+
+    Raises:
+        Refused: the server answered an error status.
+        OSError: the server could not be reached (``urllib.error.URLError`` is one).
+    """
+    body = json.dumps({"session_id": session_id} if session_id else {}).encode()
+    request = urllib.request.Request(
+        f"{base}/api/sessions", data=body, method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json",
+                 **auth_headers(token)})
+    try:
+        with urllib.request.urlopen(request, timeout=SESSION_TIMEOUT_S) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise _refusal(exc.code, exc.read()) from None
+    return answer
+
+
+async def create_session(base: str, session_id: str | None, token: str | None) -> str:
+    """Make (or claim, when ``session_id`` names one of the caller's) the session: its id.
+
+    Raises:
+        Refused: ``unauthorized``, ``forbidden``, ``invalid_message`` (a bad id), …
+        OSError: the server could not be reached.
+    """
+    answer = await trio.to_thread.run_sync(partial(_post_session, base, session_id, token),
+                                           abandon_on_cancel=True)
+    created = answer.get("session_id")
+    if not isinstance(created, str):
+        raise Refused({"code": "invalid_message", "message": "no session_id in the answer"})
+    return created
+
+
 async def run_terminal_client(args: argparse.Namespace) -> int:
     """``streamer stream``: stream one answer to the terminal; the exit status."""
     base = args.url.rstrip("/")
     ws_base = "ws" + base[4:] if base.startswith("http") else base
-    session_id = "cli_" + secrets.token_urlsafe(12)
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    headers = [(k.encode(), v.encode()) for k, v in auth_headers(token).items()]
     view = AnswerView(sys.stdout, sys.stderr)
     try:
-        async with open_websocket_url(f"{ws_base}/ws/stream/{session_id}") as ws, \
+        session_id = await create_session(base, args.session, token)
+        url = f"{ws_base}/ws/stream/{quote(session_id, safe='')}"
+        async with open_websocket_url(url, extra_headers=headers) as ws, \
                 trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_sigint, ws)
             await ws.send_message(json.dumps(start_message(args)))
@@ -172,6 +251,12 @@ async def run_terminal_client(args: argparse.Namespace) -> int:
             nursery.cancel_scope.cancel()
     except KeyboardInterrupt:
         return 130
+    except Refused as exc:
+        print(f"streamer: error {exc}", file=sys.stderr)
+        return 1
+    except ConnectionRejected as exc:
+        print(f"streamer: error {_refusal(exc.status_code, exc.body or b'')}", file=sys.stderr)
+        return 1
     except (OSError, HandshakeError, ConnectionClosed) as exc:
         print(f"streamer: cannot stream from {base}: {exc}", file=sys.stderr)
         return 1

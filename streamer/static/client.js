@@ -22,5 +22,6 @@ export { StreamClient } from './src/stream-client.js';
 /** @typedef {import('./src/ops.js').BlockOp} BlockOp */
 /** @typedef {import('./src/mirror.js').MirrorChange} MirrorChange */
 /** @typedef {import('./src/reconnect.js').ReconnectOptions} ReconnectOptions */
+/** @typedef {import('./src/auth.js').TokenOption} TokenOption */
 /** @typedef {import('./src/stream-client.js').StreamClientOptions} StreamClientOptions */
 /** @typedef {import('./src/stream-client.js').EventContext} EventContext */

@@ -6,6 +6,7 @@ The server runs as a real child process (``streamer serve --port 0``); the brows
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, server_process: Any) -> Iterator[Any]:
-    page = browser.new_page()
+    page = browser.new_page(bypass_csp=True)  # Playwright polls with eval; see the CSP test
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server_process.base_url + "/")
@@ -105,3 +106,40 @@ def test_dropped_connections_resume_exactly_in_the_editor(page: Any, transport: 
     assert result["transport"] == transport
     assert result["equal"] and result["editor"] == result["fresh"]
     assert page.evaluate("streamerDemo.binding") is None  # finished: the extension let go
+
+
+def _poll(page: Any, expression: str, timeout_s: float = 30) -> None:
+    """Wait until ``expression`` is true, asking with ``evaluate`` (CDP, which the page's CSP
+    does not govern: ``wait_for_function`` evaluates strings in the page, which it forbids)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
+
+
+def test_the_demo_works_under_its_content_security_policy(browser: Any,
+                                                          server_process: Any) -> None:
+    """The page as served (``script-src 'self'`` plus its import map's hash, ``connect-src
+    'self'``): the import map applies, the WebSocket connects, an answer streams, and the
+    browser reports no violation."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        violations: list[str] = []
+        page.on("console", lambda m: violations.append(m.text)
+                if "Content Security Policy" in m.text else None)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        response = page.goto(server_process.base_url + "/")
+        assert "script-src 'self' 'sha256-" in response.headers["content-security-policy"]
+        _poll(page, "window.streamerDemo && streamerDemo.client.state === 'connected'")
+        assert page.evaluate("streamerDemo.client.transport") == "websocket"
+        page.select_option("#provider", "echo")
+        page.select_option("#pacing-mode", "off")
+        page.fill("#prompt", RICH)
+        page.click("#btn-start")
+        _poll(page, "document.body.dataset.streamState === 'complete'")
+        assert page.evaluate("streamerDemo.lastCheck.equal")
+        assert not violations and not errors, (violations, errors)
+    finally:
+        context.close()

@@ -146,7 +146,7 @@ def test_a_short_answer_ends_with_a_full_progress_bar(page: Any) -> None:
 def test_a_blocked_websocket_falls_back_to_sse(browser: Any, server_process: Any) -> None:
     """A proxy that refuses WebSocket upgrades (here: every WebSocket URL answers 404): the
     client switches to SSE, the page says so, and the answer streams exactly."""
-    context = browser.new_context()
+    context = browser.new_context(bypass_csp=True)
     try:
         context.add_init_script(_BLOCK_WEBSOCKET_JS)
         pg = context.new_page()
@@ -174,7 +174,7 @@ def test_a_blocked_websocket_falls_back_to_sse(browser: Any, server_process: Any
 def test_a_websocket_stuck_connecting_times_out_to_sse(browser: Any, server_process: Any) -> None:
     """A proxy that holds the WebSocket upgrade for ever (the socket stays in CONNECTING):
     after `connectTimeoutMs` the client gives it up and streams over SSE."""
-    context = browser.new_context()
+    context = browser.new_context(bypass_csp=True)
     try:
         context.add_init_script("""(() => {
           window.__stuck = [];
@@ -216,7 +216,7 @@ def test_blocked_websocket_and_sse_fall_back_to_rest(browser: Any, server_proces
     """A proxy that refuses WebSocket upgrades and answers every event stream with a 502: the
     client falls back to `POST /api/sessions/{id}/complete`, the page says so, and the answer
     (whole, at once) ends equal to a fresh editor's render of it; pause is refused there."""
-    context = browser.new_context()
+    context = browser.new_context(bypass_csp=True)
     try:
         context.add_init_script(_BLOCK_WEBSOCKET_JS)
         context.add_init_script("""(() => {

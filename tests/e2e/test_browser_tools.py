@@ -80,7 +80,7 @@ def tool_server() -> Iterator[str]:
 
 def test_reasoning_and_tool_calls_appear_apart_from_the_answer(
         browser: Any, tool_server: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page = browser.new_page(viewport={"width": 1300, "height": 900}, bypass_csp=True)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(tool_server + "/")

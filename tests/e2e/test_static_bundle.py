@@ -14,6 +14,7 @@ import random
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -171,21 +172,30 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def static_url() -> Iterator[str]:
-    """``streamer/`` over plain HTTP, so ``/static/…`` resolves as on the real server."""
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """``folder`` over plain HTTP on 127.0.0.1 (a free port, a thread): its base URL."""
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
 
-    handler = functools.partial(Quiet, directory=str(STATIC.parent))
+    handler = functools.partial(Quiet, directory=str(folder))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def static_url() -> Iterator[str]:
+    """``streamer/`` over plain HTTP, so ``/static/…`` resolves as on the real server."""
+    with serve_folder(STATIC.parent) as url:
+        yield url
 
 
 @pytest.fixture
@@ -378,7 +388,7 @@ def test_entries_export_their_names(page: Any) -> None:
 @pytest.mark.parametrize("transport", ["websocket", "sse"])
 def test_demo_streams_echo_from_the_real_server(browser: Any, server_process: Any,
                                                 transport: str) -> None:
-    context = browser.new_context()
+    context = browser.new_context(bypass_csp=True)
     try:
         pg = context.new_page()
         pg.goto(server_process.base_url + "/")

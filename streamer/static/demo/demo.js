@@ -3,7 +3,10 @@
 // ../stream-content.js) and the vendored Tiptap bundle.
 //
 // The answer streams through the Tiptap extension StreamContent (stream-content.js): the user
-// can keep editing the rest of the document, and one undo removes the whole answer.
+// can keep editing the rest of the document, and one undo removes the whole answer. With auth
+// `none` it needs no credentials; when the server answers `unauthorized`, a token field shows
+// (token.js). The `echo` provider (the sample documents) works only where the server's
+// policy lists it; a refusal says so.
 //
 // Test hooks (window.streamerDemo): editor, client, binding (the streaming session, or null),
 // lastComplete, lastCheck, freshEditorHTML(html), applyEvent(event), extensions(),
@@ -13,6 +16,7 @@ import { Editor, Mathematics, StarterKit, TableKit, TaskItem, TaskList } from '.
 import { StreamClient } from '../client.js';
 import { StreamContent, followClient } from '../stream-content.js';
 import { SAMPLES } from './samples.js';
+import { storedToken, tokenPrompt } from './token.js';
 
 // ----------------------------------------------------------------------------- editor
 
@@ -106,6 +110,30 @@ function setStreamState(state) {
 function showError(text) {
   els.error.hidden = !text;
   els.error.textContent = text || '';
+}
+
+/** The provider of the `start` sent last and not yet started (its refusal names no stream). */
+let pendingProvider = null;
+
+/**
+ * What to tell the user about an error event (or a refused control's StreamerError).
+ * @param {{code?: string, message?: string, stream_id?: string, retry_after_ms?: number}} ev
+ */
+function describeError(ev) {
+  if (ev.code === 'forbidden' && pendingProvider === 'echo' && !ev.stream_id) {
+    refuseEcho();
+    return 'forbidden: this server does not allow the echo provider, which plays the sample ' +
+      'documents. List it in the server\'s policy.providers (for example ' +
+      'STREAMER_POLICY_PROVIDERS=local,echo) or pick another provider.';
+  }
+  const retry = ev.retry_after_ms ? ` (retry in ${formatMs(ev.retry_after_ms)})` : '';
+  return ev.code ? `${ev.code}: ${ev.message}${retry}` : String(ev.message || ev);
+}
+
+/** The echo option says the server refused it (the choice stays, so the message is seen). */
+function refuseEcho() {
+  const option = els.provider.querySelector('option[value="echo"]');
+  if (option) option.textContent = 'echo (not allowed by this server)';
 }
 
 function updateButtons() {
@@ -205,7 +233,8 @@ function setupClient() {
   demo.editorBinding?.dispose();
   demo.client?.close();
 
-  const client = new StreamClient({ transport: els.transport.value });
+  // the token (if any) is read before each connection: a new one applies at the next
+  const client = new StreamClient({ transport: els.transport.value, token: storedToken });
   demo.client = client;
 
   // the editor first, so it has flushed when the page's own listeners run
@@ -233,7 +262,16 @@ function onConnection({ state, transport, delayMs, error }) {
   const names = { websocket: 'WebSocket', sse: 'SSE', rest: 'REST' };
   els.connTransport.textContent = transport ? `via ${names[transport]}` : '';
   els.conn.title = error ? String(error.message || error) : 'connection state';
-  if (state === 'error') showError(`Connection failed: ${error?.message || error}`);
+  if (state === 'error' && error?.code === 'unauthorized') {
+    showError(`unauthorized: ${error.message}`);
+    tokens.ask(storedToken() ? 'The server refused this token: paste another one.'
+      : 'This server needs a token to connect.');
+  } else if (state === 'error') {
+    const what = error?.code ? `${error.code}: ${error.message}` : error?.message || error;
+    showError(`Connection failed: ${what}`);
+  } else if (state === 'connected') {
+    showError('');
+  }
   updateButtons();
 }
 
@@ -244,6 +282,7 @@ function onStreamStart(ev) {
     return;
   }
   removeQueued(ev.stream_id);
+  pendingProvider = null;
   demo.lastStreamId = ev.stream_id;
   showError('');
   if (!ev.resumed) clearSidePanels();
@@ -341,8 +380,7 @@ function onResync({ streamId }) {
 }
 
 function onError(ev) {
-  const retry = ev.retry_after_ms ? ` (retry in ${formatMs(ev.retry_after_ms)})` : '';
-  showError(`${ev.code}: ${ev.message}${retry}`);
+  showError(describeError(ev));
   const aboutStream = ev.stream_id || document.body.dataset.streamState === 'streaming' ||
     ev.control === 'start';
   if (aboutStream && !['invalid_message', 'rate_limited'].includes(ev.code)) setStreamState('error');
@@ -457,7 +495,7 @@ async function control(fn) {
   try {
     await fn();
   } catch (err) {
-    showError(err.code ? `${err.code}: ${err.message}` : String(err.message || err));
+    showError(err.code ? describeError(err.event || err) : String(err.message || err));
   }
 }
 
@@ -478,6 +516,7 @@ els.form.addEventListener('submit', (e) => {
   };
   if (opts.provider === 'echo') opts.echo = { delta_chars: 4, interval_ms: 20 };
   if (els.useTools.checked) opts.tools = ['calculate', 'current_time'];
+  pendingProvider = opts.provider;
   control(() => demo.client.start(opts));
 });
 // through the editor's commands when it streams (they also hold / reveal locally), else the client
@@ -503,6 +542,7 @@ els.sample.addEventListener('change', () => {
   els.prompt.value = SAMPLES[els.sample.value];
 });
 els.transport.addEventListener('change', setupClient);
+const tokens = tokenPrompt($, setupClient);
 
 fillSamples();
 onSpeedInput();

@@ -1,8 +1,11 @@
 // The client's connection to its session, kept open: the transport of the moment, `auto`'s
 // fallbacks (WebSocket → SSE → REST), the connect timeout, the liveness watchdog and the
 // WebSocket's keep-alive pings, and reconnects with backoff. What arrives goes to the owner
-// (StreamClient) through hooks; the owner's settings are read live.
+// (StreamClient) through hooks; the owner's settings are read live. Before its first
+// connection it makes the session (`POST /api/sessions`), and again when the server forgot a
+// session whose id it had made; the token is resolved before each connection attempt.
 
+import { authHeaders, createSession, isFinal, resolveToken, wsCredentials } from './auth.js';
 import { backoffDelay, givesUp } from './reconnect.js';
 import { EventStreamTransport, RestTransport, WebSocketTransport } from './transports.js';
 
@@ -12,12 +15,16 @@ import { EventStreamTransport, RestTransport, WebSocketTransport } from './trans
 /** @typedef {import('./protocol.js').TransportKind} TransportKind */
 /** @typedef {import('./transports.js').LostInfo} LostInfo */
 /** @typedef {WebSocketTransport|EventStreamTransport|RestTransport} Transport */
+/** @typedef {import('./auth.js').SessionInfo} SessionInfo */
 
 /**
  * The owner's settings (StreamClient's fields of the same names).
  * @typedef {object} LinkSettings
  * @property {string} baseUrl
- * @property {string} sessionId
+ * @property {string|null} sessionId the session's id (null until the server has made it)
+ * @property {string|null} requestedSessionId the id the application chose, or null
+ * @property {import('./auth.js').TokenOption} token
+ * @property {string} csrfCookie
  * @property {TransportChoice} transportChoice
  * @property {import('./reconnect.js').ReconnectPolicy|null} reconnectOptions
  * @property {number} connectTimeoutMs
@@ -36,6 +43,8 @@ import { EventStreamTransport, RestTransport, WebSocketTransport } from './trans
  *   where to resume: the unfinished stream being delivered, if any
  * @property {() => void} onClose the connection of the moment closed (pending pings fail)
  * @property {() => Promise<any>} ping send a keep-alive `ping`
+ * @property {(info: SessionInfo, recreated: boolean) => void} onSession the server made
+ *   (or confirmed) the session; `recreated`: anew, after it had forgotten the one before
  */
 
 export class Link {
@@ -83,6 +92,16 @@ export class Link {
     this._lastGood = null;
     /** @private @type {{resolve: () => void, reject: (err: any) => void}[]} */
     this._waiters = [];
+    /** @private whether the server has made this client's session */
+    this._sessionReady = false;
+    /** @private the session was made anew since the last connection: no resume cursor */
+    this._newSession = false;
+    /** @private a forgotten session was made anew and has not connected since */
+    this._recreated = false;
+    /** @private @type {object|null} the connection attempt of the moment */
+    this._current = null;
+    /** @private @type {AbortController|null} the attempt's session request */
+    this._setup = null;
   }
 
   /** @returns {WebSocket|null} the open WebSocket, if the transport is one */
@@ -186,24 +205,55 @@ export class Link {
     if (kind === 'websocket' && typeof WebSocket === 'undefined') kind = 'sse';
     this.kind = kind;
     this._setState('connecting', { attempt: this._attempt });
-    const transport = this._transportOf(kind);
-    this._transport = transport;
+    const attempt = {};
+    this._current = attempt;
     if (connectTimeoutMs > 0) {
       this._timers.connect = setTimeout(() => {
-        if (this._transport !== transport) return;
-        this._lost({ opened: false,
+        if (this._current !== attempt) return;
+        this._lost({ opened: false, setup: !this._transport,
           error: new Error(`${kind}: not connected after ${connectTimeoutMs} ms`) });
       }, connectTimeoutMs);
     }
+    this._prepare(kind, attempt).catch((error) => {
+      if (this._current === attempt) {
+        this._lost({ opened: false, setup: true, fatal: isFinal(error), error });
+      }
+    });
+  }
+
+  /**
+   * One attempt: the token, the session (when the server has not made it yet), the transport.
+   * @private
+   * @param {TransportKind} kind
+   * @param {object} attempt stale once `this._current` is another
+   */
+  async _prepare(kind, attempt) {
+    const settings = this._settings;
+    const token = await resolveToken(settings.token);
+    if (this._current !== attempt) return;
+    if (!this._sessionReady) {
+      const setup = new AbortController();
+      this._setup = setup;
+      const info = await createSession(settings.baseUrl, { sessionId: settings.requestedSessionId,
+        token, csrfCookie: settings.csrfCookie, signal: setup.signal });
+      if (this._current !== attempt) return;
+      this._setup = null;
+      this._sessionReady = true;
+      this._newSession = true;
+      this._hooks.onSession(info, this._recreated);
+    }
+    const transport = this._transportOf(kind, token);
+    this._transport = transport;
     transport.open();
   }
 
   /**
    * @private
    * @param {TransportKind} kind
+   * @param {string|null} token the attempt's (POSTs resolve the token again when they go out)
    * @returns {Transport}
    */
-  _transportOf(kind) {
+  _transportOf(kind, token) {
     const handlers = {
       /** @type {(ev: ServerEvent, id: string|null) => void} */
       onEvent: (ev, id) => {
@@ -221,17 +271,34 @@ export class Link {
       },
       onReady: () => this._markConnected(false),
     };
-    const { baseUrl, sessionId, resumeOnReconnect, connectTimeoutMs } = this._settings;
-    const session = `${baseUrl}/api/sessions/${encodeURIComponent(sessionId)}`;
-    const cursor = resumeOnReconnect ? this._hooks.cursor() : null;
-    if (kind === 'websocket') return new WebSocketTransport(this._wsUrl(cursor), handlers);
+    const settings = this._settings;
+    const { baseUrl, resumeOnReconnect, connectTimeoutMs, csrfCookie } = settings;
+    const session = `${baseUrl}/api/sessions/${encodeURIComponent(this._sessionId())}`;
+    const cursor = resumeOnReconnect && !this._newSession ? this._hooks.cursor() : null;
+    if (kind === 'websocket') {
+      return new WebSocketTransport(this._wsUrl(cursor), handlers, wsCredentials(token));
+    }
+    const http = {
+      headers: authHeaders(token),
+      post: async () => authHeaders(await resolveToken(settings.token), { json: true, csrfCookie }),
+    };
     if (kind === 'sse') {
       return new EventStreamTransport({ eventsUrl: `${session}/events`,
-        controlUrl: `${session}/control`, lastEventId: cursor ? this._lastEventId : null },
-      handlers);
+        controlUrl: `${session}/control`, lastEventId: cursor ? this._lastEventId : null,
+        ...http }, handlers);
     }
     return new RestTransport({ baseUrl, completeUrl: `${session}/complete`,
-      timeoutMs: connectTimeoutMs || 10000 }, handlers);
+      timeoutMs: connectTimeoutMs || 10000, post: http.post }, handlers);
+  }
+
+  /**
+   * @private
+   * @returns {string} the session's id (made by now)
+   */
+  _sessionId() {
+    const id = this._settings.sessionId;
+    if (!id) throw new Error('streamer: no session yet');
+    return id;
   }
 
   /**
@@ -240,8 +307,7 @@ export class Link {
    * @param {{streamId: string, epoch: string|null, lastSeq: number}|null} cursor
    */
   _wsUrl(cursor) {
-    const { baseUrl, sessionId } = this._settings;
-    const url = new URL(`${baseUrl}/ws/stream/${encodeURIComponent(sessionId)}`);
+    const url = new URL(`${this._settings.baseUrl}/ws/stream/${encodeURIComponent(this._sessionId())}`);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     if (cursor) {
       url.searchParams.set('stream_id', cursor.streamId);
@@ -261,6 +327,8 @@ export class Link {
     this._timers.connect = null;
     const reconnect = this._everConnected;
     this._everConnected = true;
+    this._newSession = false;
+    this._recreated = false;
     this._attempt = 0;
     this._failed.clear();
     this._setState('connected', { resumed, reconnect });
@@ -279,6 +347,9 @@ export class Link {
     clearInterval(timers.ping);
     clearInterval(timers.watchdog);
     timers.connect = timers.ping = timers.watchdog = null;
+    this._current = null;
+    this._setup?.abort();
+    this._setup = null;
     const transport = this._transport;
     this._transport = null;
     transport?.close(code, reason);
@@ -296,6 +367,11 @@ export class Link {
     const failed = this.kind;
     this._teardown();
     if (!this._wantOpen) return;
+    if (/** @type {any} */ (info.error)?.code === 'session_not_found' && this._forgotten()) {
+      this._open();
+      return;
+    }
+    if (/** @type {any} */ (info.error)?.code === 'session_not_found') info.fatal = true;
     const next = this._fallback(failed, info);
     if (next) {
       this._preferred = next;
@@ -325,6 +401,20 @@ export class Link {
   }
 
   /**
+   * The server forgot the session: whether to make a new one at once (its id was the
+   * server's, and no session made anew already failed so), else the end (the application
+   * chose the id: `connect()` again makes it anew under that id).
+   * @private
+   * @returns {boolean}
+   */
+  _forgotten() {
+    this._sessionReady = false;
+    if (this._settings.requestedSessionId || this._recreated) return false;
+    this._recreated = true;
+    return true;
+  }
+
+  /**
    * `auto`: the transport to try at once after `failed` could not open (WebSocket → SSE →
    * REST, the last only when both others failed in this round), or null.
    * @private
@@ -334,7 +424,9 @@ export class Link {
    */
   _fallback(failed, info) {
     const { transportChoice, restFallback } = this._settings;
-    if (transportChoice !== 'auto' || !failed || info.opened || info.fatal) return null;
+    if (transportChoice !== 'auto' || !failed || info.opened || info.fatal || info.setup) {
+      return null;
+    }
     this._failed.add(failed);
     if (failed === 'websocket') return 'sse';
     if (failed === 'sse' && restFallback && this._failed.has('websocket')) return 'rest';

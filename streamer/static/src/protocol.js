@@ -74,6 +74,8 @@ export class StreamerError extends Error {
     this.retryAfterMs = ev.retry_after_ms;
     /** @type {ServerEvent} */
     this.event = ev;
+    /** @type {number|undefined} the HTTP status, when the error is a refused request */
+    this.status = undefined;
   }
 }
 

@@ -14,11 +14,20 @@ import { reconnectPolicy } from './reconnect.js';
 /** @typedef {import('./protocol.js').TransportKind} TransportKind */
 /** @typedef {import('./protocol.js').StartOptions} StartOptions */
 /** @typedef {import('./reconnect.js').ReconnectOptions} ReconnectOptions */
+/** @typedef {import('./auth.js').TokenOption} TokenOption */
 
 /**
  * @typedef {object} StreamClientOptions
  * @property {string} [baseUrl] server origin (default: the page's origin)
- * @property {string} [sessionId] URL-safe 8–64 chars; invented if omitted
+ * @property {string} [sessionId] an id of the application's (8–64 characters of A–Z, a–z,
+ *   0–9, `_`, `-`; not starting `sess_`), made or claimed with `POST /api/sessions`
+ *   before the first connection; omitted: the server makes one (`sess_` + 128 random bits)
+ * @property {TokenOption} [token] an API key or JWT, or a function giving one (or a Promise
+ *   of one), called before each connection attempt and each POST so it can be refreshed:
+ *   WebSocket subprotocols `streamer` + `bearer.<token>`, HTTP `Authorization: Bearer`.
+ *   Omitted: no credentials (auth `none`, or a cookie the browser sends itself)
+ * @property {string} [csrfCookie='streamer_csrf'] with cookie auth, POSTs send this cookie's
+ *   value as `X-CSRF-Token` (when the page can read it)
  * @property {TransportChoice} [transport='auto'] `auto` = WebSocket, falling back to SSE when
  *   a WebSocket cannot connect, and to the REST `complete` endpoint when SSE cannot either
  * @property {ReconnectOptions|false} [reconnect] backoff settings, or `false` for no reconnect
@@ -40,15 +49,6 @@ import { reconnectPolicy } from './reconnect.js';
  * @typedef {{mirror?: DocumentMirror, applied?: boolean, eventId?: string|null,
  *            rttMs?: number|null}} EventContext
  */
-
-/** @returns {string} 22 URL-safe characters (128 random bits) */
-function inventSessionId() {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  let s = '';
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
 
 /** The handler of each server event type that needs one (`this` is the client). */
 const EVENT_HANDLERS = /** @type {const} */ ({
@@ -77,6 +77,13 @@ const EVENT_HANDLERS = /** @type {const} */ ({
  * - `connection`: `fn({state, transport, attempt, delayMs, error})` whenever the connection
  *   state changes (`connecting`, `connected`, `retrying`, `disconnected`, `error`).
  * - `resync`: `fn({streamId, mirror})` when `stream_complete.html` differed from the mirror.
+ * - `session`: `fn({sessionId, recreated})` when the server has made (or confirmed) the
+ *   session, before the first connection; `recreated`: the server had forgotten the session
+ *   whose id it had made, and made a new one (an unfinished stream of the old one is gone).
+ *
+ * An `unauthorized` or `forbidden` refusal of the connection (or of the session's creation)
+ * is final: state `error` with that {@link StreamerError} (`connect()` rejects with it), no
+ * reconnect loop. Give a valid `token` (`client.token = …`) and `connect()` again.
  *
  * Note the server's `state` event (streaming/paused/…) is about delivery, not the connection.
  */
@@ -86,8 +93,14 @@ export class StreamClient {
     const origin = typeof location !== 'undefined' ? location.origin : 'http://localhost';
     /** @type {string} */
     this.baseUrl = (options.baseUrl || origin).replace(/\/+$/, '');
+    /** @type {string|null} the session's id: the server's answer to `POST /api/sessions` */
+    this.sessionId = options.sessionId || null;
+    /** @type {string|null} the id the application chose (null: the server makes one) */
+    this.requestedSessionId = options.sessionId || null;
+    /** @type {TokenOption} read before each connection attempt and each POST */
+    this.token = options.token;
     /** @type {string} */
-    this.sessionId = options.sessionId || inventSessionId();
+    this.csrfCookie = options.csrfCookie ?? 'streamer_csrf';
     /** @type {TransportChoice} */
     this.transportChoice = options.transport || 'auto';
     /** @type {import('./reconnect.js').ReconnectPolicy|null} backoff settings (null: none) */
@@ -124,6 +137,11 @@ export class StreamClient {
         this._pendingPings.clear();
       },
       ping: () => this.ping(),
+      onSession: (info, recreated) => {
+        this.sessionId = info.session_id;
+        if (recreated) this.activeStreamId = null;
+        this._emitter.emit('session', { sessionId: this.sessionId, recreated });
+      },
     });
   }
 
@@ -193,8 +211,10 @@ export class StreamClient {
 
   /**
    * Open the connection (and keep it open, reconnecting with backoff, until {@link close}).
+   * The first time, the session is made first (`POST /api/sessions`).
    * @returns {Promise<void>} resolves on the server's `connected` event (the REST fallback:
-   *   its health check); rejects if the client gives up (state `error`) or is closed first
+   *   its health check); rejects if the client gives up (state `error`: a final refusal such
+   *   as `unauthorized` rejects with its {@link StreamerError}) or is closed first
    */
   connect() {
     return this._link.open();
@@ -410,7 +430,7 @@ export class StreamClient {
    */
   _applyFinished(msg, finished) {
     const { error, ...complete } = finished;
-    const ids = { session_id: this.sessionId, stream_id: complete.stream_id };
+    const ids = { session_id: this.sessionId ?? undefined, stream_id: complete.stream_id };
     /** @type {ServerEvent} */
     const start = { type: 'stream_start', ...ids };
     if (msg.provider) start.provider = msg.provider;

@@ -2,6 +2,7 @@
 // POSTs), and the REST fallback (`POST …/complete`, no streaming). Each reports what it receives
 // to its handlers and calls `onLost` at most once; after `close()` it reports nothing more.
 
+import { isFinal } from './auth.js';
 import { StreamerError, errorFromResponse } from './protocol.js';
 import { readEventStream } from './sse.js';
 
@@ -12,8 +13,22 @@ import { readEventStream } from './sse.js';
  * @typedef {object} LostInfo
  * @property {boolean} opened whether it had opened (a WebSocket's `open`, an `ok` SSE response)
  * @property {boolean} [fatal] reconnecting cannot help (a protocol violation, a refusal)
- * @property {any} [error]
+ * @property {boolean} [setup] it failed before any transport: the token, or the session's
+ *   creation (`auto` does not try another transport then)
+ * @property {any} [error] a {@link StreamerError} when the server refused (`unauthorized`,
+ *   `forbidden`, `session_not_found`, …)
  */
+
+/**
+ * The headers of an HTTP transport's requests: `headers` for its GET (the token of the
+ * connection attempt), `post()` for each POST (the token resolved again, the JSON type and
+ * the CSRF header).
+ * @typedef {{headers?: Record<string, string>,
+ *            post?: () => Promise<Record<string, string>>}} HttpCredentials
+ */
+
+/** POST headers when none are given: JSON. */
+const JSON_ONLY = async () => ({ 'Content-Type': 'application/json' });
 
 /**
  * @typedef {object} TransportHandlers
@@ -76,41 +91,54 @@ class Connection {
    * @param {string} data
    * @param {string|null} eventId
    * @param {string} [type] the SSE `event:` name, for events without their own `type`
+   * @returns {ServerEvent|null} the event handed on
    */
   deliver(data, eventId, type) {
-    if (this.closed) return;
+    if (this.closed) return null;
     let ev;
     try {
       ev = JSON.parse(data);
     } catch {
       console.warn('streamer: non-JSON event ignored', data);
-      return;
+      return null;
     }
     if (!ev.type && type) ev.type = type;
     this.handlers.onEvent(ev, eventId);
+    return ev;
   }
 }
 
-/** One WebSocket: `GET /ws/stream/{session_id}`, a JSON object per text frame either way. */
+/**
+ * One WebSocket: `GET /ws/stream/{session_id}`, a JSON object per text frame either way.
+ * Credentials go in the subprotocols (`streamer`, `bearer.<token>`), or in a first `auth`
+ * message (see auth.js `wsCredentials`).
+ */
 export class WebSocketTransport extends Connection {
   /**
    * @param {string} url the `ws:`/`wss:` URL, resume cursor included
    * @param {TransportHandlers} handlers
+   * @param {{protocols: string[], message: string|null}} [credentials] subprotocols to offer,
+   *   and a message to send first
    */
-  constructor(url, handlers) {
+  constructor(url, handlers, credentials = { protocols: [], message: null }) {
     super(handlers);
     /** @type {'websocket'} */
     this.kind = 'websocket';
     this.url = url;
+    /** @private */
+    this._credentials = credentials;
     /** @type {WebSocket|null} the socket (tests close it to play a network failure) */
     this.socket = null;
+    /** @private @type {ServerEvent|null} an `error` of the session just before the close */
+    this._refusal = null;
   }
 
   open() {
     let opened = false;
     let ws;
+    const { protocols, message } = this._credentials;
     try {
-      ws = new WebSocket(this.url);
+      ws = protocols.length ? new WebSocket(this.url, protocols) : new WebSocket(this.url);
     } catch (error) {
       queueMicrotask(() => this.lose({ opened: false, error }));
       return;
@@ -118,18 +146,35 @@ export class WebSocketTransport extends Connection {
     this.socket = ws;
     ws.onopen = () => {
       opened = true;
+      if (message && !this.closed) ws.send(message);
     };
     ws.onmessage = (msg) => {
       if (this.closed) return;
       this.handlers.onActivity();
-      this.deliver(msg.data, null);
+      const ev = this.deliver(msg.data, null);
+      this._refusal = ev && ev.type === 'error' && !ev.stream_id ? ev : null;
     };
-    ws.onclose = (e) => this.lose({
-      opened,
-      fatal: FATAL_CLOSE_CODES.has(e.code),
-      error: new Error(`WebSocket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`),
-    });
+    ws.onclose = (e) => this.lose(this._closed(opened, e.code, e.reason));
     ws.onerror = () => {}; // always followed by onclose, which decides
+  }
+
+  /**
+   * Why the socket closed: a refusal (close 1008, or 4000-4999, right after an `error`) is
+   * that error, final when it is `unauthorized` or `forbidden`.
+   * @private
+   * @param {boolean} opened
+   * @param {number} code
+   * @param {string} reason
+   * @returns {LostInfo}
+   */
+  _closed(opened, code, reason) {
+    const refused = FATAL_CLOSE_CODES.has(code) || (code >= 4000 && code < 5000);
+    if (refused && this._refusal) {
+      const error = new StreamerError(this._refusal);
+      return { opened, fatal: FATAL_CLOSE_CODES.has(code) || isFinal(error), error };
+    }
+    return { opened, fatal: FATAL_CLOSE_CODES.has(code),
+      error: new Error(`WebSocket closed (${code}${reason ? ` ${reason}` : ''})`) };
   }
 
   /**
@@ -163,17 +208,23 @@ export class WebSocketTransport extends Connection {
  */
 export class EventStreamTransport extends Connection {
   /**
-   * @param {{eventsUrl: string, controlUrl: string, lastEventId?: string|null}} urls
-   *   `lastEventId` goes out as the `Last-Event-ID` header (resume)
+   * @param {{eventsUrl: string, controlUrl: string, lastEventId?: string|null}
+   *         & HttpCredentials} urls `lastEventId` goes out as the `Last-Event-ID` header
+   *   (resume)
    * @param {TransportHandlers} handlers
    */
-  constructor({ eventsUrl, controlUrl, lastEventId = null }, handlers) {
+  constructor({ eventsUrl, controlUrl, lastEventId = null, headers = {}, post = JSON_ONLY },
+    handlers) {
     super(handlers);
     /** @type {'sse'} */
     this.kind = 'sse';
     this.eventsUrl = eventsUrl;
     this.controlUrl = controlUrl;
     this.lastEventId = lastEventId;
+    /** @private */
+    this._headers = headers;
+    /** @private */
+    this._post = post;
     /** @type {string|null} the server's id of this connection (from `connected`) */
     this.connectionId = null;
     /** @private */
@@ -191,16 +242,15 @@ export class EventStreamTransport extends Connection {
   /** @private */
   async _read() {
     /** @type {Record<string, string>} */
-    const headers = { Accept: 'text/event-stream' };
+    const headers = { ...this._headers, Accept: 'text/event-stream' };
     if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId;
     const response = await fetch(this.eventsUrl,
       { headers, signal: this._abort.signal, cache: 'no-store' });
     if (!response.ok) {
       // reported through the `connection` state (retrying/error), not as a server event
-      const ev = await errorFromResponse(response);
-      const s = response.status;
-      const fatal = !ev.retryable && s >= 400 && s < 500 && s !== 404 && s !== 429;
-      this.lose({ opened: false, fatal, error: new StreamerError(ev) });
+      const error = new StreamerError(await errorFromResponse(response));
+      error.status = response.status;
+      this.lose({ opened: false, fatal: isFinal(error), error });
       return;
     }
     this._opened = true;
@@ -223,7 +273,7 @@ export class EventStreamTransport extends Connection {
   async send(msg) {
     const cid = this.connectionId ? `?connection_id=${encodeURIComponent(this.connectionId)}` : '';
     const response = await fetch(this.controlUrl + cid, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(msg),
+      method: 'POST', headers: await this._post(), body: JSON.stringify(msg),
     });
     if (!response.ok) throw await refusal(response, msg);
   }
@@ -242,17 +292,19 @@ export class EventStreamTransport extends Connection {
  */
 export class RestTransport extends Connection {
   /**
-   * @param {{baseUrl: string, completeUrl: string, timeoutMs?: number}} urls `timeoutMs`
-   *   bounds the health check
+   * @param {{baseUrl: string, completeUrl: string, timeoutMs?: number}
+   *         & HttpCredentials} urls `timeoutMs` bounds the health check
    * @param {TransportHandlers} handlers
    */
-  constructor({ baseUrl, completeUrl, timeoutMs = 10000 }, handlers) {
+  constructor({ baseUrl, completeUrl, timeoutMs = 10000, post = JSON_ONLY }, handlers) {
     super(handlers);
     /** @type {'rest'} */
     this.kind = 'rest';
     this.healthUrl = `${baseUrl}/healthz`;
     this.completeUrl = completeUrl;
     this.timeoutMs = timeoutMs;
+    /** @private */
+    this._post = post;
     /**
      * @private
      * @type {Set<AbortController>} one per request in flight
@@ -311,8 +363,8 @@ export class RestTransport extends Connection {
     let response;
     try {
       response = await fetch(this.completeUrl, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(msg), signal: abort.signal,
+        method: 'POST', headers: await this._post(), body: JSON.stringify(msg),
+        signal: abort.signal,
       });
       if (!response.ok) throw await refusal(response, msg);
       return await response.json();
@@ -343,5 +395,7 @@ export class RestTransport extends Connection {
 async function refusal(response, msg) {
   const ev = await errorFromResponse(response);
   ev.control = msg.type;
-  return new StreamerError(ev);
+  const error = new StreamerError(ev);
+  error.status = response.status;
+  return error;
 }

@@ -8,6 +8,7 @@ export type StartOptions = import("./src/protocol.js").StartOptions;
 export type BlockOp = import("./src/ops.js").BlockOp;
 export type MirrorChange = import("./src/mirror.js").MirrorChange;
 export type ReconnectOptions = import("./src/reconnect.js").ReconnectOptions;
+export type TokenOption = import("./src/auth.js").TokenOption;
 export type StreamClientOptions = import("./src/stream-client.js").StreamClientOptions;
 export type EventContext = import("./src/stream-client.js").EventContext;
 export { PROTOCOL_VERSION, StreamerError } from "./src/protocol.js";

@@ -21,6 +21,11 @@ const blocks: string[] = [];
 applyOp(blocks, { op: 'append', block: 0, html: '<p>a</p>' });
 const err = new StreamerError({ type: 'error', code: 'rate_limited' });
 const code: string = err.code;
+const status: number | undefined = err.status;
+const withKey = new StreamClient({ token: 'stk_abc', sessionId: 'doc-00042' });
+const refreshed = new StreamClient({ token: async () => 'jwt', csrfCookie: 'csrf' });
+refreshed.token = () => null;
+const sessionId: string | null = withKey.sessionId;
 
 declare const editor: Editor;
 const extension = StreamContent.configure({ reveal: 'fade', revealMs: 200 });
@@ -46,6 +51,10 @@ const html: string = snapshot.html + createStreamStore({ client, autoConnect: fa
 // the declarations are not `any`: each of these must be an error
 // @ts-expect-error: not a transport
 new StreamClient({ transport: 'carrier-pigeon' });
+// @ts-expect-error: a token is a string (or a function giving one)
+new StreamClient({ token: 42 });
+// @ts-expect-error: the session id may be null until the server has made it
+const notNull: string = withKey.sessionId;
 // @ts-expect-error: not a placement
 editor.commands.startStream({ at: 'nowhere' });
 // @ts-expect-error: no such command
@@ -53,4 +62,5 @@ editor.commands.startStreaming();
 // @ts-expect-error: a mirror's html is a string
 const wrong: number = new DocumentMirror('s').html;
 
-export { extension, ok, version, started, transport, code, session, force, frames, html, wrong };
+export { extension, ok, version, started, transport, code, session, force, frames, html, wrong,
+  status, sessionId, notNull };

@@ -1,19 +1,14 @@
 // StreamClient's connection choices on fake sockets and a fake fetch: the connect timeout
 // (a WebSocket stuck in CONNECTING falls back to SSE), and the REST fallback
-// (`POST /api/sessions/{id}/complete`) when neither a WebSocket nor SSE can connect.
+// (`POST /api/sessions/{id}/complete`) when neither a WebSocket nor SSE can connect. The
+// session is made first (`POST /api/sessions`, answered here as the server would).
 import assert from 'node:assert/strict';
-import { afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import { StreamClient, StreamerError } from '../../../streamer/static/client.js';
+import { restoreGlobalsAfterEach } from './globals.mjs';
 
 const BASE = 'http://streamer.test';
-const realFetch = globalThis.fetch;
-const realWebSocket = globalThis.WebSocket;
-
-afterEach(() => {
-  globalThis.fetch = realFetch;
-  if (realWebSocket === undefined) delete globalThis.WebSocket;
-  else globalThis.WebSocket = realWebSocket;
-});
+restoreGlobalsAfterEach();
 
 /** A WebSocket that never opens (a proxy holding the upgrade). */
 class StuckSocket {
@@ -51,12 +46,22 @@ function silentBody(signal) {
   });
 }
 
-/** fetch routed by path; records the requests. `routes[path](init)` gives the Response. */
+/** `POST /api/sessions` as the server answers it: the id asked for, else one of its own. */
+const madeSession = (init) => {
+  const asked = JSON.parse(init.body).session_id;
+  return json({ session_id: asked || 'sess_server0001' }, 201);
+};
+
+/**
+ * fetch routed by path (`POST /api/sessions` answered unless `routes` says otherwise);
+ * records the requests. `routes[path](init)` gives the Response.
+ */
 function fakeFetch(routes) {
   const requests = [];
+  routes = { '/api/sessions': madeSession, ...routes };
   globalThis.fetch = async (url, init = {}) => {
     const path = new URL(url).pathname;
-    requests.push({ path, method: init.method || 'GET', body: init.body });
+    requests.push({ path, method: init.method || 'GET', body: init.body, headers: init.headers });
     const route = Object.entries(routes).find(([suffix]) => path.endsWith(suffix));
     if (!route) throw new TypeError('fetch failed');
     return route[1](init);
@@ -91,6 +96,8 @@ test('a WebSocket stuck in CONNECTING times out; SSE refused; the REST fallback 
   const t0 = Date.now();
   await c.connect();
   assert.ok(Date.now() - t0 >= 55, 'waited for the connect timeout');
+  assert.deepEqual(requests.filter((r) => r.path === '/api/sessions').map((r) => r.body),
+    ['{"session_id":"sess-0001"}'], 'the session was made once, before the first connection');
   assert.deepEqual(states, ['connecting:websocket', 'connecting:sse', 'connecting:rest',
     'connected:rest']);
   assert.equal(StuckSocket.made.length, 1);
@@ -197,13 +204,33 @@ test('a network failure during a REST answer is a lost connection: retrying', as
   c.close();
 });
 
-test('server down: WebSocket, SSE and the health check all fail, then backoff', async () => {
+test('the session made, then WebSocket, SSE and the health check all fail: no reconnect', async () => {
   globalThis.WebSocket = RefusedSocket;
-  fakeFetch({});  // every request fails as a refused connection does
+  fakeFetch({});  // every request but the session's fails as a refused connection does
   const { c, states } = client({ reconnect: false });
   await assert.rejects(c.connect(), /fetch failed/);
   assert.deepEqual(states, ['connecting:websocket', 'connecting:sse', 'connecting:rest',
     'error:rest']);
+});
+
+test('server down: the session cannot be made; no other transport is tried, backoff', async () => {
+  let sockets = 0;
+  globalThis.WebSocket = class extends RefusedSocket {
+    constructor() {
+      super();
+      sockets += 1;
+    }
+  };
+  const requests = fakeFetch({ '/api/sessions': () => {
+    throw new TypeError('fetch failed');
+  } });
+  const { c, states } = client({ reconnect: { initialDelayMs: 5, jitter: 0, maxAttempts: 2 } });
+  await assert.rejects(c.connect(), /fetch failed/);
+  assert.deepEqual(states, ['connecting:websocket', 'retrying:websocket', 'connecting:websocket',
+    'retrying:websocket', 'connecting:websocket', 'error:websocket']);
+  assert.equal(requests.length, 3);
+  assert.ok(requests.every((r) => r.path === '/api/sessions' && r.method === 'POST'));
+  assert.equal(sockets, 0);
 });
 
 test('no REST fallback when SSE was chosen, when it is off, or when a WebSocket connected before', async () => {

@@ -4,11 +4,15 @@
 /** @typedef {import('./protocol.js').TransportKind} TransportKind */
 /** @typedef {import('./transports.js').LostInfo} LostInfo */
 /** @typedef {WebSocketTransport|EventStreamTransport|RestTransport} Transport */
+/** @typedef {import('./auth.js').SessionInfo} SessionInfo */
 /**
  * The owner's settings (StreamClient's fields of the same names).
  * @typedef {object} LinkSettings
  * @property {string} baseUrl
- * @property {string} sessionId
+ * @property {string|null} sessionId the session's id (null until the server has made it)
+ * @property {string|null} requestedSessionId the id the application chose, or null
+ * @property {import('./auth.js').TokenOption} token
+ * @property {string} csrfCookie
  * @property {TransportChoice} transportChoice
  * @property {import('./reconnect.js').ReconnectPolicy|null} reconnectOptions
  * @property {number} connectTimeoutMs
@@ -26,6 +30,8 @@
  *   where to resume: the unfinished stream being delivered, if any
  * @property {() => void} onClose the connection of the moment closed (pending pings fail)
  * @property {() => Promise<any>} ping send a keep-alive `ping`
+ * @property {(info: SessionInfo, recreated: boolean) => void} onSession the server made
+ *   (or confirmed) the session; `recreated`: anew, after it had forgotten the one before
  */
 export class Link {
     /**
@@ -71,6 +77,16 @@ export class Link {
     private _lastGood;
     /** @private @type {{resolve: () => void, reject: (err: any) => void}[]} */
     private _waiters;
+    /** @private whether the server has made this client's session */
+    private _sessionReady;
+    /** @private the session was made anew since the last connection: no resume cursor */
+    private _newSession;
+    /** @private a forgotten session was made anew and has not connected since */
+    private _recreated;
+    /** @private @type {object|null} the connection attempt of the moment */
+    private _current;
+    /** @private @type {AbortController|null} the attempt's session request */
+    private _setup;
     /** @returns {WebSocket|null} the open WebSocket, if the transport is one */
     get socket(): WebSocket | null;
     /**
@@ -112,11 +128,24 @@ export class Link {
     /** @private open the preferred transport, with a connect timeout */
     private _open;
     /**
+     * One attempt: the token, the session (when the server has not made it yet), the transport.
      * @private
      * @param {TransportKind} kind
+     * @param {object} attempt stale once `this._current` is another
+     */
+    private _prepare;
+    /**
+     * @private
+     * @param {TransportKind} kind
+     * @param {string|null} token the attempt's (POSTs resolve the token again when they go out)
      * @returns {Transport}
      */
     private _transportOf;
+    /**
+     * @private
+     * @returns {string} the session's id (made by now)
+     */
+    private _sessionId;
     /**
      * The WebSocket URL, with the resume cursor.
      * @private
@@ -144,6 +173,14 @@ export class Link {
      */
     private _lost;
     /**
+     * The server forgot the session: whether to make a new one at once (its id was the
+     * server's, and no session made anew already failed so), else the end (the application
+     * chose the id: `connect()` again makes it anew under that id).
+     * @private
+     * @returns {boolean}
+     */
+    private _forgotten;
+    /**
      * `auto`: the transport to try at once after `failed` could not open (WebSocket → SSE →
      * REST, the last only when both others failed in this round), or null.
      * @private
@@ -161,12 +198,22 @@ export type TransportChoice = import("./protocol.js").TransportChoice;
 export type TransportKind = import("./protocol.js").TransportKind;
 export type LostInfo = import("./transports.js").LostInfo;
 export type Transport = WebSocketTransport | EventStreamTransport | RestTransport;
+export type SessionInfo = import("./auth.js").SessionInfo;
 /**
  * The owner's settings (StreamClient's fields of the same names).
  */
 export type LinkSettings = {
     baseUrl: string;
-    sessionId: string;
+    /**
+     * the session's id (null until the server has made it)
+     */
+    sessionId: string | null;
+    /**
+     * the id the application chose, or null
+     */
+    requestedSessionId: string | null;
+    token: import("./auth.js").TokenOption;
+    csrfCookie: string;
     transportChoice: TransportChoice;
     reconnectOptions: import("./reconnect.js").ReconnectPolicy | null;
     connectTimeoutMs: number;
@@ -200,6 +247,11 @@ export type LinkHooks = {
      * send a keep-alive `ping`
      */
     ping: () => Promise<any>;
+    /**
+     * the server made
+     * (or confirmed) the session; `recreated`: anew, after it had forgotten the one before
+     */
+    onSession: (info: SessionInfo, recreated: boolean) => void;
 };
 import { WebSocketTransport } from './transports.js';
 import { EventStreamTransport } from './transports.js';

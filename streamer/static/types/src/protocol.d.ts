@@ -60,6 +60,8 @@ export class StreamerError extends Error {
     retryAfterMs: number | undefined;
     /** @type {ServerEvent} */
     event: ServerEvent;
+    /** @type {number|undefined} the HTTP status, when the error is a refused request */
+    status: number | undefined;
 }
 /**
  * A server → client event (protocol.md, "Server → client events"). Always has `type`.

@@ -10,6 +10,13 @@
  * - `connection`: `fn({state, transport, attempt, delayMs, error})` whenever the connection
  *   state changes (`connecting`, `connected`, `retrying`, `disconnected`, `error`).
  * - `resync`: `fn({streamId, mirror})` when `stream_complete.html` differed from the mirror.
+ * - `session`: `fn({sessionId, recreated})` when the server has made (or confirmed) the
+ *   session, before the first connection; `recreated`: the server had forgotten the session
+ *   whose id it had made, and made a new one (an unfinished stream of the old one is gone).
+ *
+ * An `unauthorized` or `forbidden` refusal of the connection (or of the session's creation)
+ * is final: state `error` with that {@link StreamerError} (`connect()` rejects with it), no
+ * reconnect loop. Give a valid `token` (`client.token = …`) and `connect()` again.
  *
  * Note the server's `state` event (streaming/paused/…) is about delivery, not the connection.
  */
@@ -18,8 +25,14 @@ export class StreamClient {
     constructor(options?: StreamClientOptions);
     /** @type {string} */
     baseUrl: string;
+    /** @type {string|null} the session's id: the server's answer to `POST /api/sessions` */
+    sessionId: string | null;
+    /** @type {string|null} the id the application chose (null: the server makes one) */
+    requestedSessionId: string | null;
+    /** @type {TokenOption} read before each connection attempt and each POST */
+    token: TokenOption;
     /** @type {string} */
-    sessionId: string;
+    csrfCookie: string;
     /** @type {TransportChoice} */
     transportChoice: TransportChoice;
     /** @type {import('./reconnect.js').ReconnectPolicy|null} backoff settings (null: none) */
@@ -78,8 +91,10 @@ export class StreamClient {
     mirror(streamId: string): DocumentMirror;
     /**
      * Open the connection (and keep it open, reconnecting with backoff, until {@link close}).
+     * The first time, the session is made first (`POST /api/sessions`).
      * @returns {Promise<void>} resolves on the server's `connected` event (the REST fallback:
-     *   its health check); rejects if the client gives up (state `error`) or is closed first
+     *   its health check); rejects if the client gives up (state `error`: a final refusal such
+     *   as `unauthorized` rejects with its {@link StreamerError}) or is closed first
      */
     connect(): Promise<void>;
     /** Close for good: no reconnect. Streams keep running on the server (see protocol.md). */
@@ -250,15 +265,30 @@ export type TransportChoice = import("./protocol.js").TransportChoice;
 export type TransportKind = import("./protocol.js").TransportKind;
 export type StartOptions = import("./protocol.js").StartOptions;
 export type ReconnectOptions = import("./reconnect.js").ReconnectOptions;
+export type TokenOption = import("./auth.js").TokenOption;
 export type StreamClientOptions = {
     /**
      * server origin (default: the page's origin)
      */
     baseUrl?: string | undefined;
     /**
-     * URL-safe 8–64 chars; invented if omitted
+     * an id of the application's (8–64 characters of A–Z, a–z,
+     * 0–9, `_`, `-`; not starting `sess_`), made or claimed with `POST /api/sessions`
+     * before the first connection; omitted: the server makes one (`sess_` + 128 random bits)
      */
     sessionId?: string | undefined;
+    /**
+     * an API key or JWT, or a function giving one (or a Promise
+     * of one), called before each connection attempt and each POST so it can be refreshed:
+     * WebSocket subprotocols `streamer` + `bearer.<token>`, HTTP `Authorization: Bearer`.
+     * Omitted: no credentials (auth `none`, or a cookie the browser sends itself)
+     */
+    token?: TokenOption;
+    /**
+     * with cookie auth, POSTs send this cookie's
+     * value as `X-CSRF-Token` (when the page can read it)
+     */
+    csrfCookie?: string | undefined;
     /**
      * `auto` = WebSocket, falling back to SSE when
      * a WebSocket cannot connect, and to the REST `complete` endpoint when SSE cannot either

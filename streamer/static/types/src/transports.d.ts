@@ -1,18 +1,41 @@
 /** WebSocket close codes after which reconnecting cannot help. */
 export const FATAL_CLOSE_CODES: Set<number>;
-/** One WebSocket: `GET /ws/stream/{session_id}`, a JSON object per text frame either way. */
+/**
+ * One WebSocket: `GET /ws/stream/{session_id}`, a JSON object per text frame either way.
+ * Credentials go in the subprotocols (`streamer`, `bearer.<token>`), or in a first `auth`
+ * message (see auth.js `wsCredentials`).
+ */
 export class WebSocketTransport extends Connection {
     /**
      * @param {string} url the `ws:`/`wss:` URL, resume cursor included
      * @param {TransportHandlers} handlers
+     * @param {{protocols: string[], message: string|null}} [credentials] subprotocols to offer,
+     *   and a message to send first
      */
-    constructor(url: string, handlers: TransportHandlers);
+    constructor(url: string, handlers: TransportHandlers, credentials?: {
+        protocols: string[];
+        message: string | null;
+    });
     /** @type {'websocket'} */
     kind: "websocket";
     url: string;
+    /** @private */
+    private _credentials;
     /** @type {WebSocket|null} the socket (tests close it to play a network failure) */
     socket: WebSocket | null;
+    /** @private @type {ServerEvent|null} an `error` of the session just before the close */
+    private _refusal;
     open(): void;
+    /**
+     * Why the socket closed: a refusal (close 1008, or 4000-4999, right after an `error`) is
+     * that error, final when it is `unauthorized` or `forbidden`.
+     * @private
+     * @param {boolean} opened
+     * @param {number} code
+     * @param {string} reason
+     * @returns {LostInfo}
+     */
+    private _closed;
     /**
      * @param {Record<string, any>} msg a control message
      * @returns {Promise<void>} once queued
@@ -25,20 +48,25 @@ export class WebSocketTransport extends Connection {
  */
 export class EventStreamTransport extends Connection {
     /**
-     * @param {{eventsUrl: string, controlUrl: string, lastEventId?: string|null}} urls
-     *   `lastEventId` goes out as the `Last-Event-ID` header (resume)
+     * @param {{eventsUrl: string, controlUrl: string, lastEventId?: string|null}
+     *         & HttpCredentials} urls `lastEventId` goes out as the `Last-Event-ID` header
+     *   (resume)
      * @param {TransportHandlers} handlers
      */
-    constructor({ eventsUrl, controlUrl, lastEventId }: {
+    constructor({ eventsUrl, controlUrl, lastEventId, headers, post }: {
         eventsUrl: string;
         controlUrl: string;
         lastEventId?: string | null;
-    }, handlers: TransportHandlers);
+    } & HttpCredentials, handlers: TransportHandlers);
     /** @type {'sse'} */
     kind: "sse";
     eventsUrl: string;
     controlUrl: string;
     lastEventId: string | null;
+    /** @private */
+    private _headers;
+    /** @private */
+    private _post;
     /** @type {string|null} the server's id of this connection (from `connected`) */
     connectionId: string | null;
     /** @private */
@@ -66,20 +94,22 @@ export class EventStreamTransport extends Connection {
  */
 export class RestTransport extends Connection {
     /**
-     * @param {{baseUrl: string, completeUrl: string, timeoutMs?: number}} urls `timeoutMs`
-     *   bounds the health check
+     * @param {{baseUrl: string, completeUrl: string, timeoutMs?: number}
+     *         & HttpCredentials} urls `timeoutMs` bounds the health check
      * @param {TransportHandlers} handlers
      */
-    constructor({ baseUrl, completeUrl, timeoutMs }: {
+    constructor({ baseUrl, completeUrl, timeoutMs, post }: {
         baseUrl: string;
         completeUrl: string;
         timeoutMs?: number;
-    }, handlers: TransportHandlers);
+    } & HttpCredentials, handlers: TransportHandlers);
     /** @type {'rest'} */
     kind: "rest";
     healthUrl: string;
     completeUrl: string;
     timeoutMs: number;
+    /** @private */
+    private _post;
     /**
      * @private
      * @type {Set<AbortController>} one per request in flight
@@ -117,7 +147,25 @@ export type LostInfo = {
      * reconnecting cannot help (a protocol violation, a refusal)
      */
     fatal?: boolean | undefined;
+    /**
+     * it failed before any transport: the token, or the session's
+     * creation (`auto` does not try another transport then)
+     */
+    setup?: boolean | undefined;
+    /**
+     * a {@link StreamerError} when the server refused (`unauthorized`,
+     * `forbidden`, `session_not_found`, …)
+     */
     error?: any;
+};
+/**
+ * The headers of an HTTP transport's requests: `headers` for its GET (the token of the
+ * connection attempt), `post()` for each POST (the token resolved again, the JSON type and
+ * the CSRF header).
+ */
+export type HttpCredentials = {
+    headers?: Record<string, string>;
+    post?: () => Promise<Record<string, string>>;
 };
 export type TransportHandlers = {
     /**
@@ -174,7 +222,8 @@ declare class Connection {
      * @param {string} data
      * @param {string|null} eventId
      * @param {string} [type] the SSE `event:` name, for events without their own `type`
+     * @returns {ServerEvent|null} the event handed on
      */
-    protected deliver(data: string, eventId: string | null, type?: string): void;
+    protected deliver(data: string, eventId: string | null, type?: string): ServerEvent | null;
 }
 export {};
