@@ -15,15 +15,23 @@ with a timeout, sends the results back and lets the model continue, for at most
 
 Sync functions run in a worker thread (``trio.to_thread.run_sync``; such a thread cannot be
 interrupted, so its result is dropped when the stream is cancelled or it times out), unless
-registered with ``blocking=False`` (quick, pure functions run inline).
+registered with ``isolated=True`` (a worker process, ``trio-parallel``: a timeout or a
+``stop`` kills it, so a runaway tool really stops and never holds the GIL the event loop
+needs; the function and its result must pickle, and the function be importable by name) or
+``blocking=False`` (quick, pure functions run inline). The built-in ``calculate`` runs
+inline because it is bounded: it refuses, before computing it, any integer result of more
+than :data:`MAX_RESULT_DIGITS` digits, so no expression costs more than a fraction of a
+millisecond.
 :data:`BUILTIN_TOOLS` is a small example set for the demo page.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import json
+import math
 import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import trio
+import trio_parallel
 
 from streamer.errors import InvalidMessage, StreamerError
 
@@ -49,6 +58,8 @@ class Tool:
     #: a sync function that may block (I/O, heavy work) runs in a worker thread; a quick,
     #: pure one (``blocking=False``) runs inline on the event loop
     blocking: bool = True
+    #: run a sync function in a worker process that a timeout or ``stop`` kills
+    isolated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +82,15 @@ class Tools:
 
     def register(self, function: ToolFunction, *, name: str | None = None,
                  description: str | None = None, parameters: dict[str, Any] | None = None,
-                 timeout_s: float = 10.0, blocking: bool = True) -> Tool:
+                 timeout_s: float = 10.0, blocking: bool = True,
+                 isolated: bool = False) -> Tool:
         """Add (or replace) a tool; ``name`` and ``description`` default to the function's
-        name and docstring; ``parameters`` to an object schema with no properties."""
+        name and docstring; ``parameters`` to an object schema with no properties;
+        ``timeout_s`` in seconds; ``isolated``: a worker process, killed at the timeout."""
         tool = Tool(name or function.__name__,
                     description or inspect.getdoc(function) or "",
                     parameters or {"type": "object", "properties": {}}, function, timeout_s,
-                    blocking)
+                    blocking, isolated)
         self._tools[tool.name] = tool
         return tool
 
@@ -121,6 +134,9 @@ class Tools:
             with trio.fail_after(tool.timeout_s):
                 if inspect.iscoroutinefunction(tool.function):
                     value = await tool.function(**arguments)
+                elif tool.isolated:
+                    value = await trio_parallel.run_sync(
+                        functools.partial(tool.function, **arguments), kill_on_cancel=True)
                 elif not tool.blocking:
                     value = tool.function(**arguments)
                 else:
@@ -165,12 +181,39 @@ _OPERATORS: dict[type, Callable[..., Any]] = {
 }
 
 
+#: ``calculate`` refuses integer results longer than this many digits (before computing them)
+MAX_RESULT_DIGITS = 1_000
+_LOG10_2 = math.log10(2)
+
+
+def _digits(value: int) -> float:
+    """An upper estimate of ``value``'s decimal digits, without converting it."""
+    return abs(value).bit_length() * _LOG10_2 + 1
+
+
+def _bounded(op: ast.operator, left: Any, right: Any) -> None:
+    """Refuse an operation whose integer result would exceed :data:`MAX_RESULT_DIGITS`
+    digits, from its operands' sizes (so ``(9**99)**99**99`` costs nothing to refuse)."""
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return  # floats overflow on their own (OverflowError), in constant time
+    if isinstance(op, ast.Pow) and right > 0 and abs(left) > 1:
+        estimate = right * math.log10(abs(left))
+    elif isinstance(op, ast.Mult):
+        estimate = _digits(left) + _digits(right)
+    else:
+        return
+    if estimate > MAX_RESULT_DIGITS:
+        raise ValueError(f"the result would have more than {MAX_RESULT_DIGITS} digits")
+
+
 def calculate(expression: str) -> float | int:
-    """Evaluate an arithmetic expression (+ - * / // % ** and parentheses).
+    """Evaluate an arithmetic expression (+ - * / // % ** and parentheses), bounded: every
+    step's cost is known before it runs.
 
     Raises:
-        ValueError: not such an expression, longer than 200 characters, an exponent above
-            100, a division by zero or an overflow (its message is told to the model).
+        ValueError: not such an expression, longer than 200 characters, an integer result
+            of more than :data:`MAX_RESULT_DIGITS` digits (refused before it is computed), a
+            division by zero or a float overflow (its message is told to the model).
     """
     def value(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
@@ -180,8 +223,7 @@ def calculate(expression: str) -> float | int:
             return node.value
         if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
             left, right = value(node.left), value(node.right)
-            if isinstance(node.op, ast.Pow) and abs(right) > 100:
-                raise ValueError("exponent too large")
+            _bounded(node.op, left, right)
             return _OPERATORS[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
             return _OPERATORS[type(node.op)](value(node.operand))
@@ -197,6 +239,8 @@ def calculate(expression: str) -> float | int:
         raise ValueError("division by zero") from exc
     except OverflowError as exc:
         raise ValueError("the result is too large") from exc
+    except RecursionError as exc:  # a 200-character expression nests at most ~100 deep
+        raise ValueError("the expression nests too deeply") from exc
 
 
 def current_time() -> str:

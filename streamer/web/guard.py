@@ -18,9 +18,12 @@ per request and per WebSocket: address, identity, method, path (no query), statu
 
 from __future__ import annotations
 
-import json
+import base64
+import hashlib
 import logging
+import re
 import time
+from importlib import resources
 from typing import Literal
 
 import trio
@@ -38,6 +41,7 @@ from streamer.security.identity import (
     csrf_ok,
 )
 from streamer.security.origins import host_allowed, origin_allowed
+from streamer.wire.codecs import JSONLimits, decode_json
 
 access_logger = logging.getLogger("streamer.access")
 
@@ -52,11 +56,24 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WS_SUBPROTOCOL = "streamer"
 
 
+#: the demo page: its one inline script, the import map, is allowed by its hash
+DEMO_PAGE = resources.files("streamer") / "static" / "demo" / "index.html"
+_INLINE_SCRIPT_RE = re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)
+
+
+def inline_script_hashes(html: str) -> str:
+    """The CSP hash sources (`` 'sha256-…'``, CSP3 §2.3.1) of ``html``'s inline scripts."""
+    return "".join(f" 'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
+                   for m in _INLINE_SCRIPT_RE.findall(html))
+
+
 def content_security_policy(allow_images: bool) -> str:
-    """The demo page's CSP: its own scripts, styles and sockets only; no frames, no plugins,
-    no ``<base>``; images from anywhere over HTTPS only when ``render.allow_images``."""
+    """The demo page's CSP: its own scripts (and its import map, by hash), styles and sockets
+    only; no frames, no plugins, no ``<base>``; images from anywhere over HTTPS only when
+    ``render.allow_images``."""
     images = "'self' data: https:" if allow_images else "'self' data:"
-    return ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    scripts = inline_script_hashes(DEMO_PAGE.read_text(encoding="utf-8"))
+    return (f"default-src 'self'; script-src 'self'{scripts}; style-src 'self' 'unsafe-inline'; "
             f"img-src {images}; font-src 'self' data:; connect-src 'self'; "
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -134,8 +151,8 @@ class Guard:
         if raw is None:
             raise Unauthorized("missing credentials: send an auth message first")
         try:
-            message = json.loads(raw)
-        except ValueError:
+            message = decode_json(raw, JSONLimits.of(self.config.server))
+        except StreamerError:  # not JSON within the limits
             message = None
         if not isinstance(message, dict) or message.get("type") != "auth" \
                 or not isinstance(message.get("token"), str):

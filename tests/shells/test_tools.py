@@ -195,3 +195,54 @@ async def test_the_openai_wire_format_of_a_tool_round(nursery: trio.Nursery) -> 
     assert tool == {"role": "tool", "tool_call_id": "call_Wx1",
                     "content": '{"city": "Paris", "sky": "sunny"}'}
     assert complete["markdown"] == "Hello **world**!"
+
+
+def test_calculate_refuses_huge_results_before_computing_them() -> None:
+    import time
+
+    for expression in ("(((9**99)**99)**99)**16", "((((9**99)**99)**99)**99)**99",
+                       "2**3330", "10**999*10", "(9**999)*(9**999)*(9**999)"):
+        started = time.perf_counter()
+        with pytest.raises(ValueError, match="more than 1000 digits"):
+            calculate(expression)
+        assert time.perf_counter() - started < 0.05  # refused from the operands' sizes
+    assert len(str(calculate("2**3321"))) == 1000
+    assert calculate("(-2)**3") == -8 and calculate("2**-2") == 0.25
+    with pytest.raises(ValueError, match="too large"):
+        calculate("1.5**1e6")
+
+
+def spin(seconds: float) -> str:
+    """A runaway tool: busy for ``seconds`` of CPU (module level: a worker process imports it)."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "done"
+
+
+async def test_an_isolated_tool_is_killed_at_its_timeout_and_the_loop_runs_meanwhile() -> None:
+    tools = Tools()
+    # the first call starts the worker process (imports take a while on a busy machine)
+    warm = tools.register(spin, name="warm", timeout_s=60.0, isolated=True)
+    quick = await Tools.call(warm, "c0", "warm", {"seconds": 0.01})
+    assert quick.content == "done" and not quick.is_error
+    tool = tools.register(spin, timeout_s=1.0, isolated=True)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await trio.sleep(0.01)
+            ticks += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        started = trio.current_time()
+        result = await Tools.call(tool, "c1", "spin", {"seconds": 60})
+        elapsed = trio.current_time() - started
+        nursery.cancel_scope.cancel()
+    assert result.is_error and result.content == "error: timed out after 1 s"
+    assert elapsed < 5  # killed, not waited for
+    assert ticks > 30  # the event loop kept running (the tool was another process)
