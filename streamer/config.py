@@ -96,6 +96,9 @@ class StreamsConfig:
     max_queued: int = 8
     #: a stream's channel from its provider task (items, each one provider event)
     provider_buffer: int = 16
+    #: trace entries kept per stream: its first half and the latest rest; what falls out
+    #: between is counted (a ``dropped`` entry)
+    max_trace_entries: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +430,7 @@ def _validate(config: Config) -> None:
          "streams.provider_retry_budget_s must be >= 0"),
         (config.streams.backpressure_chars > 0, "streams.backpressure_chars must be > 0"),
         (config.streams.provider_buffer >= 1, "streams.provider_buffer must be >= 1"),
+        (config.streams.max_trace_entries >= 2, "streams.max_trace_entries must be >= 2"),
         (config.streams.max_queued >= 0, "streams.max_queued must be >= 0"),
         (config.resume.window_s >= 0, "resume.window_s must be >= 0"),
         (config.resume.max_finished_logs >= 0, "resume.max_finished_logs must be >= 0"),

@@ -35,6 +35,7 @@ from streamer.render.markdown import Renderer
 from streamer.runtime.generation import Generation, generate
 from streamer.runtime.trace import Trace
 from streamer.runtime.waiter import Waiter
+from streamer.security.identity import Identity
 from streamer.security.policy import Admission
 from streamer.tools import Tools
 from streamer.wire.controls import Start
@@ -46,9 +47,10 @@ logger = logging.getLogger("streamer.runtime")
 PERSIST_TIMEOUT_S = 10.0
 
 
-def new_id(prefix: str) -> str:
-    """A new id: ``{prefix}_`` and 16 URL-safe random characters."""
-    return f"{prefix}_{secrets.token_urlsafe(12)}"
+def new_id(prefix: str, nbytes: int = 12) -> str:
+    """A new id: ``{prefix}_`` and ``nbytes`` random bytes as URL-safe characters (12 bytes:
+    16 characters)."""
+    return f"{prefix}_{secrets.token_urlsafe(nbytes)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,14 @@ class StreamOwner(Protocol):
 
     @property
     def session_id(self) -> str: ...
+
+    @property
+    def key(self) -> str:
+        """The session's name in the store (its id namespaced by owner)."""
+
+    @property
+    def owner(self) -> Identity:
+        """The identity the session belongs to."""
 
     @property
     def deleted(self) -> bool:
@@ -117,7 +127,7 @@ class Stream:
         self.model = ""
         self.finish_reason: str | None = None
         self.created_at = time.time()
-        self.trace = Trace(self.stream_id)
+        self.trace = Trace(self.stream_id, services.config.streams.max_trace_entries)
         self.subscribers: set[Subscription] = set()
         self.cancel_scope = trio.CancelScope()
         self.cancel_reason: tuple[str, StreamerError | None] | None = None
@@ -360,7 +370,7 @@ class Stream:
 
     def records(self) -> list[MessageRecord]:
         """The stream's user message and its answer (partial while running), for the store."""
-        session_id = self.session_id
+        session_id = self.owner.key
         out = []
         last = self.request.messages[-1] if self.request.messages else None
         if last is not None and last.role == "user":

@@ -11,6 +11,12 @@ The names (``docs/protocol.md``, "Other endpoints"): ``queued``, ``started``,
 ``reason``), ``cancelled`` (the same ``reason``), ``error``, ``provider_call_closed``,
 ``completed``.
 
+A trace is bounded (``streams.max_trace_entries``): it keeps its first half (how the stream
+began) and a ring of its latest entries; what fell out between them is counted by event
+name and shown as one ``dropped`` entry (``{"event": "dropped", "counts": {"control": 19990}}``),
+so 20,000 ``pause``/``resume`` frames cost a fixed amount of memory. Frequent events
+(``control``, ``subscriber_joined``/``_left``) are logged at DEBUG, the rest at INFO.
+
 What a trace may hold: event names, codes, reasons (``cancel_requested``/``cancelled``),
 counts, connection and call ids and an error's ``error_id``; never exception text, URLs,
 file paths or variable names (its owner reads it; the detail behind an ``error_id`` is in
@@ -20,6 +26,7 @@ the server's log, logger ``streamer.errors``).
 from __future__ import annotations
 
 import logging
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,19 +46,50 @@ class TraceEntry:
         return {"t_ms": self.t_ms, "event": self.event, **self.detail}
 
 
-class Trace:
-    """The entries of one stream, oldest first."""
+#: events logged at DEBUG (a client can make many of them), the rest at INFO
+FREQUENT = frozenset({"control", "subscriber_joined", "subscriber_left"})
+#: the default bound of one trace (``streams.max_trace_entries``)
+MAX_ENTRIES = 256
 
-    def __init__(self, stream_id: str) -> None:
+
+class Trace:
+    """The entries of one stream, oldest first, at most ``max_entries`` (+1 ``dropped``).
+
+    Args:
+        stream_id: the stream's id (for the log lines).
+        max_entries: entries kept: the first ``max_entries // 2`` and the latest rest.
+    """
+
+    def __init__(self, stream_id: str, max_entries: int = MAX_ENTRIES) -> None:
         self.stream_id = stream_id
-        self.entries: list[TraceEntry] = []
+        self._head_size = max(1, max_entries // 2)
+        self.head: list[TraceEntry] = []
+        self.tail: deque[TraceEntry] = deque(maxlen=max(1, max_entries - self._head_size))
+        #: entries that fell out of the ring, by event name
+        self.dropped: Counter[str] = Counter()
         self._t0 = trio.current_time()
 
     def record(self, name: str, **detail: Any) -> None:
         """Add an entry (ms since the stream was created) and log it."""
         t_ms = round((trio.current_time() - self._t0) * 1000, 3)
-        self.entries.append(TraceEntry(t_ms, name, detail))
-        logger.info("stream %s %s %s", self.stream_id, name, detail or "")
+        entry = TraceEntry(t_ms, name, detail)
+        if len(self.head) < self._head_size:
+            self.head.append(entry)
+        else:
+            if len(self.tail) == self.tail.maxlen:
+                self.dropped[self.tail[0].event] += 1
+            self.tail.append(entry)
+        logger.log(logging.DEBUG if name in FREQUENT else logging.INFO,
+                   "stream %s %s %s", self.stream_id, name, detail or "")
+
+    @property
+    def entries(self) -> list[TraceEntry]:
+        """The kept entries, a ``dropped`` entry where some fell out."""
+        middle = []
+        if self.dropped:
+            first_kept = self.tail[0].t_ms if self.tail else 0.0
+            middle = [TraceEntry(first_kept, "dropped", {"counts": dict(self.dropped)})]
+        return [*self.head, *middle, *self.tail]
 
     def __iter__(self) -> Iterator[TraceEntry]:
         return iter(self.entries)
