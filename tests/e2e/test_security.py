@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -136,17 +136,18 @@ def chat(session_id: str | None = None, **extra: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- identity
 
 
-@pytest.mark.parametrize(("tok", "message"), [
-    (None, "missing credentials"),
-    (token(exp=int(time.time()) - 3600), "token expired"),
-    (token(aud="another-api"), "wrong audience"),
-    (token(iss="another-idp"), "wrong issuer"),
-    (jwt.encode({"sub": "alice", "aud": AUDIENCE, "iss": ISSUER,
-                 "exp": int(time.time()) + 600}, "x" * 48, "HS256"), "bad signature"),
-    ("not.a.jwt", "malformed token"),
-])
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: None, "missing credentials"),
+    (lambda: token(exp=int(time.time()) - 3600), "token expired"),
+    (lambda: token(aud="another-api"), "wrong audience"),
+    (lambda: token(iss="another-idp"), "wrong issuer"),
+    (lambda: jwt.encode({"sub": "alice", "aud": AUDIENCE, "iss": ISSUER,
+                         "exp": int(time.time()) + 600}, "x" * 48, "HS256"), "bad signature"),
+    (lambda: "not.a.jwt", "malformed token"),
+], ids=["missing", "expired", "audience", "issuer", "signature", "malformed"])
 async def test_bad_credentials_are_refused_on_every_transport(
-        jwt_server: Server, tok: str | None, message: str) -> None:
+        jwt_server: Server, make: Callable[[], str | None], message: str) -> None:
+    tok = make()  # made now: a token made at collection time could expire before its test
     good = await jwt_server.client(token()).post("/api/sessions")
     sid = good.json()["session_id"]
     async with jwt_server.client(tok) as client:
