@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 
 import httpx
+import pytest
 import trio
 
 from streamer.runtime.session import Session
@@ -49,6 +50,7 @@ async def cycle(client: httpx.AsyncClient, i: int) -> None:
     assert (await client.delete(f"/api/sessions/{sid}")).status_code == 204
 
 
+@pytest.mark.config(**{"limits.streams_per_minute": 0})  # 1,000 streams in about a minute
 async def test_create_stream_delete_cycles_return_to_the_baseline(
         live_server: LiveServer) -> None:
     with trio.fail_after(300):
