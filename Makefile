@@ -3,7 +3,8 @@
 
 # Set everything up, then run the server with the demo page on the embedded model.
 demo: setup
-	.venv/bin/streamer serve $(if $(PORT),--port $(PORT),)
+	STREAMER_POLICY_PROVIDERS=$${STREAMER_POLICY_PROVIDERS:-local,echo,openai,anthropic} \
+	  .venv/bin/streamer serve $(if $(PORT),--port $(PORT),)
 
 # Set everything up (test tools, Debian's chromium), then run the whole test suite.
 test: setup-test
