@@ -202,6 +202,9 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
     env = {**os.environ, "STREAMER_SERVER_DRAIN_TIMEOUT_S": "2",
            "STREAMER_PERSISTENCE_DATABASE_PATH": str(tmp_path_factory.mktemp("db") / "s.db"),
            "STREAMER_POLICY_PROVIDERS": "local,echo,openai,anthropic",
+           # a module's browser tests share one server and one (anonymous) identity: its
+           # streams-per-minute limit would refuse a long test corpus (test_limits.py tests it)
+           "STREAMER_LIMITS_STREAMS_PER_MINUTE": "0",
            "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))}
     process = subprocess.Popen([sys.executable, "-m", "streamer", "serve", "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -229,3 +232,17 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+async def create_session(base_url: str, session_id: str | None = None,
+                         headers: dict[str, str] | None = None) -> str:
+    """``POST /api/sessions`` (only POSTs create sessions): the new session's id, the chosen
+    ``session_id`` when given."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
+        response = await client.post("/api/sessions",
+                                     json={"session_id": session_id} if session_id else None)
+    assert response.status_code in (200, 201), response.text
+    created: str = response.json()["session_id"]
+    return created
