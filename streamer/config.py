@@ -96,6 +96,10 @@ class StreamsConfig:
     max_queued: int = 8
     #: a stream's channel from its provider task (items, each one provider event)
     provider_buffer: int = 16
+    #: a request sends at most this many characters upstream (system, tools' schemas, the
+    #: earlier turns kept and the prompt): earlier turns are left out, oldest first, to stay
+    #: within it; a prompt and system longer than it are ``payload_too_large``
+    max_prompt_chars: int = 100_000
     #: trace entries kept per stream: its first half and the latest rest; what falls out
     #: between is counted (a ``dropped`` entry)
     max_trace_entries: int = 256
@@ -132,7 +136,7 @@ class RenderConfig:
     offload_max_jobs: int = 16
     #: a stream's chunker re-renders at most this many characters per character of the
     #: answer (amortized); past it, updates get coarser (docs/chunker.md, "Work budget")
-    rerender_ratio: int = 16
+    rerender_ratio: int = 32
     #: ... beyond this many re-rendered characters allowed up front
     rerender_allowance_chars: int = 100_000
 
@@ -183,12 +187,19 @@ class LocalProviderConfig:
     repeat_penalty: float = 1.3
     #: tokens buffered between the generating thread and Trio; a full buffer pauses generation
     token_buffer: int = 8
+    #: one generation at a time, in a fair (first come, first served) queue: requests waiting
+    #: at most, beyond which a new one is ``rate_limited`` (0 = no limit). The input budget is
+    #: n_ctx less the request's max_tokens, counted with the model's tokenizer
+    max_waiting: int = 64
 
 
 @dataclass(frozen=True, slots=True)
 class EchoProviderConfig:
     delta_chars: int = 4
     interval_ms: float = 20.0
+    #: the input budget in characters, like echo's max_tokens (0 = none but
+    #: streams.max_prompt_chars); earlier turns beyond it are left out
+    max_input_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +212,10 @@ class OpenAIProviderConfig:
     #: the environment variable holding the API key (never the key itself)
     api_key_env: str = ""
     max_tokens: int = 1_024
+    #: the input budget (prompt, system, tools, earlier turns) in tokens, estimated as UTF-8
+    #: bytes / 4: earlier turns beyond it are left out. Keep it below the model's context
+    #: less max_tokens (gpt-4o-mini: 128k; Ollama's default context: 2048 or 4096)
+    max_input_tokens: int = 64_000
     temperature: float = 0.7
     connect_timeout_s: float = 10.0
 
@@ -213,6 +228,8 @@ class AnthropicProviderConfig:
     #: the environment variable holding the API key (never the key itself)
     api_key_env: str = "ANTHROPIC_API_KEY"
     max_tokens: int = 1_024
+    #: the input budget in tokens, estimated as UTF-8 bytes / 4 (Claude's context: 200k)
+    max_input_tokens: int = 100_000
     #: extended thinking's token budget (0 = off; >= 1024 to turn it on; its deltas become
     #: ``reasoning`` events, never part of the answer)
     thinking_budget_tokens: int = 0
@@ -415,6 +432,30 @@ def _server_checks(server: ServerConfig) -> list[tuple[bool, str]]:
     ]
 
 
+def _provider_checks(providers: ProvidersConfig) -> list[tuple[bool, str]]:
+    local = providers.local
+    return [
+        (local.n_threads >= 1, "providers.local.n_threads must be >= 1"),
+        (local.token_buffer >= 1, "providers.local.token_buffer must be >= 1"),
+        (local.repeat_penalty > 0, "providers.local.repeat_penalty must be > 0"),
+        (0 < local.max_tokens < local.n_ctx,
+         "providers.local.max_tokens must be > 0 and < providers.local.n_ctx"),
+        (local.max_waiting >= 0, "providers.local.max_waiting must be >= 0"),
+        (min(providers.echo.max_input_tokens, providers.openai.max_input_tokens,
+             providers.anthropic.max_input_tokens) >= 0,
+         "providers.*.max_input_tokens must be >= 0 (0 = no budget)"),
+        (providers.echo.delta_chars >= 1, "providers.echo.delta_chars must be >= 1"),
+        (providers.echo.interval_ms >= 0, "providers.echo.interval_ms must be >= 0"),
+        (providers.openai.preset in ("openai", "perplexity", "ollama", "vllm", "llamacpp"),
+         "providers.openai.preset must be openai, perplexity, ollama, vllm or llamacpp"),
+        (providers.default in ("local", "echo", "openai", "anthropic"),
+         "providers.default must be local, echo, openai or anthropic"),
+        (providers.anthropic.thinking_budget_tokens == 0
+         or providers.anthropic.thinking_budget_tokens >= 1024,
+         "providers.anthropic.thinking_budget_tokens must be 0 (off) or >= 1024"),
+    ]
+
+
 def _validate(config: Config) -> None:
     checks: list[tuple[bool, str]] = [
         *_server_checks(config.server),
@@ -456,19 +497,8 @@ def _validate(config: Config) -> None:
         (config.pacing.max_lag_s > 0, "pacing.max_lag_s must be > 0"),
         (config.pacing.frame_interval_ms >= 0, "pacing.frame_interval_ms must be >= 0"),
         (config.pacing.frame_budget_per_s > 0, "pacing.frame_budget_per_s must be > 0"),
-        (config.providers.local.n_threads >= 1, "providers.local.n_threads must be >= 1"),
-        (config.providers.local.token_buffer >= 1, "providers.local.token_buffer must be >= 1"),
-        (config.providers.local.repeat_penalty > 0, "providers.local.repeat_penalty must be > 0"),
-        (config.providers.echo.delta_chars >= 1, "providers.echo.delta_chars must be >= 1"),
-        (config.providers.echo.interval_ms >= 0, "providers.echo.interval_ms must be >= 0"),
-        (config.providers.openai.preset in ("openai", "perplexity", "ollama", "vllm",
-                                            "llamacpp"),
-         "providers.openai.preset must be openai, perplexity, ollama, vllm or llamacpp"),
-        (config.providers.default in ("local", "echo", "openai", "anthropic"),
-         "providers.default must be local, echo, openai or anthropic"),
-        (config.providers.anthropic.thinking_budget_tokens == 0
-         or config.providers.anthropic.thinking_budget_tokens >= 1024,
-         "providers.anthropic.thinking_budget_tokens must be 0 (off) or >= 1024"),
+        *_provider_checks(config.providers),
+        (config.streams.max_prompt_chars >= 1, "streams.max_prompt_chars must be >= 1"),
     ]
     for ok, message in checks:
         if not ok:
