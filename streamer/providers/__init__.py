@@ -9,6 +9,7 @@ from streamer.providers.base import (
     Provider,
     ProviderEvent,
     ProviderRequest,
+    Queued,
     ReasoningDelta,
     TextDelta,
     ToolCallComplete,
@@ -18,7 +19,7 @@ from streamer.providers.base import (
     Usage,
 )
 
-__all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers",
+__all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers", "Queued",
            "ReasoningDelta", "TextDelta", "ToolCallComplete", "ToolCallDelta", "ToolCallStart",
            "ToolRound", "Usage"]
 

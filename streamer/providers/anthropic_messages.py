@@ -52,6 +52,7 @@ from streamer.providers.base import (
     ToolCallDelta,
     ToolCallStart,
     Usage,
+    context_exceeded,
 )
 
 #: the API's ``stop_reason`` -> ours (anything else, e.g. ``end_turn``, ``stop_sequence``: stop)
@@ -90,6 +91,9 @@ def translate_error(exc: Exception, config: AnthropicProviderConfig) -> Provider
         if kind in RETRYABLE_TYPES or exc.status_code in (429, 529) or exc.status_code >= 500:
             return ProviderUnavailable(f"{where}: {kind or exc.status_code}: {message}",
                                        retry_after_ms=retry_after_ms(exc.response.headers))
+        if exc.status_code == 400 and "prompt is too long" in message:
+            return context_exceeded(f"{where}: {message} (providers.anthropic.max_input_tokens)",
+                                    config.max_input_tokens or None)
         return ProviderError(f"{where}: HTTP {exc.status_code} {kind}: {message}",
                              retryable=False, public_message=PROVIDER_REFUSED)
     return ProviderError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True)
@@ -106,6 +110,11 @@ class AnthropicProvider(Provider):
 
     def model_for(self, request: ProviderRequest) -> str:
         return request.model or self.config.model
+
+    def input_budget(self, request: ProviderRequest) -> int | None:
+        """``providers.anthropic.max_input_tokens`` (0: none); sizes are estimated
+        (:func:`~streamer.providers.base.estimate_tokens`)."""
+        return self.config.max_input_tokens or None
 
     def client(self) -> anthropic.AsyncAnthropic:
         if self._client is None:

@@ -17,7 +17,9 @@ its URL and the setting to fix (for the server's log); clients read only the fix
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -25,6 +27,7 @@ from typing import Literal
 import trio
 
 from streamer.conversation import EchoOptions, Message
+from streamer.errors import ProviderError
 from streamer.tools import Tool, ToolResult
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
@@ -118,14 +121,71 @@ class Finish:
     reason: FinishReason
 
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """The call waits its turn for a model that serves one request at a time (the ``local``
+    provider's fair queue): ``position`` requests run or wait before it, ``eta_ms`` is an
+    estimate of the wait (ms). Sent when the call starts waiting and whenever its position
+    changes; ``position == 0`` ends the wait (generation begins). Not output: the stream's
+    time-to-first-token timeout starts after the wait, not before it."""
+
+    position: int
+    eta_ms: int | None = None
+
+
 ProviderEvent = (TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | ToolCallComplete
-                 | Usage | Finish)
+                 | Usage | Finish | Queued)
+
+
+def estimate_tokens(text: str) -> int:
+    """A token estimate for a model whose tokenizer the server does not have: UTF-8 bytes / 4,
+    rounded up (about 4 characters a token for English, the usual rule of thumb for OpenAI's
+    and Anthropic's tokenizers; counting bytes rather than characters keeps the estimate
+    higher for scripts whose characters take several tokens' worth of bytes)."""
+    return math.ceil(len(text.encode("utf-8", "surrogatepass")) / 4)
+
+
+def context_exceeded(detail: str, budget: int | None, unit: str = "tokens") -> ProviderError:
+    """The provider refused a request longer than its context (an overflow the history budget
+    did not prevent: the estimate was low, or a round of tools grew the request). A
+    ``provider_error`` whose client message names the budget."""
+    size = f" (its input budget is {budget:,} {unit})" if budget else ""
+    return ProviderError(detail, retryable=False,
+                         public_message=f"the request is longer than the model accepts{size}")
 
 
 class Provider(ABC):
-    """One configured model source. Subclasses set :attr:`name`."""
+    """One configured model source. Subclasses set :attr:`name`.
+
+    The history budget (``streamer.runtime.history``) asks a provider for its
+    :meth:`input_budget` and :meth:`measure`; the defaults are no budget and
+    :func:`estimate_tokens`.
+    """
 
     name: str
+    #: the unit of :meth:`input_budget` and :meth:`measure`: ``tokens`` (``chars`` for echo)
+    input_unit: Literal["tokens", "chars"] = "tokens"
+    #: :meth:`measure` counts with the model's own tokenizer (else it estimates)
+    exact_count: bool = False
+    #: the model is sent the tools' schemas (their size counts against the budget)
+    sends_tools: bool = True
+    #: what a message adds besides its text (a chat template's role markers), in input units
+    message_overhead: int = 4
+    #: what a request adds once (the reply's role marker, a BOS token), in input units
+    request_overhead: int = 3
+
+    def input_budget(self, request: ProviderRequest) -> int | None:
+        """The most input this request may send, in :attr:`input_unit` (``None``: no budget
+        but ``streams.max_prompt_chars``)."""
+        return None
+
+    async def measure(self, texts: Sequence[str]) -> list[int]:
+        """Each text's size in :attr:`input_unit` (default: :func:`estimate_tokens`).
+
+        Raises:
+            ProviderUnavailable: the model the provider counts with cannot be loaded.
+        """
+        return [estimate_tokens(text) for text in texts]
 
     @abstractmethod
     def model_for(self, request: ProviderRequest) -> str:

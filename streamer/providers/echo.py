@@ -2,12 +2,13 @@
 
 For demos of rich formatting, tests and benchmarks (protocol.md, "The echo provider"): it
 behaves like a real provider in every other way (cancellation, usage, limits), so anything
-measured with it measures the server. Usage is counted in characters.
+measured with it measures the server. Usage is counted in characters, and so is its input
+budget (``providers.echo.max_input_tokens``, 0 = none): exactly, one per character.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 import trio
 
@@ -30,9 +31,20 @@ class EchoProvider(Provider):
     """
 
     name = "echo"
+    input_unit = "chars"
+    exact_count = True
+    sends_tools = False
+    message_overhead = 0
+    request_overhead = 0
 
     def __init__(self, config: EchoProviderConfig) -> None:
         self.config = config
+
+    def input_budget(self, request: ProviderRequest) -> int | None:
+        return self.config.max_input_tokens or None
+
+    async def measure(self, texts: Sequence[str]) -> list[int]:
+        return [len(text) for text in texts]
 
     def model_for(self, request: ProviderRequest) -> str:
         return "echo"

@@ -11,14 +11,27 @@ Generation runs in a worker thread (``trio.to_thread``) and hands each chunk to 
 a bounded memory channel (``token_buffer`` items): when the consumer stops reading the channel
 fills and generation pauses (backpressure reaches the model); when the consumer leaves, the
 thread stops between two tokens. One generation runs at a time per process (a llama.cpp
-context is not thread-safe); later streams wait their turn.
+context is not thread-safe): later requests wait in a fair queue
+(:mod:`streamer.providers.fairqueue`), told their position and an estimated wait
+(:class:`~streamer.providers.base.Queued`), and the time-to-first-token timeout starts when
+their turn comes.
+
+The input budget is the context (``n_ctx``) less the request's ``max_tokens``; the history
+budget counts texts with the model's own tokenizer (``Llama.tokenize``, in a worker thread:
+the vocabulary is read-only, so counting does not wait for a running generation), plus what the
+chat template adds (:data:`TEMPLATE_TOKENS`: Gemma's ``<start_of_turn>user\n…<end_of_turn>\n``
+is 5 tokens a message, the BOS token and ``<start_of_turn>model\n`` 4 a request; 8 and 8 for
+other formats). For Gemma that is llama.cpp's own count of the prompt.
+A request llama.cpp still finds too long ("Requested tokens … exceed context window") is a
+``provider_error`` that names the budget (:func:`~streamer.providers.base.context_exceeded`).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +44,18 @@ from streamer.providers.base import (
     Provider,
     ProviderEvent,
     ProviderRequest,
+    Queued,
     TextDelta,
     Usage,
+    context_exceeded,
 )
+from streamer.providers.fairqueue import FairQueue
 
 BUNDLED_FILENAME = "gemma-3-270m-q4_k_m.gguf"
+#: the wait estimate's guess of a token's time before a generation has been measured (s)
+FIRST_GUESS_S_PER_TOKEN = 0.05
+#: chat format -> (tokens its template adds per message, per request); others: 8 and 8
+TEMPLATE_TOKENS = {"gemma": (5, 4)}
 
 
 def default_cache_dir() -> Path:
@@ -76,15 +96,37 @@ class LocalProvider(Provider):
     """llama.cpp in-process; see the module docstring."""
 
     name = "local"
+    exact_count = True
+    sends_tools = False  # the chat formats used here have no tools
 
     def __init__(self, config: LocalProviderConfig) -> None:
         self.config = config
+        self.message_overhead, self.request_overhead = TEMPLATE_TOKENS.get(
+            config.chat_format, (8, 8))
         self._llama: Any = None
-        self._lock = trio.Lock()
+        self._load_lock = trio.Lock()
+        #: one generation at a time, first come, first served
+        self.queue = FairQueue(max_waiting=config.max_waiting,
+                               first_guess_s=config.max_tokens * FIRST_GUESS_S_PER_TOKEN)
 
     def model_for(self, request: ProviderRequest) -> str:
         return self.config.model_name if not self.config.model_path \
             else Path(self.config.model_path).stem
+
+    def input_budget(self, request: ProviderRequest) -> int:
+        """``n_ctx`` less the answer's ``max_tokens`` (the request's, else the setting's)."""
+        return self.config.n_ctx - self._max_tokens(request)
+
+    def _max_tokens(self, request: ProviderRequest) -> int:
+        return request.max_tokens or self.config.max_tokens
+
+    async def measure(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens by the model's tokenizer (special tokens parsed, as the chat
+        completion parses its prompt), in a worker thread."""
+        llm = await self.load()
+        return await trio.to_thread.run_sync(
+            lambda: [len(llm.tokenize(t.encode("utf-8", "replace"), add_bos=False,
+                                      special=True)) for t in texts])
 
     def _load(self) -> Any:
         try:
@@ -105,74 +147,105 @@ class LocalProvider(Provider):
 
     async def load(self) -> Any:
         """Load the model once (in a thread: about a second for the bundled one)."""
-        if self._llama is None:
-            self._llama = await trio.to_thread.run_sync(self._load)
+        async with self._load_lock:
+            if self._llama is None:
+                self._llama = await trio.to_thread.run_sync(self._load)
         return self._llama
 
     def _messages(self, request: ProviderRequest) -> list[dict[str, str]]:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         if request.system:
-            messages.insert(0, {"role": "system", "content": request.system})
+            if self.config.chat_format == "gemma":
+                # Gemma has no system role (llama.cpp's gemma format drops it): like Gemma's
+                # own template, the system text opens the first user turn
+                first = next((m for m in messages if m["role"] == "user"), None)
+                if first is not None:
+                    first["content"] = f"{request.system}\n\n{first['content']}"
+            else:
+                messages.insert(0, {"role": "system", "content": request.system})
         return messages
 
     @trio.as_safe_channel
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
-        async with self._lock:
-            llm = await self.load()
-            messages = self._messages(request)
-            send, receive = trio.open_memory_channel[dict[str, Any] | BaseException](
-                self.config.token_buffer)
-            stop = threading.Event()
-            max_tokens = request.max_tokens or self.config.max_tokens
-            temperature = (self.config.temperature if request.temperature is None
-                           else request.temperature)
+        llm = await self.load()
+        with self.queue.ticket() as ticket:
+            waited = False
+            while not ticket.ready:
+                waited = True
+                position = ticket.position
+                yield Queued(position, ticket.eta_ms())
+                await ticket.moved(position)
+            if waited:
+                yield Queued(0, 0)
+            async with aclosing(self._generate(llm, request)) as events:
+                async for event in events:
+                    yield event
 
-            def generate() -> None:
-                """Worker thread: one chunk per token into the channel, until done or stopped."""
-                chunks = None
-                try:
-                    chunks = llm.create_chat_completion(
-                        messages=messages, stream=True, max_tokens=max_tokens,
-                        temperature=temperature, repeat_penalty=self.config.repeat_penalty)
-                    for chunk in chunks:
-                        if stop.is_set():
-                            break
-                        trio.from_thread.run(send.send, chunk)
-                except (trio.Cancelled, trio.BrokenResourceError, trio.RunFinishedError):
-                    pass  # the consumer left: stop between tokens
-                except Exception as exc:  # llama.cpp failure: hand it to the Trio side
-                    try:
-                        trio.from_thread.run(send.send, exc)
-                    except BaseException:
-                        pass
-                finally:
-                    if chunks is not None:
-                        chunks.close()
-                    try:
-                        trio.from_thread.run_sync(send.close)
-                    except BaseException:
-                        pass
+    async def _generate(self, llm: Any, request: ProviderRequest
+                        ) -> AsyncGenerator[ProviderEvent, None]:
+        """The model's turn: generation in a worker thread, its chunks as events."""
+        messages = self._messages(request)
+        send, receive = trio.open_memory_channel[dict[str, Any] | BaseException](
+            self.config.token_buffer)
+        stop = threading.Event()
+        kwargs = {"messages": messages, "stream": True, "max_tokens": self._max_tokens(request),
+                  "temperature": (self.config.temperature if request.temperature is None
+                                  else request.temperature),
+                  "repeat_penalty": self.config.repeat_penalty}
+        output_tokens = 0
+        finish = "stop"
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.to_thread.run_sync, _generate_in_thread, llm, kwargs,
+                               send, stop)
+            try:
+                async with receive:
+                    async for item in receive:
+                        if isinstance(item, BaseException):
+                            raise self._failure(item, request) from item
+                        choice = item["choices"][0]
+                        text = choice.get("delta", {}).get("content")
+                        if text:
+                            output_tokens += 1
+                            yield TextDelta(text)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+            finally:
+                stop.set()
+        sizes = await self.measure([m["content"] for m in messages])
+        yield Usage(sum(sizes) + self.message_overhead * len(sizes) + self.request_overhead,
+                    output_tokens)
+        yield Finish("length" if finish == "length" else "stop")
 
-            output_tokens = 0
-            finish = "stop"
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.to_thread.run_sync, generate)
-                try:
-                    async with receive:
-                        async for item in receive:
-                            if isinstance(item, BaseException):
-                                raise ProviderError(f"local: generation failed: {item!r}") from item
-                            choice = item["choices"][0]
-                            text = choice.get("delta", {}).get("content")
-                            if text:
-                                output_tokens += 1
-                                yield TextDelta(text)
-                            if choice.get("finish_reason"):
-                                finish = choice["finish_reason"]
-                finally:
-                    stop.set()
-            prompt = "\n".join(m["content"] for m in messages)
-            input_tokens = len(await trio.to_thread.run_sync(
-                lambda: llm.tokenize(prompt.encode("utf-8"), add_bos=True)))
-            yield Usage(input_tokens, output_tokens)
-            yield Finish("length" if finish == "length" else "stop")
+    def _failure(self, exc: BaseException, request: ProviderRequest) -> ProviderError:
+        """llama.cpp's failure as a provider error (a context overflow names the budget)."""
+        if isinstance(exc, ValueError) and "exceed context window" in str(exc):
+            return context_exceeded(f"local: {exc} (providers.local.n_ctx)",
+                                    self.input_budget(request))
+        return ProviderError(f"local: generation failed: {exc!r}")
+
+
+def _generate_in_thread(llm: Any, kwargs: dict[str, Any],
+                        send: trio.MemorySendChannel[dict[str, Any] | BaseException],
+                        stop: threading.Event) -> None:
+    """Worker thread: one chunk per token into the channel, until done or stopped."""
+    chunks = None
+    try:
+        chunks = llm.create_chat_completion(**kwargs)
+        for chunk in chunks:
+            if stop.is_set():
+                break
+            trio.from_thread.run(send.send, chunk)
+    except (trio.Cancelled, trio.BrokenResourceError, trio.RunFinishedError):
+        pass  # the consumer left: stop between tokens
+    except Exception as exc:  # llama.cpp failure: hand it to the Trio side
+        try:
+            trio.from_thread.run(send.send, exc)
+        except BaseException:
+            pass
+    finally:
+        if chunks is not None:
+            chunks.close()
+        try:
+            trio.from_thread.run_sync(send.close)
+        except BaseException:
+            pass

@@ -46,6 +46,7 @@ from streamer.providers.base import (
     ToolCallDelta,
     ToolCallStart,
     Usage,
+    context_exceeded,
 )
 
 #: the API's ``finish_reason`` -> ours (anything else, e.g. ``stop``, ``content_filter``: stop)
@@ -80,12 +81,25 @@ def translate_error(exc: Exception, config: OpenAIProviderConfig) -> ProviderErr
         return ProviderTimeout(f"{where}: timed out")
     if isinstance(exc, openai.APIConnectionError):
         return ProviderUnavailable(f"{where}: cannot connect: {exc}")
+    if isinstance(exc, openai.APIStatusError) and _context_overflow(exc):
+        return context_exceeded(f"{where}: HTTP {exc.status_code}: {exc.message} "
+                                "(providers.openai.max_input_tokens)",
+                                config.max_input_tokens or None)
     if isinstance(exc, openai.APIStatusError):
         server_side = exc.status_code >= 500
         return ProviderError(f"{where}: HTTP {exc.status_code}: {exc.message}",
                              retryable=server_side,
                              public_message=None if server_side else PROVIDER_REFUSED)
     return ProviderError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True)
+
+
+def _context_overflow(exc: openai.APIStatusError) -> bool:
+    """The server refused a request longer than its context: OpenAI's
+    ``context_length_exceeded`` (vLLM's "maximum context length" message), llama.cpp server's
+    ``exceed_context_size_error``."""
+    text = f"{exc.code} {exc.type} {exc.message}".lower()
+    return exc.status_code == 400 and any(mark in text for mark in (
+        "context_length_exceeded", "maximum context length", "exceed_context_size"))
 
 
 class _ToolCalls:
@@ -182,6 +196,11 @@ class OpenAIProvider(Provider):
 
     def model_for(self, request: ProviderRequest) -> str:
         return request.model or self.config.model
+
+    def input_budget(self, request: ProviderRequest) -> int | None:
+        """``providers.openai.max_input_tokens`` (0: none); sizes are estimated
+        (:func:`~streamer.providers.base.estimate_tokens`)."""
+        return self.config.max_input_tokens or None
 
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:

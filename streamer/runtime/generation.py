@@ -18,13 +18,19 @@ The policy is pure and tested without a clock:
   (``provider_error``: text would be doubled).
 
 The Trio loop (:func:`generate`) is thin: it reads the provider with the two timeouts, feeds
-the step, waits out backpressure and retries, runs the tools, and writes the trace.
+the step, waits out backpressure and retries, runs the tools, and writes the trace. While the
+provider says the call waits its turn at the model (:class:`~streamer.providers.Queued`, the
+``local`` provider's fair queue) no timeout runs: the time to first token is counted from the
+end of the wait. A provider's error that leaves a nursery wrapped in an exception group
+(Trio's strict exception groups) is unwrapped (:func:`single_error`), so it is reported as
+itself (and retried if it may be), never as ``internal_error``.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -43,6 +49,7 @@ from streamer.providers import (
     Finish,
     Provider,
     ProviderRequest,
+    Queued,
     ReasoningDelta,
     TextDelta,
     ToolCallComplete,
@@ -53,7 +60,7 @@ from streamer.providers import (
 )
 from streamer.render.chunker import Chunker
 from streamer.tools import Tool, ToolResult, Tools
-from streamer.wire.events import Reasoning, Retrying, ToolCall
+from streamer.wire.events import Reasoning, Retrying, ToolCall, Waiting
 
 NextStep = Literal["answer", "tools", "exhausted"]
 
@@ -127,6 +134,9 @@ class Generation:
                           "output_tokens": item.output_tokens, "unit": item.unit}
         elif isinstance(item, Finish):
             self.finish = item.reason
+        elif isinstance(item, Queued):
+            self.log.append_event(Waiting(self.session_id, self.stream_id, item.position,
+                                          item.eta_ms))
         return False
 
     def _text(self, text: str) -> None:
@@ -231,6 +241,21 @@ def retry_delay_s(exc: ProviderError, attempt: int, policy: RetryPolicy, *,
     return None if delay_s > time_left_s else delay_s
 
 
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def single_error(group: BaseExceptionGroup) -> BaseException:
+    """The one exception an exception group holds (nested groups flattened): what a nursery
+    raised when a single task, or its body, failed. A group of several is returned as is."""
+    leaves = list(_leaves(group))
+    return leaves[0] if len(leaves) == 1 else group
+
+
 def after_first_output(exc: ProviderError) -> ProviderError:
     """The error a failure after the first output ends the answer with: a dropped connection
     or an overload mid-answer is ``provider_error`` (the answer cannot be retried)."""
@@ -314,27 +339,46 @@ async def _call_with_retries(shell: Shell, gen: Generation, provider: Provider,
 async def _call(shell: Shell, gen: Generation, provider: Provider,
                 streams: StreamsConfig) -> str:
     """One model call: read its events with the time-to-first-token and between-tokens
-    timeouts, feed them to the step."""
+    timeouts (none while it waits its turn at the model), feed them to the step.
+
+    Raises:
+        ProviderError: the provider's own error, unwrapped from an exception group.
+        ProviderTimeout: no event within a timeout.
+    """
     gen.begin_call()
-    async with provider.stream(shell.provider_request(gen.rounds)) as events:
-        shell.record("provider_call_opened")
-        try:
-            while True:
-                limit_s = (streams.provider_timeout_s if gen.first_output
-                           else streams.provider_ttft_timeout_s)
-                with trio.move_on_after(limit_s) as timeout:
-                    try:
-                        item = await events.receive()
-                    except trio.EndOfChannel:
-                        break
-                if timeout.cancelled_caught:
-                    what = "between tokens" if gen.first_output else "before the first token"
-                    raise ProviderTimeout(
-                        f"{shell.provider_name}: no data for {limit_s:g} s {what}")
-                if gen.starts_output(item):
-                    shell.record("first_token")
-                if gen.feed(item):
-                    await shell.backpressure()
-        finally:
-            shell.record("provider_call_closed")
+    try:
+        async with provider.stream(shell.provider_request(gen.rounds)) as events:
+            shell.record("provider_call_opened")
+            try:
+                await _read(shell, gen, events, streams)
+            finally:
+                shell.record("provider_call_closed")
+    except BaseExceptionGroup as group:
+        error = single_error(group)
+        if error is group:
+            raise
+        raise error  # noqa: B904 - the group is only its wrapper; the cause stays the error's
     return gen.finish
+
+
+async def _read(shell: Shell, gen: Generation, events: trio.abc.ReceiveChannel[object],
+                streams: StreamsConfig) -> None:
+    waiting = False  # the call waits its turn at the model: no timeout runs
+    while True:
+        limit_s = (math.inf if waiting else streams.provider_timeout_s if gen.first_output
+                   else streams.provider_ttft_timeout_s)
+        with trio.move_on_after(limit_s) as timeout:
+            try:
+                item = await events.receive()
+            except trio.EndOfChannel:
+                return
+        if timeout.cancelled_caught:
+            what = "between tokens" if gen.first_output else "before the first token"
+            raise ProviderTimeout(f"{shell.provider_name}: no data for {limit_s:g} s {what}")
+        waiting = isinstance(item, Queued) and item.position > 0
+        if isinstance(item, Queued):
+            shell.record("waiting", position=item.position, eta_ms=item.eta_ms)
+        if gen.starts_output(item):
+            shell.record("first_token")
+        if gen.feed(item):
+            await shell.backpressure()

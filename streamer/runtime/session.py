@@ -16,14 +16,19 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, Protocol
 
 import trio
 
 from streamer.config import Config
-from streamer.conversation import Message
-from streamer.errors import QueueFull, ServerShuttingDown, StreamerError, StreamNotFound
+from streamer.conversation import Message, remember
+from streamer.errors import (
+    PayloadTooLarge,
+    QueueFull,
+    ServerShuttingDown,
+    StreamerError,
+    StreamNotFound,
+)
 from streamer.persistence import Store
 from streamer.runtime.stream import Stream, StreamServices
 from streamer.runtime.waiter import Waiter
@@ -184,13 +189,15 @@ class Session:
 
     def submit(self, start: Start) -> Stream:
         """Queue a new stream; it starts when the streams before it are done. A ``prompt``
-        continues the session's conversation (its history goes first).
+        continues the session's conversation: when it begins, the history goes first, as much
+        of it as fits the provider's budget (``streamer.runtime.history``).
 
         The server's policy (``host.policy``) admits ``start`` for the session's owner first:
         the stream runs with the admitted ``start`` (provider resolved, ``max_tokens``
         clamped) and charges the owner's daily budgets when it ends.
 
         Raises:
+            PayloadTooLarge: the prompt and ``system`` alone pass ``streams.max_prompt_chars``.
             Forbidden: the policy does not allow the provider or model.
             QuotaExceeded: the owner's daily budget is spent.
             QueueFull: ``streams.max_queued`` streams are already waiting.
@@ -202,6 +209,9 @@ class Session:
         if host.draining:
             raise ServerShuttingDown("the server is shutting down",
                                      retry_after_ms=config.server.shutdown_retry_after_ms)
+        max_chars = config.streams.max_prompt_chars
+        if len(start.system or "") + len(start.messages[-1].content) > max_chars:
+            raise PayloadTooLarge(f"start: the prompt and system exceed {max_chars:,} characters")
         policy, owner = host.policy, self.owner
         host.limits.check_new_stream(owner.subject, host.active_streams(owner.subject))
         admission = policy.admit(owner, start)
@@ -209,8 +219,6 @@ class Session:
         if len(self.queue) >= config.streams.max_queued:
             raise QueueFull(f"{len(self.queue)} streams are already queued in this session",
                             retry_after_ms=1_000)
-        if len(start.messages) == 1 and self.history:
-            start = replace(start, messages=(*self.history, *start.messages))
         services = host.stream_services()
         stream = Stream(self, start, services, admission, on_end=lambda done: policy.record(
             owner, len(done.markdown), tokens_of(done.usage)))
@@ -297,8 +305,11 @@ class Session:
                                      stream.stream_id)
                     stream.end_crashed()
                 if stream.markdown and not self.deleted:
-                    self.history.extend(stream.request.messages[len(self.history):])
-                    self.history.append(Message("assistant", stream.markdown))
+                    # what it continued (or its own conversation), its messages and answer;
+                    # bounded: turns a request could never send again are let go
+                    self.history = remember(self.history if stream.uses_history else (),
+                                            stream.request.messages, stream.markdown,
+                                            self.host.config.streams.max_prompt_chars)
                 self._notify()
                 self.touch()
         finally:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import trio
 
 from streamer.config import Config
+from streamer.conversation import Message
 from streamer.delivery.subscription import Subscription
 from streamer.errors import PausedTooLong, StreamerError
 from streamer.log.stream_log import MemoryStreamLog
@@ -32,7 +33,8 @@ from streamer.persistence import MessageRecord, Store
 from streamer.providers import Provider, ProviderRequest, Providers, ToolRound
 from streamer.render.chunker import Chunker
 from streamer.render.markdown import Renderer
-from streamer.runtime.generation import Generation, generate
+from streamer.runtime.generation import Generation, generate, single_error
+from streamer.runtime.history import Fitted, fit_request
 from streamer.runtime.trace import Trace
 from streamer.runtime.waiter import Waiter
 from streamer.security.identity import Identity
@@ -92,6 +94,10 @@ class StreamOwner(Protocol):
     def deleted(self) -> bool:
         """The session was deleted: nothing of it is saved any more."""
 
+    @property
+    def history(self) -> Sequence[Message]:
+        """The conversation so far, oldest first (read when the stream begins)."""
+
     def watched(self) -> bool:
         """A connection or a hold keeps the session's current stream (the grace period)."""
 
@@ -139,6 +145,11 @@ class Stream:
         self.final_blocks: list[str] = []
         #: the tools this stream offers the model
         self.tools = services.tools.select(request.tools)
+        #: what the provider is sent of the conversation (the session's earlier turns that
+        #: fit the history budget, then the ``start``'s own; set when the stream begins)
+        self.messages: tuple[Message, ...] = request.messages
+        #: the history budget's result (``None`` until the stream begins, or if it failed)
+        self.fitted: Fitted | None = None
         self._generation: Generation | None = None
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
@@ -149,6 +160,12 @@ class Stream:
     @property
     def session_id(self) -> str:
         return self.owner.session_id
+
+    @property
+    def uses_history(self) -> bool:
+        """The ``start`` gave one message: it continues the session's conversation (a
+        ``start`` with several messages brings its own)."""
+        return len(self.request.messages) == 1
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -180,12 +197,15 @@ class Stream:
                     ) -> StreamStart:
         """The stream's ``stream_start``: for a subscriber (``resumed``: it has part of it
         already), or for the client that queued it (``position``: streams before it)."""
-        admission = self.admission
+        admission, fitted = self.admission, self.fitted
         return StreamStart(self.session_id, self.stream_id, self.provider_name, self.model,
                            resumed=resumed, queued=position is not None, position=position,
                            max_tokens=admission.max_tokens if admission else None,
                            max_tokens_requested=admission.max_tokens_requested
-                           if admission else None)
+                           if admission else None,
+                           history_dropped=fitted.dropped if fitted else None,
+                           input_tokens=fitted.size if fitted else None,
+                           max_input_tokens=fitted.budget if fitted else None)
 
     def attach(self, sub: Subscription) -> None:
         self.subscribers.add(sub)
@@ -263,7 +283,7 @@ class Stream:
 
     def provider_request(self, rounds: tuple[ToolRound, ...] = ()) -> ProviderRequest:
         req = self.request
-        return ProviderRequest(messages=req.messages, system=req.system, model=req.model,
+        return ProviderRequest(messages=self.messages, system=req.system, model=req.model,
                                max_tokens=req.max_tokens, temperature=req.temperature,
                                echo=req.echo, tools=self.tools, tool_rounds=rounds)
 
@@ -274,6 +294,24 @@ class Stream:
         except StreamerError as exc:
             return None, exc
         return provider, None
+
+    async def _fit(self, provider: Provider) -> StreamerError | None:
+        """Fit the conversation to the history budget (:mod:`.history`): the session's
+        history now (a ``start`` of one message) or the ``start``'s own earlier messages, then
+        its last. Returns the error that ends the stream, if it does not fit."""
+        own = self.request.messages
+        earlier = (*self.owner.history, *own[:-1]) if self.uses_history else own[:-1]
+        request = replace(self.provider_request(), messages=(*earlier, own[-1]))
+        try:
+            fitted = await fit_request(provider, request,
+                                       self.services.config.streams.max_prompt_chars)
+        except StreamerError as exc:
+            self.record("error", code=exc.code, error_id=exc.error_id)
+            return exc
+        self.fitted, self.messages = fitted, fitted.messages
+        self.record("history", dropped=fitted.dropped, kept=len(fitted.messages) - 1,
+                    input_size=fitted.size, budget=fitted.budget, unit=fitted.unit)
+        return None
 
     async def run(self) -> None:
         """Generate the answer into the log, then end it. Never raises for the stream's own
@@ -286,6 +324,10 @@ class Stream:
             stream_id=self.stream_id,
             max_response_chars=services.config.streams.max_response_chars)
         provider, error = self._provider()
+        if provider is not None:
+            error = await self._fit(provider)
+            if error is not None:
+                provider = None
         self.record("started", provider=self.provider_name, model=self.model)
         self.owner.stream_started(self)
         finish = "error" if error is not None else "stop"
@@ -321,13 +363,8 @@ class Stream:
                 try:
                     finish = await generate(self, gen, provider, self.tools, config.streams,
                                             config.tools.max_steps)
-                except StreamerError as exc:
-                    error, finish = exc, "error"
-                    self.record("error", code=exc.code, error_id=exc.error_id)
-                except Exception as exc:  # a bug: end this stream, keep the others
-                    error, finish = StreamerError(f"internal error: {exc!r}"), "error"
-                    logger.exception("stream %s failed (%s)", self.stream_id, error.error_id)
-                    self.record("error", code=error.code, error_id=error.error_id)
+                except Exception as exc:
+                    error, finish = self._failed(exc), "error"
                 finally:
                     nursery.cancel_scope.cancel()
         if self.cancel_reason is not None:
@@ -336,6 +373,17 @@ class Stream:
             error = cancel_error or error
             self.record("cancelled", reason=reason)
         return finish, error
+
+    def _failed(self, exc: Exception) -> StreamerError:
+        """The error generation ended with: a :class:`StreamerError` (alone in an exception
+        group, as a nursery raises it, too) as is; anything else is a bug (``internal_error``:
+        logged, this stream ends, the others go on)."""
+        error = single_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if not isinstance(error, StreamerError):
+            error = StreamerError(f"internal error: {exc!r}")
+            logger.exception("stream %s failed (%s)", self.stream_id, error.error_id)
+        self.record("error", code=error.code, error_id=error.error_id)
+        return error
 
     def _end(self, gen: Generation, finish: str, error: StreamerError | None,
              duration_ms: int | None) -> None:

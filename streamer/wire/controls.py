@@ -35,7 +35,6 @@ from streamer.errors import InvalidMessage, PayloadTooLarge, UnsupportedProtocol
 from streamer.wire.cursor import STREAM_ID_RE, Cursor, parse_cursor
 from streamer.wire.events import PROTOCOL_VERSION
 
-MAX_PROMPT_CHARS = 100_000
 MAX_MESSAGES = 200
 MAX_TOOLS = 32
 
@@ -172,8 +171,6 @@ def _messages(msg: dict[str, Any]) -> tuple[Message, ...]:
             messages.append(Message(item["role"], item["content"]))
         if messages[-1].role != "user":
             raise InvalidMessage("start: the last message must be the user's")
-    if sum(len(m.content) for m in messages) > MAX_PROMPT_CHARS:
-        raise PayloadTooLarge(f"start: the prompt exceeds {MAX_PROMPT_CHARS} characters")
     return tuple(messages)
 
 

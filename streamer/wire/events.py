@@ -13,6 +13,7 @@ class                  ``type`` on the wire                        built by
 :class:`Reasoning`     ``reasoning``                               generation (kept in the log)
 :class:`ToolCall`      ``tool_call``                               generation (kept in the log)
 :class:`Retrying`      ``state`` with ``state: "retrying"``        generation (kept in the log)
+:class:`Waiting`       ``state`` with ``state: "waiting"``         generation (kept in the log)
 :class:`Progress`      ``progress``                                subscription
 :class:`State`         ``state`` (the answer to a control)         the control table
 :class:`StreamComplete` ``stream_complete``                        the stream's end, stored
@@ -23,7 +24,8 @@ class                  ``type`` on the wire                        built by
 =====================  ==========================================  ===========================
 
 Optional fields that are ``None`` are left out of the JSON (as the protocol's tables say:
-"optional"). The events the log keeps (:data:`LogEvent`: reasoning, tool calls, retry notices)
+"optional"). The events the log keeps (:data:`LogEvent`: reasoning, tool calls, retry and
+wait notices)
 are built without ``seq``/``epoch``; a subscription stamps them (:meth:`stamped`) when it sends
 them. Pure: no I/O, but for :meth:`Error.of`, which has the exception log its detail.
 """
@@ -102,6 +104,11 @@ class StreamStart:
     position: int | None = None
     max_tokens: int | None = None
     max_tokens_requested: int | None = None
+    #: the history budget (once the stream began): earlier turns left out, the request's
+    #: size and the provider's input budget (tokens; characters for echo)
+    history_dropped: int | None = None
+    input_tokens: int | None = None
+    max_input_tokens: int | None = None
 
     def to_json(self) -> JSONObject:
         out: JSONObject = {"type": self.type, "session_id": self.session_id,
@@ -115,6 +122,9 @@ class StreamStart:
         _put(out, "position", self.position)
         _put(out, "max_tokens", self.max_tokens)
         _put(out, "max_tokens_requested", self.max_tokens_requested)
+        _put(out, "history_dropped", self.history_dropped)
+        _put(out, "input_tokens", self.input_tokens)
+        _put(out, "max_input_tokens", self.max_input_tokens)
         return out
 
 
@@ -282,8 +292,36 @@ class Retrying:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The model call waits its turn at a model that serves one request at a time (the
+    ``local`` provider's fair queue): ``position`` requests run or wait before it,
+    ``eta_ms`` an estimate of the wait; ``position: 0``: its turn came, generation begins
+    (a ``state`` event with ``state: "waiting"``)."""
+
+    type: ClassVar[str] = "state"
+    session_id: str
+    stream_id: str
+    position: int
+    eta_ms: int | None = None
+    seq: int | None = None
+    epoch: str | None = None
+
+    def stamped(self, seq: int, epoch: str) -> Waiting:
+        return replace(self, seq=seq, epoch=epoch)
+
+    def to_json(self) -> JSONObject:
+        out: JSONObject = {"type": self.type, "session_id": self.session_id,
+                           "stream_id": self.stream_id, "state": "waiting",
+                           "position": self.position}
+        _put(out, "eta_ms", self.eta_ms)
+        _put(out, "seq", self.seq)
+        _put(out, "epoch", self.epoch)
+        return out
+
+
 #: the stream events the log keeps beside the document ops (sent stamped with their seq)
-LogEvent = Reasoning | ToolCall | Retrying
+LogEvent = Reasoning | ToolCall | Retrying | Waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,4 +448,4 @@ class Pong:
 
 
 ServerEvent = (Connected | Heartbeat | StreamStart | Chunk | Snapshot | Reasoning | ToolCall
-               | Retrying | Progress | State | StreamComplete | Error | Pong)
+               | Retrying | Waiting | Progress | State | StreamComplete | Error | Pong)

@@ -50,6 +50,7 @@ from streamer.wire.events import (
     StreamComplete,
     StreamStart,
     ToolCall,
+    Waiting,
     chunk_event,
     op_from_chunk,
 )
@@ -76,6 +77,11 @@ GOLDEN: list[tuple[ServerEvent, str]] = [
     (StreamStart("sess1234", "s_2", "echo", "echo-1", queued=True, position=2),
      '{"type":"stream_start","session_id":"sess1234","stream_id":"s_2","provider":"echo",'
      '"model":"echo-1","queued":true,"position":2}'),
+    (StreamStart("sess1234", "s_4", "local", "gemma", max_tokens=16, history_dropped=3,
+                 input_tokens=1490, max_input_tokens=2032),
+     '{"type":"stream_start","session_id":"sess1234","stream_id":"s_4","provider":"local",'
+     '"model":"gemma","max_tokens":16,"history_dropped":3,"input_tokens":1490,'
+     '"max_input_tokens":2032}'),
     (StreamStart("sess1234", "s_3", None, None, resumed=True),
      '{"type":"stream_start","session_id":"sess1234","stream_id":"s_3","resumed":true}'),
     (Chunk("sess1234", "s_1", 3, Op("append", 0, "<p>a</p>\n"), "ep"),
@@ -109,6 +115,9 @@ GOLDEN: list[tuple[ServerEvent, str]] = [
      '{"type":"state","session_id":"sess1234","stream_id":"s_1","state":"retrying",'
      '"attempt":1,"retry_in_ms":200,"code":"rate_limited","message":"slow down","seq":1,'
      '"epoch":"ep"}'),
+    (Waiting("sess1234", "s_1", 2, 12_000).stamped(2, "ep"),
+     '{"type":"state","session_id":"sess1234","stream_id":"s_1","state":"waiting",'
+     '"position":2,"eta_ms":12000,"seq":2,"epoch":"ep"}'),
     (Progress("sess1234", "s_1", 100, 40, 60, 1500, False),
      '{"type":"progress","session_id":"sess1234","stream_id":"s_1","received_chars":100,'
      '"delivered_chars":40,"backlog_chars":60,"eta_ms":1500,"generation_done":false}'),
@@ -247,8 +256,8 @@ def test_malformed_controls_are_invalid_messages(msg: Any) -> None:
 def test_size_and_protocol_limits() -> None:
     with pytest.raises(PayloadTooLarge):
         parse({"type": "ping", "ts": "x" * 100}, max_bytes=50)
-    with pytest.raises(PayloadTooLarge):
-        parse({"type": "start", "prompt": "x" * 100_001}, max_bytes=1 << 20)
+    # the prompt's own limit is a setting (streams.max_prompt_chars), checked by the session
+    assert parse({"type": "start", "prompt": "x" * 100_001}, max_bytes=1 << 20)
     with pytest.raises(UnsupportedProtocol):
         parse({"type": "ping", "protocol": 1})
 

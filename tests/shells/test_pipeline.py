@@ -312,7 +312,7 @@ async def test_history_makes_the_next_prompt_multi_turn(
     await recorder.wait_for("stream_complete")
     stream = session.submit(start("two", mode="off"))
     await recorder.wait_for("stream_complete", 2)
-    assert stream.request.messages == (Message("user", "one"), Message("assistant", "one"),
+    assert stream.messages == (Message("user", "one"), Message("assistant", "one"),
                                        Message("user", "two"))
 
 
