@@ -1,4 +1,5 @@
-"""SSE transport: ``GET /api/sessions/{session_id}/events`` + ``POST …/control``.
+"""SSE transport: ``GET /api/sessions/{session_id}/events`` + ``POST …/control``
+(:func:`apply_control`).
 
 Each event is ``id:`` (``{stream_id}:{epoch}:{seq}`` for stream events), ``event:`` (the type) and
 ``data:`` (the JSON); a ``: ping`` comment is the heartbeat. The response body is an async
@@ -14,9 +15,11 @@ from typing import Any
 
 import trio
 
+from streamer.errors import SessionNotFound
 from streamer.runtime.connection import Connection
 from streamer.runtime.session import Session
 from streamer.wire.codecs import encode_sse, sse_comment
+from streamer.wire.controls import Start, parse_control
 from streamer.wire.cursor import Cursor
 
 logger = logging.getLogger("streamer.transports.sse")
@@ -83,3 +86,28 @@ class SSEBody:
         """Quart calls this when the response ends (client gone, or timeout)."""
         self._scope.cancel()
         self._receive.close()
+
+
+async def apply_control(session: Session, connection_id: str | None, raw: bytes) -> None:
+    """One control message POSTed for the session's SSE connections: the one named by
+    ``connection_id``, else every one (a ``start`` goes to the first only). Each target's
+    :class:`~streamer.runtime.control_gate.ControlGate` counts it before it is parsed
+    (``docs/protocol.md``, "Limits on control messages"); answers arrive on the event stream.
+
+    Raises:
+        SessionNotFound: no such connection in the session (HTTP 404).
+        ControlRateLimited: over a target's rate (429 ``rate_limited``, ``Retry-After``).
+        InvalidMessage, PayloadTooLarge, UnsupportedProtocol: a malformed message (400, 413).
+        StreamerError: the session refused it (queue full, unknown stream, draining).
+    """
+    connections = [c for c in session.connections if isinstance(c, Connection)
+                   and (connection_id is None or c.connection_id == connection_id)]
+    if not connections:
+        raise SessionNotFound(f"no connection {connection_id} in session {session.session_id}")
+    for connection in connections:
+        connection.gate.admit()
+    control = parse_control(raw, connections[0].json_limits)
+    targets = connections[:1] if isinstance(control, Start) else connections
+    with trio.fail_after(session.host.config.server.send_timeout_s):
+        for connection in targets:
+            await connection.handle_control(control)

@@ -40,6 +40,13 @@ class WebSocketTransport:
         await self.websocket.close(code, reason)
 
 
+async def _frame(websocket: Websocket) -> str | bytes:
+    """The next frame's data: ``str`` (text frame) or ``bytes`` (binary frame). Quart hands
+    an empty binary frame over as ``None`` (``event.get("bytes") or event["text"]``)."""
+    data: str | bytes | None = await websocket.receive()
+    return b"" if data is None else data
+
+
 async def serve_websocket(session: Session, websocket: Websocket,
                           resume: Cursor | None = None) -> None:
     """Serve an accepted WebSocket until either side closes it; ``resume`` continues a
@@ -52,7 +59,7 @@ async def serve_websocket(session: Session, websocket: Websocket,
     transport = WebSocketTransport(websocket)
 
     async def receive_controls(connection: Connection) -> None:
-        while await connection.receive(await websocket.receive()):
+        while await connection.receive(await _frame(websocket)):
             pass
         await connection.close_after(None, CLOSE_POLICY_VIOLATION,
                                      "too many invalid or over-rate messages")

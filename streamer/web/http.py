@@ -19,6 +19,7 @@ from streamer.errors import (
     UnsupportedMediaType,
 )
 from streamer.runtime.registry import Registry
+from streamer.wire.codecs import JSONLimits, decode_json
 from streamer.wire.cursor import SESSION_ID_RE
 from streamer.wire.events import Error
 
@@ -102,14 +103,13 @@ async def read_body(max_bytes: int) -> bytes:
 
 
 async def read_json(max_bytes: int) -> Any:
-    """The request body as JSON (at most ``max_bytes``).
+    """The request body as JSON (at most ``max_bytes``; nesting and numbers within
+    ``[server]``'s limits: :func:`streamer.wire.codecs.decode_json`).
 
     Raises:
         UnsupportedMediaType: another content type.
         PayloadTooLarge: too long.
-        InvalidMessage: not JSON.
+        InvalidMessage: not UTF-8 JSON within the limits.
     """
-    try:
-        return json.loads(await read_body(max_bytes))
-    except ValueError as exc:
-        raise InvalidMessage(f"not valid JSON: {exc}") from exc
+    limits = JSONLimits.of(registry().config.server, max_bytes)
+    return decode_json(await read_body(max_bytes), limits)

@@ -28,6 +28,7 @@ from streamer.runtime.offload import render_document
 from streamer.runtime.session import Session
 from streamer.web.guard import identity
 from streamer.web.http import json_response, read_body, read_json, registry, valid_session_id
+from streamer.wire.codecs import JSONLimits
 from streamer.wire.controls import Start, parse_control
 
 rest = Blueprint("rest", __name__)
@@ -98,7 +99,7 @@ async def complete(session_id: str) -> Response:
     max_bytes = reg.config.server.max_message_bytes
     raw = await read_body(max_bytes)
     session, _ = await reg.create_session(identity(), valid_session_id(session_id))
-    control = parse_control(raw, max_bytes)
+    control = parse_control(raw, JSONLimits.of(reg.config.server, max_bytes))
     if not isinstance(control, Start):
         raise InvalidMessage("complete: the body is a 'start' message")
     with session.hold():  # the waiting call counts as a subscriber for the grace period

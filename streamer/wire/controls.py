@@ -19,24 +19,54 @@ wire ``type``          dataclass
 Anything malformed raises :class:`~streamer.errors.InvalidMessage` (or
 :class:`~streamer.errors.PayloadTooLarge`, :class:`~streamer.errors.UnsupportedProtocol`) with
 a message that says what is wrong, so the transport answers with an ``error`` event and keeps
-the connection. Fields a message does not define are ignored. Pure: no I/O.
+the connection. The text is decoded by :func:`~streamer.wire.codecs.decode_json` (bounded size,
+nesting and numbers); a field a message does not define is ``invalid_message`` (:data:`FIELDS`:
+a misspelt option must not be silently dropped); messages quote the input only through
+:func:`~streamer.wire.codecs.excerpt`. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamer.conversation import ROLES, EchoOptions, Message
-from streamer.errors import InvalidMessage, PayloadTooLarge, UnsupportedProtocol
+from streamer.errors import InvalidMessage, UnsupportedProtocol
+from streamer.wire.codecs import JSONLimits, decode_json, encode_json, excerpt
 from streamer.wire.cursor import STREAM_ID_RE, Cursor, parse_cursor
 from streamer.wire.events import PROTOCOL_VERSION
 
 MAX_MESSAGES = 200
 MAX_TOOLS = 32
+#: ``ping.ts`` is echoed in ``pong``: at most this many characters of JSON
+MAX_PING_TS_CHARS = 128
+#: ``queue_move.position`` beyond the queue means "last"; larger numbers say nothing more
+MAX_QUEUE_POSITION = 1_000_000
+#: a provider's name: what ``[providers]`` can name
+PROVIDER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: a model's name: printable, no spaces (``org/model:tag@rev`` and the like)
+MODEL_RE = re.compile(r"[!-~]{1,200}")
+
+#: the fields each control message may carry (besides ``type`` and ``protocol``); any other
+#: is ``invalid_message``. ``start.format`` (protocol 1) is still accepted and ignored.
+FIELDS: dict[str, frozenset[str]] = {
+    "start": frozenset({"prompt", "messages", "provider", "model", "system", "max_tokens",
+                        "temperature", "pacing", "echo", "tools", "format"}),
+    "pause": frozenset(), "skip": frozenset(),
+    "resume": frozenset({"stream_id", "last_seq", "epoch"}),
+    "speed": frozenset({"cps"}),
+    "stop": frozenset({"stream_id"}),
+    "ping": frozenset({"ts"}),
+    "queue_remove": frozenset({"stream_id"}),
+    "queue_move": frozenset({"stream_id", "position"}),
+}
+_ALLOWED = {kind: fields | {"type", "protocol"} for kind, fields in FIELDS.items()}
+_MESSAGE_FIELDS = frozenset({"role", "content"})
+_PACING_FIELDS = frozenset({"mode", "cps"})
+_ECHO_FIELDS = frozenset({"delta_chars", "interval_ms"})
 
 PacingMode = Literal["off", "fixed", "smooth"]
 
@@ -143,6 +173,13 @@ def _get(obj: dict[str, Any], key: str, kinds: type | tuple[type, ...], what: st
     return value
 
 
+def _only(obj: dict[str, Any], allowed: frozenset[str], what: str) -> None:
+    """Refuse a field ``obj`` does not define (its name quoted by :func:`excerpt`)."""
+    for key in obj:
+        if key not in allowed:
+            raise InvalidMessage(f"{what}: unknown field {excerpt(key)}")
+
+
 def _positive_number(value: Any, what: str) -> float:
     number = float(value)
     if not math.isfinite(number) or number <= 0:
@@ -168,6 +205,7 @@ def _messages(msg: dict[str, Any]) -> tuple[Message, ...]:
                     or not isinstance(item.get("content"), str):
                 raise InvalidMessage(
                     f"start: messages[{i}] must be {{'role': one of {ROLES}, 'content': str}}")
+            _only(item, _MESSAGE_FIELDS, f"start: messages[{i}]")
             messages.append(Message(item["role"], item["content"]))
         if messages[-1].role != "user":
             raise InvalidMessage("start: the last message must be the user's")
@@ -178,6 +216,7 @@ def _pacing(msg: dict[str, Any]) -> Pacing:
     raw = _get(msg, "pacing", dict, "start")
     if raw is None:
         return Pacing()
+    _only(raw, _PACING_FIELDS, "start.pacing")
     mode = _get(raw, "mode", str, "start.pacing")
     if mode is not None and mode not in ("off", "fixed", "smooth"):
         raise InvalidMessage("start.pacing: 'mode' must be 'off', 'fixed' or 'smooth'")
@@ -189,6 +228,7 @@ def _echo(msg: dict[str, Any]) -> EchoOptions:
     raw = _get(msg, "echo", dict, "start")
     if raw is None:
         return EchoOptions()
+    _only(raw, _ECHO_FIELDS, "start.echo")
     delta_chars = _get(raw, "delta_chars", int, "start.echo")
     if delta_chars is not None and not 1 <= delta_chars <= 100_000:
         raise InvalidMessage("start.echo: 'delta_chars' must be between 1 and 100000")
@@ -202,7 +242,11 @@ def _parse_start(msg: dict[str, Any]) -> Start:
     what = "start"
     messages = _messages(msg)
     provider = _get(msg, "provider", str, what)
+    if provider is not None and not PROVIDER_RE.fullmatch(provider):
+        raise InvalidMessage("start: 'provider' is 1-64 characters of A-Z, a-z, 0-9, '_.-'")
     model = _get(msg, "model", str, what)
+    if model is not None and not MODEL_RE.fullmatch(model):
+        raise InvalidMessage("start: 'model' is 1-200 printable ASCII characters, no spaces")
     system = _get(msg, "system", str, what)
     max_tokens = _get(msg, "max_tokens", int, what)
     if max_tokens is not None and not 1 <= max_tokens <= 1_000_000:
@@ -237,10 +281,17 @@ def _parse_speed(msg: dict[str, Any]) -> Speed:
                                   "speed: 'cps'"))
 
 
+def _parse_ping(msg: dict[str, Any]) -> Ping:
+    ts = msg.get("ts")
+    if ts is not None and len(encode_json(ts)) > MAX_PING_TS_CHARS:
+        raise InvalidMessage(f"ping: 'ts' is at most {MAX_PING_TS_CHARS} characters of JSON")
+    return Ping(ts)
+
+
 def _parse_queue_move(msg: dict[str, Any]) -> QueueMove:
     position = _get(msg, "position", int, "queue_move", required=True)
-    if position < 0:
-        raise InvalidMessage("queue_move: 'position' must be >= 0")
+    if not 0 <= position <= MAX_QUEUE_POSITION:
+        raise InvalidMessage(f"queue_move: 'position' must be from 0 to {MAX_QUEUE_POSITION}")
     return QueueMove(_stream_id(msg, "queue_move", required=True) or "", position)
 
 
@@ -251,51 +302,41 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Control]] = {
     "skip": lambda msg: Skip(),
     "speed": _parse_speed,
     "stop": lambda msg: Stop(_stream_id(msg, "stop", required=False)),
-    "ping": lambda msg: Ping(msg.get("ts")),
+    "ping": _parse_ping,
     "queue_remove": lambda msg: QueueRemove(
         _stream_id(msg, "queue_remove", required=True) or ""),
     "queue_move": _parse_queue_move,
 }
 
 
-def decode_object(raw: str | bytes, max_bytes: int) -> Any:
-    """The JSON value of a control message or request body, at most ``max_bytes`` of UTF-8.
-
-    Raises:
-        PayloadTooLarge: longer than ``max_bytes``.
-        InvalidMessage: not JSON.
-    """
-    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8"))
-    if size > max_bytes:
-        raise PayloadTooLarge(f"control message of {size} bytes exceeds {max_bytes}")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidMessage(f"not valid JSON: {exc}") from exc
-
-
-def parse_control(raw: str | bytes | dict[str, Any], max_bytes: int) -> Control:
+def parse_control(raw: str | bytes | dict[str, Any], limits: int | JSONLimits) -> Control:
     """Parse and validate one control message (protocol.md, "Client → server").
 
     Args:
         raw: the WebSocket frame or POST body (JSON text), or an already decoded object.
-        max_bytes: the largest accepted message, in bytes of UTF-8.
+        limits: what :func:`~streamer.wire.codecs.decode_json` accepts; an ``int`` is the
+            largest message in bytes of UTF-8, with the default depth and number limits.
 
     Raises:
-        PayloadTooLarge: the message is longer than ``max_bytes``.
-        InvalidMessage: not JSON, not an object, unknown ``type``, or a bad field.
+        PayloadTooLarge: the message is longer than ``limits.max_bytes``.
+        InvalidMessage: not JSON within ``limits``, not an object, unknown ``type``, an
+            unknown field, or a bad field.
         UnsupportedProtocol: the message asks for a protocol version this server lacks.
     """
-    msg = raw if isinstance(raw, dict) else decode_object(raw, max_bytes)
-    if not isinstance(msg, dict):
+    if not isinstance(raw, dict):
+        raw = decode_json(raw, limits if isinstance(limits, JSONLimits)
+                          else JSONLimits(max_bytes=limits))
+    if not isinstance(raw, dict):
         raise InvalidMessage("a control message must be a JSON object")
+    msg: dict[str, Any] = raw
     if "protocol" in msg and msg["protocol"] != PROTOCOL_VERSION:
-        raise UnsupportedProtocol(
-            f"protocol {msg['protocol']!r} is not supported; this server speaks {PROTOCOL_VERSION}")
+        raise UnsupportedProtocol(f"protocol {excerpt(msg['protocol'])} is not supported; this "
+                                  f"server speaks {PROTOCOL_VERSION}")
     kind = msg.get("type")
     if kind is None:
         raise InvalidMessage("a control message needs a 'type'")
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
-        raise InvalidMessage(f"unknown message type {kind!r}")
+        raise InvalidMessage(f"unknown message type {excerpt(kind)}")
+    _only(msg, _ALLOWED[kind], kind)
     return parser(msg)

@@ -21,6 +21,11 @@ SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: an epoch as the server makes them (8 hex digits), with room to spare
 EPOCH_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+#: the largest ``seq`` a client may name: JavaScript's largest exact integer (2**53 - 1)
+MAX_SEQ = 2**53 - 1
+#: a ``seq`` in text (URL query, event id): ASCII digits only (``str.isdigit`` would take
+#: ``"²"``, which ``int`` refuses), at most 16 of them (``MAX_SEQ`` has 16)
+SEQ_RE = re.compile(r"[0-9]{1,16}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +52,26 @@ def parse_event_id(text: str) -> Cursor:
     """Parse ``Last-Event-ID`` / ``?last_event_id=`` (``"{stream_id}:{epoch}:{seq}"``).
 
     Raises:
-        InvalidMessage: the id does not have that shape.
+        InvalidMessage: the id does not have that shape (``seq``: 1-16 ASCII digits, at most
+            :data:`MAX_SEQ`).
     """
     parts = text.strip().split(":")
     if len(parts) != 3 or not STREAM_ID_RE.fullmatch(parts[0]) \
-            or not EPOCH_RE.fullmatch(parts[1]) or not parts[2].isdigit():
-        raise InvalidMessage("an event id is '{stream_id}:{epoch}:{seq}'")
+            or not EPOCH_RE.fullmatch(parts[1]) or _seq(parts[2]) is None:
+        raise InvalidMessage("an event id is '{stream_id}:{epoch}:{seq}', seq at most "
+                             f"{MAX_SEQ}")
     return Cursor(parts[0], parts[1], int(parts[2]))
+
+
+def _seq(value: str | int) -> int | None:
+    """``value`` as a ``seq`` (0 to :data:`MAX_SEQ`), or ``None`` if it is not one."""
+    if isinstance(value, str):
+        if not SEQ_RE.fullmatch(value):
+            return None
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQ:
+        return None
+    return value
 
 
 def parse_cursor(stream_id: str | None, epoch: str | None, last_seq: str | int | None
@@ -63,7 +81,8 @@ def parse_cursor(stream_id: str | None, epoch: str | None, last_seq: str | int |
     Returns ``None`` when neither ``stream_id`` nor ``last_seq`` is given.
 
     Raises:
-        InvalidMessage: only one of ``stream_id``/``last_seq``, or a malformed value.
+        InvalidMessage: only one of ``stream_id``/``last_seq``, or a malformed value
+            (``last_seq``: an integer, or 1-16 ASCII digits, from 0 to :data:`MAX_SEQ`).
     """
     if stream_id is None and last_seq is None:
         return None
@@ -73,10 +92,7 @@ def parse_cursor(stream_id: str | None, epoch: str | None, last_seq: str | int |
         raise InvalidMessage("resume: 'stream_id' is not a valid stream id")
     if epoch is not None and not EPOCH_RE.fullmatch(epoch):
         raise InvalidMessage("resume: 'epoch' is not a valid epoch")
-    if isinstance(last_seq, str):
-        if not last_seq.isdigit():
-            raise InvalidMessage("resume: 'last_seq' must be an integer >= 0")
-        last_seq = int(last_seq)
-    if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
-        raise InvalidMessage("resume: 'last_seq' must be an integer >= 0")
-    return Cursor(stream_id, epoch, last_seq)
+    seq = _seq(last_seq)
+    if seq is None:
+        raise InvalidMessage(f"resume: 'last_seq' must be an integer from 0 to {MAX_SEQ}")
+    return Cursor(stream_id, epoch, seq)
