@@ -116,12 +116,21 @@ class AnthropicProvider(Provider):
         (:func:`~streamer.providers.base.estimate_tokens`)."""
         return self.config.max_input_tokens or None
 
-    def client(self) -> anthropic.AsyncAnthropic:
+    def _make_client(self) -> anthropic.AsyncAnthropic:
+        client = anthropic.AsyncAnthropic(
+            api_key=os.environ.get(self.config.api_key_env) or "no-key-configured",
+            base_url=self.config.base_url, max_retries=0,
+            timeout=anthropic.Timeout(None, connect=self.config.connect_timeout_s))
+        client.messages  # noqa: B018 - imports the SDK's lazy resource modules here
+        return client
+
+    async def client(self) -> anthropic.AsyncAnthropic:
+        """The SDK client, made once, in a worker thread (the first one imports lazy modules
+        and builds an SSL context: over a second, never on the event loop)."""
         if self._client is None:
-            self._client = anthropic.AsyncAnthropic(
-                api_key=os.environ.get(self.config.api_key_env) or "no-key-configured",
-                base_url=self.config.base_url, max_retries=0,
-                timeout=anthropic.Timeout(None, connect=self.config.connect_timeout_s))
+            made = await trio.to_thread.run_sync(self._make_client)
+            if self._client is None:
+                self._client = made
         return self._client
 
     async def aclose(self) -> None:
@@ -164,7 +173,7 @@ class AnthropicProvider(Provider):
     @trio.as_safe_channel
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         try:
-            response = await self.client().messages.create(**self._body(request))
+            response = await (await self.client()).messages.create(**self._body(request))
         except anthropic.AnthropicError as exc:  # the SDK wraps its transport's errors here
             raise translate_error(exc, self.config) from exc
         message = _Message()

@@ -202,15 +202,25 @@ class OpenAIProvider(Provider):
         (:func:`~streamer.providers.base.estimate_tokens`)."""
         return self.config.max_input_tokens or None
 
-    def client(self) -> openai.AsyncOpenAI:
+    def _make_client(self) -> openai.AsyncOpenAI:
+        key_env = self.config.api_key_env
+        client = openai.AsyncOpenAI(
+            api_key=(os.environ.get(key_env) if key_env else None) or NO_KEY,
+            base_url=self.config.base_url,
+            max_retries=0,
+            timeout=openai.Timeout(None, connect=self.config.connect_timeout_s),
+        )
+        client.chat.completions  # noqa: B018 - imports the SDK's lazy resource modules here
+        return client
+
+    async def client(self) -> openai.AsyncOpenAI:
+        """The SDK client, made once, in a worker thread: the first one imports the SDK's
+        lazy modules and builds an SSL context (1.7 s measured here), which must not stall
+        every other stream on the event loop."""
         if self._client is None:
-            key_env = self.config.api_key_env
-            self._client = openai.AsyncOpenAI(
-                api_key=(os.environ.get(key_env) if key_env else None) or NO_KEY,
-                base_url=self.config.base_url,
-                max_retries=0,
-                timeout=openai.Timeout(None, connect=self.config.connect_timeout_s),
-            )
+            made = await trio.to_thread.run_sync(self._make_client)
+            if self._client is None:
+                self._client = made
         return self._client
 
     async def aclose(self) -> None:
@@ -251,7 +261,7 @@ class OpenAIProvider(Provider):
     @trio.as_safe_channel
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         try:
-            response = await self.client().chat.completions.create(**self._body(request))
+            response = await (await self.client()).chat.completions.create(**self._body(request))
         except openai.OpenAIError as exc:  # the SDK wraps its transport's errors here
             raise translate_error(exc, self.config) from exc
         finish = ""

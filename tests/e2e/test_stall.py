@@ -8,6 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 import trio
 from trio_websocket import open_websocket_url
 
@@ -77,5 +78,62 @@ async def test_heavy_renders_stall_no_other_stream(live_server: LiveServer) -> N
     with trio.fail_after(120):
         gap, health, frames = await watch_while(live_server, renders)
     assert frames > 20
+    assert gap < MAX_GAP_S, f"a frame gap of {gap * 1000:.0f} ms"
+    assert health < MAX_GAP_S, f"/healthz took {health * 1000:.0f} ms"
+
+
+def tool_call_transcript(expression: str) -> bytes:
+    """An OpenAI chat-completions stream whose one choice calls ``calculate``."""
+    call = {"index": 0, "id": "call_big", "type": "function",
+            "function": {"name": "calculate",
+                         "arguments": json.dumps({"expression": expression})}}
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [call]},
+                            "finish_reason": None}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+    return b"".join(b"data: " + json.dumps({"id": "c", "object": "chat.completion.chunk",
+                                            "created": 1, "model": "m", **c}).encode()
+                    + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
+async def test_a_model_led_to_a_huge_calculation_stalls_no_other_stream(
+        nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch) -> None:
+    from functools import partial
+
+    from streamer.server import serve
+    from tests.conftest import make_config
+    from tests.shells.test_openai_provider import TRANSCRIPT, Upstream
+
+    monkeypatch.setenv("STREAMER_TEST_KEY", "sk-test")
+    upstream = Upstream()
+    listeners = await nursery.start(trio.serve_tcp, upstream.handle, 0)
+    port = listeners[0].socket.getsockname()[1]
+    expressions = ["(((9**99)**99)**99)**16", "((((9**99)**99)**99)**99)**99"]
+    for expression in expressions:
+        upstream.script += [(200, tool_call_transcript(expression), {}), (200, TRANSCRIPT, {})]
+    config = make_config(**{"providers.openai.base_url": f"http://127.0.0.1:{port}/v1",
+                            "providers.openai.api_key_env": "STREAMER_TEST_KEY"})
+    stop = trio.Event()
+    binds = await nursery.start(partial(serve, config, shutdown_trigger=stop.wait))
+    server = LiveServer(binds[0], config)
+    results: list[str] = []
+
+    async def tool_answers() -> None:
+        for _ in expressions:
+            sid = await create_session(server.base_url)
+            async with open_websocket_url(f"{server.ws_url}/ws/stream/{sid}") as ws:
+                await ws.send_message(json.dumps({
+                    "type": "start", "prompt": "compute it", "provider": "openai",
+                    "tools": ["calculate"], "pacing": {"mode": "off"}}))
+                while True:
+                    ev = json.loads(await ws.get_message())
+                    if ev["type"] == "tool_call" and ev.get("result") is not None:
+                        results.append(ev["result"])
+                    if ev["type"] == "stream_complete":
+                        break
+
+    with trio.fail_after(60):
+        gap, health, _frames = await watch_while(server, tool_answers)
+    stop.set()
+    assert len(results) == 2 and all("more than 1000 digits" in r for r in results), results
     assert gap < MAX_GAP_S, f"a frame gap of {gap * 1000:.0f} ms"
     assert health < MAX_GAP_S, f"/healthz took {health * 1000:.0f} ms"
