@@ -20,7 +20,13 @@ deterministic, like perf-lab §3's ``mdgen``) streamed in ``--delta``-character 
   share and flicker (``flicker_chars``), and the shares for the corpus as a whole;
 - worst cases (``--worst-sizes``): one long list, code block, table, nested quotes and one
   paragraph of nested emphasis, µs/delta at each size: a flat row is linear, a growing one
-  is not.
+  is not;
+- adversarial shapes (``--shape-sizes``, ``--shape-delta``, ``--shapes``; ``--only-shapes``
+  prints this table alone): one row per shape of ``tests/core/chunker_shapes.py`` (long
+  containers, nesting, openers that never close, raw HTML, reference definitions, setext
+  underlines, tables), µs per delta at each size in ``--shape-delta``-character deltas
+  (1: the attacker's), the last size's over the first's, and how the chunker stays linear
+  on it: ``exact`` (its paths) or ``budget`` (the work budget deferred renders).
 
 The machine is noisy (perf-lab §"Machine"): compare ratios from the same run. Each figure is
 the fastest of its repetitions (the least disturbed run, as ``timeit`` advises), one-shot and
@@ -41,6 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamer.render.chunker import Chunker, flicker_chars
 from streamer.render.markdown import Renderer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
+from chunker_shapes import SHAPES
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "answers"
 TAG_RE = re.compile(r'<(?:[^>"]|"[^"]*")*>')
@@ -229,6 +238,33 @@ def worst_report(renderer: Renderer, delta: int, sizes: list[int], reps: int) ->
               + f" {ratio:>12.1f} {growth:>6.2f}x {text.count(chr(10)):>7}")
 
 
+def shape_report(renderer: Renderer, sizes: list[int], delta: int, names: list[str]) -> None:
+    """µs per delta of each adversarial shape at each size (one run each: the larger sizes
+    take seconds), the last size's figure over the first's, and whether the work budget
+    deferred renders at the last size (``budget``) or the paths alone kept it flat
+    (``exact``)."""
+    print(f"\n{'shape (' + str(delta) + '-char deltas)':<26} "
+          + " ".join(f"{f'{k}k us/delta':>12}" for k in sizes)
+          + f" {f'{sizes[-1]}k/{sizes[0]}k':>9} {'how':>7}")
+    for name in names:
+        per_delta = []
+        deferred = 0
+        for k in sizes:
+            text = SHAPES[name](k * 1000)
+            deltas = [text[j:j + delta] for j in range(0, len(text), delta)]
+            chunker = Chunker(renderer)
+            t = time.perf_counter()
+            for d in deltas:
+                chunker.feed(d)
+            per_delta.append((time.perf_counter() - t) / len(deltas) * 1e6)
+            deferred = chunker.stats.deferred
+            chunker.close()
+            assert chunker.html == renderer.render(text), name
+        how = "budget" if deferred else "exact"
+        print(f"{name:<26} " + " ".join(f"{u:>12.1f}" for u in per_delta)
+              + f" {per_delta[-1] / per_delta[0]:>8.2f}x {how:>7}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -240,10 +276,23 @@ def main() -> None:
     ap.add_argument("--worst-sizes", default="5,25,100",
                     help="sizes in KB for the worst cases (one long list, code block, table, "
                          "nested quotes, nested emphasis); '' skips them")
+    ap.add_argument("--shape-sizes", default="2,8,16,32,64",
+                    help="sizes in thousands of characters for the adversarial shapes; '' "
+                         "skips them")
+    ap.add_argument("--shape-delta", type=int, default=1,
+                    help="characters per delta for the adversarial shapes")
+    ap.add_argument("--shapes", default="", help="comma-separated shape names (default: all)")
+    ap.add_argument("--only-shapes", action="store_true",
+                    help="print the adversarial shapes' table alone")
     args = ap.parse_args()
 
     renderer = Renderer()
     renderer.render(make_answer(20_000, seed=99))  # warm-up: regex compilation, caches
+    shape_names = args.shapes.split(",") if args.shapes else list(SHAPES)
+    shape_sizes = [int(k) for k in args.shape_sizes.split(",")] if args.shape_sizes else []
+    if args.only_shapes:
+        shape_report(renderer, shape_sizes, args.shape_delta, shape_names)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     header = (f"{'KB':>6} {'deltas':>7} {'one-shot ms':>11} {'chunker s':>9} {'us/delta':>8} "
               f"{'max ms':>7} {'close ms':>8} {'ratio':>6} {'text ops':>8} {'fast':>6} "
@@ -287,6 +336,8 @@ def main() -> None:
     if args.worst_sizes:
         worst_report(renderer, args.delta, [int(k) for k in args.worst_sizes.split(",")],
                      args.reps)
+    if shape_sizes:
+        shape_report(renderer, shape_sizes, args.shape_delta, shape_names)
 
 
 if __name__ == "__main__":

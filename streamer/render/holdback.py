@@ -39,8 +39,11 @@ character is shown. What is held (CommonMark 0.31 and GFM 0.29 sections in brack
 
 A held construct is released after :data:`HOLD_MAX_CHARS` characters whatever it is
 (:attr:`HoldBack.overflows` counts that), so an unclosed ``**`` cannot hide the rest of a long
-paragraph; this is the only case that can flicker. Cost: each :meth:`HoldBack.feed` scans the
-held text (usually a word or one construct), O(held) and never more than the cap.
+paragraph; this is the only case that can flicker. Cost: a :meth:`HoldBack.feed` scans the
+held text (usually a word or one construct), O(held) and never more than the cap; held text
+of 64 characters or more is scanned again only once it grew by an eighth, and an overflow
+releases all but half the cap, so a long hold costs O(1) amortized per character (it may be
+released up to an eighth of its length late).
 
 This module is pure: no I/O, no Trio.
 """
@@ -57,6 +60,8 @@ __all__ = ["HOLD_MAX_CHARS", "HoldBack"]
 
 #: Characters held at most: past this, the held text is released whatever it is.
 HOLD_MAX_CHARS: Final = 800
+#: Held text at least this long is scanned again only once it grew by an eighth.
+_RESCAN_MIN: Final = 64
 
 _ENTITY_RE: Final = re.compile(
     r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{0,31});")
@@ -113,6 +118,9 @@ class HoldBack:
         self._pending = ""
         self._ctx = _Ctx()
         self.overflows = 0
+        #: the held text is scanned again once it is this long (a long hold that the last
+        #: scan could not decide waits for an eighth more text: O(1) amortized per character)
+        self._next_scan = 0
 
     @property
     def pending(self) -> str:
@@ -133,17 +141,21 @@ class HoldBack:
         if out is not None:
             return out
         self._pending += delta
-        k, ctx = self._scan(frozenset())
-        forced: set[int] = set()
-        while len(self._pending) - k > HOLD_MAX_CHARS:
-            # too long undecided: take the construct at k as literal text and go on
+        n = len(self._pending)
+        if n < self._next_scan and n <= HOLD_MAX_CHARS:
+            return ""  # a long hold is looked at again once it grew by an eighth
+        k, ctx = self._scan(0)
+        if n - k > HOLD_MAX_CHARS:
+            # too long undecided: take what holds it as literal text, up to half the cap
+            # from the end (so the next overflow is HOLD_MAX_CHARS / 2 characters away)
             self.overflows += 1
-            forced.add(k)
-            k, ctx = self._scan(frozenset(forced))
+            k, ctx = self._scan(n - HOLD_MAX_CHARS // 2)
         out = self._pending[:k]
         if out:
             self._pending = self._pending[k:]
             self._ctx = ctx
+        rest = n - k
+        self._next_scan = rest + rest // 8 if rest >= _RESCAN_MIN else 0
         return out
 
     def feed_plain(self, delta: str) -> str | None:
@@ -180,11 +192,11 @@ class HoldBack:
 
     # -- the scan ---------------------------------------------------------------------------
 
-    def _scan(self, forced: frozenset[int]) -> tuple[int, _Ctx]:
+    def _scan(self, force_until: int) -> tuple[int, _Ctx]:
         """The end of the decided prefix of the held text, and the context there.
 
-        ``forced``: positions where a hold is overruled (the construct there is taken as
-        plain text: a line as paragraph text, an inline opener as a literal character).
+        ``force_until``: before this position every hold is overruled (an inline opener is
+        taken as a literal character, a held line start as paragraph text).
         The loop walks the held text once: at a line start it decides the line
         (:func:`~streamer.render.linestart.line_step`), inside inline text it skips plain
         characters and asks :meth:`_inline` about the others.
@@ -198,7 +210,9 @@ class HoldBack:
         line_begin, prev_begin, content_at = 0, prev, -1
         while i < n:
             if line is None:  # a line start: decide what the line is
-                step = line_step(s, i, fence, in_table, prev, i in forced)
+                step = line_step(s, i, fence, in_table, prev, False)
+                if step is None and i < force_until:
+                    step = line_step(s, i, fence, in_table, prev, True)
                 if step is None:
                     return i, _Ctx(fence, in_table, None, prev)
                 if step[3] == "para" or step[3] == "heading":
@@ -220,9 +234,9 @@ class HoldBack:
             if ch not in _INLINE_SPECIAL or (ch in "hw" and not _is_space(prev)):
                 i, prev = i + 1, ch
                 continue
-            end_ = i + 1 if i in forced else self._inline(s, i, prev, line)
+            end_ = i + 1 if i < force_until else self._inline(s, i, prev, line)
             if end_ is None:
-                if i == content_at and line_begin not in forced:
+                if i == content_at and line_begin >= force_until:
                     # held at the line's first character: decide the line again next time
                     return line_begin, _Ctx(fence, in_table, None, prev_begin)
                 return i, _Ctx(fence, in_table, line, prev)

@@ -30,6 +30,7 @@ from streamer.render.chunker import (
     flicker_chars,
     text_length,
 )
+from streamer.render.chunker.budget import RenderBudget
 from streamer.render.holdback import HOLD_MAX_CHARS, HoldBack
 from streamer.render.markdown import RenderConfig, Renderer
 from streamer.render.ops import Op, append_text, apply_op
@@ -108,11 +109,12 @@ def assert_complete_element(block: str, renderer: Renderer = RENDERER) -> None:
 
 def stream(
     text: str, deltas: list[str], renderer: Renderer = RENDERER, *, check_blocks: bool = True,
-    hold_back: bool = True,
+    hold_back: bool = True, budget: RenderBudget | None = None,
 ) -> tuple[Chunker, list[Op]]:
-    """Stream ``deltas`` (which join to ``text``) and check invariants 1 and 2 at every step."""
+    """Stream ``deltas`` (which join to ``text``) and check invariants 1 and 2 at every step
+    (``budget``: the chunker's work budget, by default the renderer's config)."""
     assert "".join(deltas) == text
-    chunker = Chunker(renderer, verify_fast_path=True, hold_back=hold_back)
+    chunker = Chunker(renderer, verify_fast_path=True, hold_back=hold_back, budget=budget)
     client: list[str] = []
     all_ops: list[Op] = []
     for delta in deltas:

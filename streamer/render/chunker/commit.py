@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from streamer.render.chunker.blocks import Blocks
-from streamer.render.chunker.lines import FENCE_ANYWHERE_RE, LONE_CR_RE, TailScan, fence_state
+from streamer.render.chunker.budget import MeteredRenderer
+from streamer.render.chunker.lines import LONE_CR_RE, TailScan, fence_state
 from streamer.render.chunker.metrics import ChunkerStats
 from streamer.render.markdown import RefLinks, Renderer
 
@@ -123,7 +124,7 @@ def settled(tail: str, delta: str, blocks: list[str], scan: TailScan) -> bool:
         return False
     if scan.has_html_line(tail):
         return False
-    fences = FENCE_ANYWHERE_RE.findall(tail)
+    fences = scan.fence_marks(tail)
     # a fence open at the end swallows the blank line and what follows; "```" may be
     # content, not a closer ("```\n```rust\n"): follow them line by line (a lone "\r" ends
     # a line too, CommonMark §2.1, which fence_state does not follow: left to a render)
@@ -141,27 +142,47 @@ class CommitRule:
         stats: the stream's counters (``commit_checks``).
     """
 
-    __slots__ = ("_renderer", "_stats", "_tried_a", "_tried_b")
+    __slots__ = ("_renderer", "_scanned_a", "_stats", "_tried_a", "_tried_b")
 
-    def __init__(self, renderer: Renderer, stats: ChunkerStats) -> None:
+    def __init__(self, renderer: MeteredRenderer, stats: ChunkerStats) -> None:
         self._renderer = renderer
         self._stats = stats
         #: highest commit candidate (a line start in tail coordinates) tried per rule
         self._tried_a = 0
         self._tried_b = 0
+        #: line starts up to here were looked at as (A) candidates (each line once)
+        self._scanned_a = 0
 
     def reset(self) -> None:
         """The tail was cut: its coordinates start again."""
-        self._tried_a = self._tried_b = 0
+        self._tried_a = self._tried_b = self._scanned_a = 0
+
+    def _last_a(self, tail: str, line_start: int) -> int | None:
+        """The last line start up to ``line_start`` (the last line's) not tried yet that is
+        an (A) candidate, or ``None``. Usually the last line; after a render of several
+        lines at once (a multi-line delta, or text the work budget kept aside) an earlier
+        one may be. Each line is looked at once per tail (:attr:`_scanned_a`)."""
+        lo = max(self._tried_a, self._scanned_a)
+        p = line_start
+        found = None
+        while p > lo:
+            if p < len(tail) and _starts_new_block(tail[p]) and _after_blank_line(tail, p):
+                found = p
+                break
+            p = tail.rfind("\n", 0, p - 1) + 1
+        # the last line, if it has not begun, is looked at again when it has
+        self._scanned_a = line_start if line_start < len(tail) \
+            else tail.rfind("\n", 0, line_start - 1) + 1
+        return found
 
     def _candidate(self, tail: str, line_start: int) -> tuple[int, int] | None:
         """The next untried candidate: ``(p, end)``, the cut and the end of the text it is
         verified on (rule (A): the whole tail; rule (B): the complete lines only), or
         ``None``."""
-        if (line_start < len(tail) and line_start > self._tried_a
-                and _starts_new_block(tail[line_start]) and _after_blank_line(tail, line_start)):
-            self._tried_a = line_start
-            return line_start, len(tail)
+        p = self._last_a(tail, line_start)
+        if p is not None:
+            self._tried_a = p
+            return p, len(tail)
         q = tail.rfind("\n", 0, line_start - 1) + 1
         # "[" may open a link reference definition, which renders nothing: a line that
         # renders nothing proves nothing about where the previous block ends.

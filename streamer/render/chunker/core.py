@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from streamer.render.chunker.blocks import Blocks
+from streamer.render.chunker.budget import MeteredRenderer, RenderBudget
 from streamer.render.chunker.commit import CommitRule, Committed, settled
 from streamer.render.chunker.fast import closes_fence, fast_code, fast_softbreak
 from streamer.render.chunker.lines import (
@@ -22,9 +23,9 @@ from streamer.render.chunker.lines import (
     DEF_LINE_RE,
     EMPTY_ITEM_RE,
     FAST_DELTA_RE,
-    FENCE_ANYWHERE_RE,
     TailScan,
     code_matches,
+    in_code_line,
     open_fence,
 )
 from streamer.render.chunker.metrics import ChunkerStats
@@ -56,18 +57,26 @@ class Chunker:
             ``AssertionError`` if the result differs (for tests; costs what those paths save).
         hold_back: hold back undecided syntax (:class:`~streamer.render.holdback.HoldBack`);
             off, every delta is rendered as it comes (tests of the rendering core use that).
+        budget: the work budget (:class:`~.budget.RenderBudget`); by default the renderer's
+            ``config.rerender_ratio`` and ``config.rerender_allowance_chars``.
     """
 
     def __init__(self, renderer: Renderer, *, verify_fast_path: bool = False,
-                 hold_back: bool = True) -> None:
+                 hold_back: bool = True, budget: RenderBudget | None = None) -> None:
         self._renderer = renderer
         self._verify_fast_path = verify_fast_path
         self._stats = ChunkerStats()
         self._blocks = Blocks(self._stats)
         self._committed = Committed()
-        self._rule = CommitRule(renderer, self._stats)
+        #: every render during ``feed`` goes through the meter (the budget counts it)
+        self._meter = meter = MeteredRenderer(renderer)
+        self._budget = budget if budget is not None else RenderBudget(
+            renderer.config.rerender_ratio, renderer.config.rerender_allowance_chars)
+        #: decided text kept aside while the budget is exceeded (rendered in one go later)
+        self._deferred: list[str] = []
+        self._rule = CommitRule(meter, self._stats)
         self._scan = TailScan()
-        self._splicer = Splicer(renderer, self._scan)
+        self._splicer = Splicer(meter, self._scan)
         #: the open tail (:attr:`_tail` joins ``_tail_str`` and the deltas in ``_tail_more``
         #: that the hot path appended); its blocks are ``_blocks.tail``
         self._tail_str = ""
@@ -118,6 +127,7 @@ class Chunker:
     def stats(self) -> ChunkerStats:
         """The counters so far (for benchmarks and tests)."""
         st = self._stats
+        st.rendered_chars = self._meter.chars
         if self._n_deltas or self._n_hot:
             st.deltas += self._n_deltas
             st.fast_path += self._n_hot
@@ -141,7 +151,7 @@ class Chunker:
     def markdown(self) -> str:
         """All text fed so far (joins the committed parts: O(length), don't call per delta)."""
         held = self._hold.pending if self._hold is not None else ""
-        return "".join(self._committed.parts) + self._tail + held
+        return "".join(self._committed.parts) + self._tail + "".join(self._deferred) + held
 
     @property
     def markdown_chars(self) -> int:
@@ -180,7 +190,21 @@ class Chunker:
                     else FAST_DELTA_RE.fullmatch(decided):
                 return self._feed_hot(decided)
             self._leave_hot()
+        if self._deferred or self._budget.exceeded(self._meter.chars, self._n_chars):
+            return self._feed_deferred(decided)
         return self._feed_decided(decided)
+
+    def _feed_deferred(self, delta: str) -> list[Op]:
+        """The budget was exceeded (``docs/chunker.md``, "Work budget"): keep ``delta`` aside
+        with no op, until the budget allows a render again; then render the tail with all
+        the text kept aside, once (a coarser update, still exact and well-formed)."""
+        self._deferred.append(delta)
+        self._stats.deferred += 1
+        if self._budget.exceeded(self._meter.chars, self._n_chars):
+            return []
+        text = "".join(self._deferred)
+        self._deferred.clear()
+        return self._feed_render(text)
 
     def _feed_hot(self, delta: str) -> list[Op]:
         """The fast path again, right after it appended plain text on the same line: what it
@@ -219,12 +243,16 @@ class Chunker:
 
     def _maybe_enter_hot(self) -> None:
         """Enter the hot path if the fast path's plain branch would take any plain delta now
-        (the checks of :meth:`_fast_text` for a delta of ``FAST_DELTA_RE`` characters)."""
+        (the checks of :meth:`_fast_text` for a delta of ``FAST_DELTA_RE`` characters), or
+        code mid-line in the last block's code block (:func:`~.lines.in_code_line`)."""
         tail_blocks = self._blocks.tail
         if not tail_blocks or self._open_fence is not None or self._def_line:
             return
-        if self._scan.takes_plain(self._tail.rstrip(" "), tail_blocks[-1]):
+        tail = self._tail
+        if self._scan.takes_plain(tail.rstrip(" "), tail_blocks[-1]):
             self._enter_hot()
+        elif in_code_line(tail, tail_blocks[-1]):
+            self._enter_hot(code=True)  # code mid-line in an indented or nested code block
 
     def _enter_hot(self, *, code: bool = False) -> None:
         """After a plain-text fast path: the next plain delta may take :meth:`_feed_hot`
@@ -352,6 +380,8 @@ class Chunker:
                 self._def_line = True  # (its destination may come on the next line)
         if spliced is None:
             spliced = splicer.subitem(old_tail, delta, last, refs)
+        if spliced is None and not self._def_line:
+            spliced = splicer.last_item(old_tail, delta, last, refs)
         return spliced
 
     def _commit_settled(self, old_tail: str, delta: str) -> list[Op] | None:
@@ -396,12 +426,12 @@ class Chunker:
         tail = self._tail + delta
         self._tail = tail
         self._stats.tail_renders += 1
-        simple = self._renderer.render_line_simple(tail)
+        simple = self._meter.render_line_simple(tail)
         refs: RefLinks
         if simple is not None:
             blocks, refs = simple, {}
         else:
-            blocks, refs = self._renderer.render_part(tail, self._committed.refs)
+            blocks, refs = self._meter.render_part(tail, self._committed.refs)
         self._reset_tail_state()
         self._tail_refs = refs
         cut = self._rule.find(tail, blocks, refs, self._committed.refs)
@@ -447,7 +477,13 @@ class Chunker:
             return []
         rest = self._hold.flush() if self._hold is not None else ""
         self._leave_hot()
-        ops: list[Op] = self._feed_decided(rest) if rest else []
+        ops: list[Op] = []
+        if self._deferred:
+            # the text kept aside joins the tail, which is rendered once below
+            self._tail = self._tail + "".join(self._deferred) + rest
+            self._deferred.clear()
+        elif rest:
+            ops = self._feed_decided(rest)
         self._closed = True
         full = self._committed.final_blocks(self._renderer, self._tail, self._blocks)
         ops.extend(self._blocks.close(full))
@@ -468,8 +504,9 @@ class Chunker:
         if delta == "\n" and len(old_tail) == self._fence_closed_at:
             return ""  # a blank line right after a closed fence shows nothing
         if delta == "\n" and old_tail.endswith("\n") and not last.startswith("<pre") \
-                and not FENCE_ANYWHERE_RE.search(old_tail) and not (
-                    last.startswith(("<ul", "<ol")) and EMPTY_ITEM_RE.search(old_tail)) \
+                and not self._scan.fence_marks(old_tail) and not (
+                    last.startswith(("<ul", "<ol")) and EMPTY_ITEM_RE.search(
+                        old_tail, max(0, old_tail.rfind("\n", 0, len(old_tail) - 1)))) \
                 and not any(b.startswith("<blockquote") for b in tail_blocks[:-1]):
             # a blank line at the end shows nothing until the next line begins (after a
             # list too: it makes the list loose only once another item follows; but mistune
@@ -487,13 +524,21 @@ class Chunker:
         if "\n" in delta and last.startswith(("<p>", "<blockquote>")):
             if self._scan.has_html_line(self._tail):
                 return None  # an HTML block (shown escaped) keeps its newlines
-            return fast_softbreak(old_tail, delta, last)
+            # (the last line is all it looks at)
+            return fast_softbreak(old_tail[old_tail.rfind("\n") + 1:], delta, last)
+        if old_tail[-1:] == "\n" and delta[0].isalpha() and last.startswith("<p>"):
+            # the next line of a paragraph, begun after its newline came alone (which showed
+            # nothing): a soft break too
+            if self._scan.has_html_line(self._tail):
+                return None
+            prev = old_tail.rfind("\n", 0, len(old_tail) - 1) + 1
+            return fast_softbreak(old_tail[prev:-1], "\n" + delta, last)
         if not FAST_DELTA_RE.fullmatch(delta):
             return None
         core = old_tail.rstrip(" ")
         if not self._scan.takes_plain(core, last):
             return None
-        return (old_tail + delta).rstrip(" ")[len(core):]
+        return (old_tail[len(core):] + delta).rstrip(" ")
 
     def _close_fence(self, old_tail: str, delta: str) -> bool:
         """Whether ``delta`` closes the open column-0 fence (:func:`~.fast.closes_fence`).

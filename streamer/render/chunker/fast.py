@@ -64,7 +64,8 @@ def fast_softbreak(old_tail: str, delta: str, last: str) -> str | None:
     """A plain paragraph line ended by a newline, and a next line begun with a letter: a
     soft line break, which renders as a space (``Renderer`` softbreak), then plain text.
     No space may precede the newline (two make a hard break); the next line starts in
-    column 0 with a letter, so it continues the paragraph (no block starts with one)."""
+    column 0 with a letter, so it continues the paragraph (no block starts with one).
+    Only the last line of ``old_tail`` is looked at (callers may pass it alone)."""
     nl = delta.find("\n")
     head, rest = delta[:nl], delta[nl + 1:]
     prefix = ""

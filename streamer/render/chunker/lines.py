@@ -32,7 +32,7 @@ CODE_DELTA_RE: Final = re.compile("[^\n\r\x00\ud800-\udfff]+")
 FAST_PREV_RE: Final = re.compile(r"[^\W_]|[,.:?!'\"(-]")
 #: A list item's or an ATX heading's line start, up to its content: ``- ``, ``12. ``,
 #: ``- [x] ``, ``## ``.
-_FAST_LINE_RE: Final = re.compile(r"(?P<item> {0,3}(?:[-+*]|[0-9]{1,9}[.)]) {1,4}"
+_FAST_LINE_RE: Final = re.compile(r"(?P<item> *(?:[-+*]|[0-9]{1,9}[.)]) {1,4}"
                                   r"(?:\[[ xX]\] +)?)"
                                   r"|(?P<heading>#{1,6} +)")
 #: What the last block must be for each kind of line.
@@ -46,7 +46,8 @@ def plain_line_start(text: str, p: int) -> bool:
     that letters appended at its end cannot turn into a block marker: it starts with a letter,
     or with ``*``/``_`` then a non-blank (emphasis, not a list marker or a thematic break: a
     letter follows somewhere), or with a backtick or ``~`` that does not open a fence, or
-    with an inline link or image (``[text](``, never a definition)."""
+    with an inline link or image (``[text](``, never a definition), or with a bracket that
+    is not closed on the line."""
     first = text[p]
     if first.isalpha():
         return True
@@ -58,9 +59,18 @@ def plain_line_start(text: str, p: int) -> bool:
     if first == "~":
         return not rest.startswith("~~~")
     if first in "[!":
-        # an inline link or image, not a link reference definition (``[label]:``)
-        return _LINK_START_RE.match(rest) is not None
+        # an inline link or image, not a link reference definition (``[label]:``); or a
+        # bracket not closed on the line (callers rule out a line that may be a definition's)
+        return _LINK_START_RE.match(rest) is not None or (
+            "]" not in rest and rest[first == "!":][:1] == "[")
     return False
+
+
+def _indent_end(text: str, p: int) -> int:
+    """Where the spaces that begin at ``p`` end."""
+    while p < len(text) and text[p] == " ":
+        p += 1
+    return p
 
 
 def _item_lines(lines: str) -> tuple[bool, int]:
@@ -92,17 +102,22 @@ ITEM_MARKER_RE: Final = re.compile(r"([-+*]|[0-9]{1,9}[.)]) ")
 FENCE_ANYWHERE_RE: Final = re.compile(r"```|~~~|\$\$")
 QUOTE_PREFIX_RE: Final = re.compile(r"(?:> ?)+")
 #: A line that may be (or begin) a link reference definition (§4.7), in a quote or list item
-#: too: ``[`` then ``]:`` on the line, or no ``]`` yet (a label may span lines); not a task
-#: item's ``[ ]``/``[x]``. Its destination may come on the next line, so a plain line after
-#: it may render nothing.
+#: too: ``[`` then ``]:`` on the line, or no ``]`` yet (a label may span lines) within 999
+#: characters (mistune's ``LINK_LABEL``: no label is longer); not a task item's
+#: ``[ ]``/``[x]``. Its destination may come on the next line, so a plain line after it may
+#: render nothing.
 DEF_LINE_RE: Final = re.compile(
-    r"(?m)^[ \t>*+\-0-9.)]*\[(?![ xX]\] )(?:[^\n]*\]:|[^\]\n]*$)")
+    r"(?m)^[ \t>*+\-0-9.)]*\[(?![ xX]\] )(?:[^\n]*\]:|[^\]\n]{0,999}$)")
 #: A quote's trailer whose deepest last element is a paragraph (or an inline element in one:
 #: the fast path never appends after one, its markdown ends in a delimiter or a URL).
 QUOTE_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*</p>")
-#: A list's trailer whose deepest last element is an item's text (maybe in an inline
-#: element, or a loose item's paragraph).
-_ITEM_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*(?:</p>\n)?</li>")
+#: A trailer whose deepest last element is text in a paragraph or a list item (maybe in an
+#: inline element).
+_NESTED_TRAILER_RE: Final = re.compile(r"(?:</(?:a|strong|em|del|code|span)>)*</(?:p|li)>")
+#: A line's container markers: block quote markers, list item markers (with a task item's
+#: box) and indentation, in any mix (``"> - "``, ``"- > "``, ``"   "``).
+_NESTED_PREFIX_RE: Final = re.compile(
+    r"(?: *(?:> ?|(?:[-+*]|[0-9]{1,9}[.)]) {1,4}(?:\[[ xX]\] +)?))* *")
 #: An indented line start inside a list item: a nested item's marker, or text, that begins
 #: with a letter or a simple inline delimiter (emphasis, a code span, a link, strikethrough).
 SUB_LINE_RE: Final = re.compile(r" {2,}(?:(?:[-+*]|[0-9]{1,9}[.)]) +)?(?=[^\W_]|[*`\[~]\S)")
@@ -197,6 +212,30 @@ def open_fence(tail: str) -> tuple[str, int] | None:
     return fence, start
 
 
+_ALNUM_RE: Final = re.compile(r"[^\W_]")
+#: A trailer whose deepest last element is a code block, maybe in list items and quotes.
+_CODE_TRAILER_RE: Final = re.compile(r"</code></pre>\n(?:</(?:li|ul|ol|blockquote)>\n)*\Z")
+
+
+def in_code_line(tail: str, last: str) -> bool:
+    """Whether code appended to the last line of ``tail`` goes on as the text of the last
+    block ``last``'s deepest code block (an indented one, or a fence in a list item or a
+    quote): that code block is the block's last element, and the line holds a letter or a
+    digit (so it is shown already, and no later character makes it a closing fence, a
+    thematic break or a setext underline) and does not begin with a fence character."""
+    if not _CODE_TRAILER_RE.match(last, trailer_start(last)):
+        return False
+    line_start = tail.rfind("\n") + 1
+    line = tail[line_start:]
+    prefix = _NESTED_PREFIX_RE.match(line)
+    content = line[prefix.end() if prefix is not None else 0:].lstrip(" \t")
+    # a letter or digit: no later character makes the line a thematic break, a setext
+    # underline or a closing fence (a line of spaces and tabs alone is not shown yet); no
+    # fence character first: a fence's info string may still be growing
+    return _ALNUM_RE.search(line) is not None and content[:1] not in "`~" \
+        and "\r" not in line
+
+
 def last_item_start(tail: str) -> int:
     """Where the last top-level item of a list at the end of ``tail`` starts: the last line
     that starts in column 0 (the lines after it are indented)."""
@@ -244,7 +283,7 @@ class TailScan:
     line is scanned once (a long table, list or paragraph costs O(new text) per call); the
     chunker calls :meth:`reset` when the tail is rendered again or committed."""
 
-    __slots__ = ("_html_scan", "_item_scan")
+    __slots__ = ("_fence_scan", "_html_scan", "_item_scan")
 
     def __init__(self) -> None:
         #: :meth:`has_html_line`'s scan: (the last line's start, the tail's length then, an
@@ -252,11 +291,29 @@ class TailScan:
         self._html_scan = (0, 0, False)
         #: :meth:`last_item_line`'s scan: (scanned up to, fence lines, an HTML line seen)
         self._item_scan = (0, 0, False)
+        #: :meth:`fence_marks`' scan: (the tail's length then, the marks seen)
+        self._fence_scan: tuple[int, frozenset[str]] = (0, frozenset())
 
     def reset(self) -> None:
         """Forget the scans (the tail was rendered again or committed)."""
         self._html_scan = (0, 0, False)
         self._item_scan = (0, 0, False)
+        self._fence_scan = (0, frozenset())
+
+    def fence_marks(self, tail: str) -> frozenset[str]:
+        """The fence and math marks (:data:`FENCE_ANYWHERE_RE`: ````` `` ` ``, ``~~~``,
+        ``$$``) anywhere in ``tail`` (the open tail as it is now). What was searched before
+        is not searched again (but for the last two characters: a mark may span the
+        boundary)."""
+        scanned, marks = self._fence_scan
+        if scanned > len(tail):  # a shorter tail than the last look (a path gave up)
+            scanned, marks = 0, frozenset()
+        if scanned < len(tail):
+            found = FENCE_ANYWHERE_RE.findall(tail, max(0, scanned - 2))
+            if found:
+                marks = marks.union(found)
+            self._fence_scan = (len(tail), marks)
+        return marks
 
     def has_html_line(self, tail: str) -> bool:
         """Whether a line of ``tail`` (the open tail as it is now) may start an HTML block
@@ -293,23 +350,31 @@ class TailScan:
         structure: ``"paragraph"``, ``"quote"`` (a block quote's paragraph line), ``"item"``
         (the last list item's line) or ``"heading"`` (ATX), else ``None``."""
         if last.startswith("<p>"):
-            return "paragraph" if plain_line_start(core, line_start) else None
-        if last.startswith("<blockquote>"):
-            return "quote" if quote_content(core, line_start, last) is not None else None
-        # a list item's or heading's marker decides where the content starts
+            # (a paragraph's line may begin with up to 3 spaces, which it drops)
+            content = _indent_end(core, line_start)
+            return "paragraph" if content - line_start < 4 and content < len(core) \
+                and plain_line_start(core, content) else None
+        if last.startswith("<blockquote>") and quote_content(core, line_start, last) is not None:
+            return "quote"
         marker = _FAST_LINE_RE.match(core, line_start)
-        if marker is None or not last.startswith(_FAST_BLOCK_PREFIX[marker.lastgroup or ""]):
+        if marker is not None and marker.lastgroup == "heading":
+            content = marker.end()
+            return "heading" if last.startswith(_FAST_BLOCK_PREFIX["heading"]) \
+                and content < len(core) and plain_line_start(core, content) else None
+        if not last.startswith(("<ul", "<ol", "<blockquote>")):
             return None
-        content = marker.end()
-        if content >= len(core) or not plain_line_start(core, content):
+        # a line of a list item or a quote under any mix of quote markers, item markers and
+        # indentation (an item's line, a paragraph's line in it, a lazy continuation)
+        prefix = _NESTED_PREFIX_RE.match(core, line_start)
+        content = prefix.end() if prefix is not None else line_start
+        if content == line_start or content >= len(core) or not plain_line_start(core, content):
             return None
-        if marker.lastgroup == "item":
-            # the list's deepest last element must be the item's text (not, say, a code
-            # block that an indented fence opened in it: fence lines are only counted)
-            if not _ITEM_TRAILER_RE.match(last, trailer_start(last)):
-                return None
-            return "item" if self.last_item_line(core, line_start) else None
-        return "heading"
+        # the deepest last element must be that text (not, say, a code block that an
+        # indented fence opened: fence lines are only counted), in no HTML block
+        if not _NESTED_TRAILER_RE.match(last, trailer_start(last)) \
+                or HTML_LINE_RE.match(core, line_start):
+            return None
+        return "item" if self.last_item_line(core, line_start) else None
 
     def last_item_line(self, text: str, line_start: int) -> bool:
         """Whether the item line at ``line_start`` (at most 3 spaces in) holds the list's last

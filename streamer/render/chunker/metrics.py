@@ -47,6 +47,11 @@ class ChunkerStats:
     markers: int = 0
     #: blocks already sent with ``final=True`` that :meth:`Chunker.close` had to change
     close_repairs: int = 0
+    #: markdown characters handed to the renderer during ``feed`` (the work budget's cost
+    #: proxy: ``budget.MeteredRenderer``)
+    rendered_chars: int = 0
+    #: deltas kept aside because the work budget was exceeded (rendered later, in one go)
+    deferred: int = 0
 
 
 def text_length(block: str) -> int:

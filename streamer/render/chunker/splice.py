@@ -15,6 +15,7 @@ This module is pure: no I/O, no Trio.
 
 from __future__ import annotations
 
+from streamer.render.chunker.budget import MeteredRenderer
 from streamer.render.chunker.lines import (
     BLANK_LINE_RE,
     CONTAINER_END_RE,
@@ -35,8 +36,9 @@ from streamer.render.chunker.lines import (
     punct_after_closer,
     quote_content,
 )
+from streamer.render.chunker.listitem import LastItem
 from streamer.render.chunker.metrics import text_length
-from streamer.render.markdown import RefLinks, Renderer
+from streamer.render.markdown import RefLinks
 from streamer.render.ops import trailer_start
 
 __all__ = ["Splice", "Splicer"]
@@ -96,12 +98,13 @@ class Splicer:
         chars: the visible characters the last splice inserted (its op's ``chars``).
     """
 
-    __slots__ = ("_checked_head", "_item_at", "_p_checked", "_renderer", "_scan",
+    __slots__ = ("_checked_head", "_item_at", "_last", "_p_checked", "_renderer", "_scan",
                  "_table_columns", "_table_head", "chars")
 
-    def __init__(self, renderer: Renderer, scan: TailScan) -> None:
+    def __init__(self, renderer: MeteredRenderer, scan: TailScan) -> None:
         self._renderer = renderer
         self._scan = scan
+        self._last = LastItem(renderer)
         self.chars = 0
         self.reset()
 
@@ -118,6 +121,17 @@ class Splicer:
         #: :meth:`subitem`'s last find: (the item's start in the tail, the block's length,
         #: where the item's HTML begins in the block)
         self._item_at: tuple[int, int, int] | None = None
+        self._last.reset()
+
+    def last_item(self, old_tail: str, delta: str, last: str,
+                  refs: RefLinks) -> Splice | None:
+        """The last block, a list, with its last top-level item rendered again with
+        ``delta`` (:class:`~.listitem.LastItem`: loose lists, items with blank lines,
+        code or quotes), or ``None``. O(item), not O(list)."""
+        spliced = self._last.splice(old_tail, delta, last, refs)
+        if spliced is not None:
+            self.chars = self._last.chars
+        return spliced
 
     def changed(self, cut: int) -> None:
         """The last block changed from ``cut`` on (a splice was applied)."""
