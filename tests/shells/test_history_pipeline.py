@@ -39,8 +39,8 @@ def answer(text: str) -> Message:
 async def test_the_oldest_turns_are_dropped_and_stream_start_says_how_many(
         nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
     # echo counts characters: each turn is a 10-character prompt and its 10-character echo
-    registry, session = await open_pipeline(nursery, **{"providers.echo.max_input_tokens": 30})
-    connection, recorder = await connect(nursery, session)
+    _registry, session = await open_pipeline(nursery, **{"providers.echo.max_input_tokens": 30})
+    _connection, recorder = await connect(nursery, session)
     first = await turn(session, recorder, "a" * 10, 1)
     assert (first["history_dropped"], first["input_tokens"], first["max_input_tokens"]) == (
         0, 10, 30)
@@ -61,8 +61,8 @@ async def test_the_oldest_turns_are_dropped_and_stream_start_says_how_many(
 
 async def test_a_prompt_that_alone_passes_the_budget_fails_and_the_session_goes_on(
         nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
-    registry, session = await open_pipeline(nursery, **{"providers.echo.max_input_tokens": 30})
-    connection, recorder = await connect(nursery, session)
+    _registry, session = await open_pipeline(nursery, **{"providers.echo.max_input_tokens": 30})
+    _connection, recorder = await connect(nursery, session)
     await turn(session, recorder, "a" * 10, 1)
     await turn(session, recorder, "z" * 31, 2)
     error = await recorder.wait_for("error")
@@ -79,8 +79,8 @@ async def test_a_prompt_that_alone_passes_the_budget_fails_and_the_session_goes_
 
 async def test_the_prompt_limit_is_a_setting_checked_on_the_whole_request(
         nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
-    registry, session = await open_pipeline(nursery, **{"streams.max_prompt_chars": 45})
-    connection, recorder = await connect(nursery, session)
+    _registry, session = await open_pipeline(nursery, **{"streams.max_prompt_chars": 45})
+    _connection, recorder = await connect(nursery, session)
     with pytest.raises(PayloadTooLarge, match="exceed 45 characters"):
         session.submit(start("x" * 46, mode="off"))
     assert not session.streams  # refused before a stream exists
@@ -178,7 +178,7 @@ async def test_a_provider_error_leaving_a_nursery_is_reported_as_itself(
         nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
     registry, session = await open_pipeline(nursery, allow=("nursery_failing",))
     registry.providers.register(NurseryFailing())
-    connection, recorder = await connect(nursery, session)
+    _connection, recorder = await connect(nursery, session)
     session.submit(start("hello", mode="off", provider="nursery_failing"))
     error = await recorder.wait_for("error")
     assert error["code"] == "provider_error"
@@ -187,3 +187,38 @@ async def test_a_provider_error_leaving_a_nursery_is_reported_as_itself(
     assert complete["finish_reason"] == "error"
     session.submit(start("again", mode="off"))  # the session goes on
     assert (await recorder.wait_for("stream_complete", 2))["finish_reason"] == "stop"
+
+
+def http_error(sdk: Any, status: int, body: dict[str, Any]) -> Any:
+    """The SDK's exception for an HTTP error answer with this JSON body."""
+    import httpx
+
+    response = httpx.Response(status, json=body,
+                              request=httpx.Request("POST", "https://api.example/v1"))
+    return sdk.APIStatusError(str(body), response=response, body=body) if status != 400 \
+        else sdk.BadRequestError(str(body.get("error", body)), response=response, body=body)
+
+
+def test_remote_context_overflows_are_provider_errors_naming_the_budget() -> None:
+    import anthropic
+    import openai
+
+    from streamer.config import AnthropicProviderConfig, OpenAIProviderConfig
+    from streamer.providers import anthropic_messages, openai_compat
+
+    config = OpenAIProviderConfig(max_input_tokens=8_000)
+    overflow = http_error(openai, 400, {"message": "This model's maximum context length is "
+                                        "8192 tokens", "code": "context_length_exceeded"})
+    exc = openai_compat.translate_error(overflow, config)
+    assert (exc.code, exc.retryable) == ("provider_error", False)
+    assert exc.message == ("the request is longer than the model accepts (its input budget is "
+                           "8,000 tokens)")
+    other = openai_compat.translate_error(
+        http_error(openai, 400, {"message": "bad temperature", "code": "invalid_value"}), config)
+    assert other.message == "the model provider refused the request"
+    too_long = http_error(anthropic, 400, {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > "
+        "200000 maximum"}})
+    exc = anthropic_messages.translate_error(too_long, AnthropicProviderConfig())
+    assert exc.message == ("the request is longer than the model accepts (its input budget is "
+                           "100,000 tokens)")

@@ -66,7 +66,7 @@ async def three_sessions(nursery: trio.Nursery, model: SlowModel, **config: Any
     recorders = []
     for name in "abc":
         session = registry.get_or_create(f"queue-{name}")
-        connection, recorder = await connect(nursery, session)
+        _connection, recorder = await connect(nursery, session)
         session.submit(start(f"prompt {name}", mode="off", provider="local"))
         recorders.append(recorder)
         await trio.sleep(1.0)
@@ -187,7 +187,7 @@ async def local_stream(nursery: trio.Nursery, llama: FakeLlama, system: str | No
     provider = LocalProvider(registry.config.providers.local)
     provider._llama = llama
     registry.providers.register(provider)
-    connection, recorder = await connect(nursery, session)
+    _connection, recorder = await connect(nursery, session)
     session.submit(replace(start("tell me", mode="off", provider="local"), system=system))
     return recorder
 
