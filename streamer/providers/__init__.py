@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import logging
+from collections.abc import Iterable
+
+import trio
+
 from streamer.config import ProvidersConfig
 from streamer.errors import ProviderUnavailable
 from streamer.providers.base import (
@@ -24,6 +30,13 @@ __all__ = ["Finish", "Provider", "ProviderEvent", "ProviderRequest", "Providers"
            "ToolRound", "Usage"]
 
 NAMES = ("local", "echo", "openai", "anthropic")
+
+
+#: the module of each built-in provider (imported lazily, or by :meth:`Providers.warm`)
+MODULES = {"echo": "streamer.providers.echo", "local": "streamer.providers.local",
+           "openai": "streamer.providers.openai_compat",
+           "anthropic": "streamer.providers.anthropic_messages"}
+logger = logging.getLogger("streamer.providers")
 
 
 class Providers:
@@ -60,6 +73,22 @@ class Providers:
             raise ProviderUnavailable(unknown, retryable=False, public_message=unknown)
         self._providers[name] = provider
         return provider
+
+    async def warm(self, names: Iterable[str]) -> None:
+        """Import these providers' modules (and so their SDKs) in a worker thread, and make
+        the SDK clients there too, at start-up: imported on first use, ``openai`` alone held
+        the event loop for seconds. Failures are left for the first request to report."""
+        for name in names:
+            module = MODULES.get(name)
+            if module is None:
+                continue
+            try:
+                await trio.to_thread.run_sync(importlib.import_module, module)
+                client = getattr(self.get(name), "client", None)
+                if client is not None:
+                    await client()
+            except Exception:  # reported when a stream uses the provider
+                logger.debug("warming provider %s failed", name, exc_info=True)
 
     def register(self, provider: Provider) -> None:
         """Add or replace a provider (embedding applications, tests)."""

@@ -66,6 +66,16 @@ class Offload:
             self.in_flight -= 1
 
 
+    async def warm(self, config: RenderConfig) -> None:
+        """Start a worker and build its renderer now (at start-up, in the background), so
+        the first heavy request does not pay for a process start and its imports."""
+        try:
+            await self.run(render_document, config, "warm", timeout_s=60.0,
+                           too_slow=StreamerError("the render worker did not start"))
+        except StreamerError:
+            pass  # the first real request will try again (and report)
+
+
 #: each worker process's renderers, built on first use (a worker serves many jobs)
 _renderers: dict[RenderConfig, Renderer] = {}
 

@@ -77,6 +77,9 @@ def create_app(config: Config, registry: Registry | None = None,
             logger.info("persistence: %s", registry.store.path)
         app.nursery.start_soon(registry.reap_idle_sessions, name="session reaper")
         app.nursery.start_soon(registry.housekeeping, name="housekeeping")
+        app.nursery.start_soon(registry.offload.warm, config.render, name="render worker")
+        app.nursery.start_soon(registry.providers.warm, config.policy.providers,
+                               name="provider imports")
 
     @app.after_serving
     async def stop() -> None:
