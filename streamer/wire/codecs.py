@@ -110,8 +110,6 @@ class JSONLimits:
                    server.max_json_depth, server.max_json_number_digits)
 
 
-#: a JSON string, escapes included (possessive: linear on any input)
-_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]++")
 _ONE_KIND = str.maketrans("{}", "[]")
 #: an escape of a UTF-16 surrogate (``\ud800``-``\udfff``), possibly one half of a pair
@@ -129,10 +127,20 @@ def _nesting(depth: int) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+def _outside_strings(text: str) -> str:
+    """What lies between JSON strings. Escapes are two characters (``\\X``) read left to
+    right, so dropping ``\\\\`` pairs, then ``\\"``, leaves only the quotes that open or
+    close a string (in valid JSON; invalid JSON may give more or fewer brackets: it fails
+    either way)."""
+    if "\\" in text:
+        text = text.replace("\\\\", "").replace('\\"', "")
+    return "".join(text.split('"')[0::2])
+
+
 def _check_nesting(text: str, max_depth: int) -> None:
     if text.count("[") + text.count("{") <= max_depth:
         return  # cannot nest deeper (the common case: one pass in C, no copy)
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text)).translate(_ONE_KIND)
+    brackets = _NOT_BRACKET.sub("", _outside_strings(text)).translate(_ONE_KIND)
     ok = _nesting(max_depth).match(brackets)
     assert ok is not None  # the pattern matches the empty string
     if ok.end() == len(brackets):

@@ -10,6 +10,8 @@ from typing import Any
 
 import limits.storage.memory
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -53,6 +55,35 @@ def test_nesting_is_counted_outside_strings_only_and_up_to_the_limit() -> None:
     assert decode_json(json.dumps(inside), LIMITS) == inside
     assert decode_json(json.dumps([[[]]] * 10_000), LIMITS) == [[[]]] * 10_000
     assert "unbalanced" in invalid("]" * 40 + "[" * 40)
+
+
+#: JSON whose strings are made of what the nesting check must see through
+_TRICKY = st.text(alphabet='"\\[]{}:,u0aé', max_size=8)
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                                                             allow_infinity=False)
+                     | _TRICKY, lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(_TRICKY, inner, max_size=4), max_leaves=30)
+
+
+@settings(max_examples=400, derandomize=True, database=None)
+@given(_JSON, st.booleans(), st.integers(0, 40))
+def test_json_within_the_limits_decodes_as_json_loads(value: Any, ascii: bool,
+                                                      wrap: int) -> None:
+    text = "[" * wrap + json.dumps(value, ensure_ascii=ascii) + "]" * wrap
+    expected = json.loads(text)
+    depth = _depth(expected)
+    if depth <= 32:
+        assert decode_json(text, LIMITS) == expected
+    else:
+        assert "deeper than 32" in invalid(text)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
 
 
 def test_the_nesting_check_is_linear_even_on_megabytes() -> None:
