@@ -264,7 +264,7 @@ def test_size_and_protocol_limits() -> None:
 
 def test_format_is_no_longer_part_of_start() -> None:
     start = parse({"type": "start", "prompt": "a", "format": "markdown"})
-    assert not hasattr(start, "format")  # ignored like any field start does not define
+    assert not hasattr(start, "format")  # accepted (protocol 1 sent it) and ignored
 
 
 # ------------------------------------------------------------------ AI SDK
