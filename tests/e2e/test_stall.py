@@ -155,3 +155,27 @@ async def test_a_model_led_to_a_huge_calculation_stalls_no_other_stream(
     assert len(results) == 2 and all("more than 1000 digits" in r for r in results), results
     assert gap < max_gap, f"a frame gap of {gap * 1000:.0f} ms (allowed {max_gap * 1000:.0f})"
     assert health < max_health, f"/healthz took {health * 1000:.0f} ms"
+
+
+async def test_adversarial_markdown_streamed_stalls_no_other_stream(
+        live_server: LiveServer) -> None:
+    """Shapes that were quadratic in the chunker (a loose list, a link label that never
+    closes), streamed at 1-character deltas as fast as the pipeline takes them."""
+    shapes = ["- item with *some* text\n\n" * 700,              # a loose list, ~16k
+              "[" + "a label that never closes " * 600]           # an open link label, ~16k
+
+    async def adversarial() -> None:
+        for text in shapes:
+            sid = await create_session(live_server.base_url)
+            async with open_websocket_url(f"{live_server.ws_url}/ws/stream/{sid}") as ws:
+                await ws.send_message(json.dumps({
+                    "type": "start", "prompt": text, "provider": "echo",
+                    "pacing": {"mode": "off"}, "echo": {"delta_chars": 1, "interval_ms": 0}}))
+                while json.loads(await ws.get_message())["type"] != "stream_complete":
+                    pass
+
+    with trio.fail_after(120):
+        max_gap, max_health = await baseline(live_server)
+        gap, health, _frames = await watch_while(live_server, adversarial)
+    assert gap < max_gap, f"a frame gap of {gap * 1000:.0f} ms (allowed {max_gap * 1000:.0f})"
+    assert health < max_health, f"/healthz took {health * 1000:.0f} ms"
