@@ -25,8 +25,9 @@ deterministic, like perf-lab §3's ``mdgen``) streamed in ``--delta``-character 
   prints this table alone): one row per shape of ``tests/core/chunker_shapes.py`` (long
   containers, nesting, openers that never close, raw HTML, reference definitions, setext
   underlines, tables), µs per delta at each size in ``--shape-delta``-character deltas
-  (1: the attacker's), the last size's over the first's, and how the chunker stays linear
-  on it: ``exact`` (its paths) or ``budget`` (the work budget deferred renders).
+  (1: the attacker's), the last size's over the first's, how the chunker stays linear
+  on it (``exact``: its paths; ``budget``: the work budget deferred renders) and the
+  slowest single ``feed`` at the last size in ms (one render of the open tail).
 
 The machine is noisy (perf-lab §"Machine"): compare ratios from the same run. Each figure is
 the fastest of its repetitions (the least disturbed run, as ``timeit`` advises), one-shot and
@@ -240,29 +241,35 @@ def worst_report(renderer: Renderer, delta: int, sizes: list[int], reps: int) ->
 
 def shape_report(renderer: Renderer, sizes: list[int], delta: int, names: list[str]) -> None:
     """µs per delta of each adversarial shape at each size (one run each: the larger sizes
-    take seconds), the last size's figure over the first's, and whether the work budget
+    take seconds), the last size's figure over the first's, whether the work budget
     deferred renders at the last size (``budget``) or the paths alone kept it flat
-    (``exact``)."""
+    (``exact``), and the slowest single ``feed`` at the last size."""
     print(f"\n{'shape (' + str(delta) + '-char deltas)':<26} "
           + " ".join(f"{f'{k}k us/delta':>12}" for k in sizes)
-          + f" {f'{sizes[-1]}k/{sizes[0]}k':>9} {'how':>7}")
+          + f" {f'{sizes[-1]}k/{sizes[0]}k':>9} {'how':>7} {'max ms':>7}")
+    clock = time.perf_counter
     for name in names:
         per_delta = []
         deferred = 0
+        slowest = 0.0
         for k in sizes:
             text = SHAPES[name](k * 1000)
             deltas = [text[j:j + delta] for j in range(0, len(text), delta)]
             chunker = Chunker(renderer)
-            t = time.perf_counter()
+            slowest = 0.0
+            start = clock()
             for d in deltas:
+                t = clock()
                 chunker.feed(d)
-            per_delta.append((time.perf_counter() - t) / len(deltas) * 1e6)
+                slowest = max(slowest, clock() - t)
+            per_delta.append((clock() - start) / len(deltas) * 1e6)
             deferred = chunker.stats.deferred
             chunker.close()
             assert chunker.html == renderer.render(text), name
         how = "budget" if deferred else "exact"
         print(f"{name:<26} " + " ".join(f"{u:>12.1f}" for u in per_delta)
-              + f" {per_delta[-1] / per_delta[0]:>8.2f}x {how:>7}", flush=True)
+              + f" {per_delta[-1] / per_delta[0]:>8.2f}x {how:>7} {slowest * 1e3:>7.1f}",
+              flush=True)
 
 
 def main() -> None:

@@ -136,7 +136,7 @@ class RenderConfig:
     offload_max_jobs: int = 16
     #: a stream's chunker re-renders at most this many characters per character of the
     #: answer (amortized); past it, updates get coarser (docs/chunker.md, "Work budget")
-    rerender_ratio: int = 32
+    rerender_ratio: int = 16
     #: ... beyond this many re-rendered characters allowed up front
     rerender_allowance_chars: int = 100_000
 

@@ -181,6 +181,7 @@ class HoldBack:
         spaces = m.end(1) - m.start(1)
         out = text[:len(text) - spaces] if spaces else text
         self._pending = text[len(out):]
+        self._next_scan = 0  # (what was held is released)
         c.prev = out[-1]
         return out
 
@@ -188,6 +189,7 @@ class HoldBack:
         """End of text: release everything held (the filter is done after it)."""
         out = self._pending
         self._pending = ""
+        self._next_scan = 0
         return out
 
     # -- the scan ---------------------------------------------------------------------------

@@ -126,6 +126,7 @@ def stream(
             assert op.chars >= 0
         all_ops.extend(ops)
         assert client == chunker.blocks
+        assert chunker.open_chars == len(chunker._tail) + sum(map(len, chunker._deferred))
     ops = chunker.close()
     for op in ops:
         apply_op(client, op)

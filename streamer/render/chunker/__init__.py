@@ -17,17 +17,22 @@ Guarantees, for any split of the text into deltas:
 2. After :meth:`Chunker.close`, ``"".join(blocks) == renderer.render(markdown)`` exactly.
 3. Per delta, only the *open tail* is re-rendered; committed blocks are rendered and
    sanitized once (when they are committed) and never again during :meth:`Chunker.feed`.
+4. The work per delta does not grow with the answer: amortized O(delta) on any markdown.
 
 Costs: O(delta) per delta on the hot path (most of an answer), O(line) or O(item) on the
-fast and splice paths, O(tail) where a render is needed; :meth:`Chunker.close` renders the
-tail once. How (hold-back, the commit rule, the fast, hot and splice paths, the op fields)
+fast and splice paths, O(tail) where a render is needed, which a per-stream work budget
+(:mod:`.budget`) holds to ``RenderConfig.rerender_ratio`` rendered characters per character
+(past it, updates get coarser, never inexact); :meth:`Chunker.close` renders the tail once.
+How (hold-back, the commit rule, the fast, hot and splice paths, the budget, the op fields)
 is told in ``docs/chunker.md``.
 
 The pieces: :mod:`.core` (the :class:`Chunker`: ``feed``/``close``, dispatch, the hot path),
 :mod:`.blocks` (the client's block list and the ops that change it), :mod:`.commit` (commit
-rules and the committed text), :mod:`.splice` (the splice paths), :mod:`.fast` (code and
-line breaks with no render), :mod:`.lines` (line predicates and regexes) and :mod:`.metrics`
-(visible characters, flicker and counters, for ops, tests and benchmarks).
+rules and the committed text), :mod:`.splice` (the splice paths), :mod:`.listitem` (a list's
+last item rendered again alone), :mod:`.fast` (code and line breaks with no render),
+:mod:`.lines` (line predicates and regexes), :mod:`.budget` (the metered renders and the
+work budget) and :mod:`.metrics` (visible characters, flicker and counters, for ops, tests
+and benchmarks).
 
 This package is pure: no I/O, no Trio.
 """

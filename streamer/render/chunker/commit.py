@@ -240,10 +240,12 @@ class Committed:
     when it was committed; and the definitions of the whole prefix (:attr:`refs`, first
     definition of a label wins, CommonMark §4.7)."""
 
-    __slots__ = ("_slots", "parts", "refs")
+    __slots__ = ("_slots", "chars", "parts", "refs")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        #: the committed text's length
+        self.chars = 0
         self.refs: RefLinks = {}
         self._slots: list[tuple[int, int, int]] = []
 
@@ -251,6 +253,7 @@ class Committed:
         """Commit ``markdown``, whose ``n_blocks`` blocks fill the slots from ``first_slot``
         on, with the link reference definitions ``refs`` it holds."""
         self.parts.append(markdown)
+        self.chars += len(markdown)
         self._slots.append((first_slot, n_blocks, len(self.refs)))
         self.refs.update({k: v for k, v in refs.items() if k not in self.refs})
 

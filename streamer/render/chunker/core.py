@@ -159,6 +159,14 @@ class Chunker:
         return self._n_chars
 
     @property
+    def open_chars(self) -> int:
+        """What a render of the open tail would take now, in characters (the tail and the
+        text the work budget kept aside): the most one ``feed`` or ``close`` renders, for a
+        caller that moves large renders off its event loop. O(1)."""
+        held = len(self._hold.pending) if self._hold is not None else 0
+        return self._n_chars - self._committed.chars - held
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
