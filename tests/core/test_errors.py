@@ -31,7 +31,7 @@ ERROR_ID = re.compile(r"err_[A-Za-z0-9_-]{8}")
 
 #: a detail as raisers write it: everything the operator needs, nothing a client may read
 DETAIL = ("openai (https://api.example.com/v1): the API key in the environment variable "
-          "OPENAI_API_KEY was refused; model file /home/op/models/gemma.gguf")
+          "OPENAI_API_KEY was refused; model file /srv/op/models/gemma.gguf")
 
 
 def test_error_ids_are_short_random_and_url_safe() -> None:

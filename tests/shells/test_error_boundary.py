@@ -20,7 +20,7 @@ from streamer.tools import Tool, Tools
 from tests.conftest import LiveServer, leaks, logged
 from tests.shells.test_pipeline import connect, open_pipeline, start
 
-SECRET_PATH = "/home/operator/models/secret.gguf"
+SECRET_PATH = "/srv/operator/models/secret.gguf"
 
 
 class Buggy(Provider):
