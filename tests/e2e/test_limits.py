@@ -112,3 +112,23 @@ async def test_a_connection_without_a_stream_is_closed_when_idle(
             assert closed.value.reason.code == 1001 and closed.value.reason.reason == "idle"
             # the stream itself was never cut: idle counts only after it ended
             assert trio.current_time() - completed_at >= 0.25
+
+
+@pytest.mark.config(**{"limits.max_connections_per_identity": 1})
+async def test_an_sse_connection_gives_its_slot_back_when_the_client_leaves(
+        live_server: LiveServer) -> None:
+    sid = await create_session(live_server.base_url)
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client:
+        async with client.stream("GET", f"/api/sessions/{sid}/events") as events:
+            assert events.status_code == 200
+            async for text in events.aiter_text():
+                if "connected" in text:
+                    break
+            held = await client.get(f"/api/sessions/{sid}/events")
+            assert held.status_code == 429
+        with trio.fail_after(10):
+            while True:  # the server notices the client left, then the slot is free
+                async with client.stream("GET", f"/api/sessions/{sid}/events") as again:
+                    if again.status_code == 200:
+                        break
+                await trio.sleep(0.05)
