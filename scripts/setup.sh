@@ -38,6 +38,17 @@ if [ "$WITH_TEST" = 1 ] && [ ! -x /usr/bin/chromium ]; then
 fi
 
 if [ "$WITH_TEST" = 1 ]; then
+  # tmux drives the terminal client's tests; nginx fronts streamer in the deployment tests
+  missing=()
+  command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian's ${missing[*]} (terminal and deployment tests)"
+    apt_install "${missing[@]}"
+  fi
+fi
+
+if [ "$WITH_TEST" = 1 ]; then
   if ! command -v npm >/dev/null 2>&1; then
     say "installing Debian's nodejs and npm (the Node tests read with the real ai package)"
     apt_install nodejs npm
