@@ -139,6 +139,10 @@ class RenderConfig:
     rerender_ratio: int = 16
     #: ... beyond this many re-rendered characters allowed up front
     rerender_allowance_chars: int = 100_000
+    #: a stream whose open tail (what one render of it takes) reaches this many characters
+    #: renders in a worker thread, so the event loop keeps serving the others (~2.5 us per
+    #: character: 8,000 is ~20 ms on the loop at most); 0 = always on the loop
+    offload_tail_chars: int = 8_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +495,7 @@ def _validate(config: Config) -> None:
         (config.render.rerender_ratio >= 1, "render.rerender_ratio must be >= 1"),
         (config.render.rerender_allowance_chars >= 0,
          "render.rerender_allowance_chars must be >= 0"),
+        (config.render.offload_tail_chars >= 0, "render.offload_tail_chars must be >= 0"),
         (config.pacing.min_cps > 0, "pacing.min_cps must be > 0"),
         (config.pacing.min_cps <= config.pacing.cps <= config.pacing.max_cps,
          "pacing.cps must lie within [pacing.min_cps, pacing.max_cps]"),

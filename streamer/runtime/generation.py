@@ -59,6 +59,7 @@ from streamer.providers import (
     Usage,
 )
 from streamer.render.chunker import Chunker
+from streamer.render.ops import Op
 from streamer.tools import Tool, ToolResult, Tools
 from streamer.wire.events import Reasoning, Retrying, ToolCall, Waiting
 
@@ -140,20 +141,33 @@ class Generation:
         return False
 
     def _text(self, text: str) -> None:
+        text, overflow = self.take_text(text)
+        self.append_ops(self.chunker.feed(text))
+        if overflow is not None:
+            raise overflow
+
+    def take_text(self, text: str) -> tuple[str, ResponseTooLarge | None]:
+        """Admit a text delta: ``(what the chunker is fed, the error to raise after)``. The
+        text goes to the source at once (set apart after a round of tools, cut at
+        ``max_response_chars``); its ops come from ``chunker.feed`` (here, or off the loop:
+        :func:`feed_text`), then :meth:`append_ops`."""
         self.text.append(text)
         if self._separate:  # the answer goes on after a round of tools
             self._separate = False
             text = "\n\n" + text
         room = self.max_response_chars - self.chunker.markdown_chars
+        overflow = None
         if len(text) > room:
-            self._append_text(text[:max(0, room)])
-            raise ResponseTooLarge(f"the answer exceeds {self.max_response_chars} characters")
-        self._append_text(text)
-
-    def _append_text(self, text: str) -> None:
+            text = text[:max(0, room)]
+            overflow = ResponseTooLarge(
+                f"the answer exceeds {self.max_response_chars} characters")
         if text:
             self.log.append_source(text)
-        for op in self.chunker.feed(text):
+        return text, overflow
+
+    def append_ops(self, ops: list[Op]) -> None:
+        """The chunker's ops for text admitted by :meth:`take_text` (or its close) → the log."""
+        for op in ops:
             self.log.append(op)
 
     def _tool_call(self, item: ToolCallStart | ToolCallDelta | ToolCallComplete) -> None:
@@ -185,9 +199,10 @@ class Generation:
                                        exc.code, exc.message))
 
     def close(self) -> None:
-        """The answer is over: the chunker's last ops go to the log."""
-        for op in self.chunker.close():
-            self.log.append(op)
+        """The answer is over: the chunker's last ops go to the log (once: a no-op when
+        :func:`close_chunker` already closed it off the loop)."""
+        if not self.chunker.closed:
+            self.append_ops(self.chunker.close())
 
 
 def next_step(finish: str, calls: int, step: int, max_steps: int) -> NextStep:
@@ -279,6 +294,10 @@ class Shell(Protocol):
 
     def backpressure(self) -> Awaitable[None]:
         """Wait while every subscriber is too far behind (raises when held too long)."""
+
+    def render_limiter(self, chars: int) -> trio.CapacityLimiter | None:
+        """Where a render of ``chars`` characters runs: ``None`` on the event loop, else in
+        a worker thread under the returned limiter (``render.offload_tail_chars``)."""
 
 
 async def generate(shell: Shell, gen: Generation, provider: Provider,
@@ -380,5 +399,41 @@ async def _read(shell: Shell, gen: Generation, events: trio.abc.ReceiveChannel[o
             shell.record("waiting", position=item.position, eta_ms=item.eta_ms)
         if gen.starts_output(item):
             shell.record("first_token")
-        if gen.feed(item):
+        if isinstance(item, TextDelta) and (limiter := shell.render_limiter(
+                gen.chunker.open_chars + len(item.text))) is not None:
+            await feed_text(gen, item.text, limiter)
             await shell.backpressure()
+        elif gen.feed(item):
+            await shell.backpressure()
+
+
+async def feed_text(gen: Generation, text: str, limiter: trio.CapacityLimiter) -> None:
+    """Feed a text delta with the chunker's work in a worker thread, so a large open tail's
+    render (~2.5 us per character; docs/chunker.md, "Costs") never holds the event loop.
+
+    The chunker is this stream's alone and nothing else touches it meanwhile (a checkpoint
+    reads the log, not the chunker). The wait is shielded: the render is bounded by the
+    answer's size limit, and its ops must reach the log once the chunker's state moved on.
+
+    Raises:
+        ResponseTooLarge: as :meth:`Generation.feed` (after what fits is appended).
+    """
+    text, overflow = gen.take_text(text)
+    with trio.CancelScope(shield=True):
+        ops = await trio.to_thread.run_sync(gen.chunker.feed, text, limiter=limiter)
+    gen.append_ops(ops)
+    if overflow is not None:
+        raise overflow
+
+
+async def close_chunker(gen: Generation, limiter: trio.CapacityLimiter | None) -> None:
+    """Close the chunker (its last render: the open tail) in a worker thread under
+    ``limiter`` (``None``: here); shielded like :func:`feed_text`."""
+    if gen.chunker.closed:
+        return
+    if limiter is None:
+        gen.close()
+        return
+    with trio.CancelScope(shield=True):
+        ops = await trio.to_thread.run_sync(gen.chunker.close, limiter=limiter)
+    gen.append_ops(ops)

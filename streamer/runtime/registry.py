@@ -36,6 +36,8 @@ from streamer.errors import (
     SessionNotFound,
     StreamNotFound,
 )
+from streamer.observability.logs import log_stream_text
+from streamer.observability.metrics import Metrics
 from streamer.persistence import Store
 from streamer.providers import Providers
 from streamer.render.markdown import Renderer
@@ -98,6 +100,8 @@ class Registry:
         #: tools the model may call; embedding applications register theirs here
         self.tools = Tools(BUILTIN_TOOLS if config.tools.builtin else [])
         self.renderer = renderer or Renderer(config.render)
+        #: one worker thread for the streams' large renders (``render.offload_tail_chars``)
+        self.render_threads = trio.CapacityLimiter(1)
         #: what one client may hold and start (``[limits]``)
         self.limits = ClientLimits(config.limits)
         #: worker processes for client-controlled CPU work (the one-shot render)
@@ -106,6 +110,8 @@ class Registry:
         self.policy = Policy(config)
         self.sessions: dict[str, Session] = {}
         self.live_connections: set[Follower] = set()
+        #: this app's counts for ``GET /metrics`` (the gauges are read from this registry)
+        self.metrics = Metrics(self)
         #: woken whenever a stream or a subscription ends (drain waits on it)
         self.activity = Waiter()
         self.active_subscriptions = 0
@@ -137,7 +143,8 @@ class Registry:
 
     def stream_services(self) -> StreamServices:
         return StreamServices(self.config, self.providers, self.renderer, self.tools,
-                              lambda: self.store, self.on_stream_finished, self.activity)
+                              lambda: self.store, self.on_stream_finished, self.activity,
+                              self.render_threads)
 
     def frame_interval_s(self) -> float:
         """Least time between frames to one connection, raised under load.
@@ -159,9 +166,13 @@ class Registry:
 
     def connection_opened(self, connection: Follower) -> None:
         self.live_connections.add(connection)
+        transport = getattr(connection, "transport", "other")
+        self.metrics.connections_opened[transport] += 1
+        logger.info("connection opened", extra={"transport": transport})
 
     def connection_closed(self, connection: Follower) -> None:
         self.live_connections.discard(connection)
+        logger.info("connection closed")
 
     @property
     def connections(self) -> int:
@@ -310,6 +321,10 @@ class Registry:
 
     def on_stream_finished(self, stream: Stream) -> None:
         """Keep the finished log for the replay window; evict the oldest beyond the limit."""
+        self.metrics.stream_finished(stream)
+        if self.config.log.content:
+            log_stream_text(stream.stream_id, stream.session_id,
+                            stream.request.messages[-1].content, stream.markdown)
         self._finished[stream.stream_id] = (trio.current_time(), stream)
         self.evict_finished_logs()
 

@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import trio
@@ -33,7 +33,7 @@ from streamer.persistence import MessageRecord, Store
 from streamer.providers import Provider, ProviderRequest, Providers, ToolRound
 from streamer.render.chunker import Chunker
 from streamer.render.markdown import Renderer
-from streamer.runtime.generation import Generation, generate, single_error
+from streamer.runtime.generation import Generation, close_chunker, generate, single_error
 from streamer.runtime.history import Fitted, fit_request
 from streamer.runtime.trace import Trace
 from streamer.runtime.waiter import Waiter
@@ -65,6 +65,8 @@ class StreamServices:
         store: the SQLite store now (``None``: persistence off or closed).
         on_finished: called once the stream's log is finished (the replay window keeps it).
         activity: woken when the stream is done, saved included (drain waits on it).
+        render_threads: the worker thread(s) a stream's large renders take turns in
+            (``render.offload_tail_chars``; one: the renders need the GIL, the loop too).
     """
 
     config: Config
@@ -74,6 +76,8 @@ class StreamServices:
     store: Callable[[], Store | None]
     on_finished: Callable[[Stream], None]
     activity: Waiter
+    render_threads: trio.CapacityLimiter = field(
+        default_factory=lambda: trio.CapacityLimiter(1))
 
 
 class StreamOwner(Protocol):
@@ -133,7 +137,8 @@ class Stream:
         self.model = ""
         self.finish_reason: str | None = None
         self.created_at = time.time()
-        self.trace = Trace(self.stream_id, services.config.streams.max_trace_entries)
+        self.trace = Trace(self.stream_id, services.config.streams.max_trace_entries,
+                           session_id=owner.session_id)
         self.subscribers: set[Subscription] = set()
         self.cancel_scope = trio.CancelScope()
         self.cancel_reason: tuple[str, StreamerError | None] | None = None
@@ -244,6 +249,12 @@ class Stream:
         return bool(self.subscribers) and all(
             total - sub.delivered_total > limit for sub in self.subscribers)
 
+    def render_limiter(self, chars: int) -> trio.CapacityLimiter | None:
+        """A render of ``chars`` characters runs in the render thread from
+        ``render.offload_tail_chars`` on (0: never); ``None``: on the event loop."""
+        threshold = self.services.config.render.offload_tail_chars
+        return self.services.render_threads if threshold and chars >= threshold else None
+
     async def backpressure(self) -> None:
         """Stop reading the provider while every subscriber is too far behind.
 
@@ -333,6 +344,7 @@ class Stream:
         finish = "error" if error is not None else "stop"
         if provider is not None:
             finish, error = await self._generate(provider, gen)
+        await close_chunker(gen, self.render_limiter(gen.chunker.open_chars))
         self._end(gen, finish, error, round((trio.current_time() - started) * 1000))
         if self.on_end is not None:
             self.on_end(self)
@@ -425,10 +437,11 @@ class Stream:
             out.append(MessageRecord(f"{self.stream_id}_u", session_id, "user", last.content,
                                      created_at=self.created_at,
                                      completed_at=self.created_at))
-        chunker = self._generation.chunker if self._generation is not None else None
-        done = self.state == "done"
-        markdown = self.markdown if done or chunker is None else chunker.markdown
-        blocks = self.final_blocks if done or chunker is None else list(chunker.blocks)
+        # a running answer is read from its log, never from its chunker (which may be busy
+        # in the render thread): the source text so far, the blocks the clients were sent
+        done = self.state == "done" or self.log.evicted
+        markdown = self.markdown if done else "".join(self.log.source(0, self.log.source_count))
+        blocks = self.final_blocks if done else self.log.snapshot()[1]
         out.append(MessageRecord(
             self.stream_id, session_id, "assistant", markdown,
             html=self.html if done else "".join(blocks), blocks=blocks,
