@@ -70,6 +70,14 @@ class ServerConfig:
     #: ``gc.set_threshold(gen0, 50, 100)`` at start-up (GC pauses dominate tail latency at
     #: ~1k connections); 0 keeps Python's default
     gc_gen0_threshold: int = 100_000
+    #: TLS: a PEM certificate (chain) and its private key; both set = serve HTTPS and WSS
+    #: (hypercorn's ``certfile``/``keyfile``), both empty = plain HTTP (docs/deploy.md)
+    certfile: str = ""
+    keyfile: str = ""
+    #: behind a reverse proxy: how many proxies' ``X-Forwarded-For`` / ``-Proto`` /
+    #: ``-Host`` entries to believe (hypercorn's ProxyFixMiddleware, legacy mode); 0 = none
+    #: (the client address is the TCP peer's). Set it only when the proxy is the one way in
+    proxy_trusted_hops: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +333,14 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AISDKConfig:
+    #: ``POST /api/chat`` (and its resume ``GET``): a client that closes the response before
+    #: the end stops the answer (``stop()`` of the AI SDK aborts the fetch); off, the answer
+    #: runs on for ``streams.grace_period_s`` and a resume ``GET`` can pick it up
+    stop_on_disconnect: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -338,6 +354,7 @@ class Config:
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
+    aisdk: AISDKConfig = field(default_factory=AISDKConfig)
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -433,6 +450,9 @@ def _server_checks(server: ServerConfig) -> list[tuple[bool, str]]:
         (server.control_messages_burst >= server.max_control_messages_per_s,
          "server.control_messages_burst must be >= server.max_control_messages_per_s"),
         (server.drain_timeout_s >= 0, "server.drain_timeout_s must be >= 0"),
+        (bool(server.certfile) == bool(server.keyfile),
+         "server.certfile and server.keyfile must be set together (or both left empty)"),
+        (0 <= server.proxy_trusted_hops <= 8, "server.proxy_trusted_hops must be 0-8"),
     ]
 
 

@@ -12,9 +12,11 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.trio import serve as hypercorn_serve
 
 from streamer.config import Config
@@ -28,6 +30,8 @@ logger = logging.getLogger("streamer.server")
 #: hypercorn closes WebSockets whose frames exceed this many times ``max_message_bytes``;
 #: smaller oversize messages get a clean ``payload_too_large`` error instead
 HARD_FRAME_LIMIT_FACTOR = 4
+#: a forwarded HTTP scheme → the WebSocket scheme it stands for
+WS_SCHEMES = {"http": "ws", "https": "wss"}
 
 
 def tune_gc(gen0_threshold: int) -> None:
@@ -45,7 +49,31 @@ def hypercorn_config(config: Config) -> HypercornConfig:
                                           * HARD_FRAME_LIMIT_FACTOR)
     hconfig.graceful_timeout = config.server.drain_timeout_s + 5
     hconfig.accesslog = None
+    if config.server.certfile:  # TLS (docs/deploy.md); ALPN offers h2 and http/1.1
+        hconfig.certfile = config.server.certfile
+        hconfig.keyfile = config.server.keyfile
     return hconfig
+
+
+def behind_proxy(app: Any, trusted_hops: int) -> Any:
+    """``app`` that believes ``trusted_hops`` proxies' ``X-Forwarded-For``, ``-Proto`` and
+    ``-Host`` (hypercorn's ``ProxyFixMiddleware``, legacy mode): the client address, the
+    scheme and the Host the guard and the limits see; ``app`` itself when 0.
+
+    The middleware copies ``X-Forwarded-Proto`` (``http``/``https``) onto WebSocket scopes
+    too, whose scheme is ``ws``/``wss`` (ASGI spec, "WebSocket"; Quart then refuses the
+    handshake with 400): the scheme is mapped back before the app sees it.
+    """
+    if trusted_hops <= 0:
+        return app
+
+    async def websocket_scheme(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and scope.get("scheme") in WS_SCHEMES:
+            scope = {**scope, "scheme": WS_SCHEMES[scope["scheme"]]}
+        await app(scope, receive, send)
+
+    return ProxyFixMiddleware(websocket_scheme,  # type: ignore[arg-type]
+                              mode="legacy", trusted_hops=trusted_hops)
 
 
 async def serve(config: Config, *, shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
@@ -78,5 +106,6 @@ async def serve(config: Config, *, shutdown_trigger: Callable[[], Awaitable[None
         await trigger()
         await registry.drain(config.server.drain_timeout_s)
 
-    await hypercorn_serve(app, hypercorn_config(config), shutdown_trigger=shutdown,
+    await hypercorn_serve(behind_proxy(app, config.server.proxy_trusted_hops),
+                          hypercorn_config(config), shutdown_trigger=shutdown,
                           task_status=task_status)
