@@ -2,12 +2,12 @@
 
 ``streamer serve [--host H] [--port P] [--config PATH]``
     hypercorn + quart-trio on Trio; the demo page at ``/``.
-``streamer stream "prompt" [--provider P] [--url URL] [--pacing off|fixed|smooth] [--cps N]
-[--token T] [--session ID]``
-    makes its session (``POST /api/sessions``), connects over WebSocket, prints the answer as
-    plain text while it streams (a progress line on a TTY), sends ``stop`` on Ctrl-C, and exits
-    non-zero with the error code on ``error``. ``--token`` (or ``$STREAMER_TOKEN``) goes out as
-    ``Authorization: Bearer``.
+``streamer stream ["prompt" | -] [--session ID] [--system S] [--json] [--provider P] [--url URL]
+[--token T] …``
+    the terminal client (``streamer/clients/terminal/``): makes or continues its session,
+    draws the answer as it streams (tables, lists, highlighted code, math as LaTeX) with a
+    progress line, resumes a dropped connection, sends ``stop`` on Ctrl-C; ``streamer stream
+    --help`` lists the options and the exit codes.
 ``streamer auth new-key --subject S [--id ID]``
     makes an API key: prints the key once (first line of stdout; only its hash is kept) and
     the ``[[keys]]`` entry to paste into ``auth.api_keys_file``.
@@ -35,18 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default from config: 8000; 0 = any)")
     serve.add_argument("--config", help="a TOML file (default: $STREAMER_CONFIG, else defaults)")
     serve.add_argument("--log-level", default="INFO")
-    stream = commands.add_parser("stream", help="stream one answer to the terminal")
-    stream.add_argument("prompt")
-    stream.add_argument("--url", default="http://127.0.0.1:8000", help="the server's base URL")
-    stream.add_argument("--provider", help="local, echo or openai (default: the server's)")
-    stream.add_argument("--model")
-    stream.add_argument("--pacing", choices=("off", "fixed", "smooth"), default="off")
-    stream.add_argument("--cps", type=float)
-    stream.add_argument("--max-tokens", type=int)
-    stream.add_argument("--token", help="API key or JWT, sent as 'Authorization: Bearer' "
-                        "(default: $STREAMER_TOKEN)")
-    stream.add_argument("--session", help="a session id of your own to make or reuse "
-                        "(default: a new one the server makes)")
+    from streamer.clients.terminal.options import add_arguments
+    add_arguments(commands.add_parser("stream", help="stream one answer to the terminal"))
     auth = commands.add_parser("auth", help="credentials for auth.mode = api_key")
     auth_commands = auth.add_subparsers(dest="auth_command", required=True)
     new_key = auth_commands.add_parser("new-key", help="make an API key and its file entry")
@@ -111,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
         trio.run(run)
         return 0
-    from streamer.clients.terminal import run_terminal_client
+    from streamer.clients.terminal.link import run_terminal_client
     return trio.run(run_terminal_client, args)
 
 

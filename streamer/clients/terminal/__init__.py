@@ -1,0 +1,1 @@
+"""The terminal client, ``streamer stream``: see :mod:`streamer.clients.terminal.link`."""
