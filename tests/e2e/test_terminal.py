@@ -421,7 +421,8 @@ async def test_a_connection_lost_for_good_exits_3(server_process: Any) -> None:
         with trio.fail_after(60):
             done = await trio.run_process(
                 [*COMMAND, "x", "--provider", "echo", "--retries", "2",
-                 "--url", f"http://127.0.0.1:{proxy.port}"], capture_stdout=True,
+                 "--connect-timeout", "2", "--url", f"http://127.0.0.1:{proxy.port}"],
+                capture_stdout=True,
                 capture_stderr=True, env={**os.environ, "STREAMER_TOKEN": ALICE}, check=False)
     err = done.stderr.decode()
     assert done.returncode == EXIT_LOST, err
