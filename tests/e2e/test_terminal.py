@@ -311,6 +311,11 @@ async def test_tmux_ctrl_c_stops_the_answer(server_process: Any, tmp_path: Path)
             LONG, "--provider", "echo", "--pacing", "fixed", "--cps", "300",
             "--session", session, "--url", server_process.base_url])
         await tmux.wait_for("stop", "Paragraph 003")
+        # the progress line: shown of received characters, the time the rest needs (while
+        # the model writes, lower bounds: backpressure holds it near the delivery)
+        line = (await tmux.wait_for("stop", " left")).rstrip().splitlines()[-1]
+        assert re.fullmatch(r"(?:[━╌]{20} )?[\d,]+/[\d,]+\+? chars · \d+\.\d s\+? left",
+                            line), line
         await tmux.tmux("send-keys", "-t", "stop", "C-c")
         assert await tmux.wait_exit(done, limit_s=15) == EXIT_STOPPED
         screen = await tmux.screen("stop")
@@ -465,6 +470,16 @@ def test_the_answer_drops_what_it_applied_and_keeps_the_cursor() -> None:
     assert answer.accept({"type": "snapshot", "seq": 3, "blocks": ["<p>abc</p>\n"]})
     assert answer.accept({"type": "stream_complete", "html": "<p>abcd</p>\n"})
     assert answer.blocks == ["<p>abcd</p>\n"] and answer.cursor() is None  # repaired
+    stopped = Answer()
+    stopped.stream_id = "s2"
+    for seq, (html, final) in enumerate([("<p>a</p>\n", True), ("<p>b</p>\n", False)], 1):
+        stopped.accept({**chunk, "stream_id": "s2", "seq": seq, "block": seq - 1, "html": html,
+                        "final": final})
+    # a stop with a backlog: the final answer is longer than what was delivered; the final
+    # block a screen printed for good stays, the rest of the answer is one block
+    stopped.accept({"type": "stream_complete", "html": "<p>a</p>\n<p>bc</p>\n<p>d</p>\n"})
+    assert stopped.blocks == ["<p>a</p>\n", "<p>bc</p>\n<p>d</p>\n"]
+    assert stopped.final == [True, True]
 
 
 def test_backoff_and_progress_texts() -> None:
@@ -473,5 +488,10 @@ def test_backoff_and_progress_texts() -> None:
     assert backoff_s(0, retry_after_ms=3_000) == 3.0
     assert progress_text({"received_chars": 100, "delivered_chars": 50, "eta_ms": 2_000,
                           "generation_done": True}, width=4) == "━━╌╌ 50/100 chars · 2.0 s left"
+    assert progress_text({"received_chars": 90, "delivered_chars": 10, "eta_ms": 1_500,
+                          "generation_done": False}) == "10/90+ chars · 1.5 s+ left"
     assert progress_text({"received_chars": 10, "delivered_chars": 10, "eta_ms": 0,
-                          "generation_done": False}) == "10 chars · generating"
+                          "generation_done": False}) == "10/10+ chars"
+    assert progress_text({"received_chars": 10, "delivered_chars": 4, "eta_ms": None,
+                          "backlog_chars": 6, "generation_done": True}, width=2) == (
+        "━╌ 4/10 chars · paused")

@@ -387,6 +387,13 @@ async def run_terminal_client(args: argparse.Namespace) -> int:
     """``streamer stream``: stream one answer to the terminal; the exit code
     (:mod:`streamer.clients.terminal.options`)."""
     try:
+        return await _run(args)
+    except KeyboardInterrupt:  # before the run's own Ctrl-C handling: nothing started
+        return EXIT_STOPPED
+
+
+async def _run(args: argparse.Namespace) -> int:
+    try:
         prompt = read_prompt(args.prompt)
         if args.retries < 0 or args.connect_timeout <= 0:
             raise UsageError("--retries must be >= 0 and --connect-timeout > 0")

@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print each server event as one JSON line (for scripts)")
     parser.add_argument("--token", help=f"API key or JWT (default: ${TOKEN_ENV}); sent as the "
-                        "WebSocket subprotocol 'bearer.<token>' and 'Authorization: Bearer'")
+                        "WebSocket subprotocol 'bearer.<token>', on HTTP as "
+                        "'Authorization: Bearer'")
     parser.add_argument("--retries", type=int, default=8, metavar="N",
                         help="reconnect attempts in a row before giving up (default: 8)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",

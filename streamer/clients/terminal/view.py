@@ -88,10 +88,19 @@ class Answer:
         self.final[block] = bool(ev.get("final", False))
 
     def _complete(self, ev: Event) -> None:
+        """The end. When the blocks do not join to ``html`` (ops never delivered: a ``stop``
+        with a backlog; or a desync), the leading final blocks that ``html`` starts with stay
+        (a screen may have shown them for good) and the rest of ``html`` is one block."""
         self.complete = ev
         final_html = ev.get("html")
         if isinstance(final_html, str) and (self.desynced or "".join(self.blocks) != final_html):
-            self.blocks, self.final = [final_html], [True]
+            keep, length = 0, 0
+            while (keep < len(self.blocks) and self.final[keep] and not self.desynced
+                   and final_html.startswith(self.blocks[keep], length)):
+                length += len(self.blocks[keep])
+                keep += 1
+            rest = final_html[length:]
+            self.blocks = self.blocks[:keep] + ([rest] if rest else [])
             self.desynced = False
         self.final = [True] * len(self.blocks)
 
@@ -104,17 +113,23 @@ def _seconds(ms: float) -> str:
 
 
 def progress_text(ev: Event, width: int = 20) -> str:
-    """A ``progress`` event as one line: a bar once the whole answer is known
-    (``generation_done``), characters shown and time remaining (``eta_ms``)."""
+    """A ``progress`` event as one line: characters shown of those received and the time
+    remaining (``eta_ms``, the time the received rest needs), with a bar once the whole
+    answer is known (``generation_done``); while the model still writes, both are lower
+    bounds (``+``)."""
     received, delivered = ev.get("received_chars", 0), ev.get("delivered_chars", 0)
+    done = bool(ev.get("generation_done"))
+    more = "" if done else "+"
     eta = ev.get("eta_ms")
-    left = f" · {_seconds(eta)} left" if isinstance(eta, (int, float)) and eta >= 50 else ""
-    if eta is None and ev.get("backlog_chars"):
-        left = " · paused"
-    if ev.get("generation_done") and received:
+    if isinstance(eta, (int, float)) and eta >= 50:
+        left = f" · {_seconds(eta)}{more} left"
+    else:
+        left = " · paused" if eta is None and ev.get("backlog_chars") else ""
+    text = f"{delivered:,}/{received:,}{more} chars{left}"
+    if done and received:
         filled = round(width * min(1.0, delivered / received))
-        return f"{'━' * filled}{'╌' * (width - filled)} {delivered:,}/{received:,} chars{left}"
-    return f"{delivered:,} chars · generating{left}"
+        return f"{'━' * filled}{'╌' * (width - filled)} {text}"
+    return text
 
 
 def state_text(ev: Event) -> str | None:
