@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -34,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default from config: 8000; 0 = any)")
     serve.add_argument("--config", help="a TOML file (default: $STREAMER_CONFIG, else defaults)")
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-level", type=str.upper,
+                       choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                       help="records at this level and above (default from config: INFO)")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="text lines or one JSON object per line (default from config: text)")
     from streamer.clients.terminal.options import add_arguments
     add_arguments(commands.add_parser("stream", help="stream one answer to the terminal"))
     auth = commands.add_parser("auth", help="credentials for auth.mode = api_key")
@@ -70,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "auth":
         return _new_key(args)
     if args.command == "serve":
-        logging.basicConfig(level=args.log_level.upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
             config = load_config(args.config)
             overrides = {}
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"streamer: configuration error: {exc}", file=sys.stderr)
             return 2
+        from streamer.observability.logs import configure_logging
+        configure_logging(args.log_level or config.log.level,
+                          args.log_format or config.log.format)
         from streamer.server import serve
 
         async def run() -> None:

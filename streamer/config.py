@@ -341,6 +341,23 @@ class AISDKConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    #: ``GET /metrics`` (Prometheus text); who may read it: ``loopback`` (a loopback peer, no
+    #: proxy headers), ``auth`` (credentials [auth] accepts) or ``open`` (docs/operations.md)
+    enabled: bool = True
+    access: Literal["loopback", "auth", "open"] = "loopback"
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    #: records at this level and above; ``text`` or ``json`` lines (``--log-level``,
+    #: ``--log-format`` win); ``content``: also each finished stream's prompt and answer
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    content: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -354,6 +371,8 @@ class Config:
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     aisdk: AISDKConfig = field(default_factory=AISDKConfig)
 
 

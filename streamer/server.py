@@ -49,6 +49,8 @@ def hypercorn_config(config: Config) -> HypercornConfig:
                                           * HARD_FRAME_LIMIT_FACTOR)
     hconfig.graceful_timeout = config.server.drain_timeout_s + 5
     hconfig.accesslog = None
+    # hypercorn's own records go through streamer's handler and format (--log-format)
+    hconfig.errorlog = logging.getLogger("hypercorn.error")
     if config.server.certfile:  # TLS (docs/deploy.md); ALPN offers h2 and http/1.1
         hconfig.certfile = config.server.certfile
         hconfig.keyfile = config.server.keyfile

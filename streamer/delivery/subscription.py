@@ -79,12 +79,16 @@ class Subscription:
         progress_interval_s: the least time between two ``progress`` events.
         resumed: the client already has this stream (its ``stream_start`` says so).
         reader_id: who reads (the connection's id, for the stream's trace).
+        on_gap: told the time (s) between two of the stream's events (chunks, reasoning,
+            tool calls) handed to ``send`` while the reader streams (not across a pause):
+            the metrics' inter-chunk gap histogram.
     """
 
     def __init__(self, stream: Followed, after_seq: int | None, *, pacer: Pacer,
                  send: SendEvent, waiter: Wakeable, epoch: str,
                  frame_interval_s: Callable[[], float], progress_interval_s: float,
-                 resumed: bool = False, reader_id: str = "") -> None:
+                 resumed: bool = False, reader_id: str = "",
+                 on_gap: Callable[[float], None] | None = None) -> None:
         self.stream = stream
         self.log = stream.log
         self.with_snapshot = after_seq is None
@@ -98,6 +102,9 @@ class Subscription:
         self._frame_interval_s = frame_interval_s
         self._progress_interval_s = progress_interval_s
         self._last_progress: tuple[int, int, bool] | None = None
+        self._on_gap = on_gap
+        #: when the last event went out (``None``: none since the start or a pause)
+        self._last_delivery: float | None = None
 
     @property
     def delivered_total(self) -> int:
@@ -108,6 +115,7 @@ class Subscription:
 
     def pause(self) -> DeliveryState:
         self.pacer.pause()
+        self._last_delivery = None
         self.waiter.wake()
         return "paused"
 
@@ -168,8 +176,18 @@ class Subscription:
         for ev in merge_entries(cursor.take(count), self.stream.session_id, stream_id, epoch):
             seq = ev.seq
             assert seq is not None  # merged events are stamped
+            if self._on_gap is not None:
+                self._gap()
             await self._send(ev, event_id(stream_id, epoch, seq))
         self.stream.on_subscriber_progress()
+
+    def _gap(self) -> None:
+        """Tell ``on_gap`` the time since the previous event of the stream went out."""
+        assert self._on_gap is not None
+        now = trio.current_time()
+        if self._last_delivery is not None:
+            self._on_gap(now - self._last_delivery)
+        self._last_delivery = now
 
     async def _progress(self, next_progress: float) -> float:
         """A ``progress`` event when one is due and the numbers changed; the next due time."""

@@ -41,6 +41,8 @@ from streamer.errors import (
     UnsupportedProtocol,
 )
 from streamer.log import resume
+from streamer.observability.logs import bind_log_context
+from streamer.observability.metrics import Sent
 from streamer.persistence import MessageRecord
 from streamer.runtime.control_gate import ControlGate, ControlRateLimited
 from streamer.runtime.session import Session
@@ -147,8 +149,10 @@ class Outbox:
         §7.4.1; SSE: the body ends)."""
         await self._send.send((code, reason))
 
-    async def write_to(self, transport: Transport, heartbeat_s: float) -> None:
+    async def write_to(self, transport: Transport, heartbeat_s: float,
+                       sent: Sent | None = None) -> None:
         """The connection's only writer; returns once it closed the transport on request.
+        ``sent`` counts the frames and bytes written (``/metrics``).
 
         Raises:
             PeerTooSlow: a write took longer than ``send_timeout_s``.
@@ -170,6 +174,11 @@ class Outbox:
                 except trio.TooSlowError as exc:
                     raise self._give_up(
                         f"a write took over {self.send_timeout_s:g} s") from exc
+                if sent is not None:
+                    if idle.cancelled_caught:
+                        sent.heartbeat(data)
+                    else:
+                        sent.event(data)
 
 
 class Connection:
@@ -202,7 +211,8 @@ class Connection:
         self.cancel_scope = trio.CancelScope()
         server = session.host.config.server
         #: the limits on this connection's control messages
-        self.gate = ControlGate(self.connection_id, server)
+        self.gate = ControlGate(self.connection_id, server,
+                                on_limit=session.host.metrics.limit_hit)
         self.json_limits = JSONLimits.of(server)
 
     @property
@@ -250,6 +260,7 @@ class Connection:
         assert self.outbox is not None, "serve() writes through the connection's own outbox"
         outbox, session, config = self.outbox, self.session, self.host.config.server
         self.resume = resume
+        bind_log_context(session_id=session.session_id, connection_id=self.connection_id)
         session.add_connection(self)
         self.host.connection_opened(self)
         try:
@@ -273,12 +284,14 @@ class Connection:
 
     async def _write(self, transport: Transport) -> None:
         assert self.outbox is not None
-        await self.outbox.write_to(transport, self.host.config.server.heartbeat_interval_s)
+        await self.outbox.write_to(transport, self.host.config.server.heartbeat_interval_s,
+                                   self.host.metrics.sent_by(transport.name))
         self.cancel_scope.cancel()  # closed on request: the connection is over
 
     async def _ended_by(self, exc: Exception, transport: Transport,
                         too_slow: list[PeerTooSlow]) -> None:
         if too_slow:
+            self.host.metrics.limit_hit("server.send_timeout_s")
             logger.info("connection %s closed: %s", self.connection_id, too_slow[0])
             # best effort: a peer that reads nothing may not read this either (1013: try
             # again later, RFC 6455 §7.4.1 registry); the client resumes from its cursor
@@ -351,6 +364,7 @@ class Connection:
             return False
         if self.session.busy:
             return False
+        self.host.metrics.limit_hit("limits.idle_connection_timeout_s")
         logger.info("connection %s closed: idle for %g s", self.connection_id, idle_s)
         await self.close_after(None, CLOSE_GOING_AWAY, "idle")
         return True
@@ -368,7 +382,8 @@ class Connection:
         sub = Subscription(stream, after_seq, pacer=pacer, send=self.send, waiter=Waiter(),
                            epoch=host.epoch, frame_interval_s=host.frame_interval_s,
                            progress_interval_s=defaults.progress_interval_ms / 1000,
-                           resumed=resumed, reader_id=self.connection_id)
+                           resumed=resumed, reader_id=self.connection_id,
+                           on_gap=host.metrics.chunk_gap.observe)
         stream.attach(sub)
         self.subscription, self.stream = sub, stream
         host.subscription_started()
@@ -394,6 +409,10 @@ class Connection:
             record = await host.store.message(cursor.stream_id)
         decision = resume.plan(cursor, started.log if started is not None else None,
                                host.epoch, record, session.key)
+        outcome = RESUME_OUTCOMES[type(decision)]
+        host.metrics.resume(outcome)
+        if outcome != "exact":
+            host.metrics.error("stream_not_found" if outcome == "not_found" else "resume_gap")
         if isinstance(decision, resume.Exact):
             assert started is not None
             index = session.started.index(started)
@@ -457,11 +476,13 @@ class Connection:
                                      "are JSON text frames")
             control = parse_control(raw, self.json_limits)
         except REFUSED as exc:
+            self.host.metrics.error(exc.code)
             await self.send(Error.of(exc, session_id=sid), None)
             return not self.gate.strike()
         try:
             await self.handle_control(control)
         except StreamerError as exc:
+            self.host.metrics.error(exc.code)
             await self.send(Error.of(exc, session_id=sid), None)
         return True
 
@@ -509,6 +530,10 @@ class Connection:
         if self._follow_scope is not None:
             self._follow_scope.cancel()
 
+
+#: each resume plan's outcome label (``/metrics``)
+RESUME_OUTCOMES: dict[type, str] = {resume.Exact: "exact", resume.Gap: "gap",
+                                    resume.Stored: "stored", resume.NotFound: "not_found"}
 
 #: the delivery controls: what each does to the current subscription, and the state it answers
 DELIVERY: dict[type, Callable[[Subscription, Any], DeliveryState]] = {

@@ -80,12 +80,15 @@ class ControlGate:
         server: the ``[server]`` settings named in the module docstring.
         limiter: where the counts live (default :func:`shared_limiter`).
         clock: the limiter's clock (``time.time``; the ``limits`` storage reads it too).
+        on_limit: told the setting's name when a limit refuses (``/metrics``).
     """
 
     def __init__(self, key: str, server: ServerConfig,
                  limiter: MovingWindowRateLimiter | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_limit: Callable[[str], None] | None = None) -> None:
         self.key = key
+        self._on_limit = on_limit or (lambda name: None)
         burst = server.control_messages_burst
         self.window_s = math.ceil(burst / server.max_control_messages_per_s)
         self._rate = RateLimitItemPerSecond(burst, self.window_s)
@@ -102,6 +105,7 @@ class ControlGate:
         """
         if self._limiter.hit(self._rate, "rate", self.key):
             return
+        self._on_limit("server.max_control_messages_per_s")
         reset = self._limiter.get_window_stats(self._rate, "rate", self.key).reset_time
         raise ControlRateLimited(
             f"more than {self._rate.amount} control messages in {self.window_s} s",
@@ -111,7 +115,10 @@ class ControlGate:
         """Count one invalid or refused message; ``True`` when that makes
         ``server.max_invalid_messages`` within the window: the connection must close."""
         self._limiter.hit(self._strikes, "strikes", self.key)
-        return not self._limiter.test(self._strikes, "strikes", self.key)
+        if self._limiter.test(self._strikes, "strikes", self.key):
+            return False
+        self._on_limit("server.max_invalid_messages")
+        return True
 
     def release(self) -> None:
         """Forget this connection's counts (it ended)."""

@@ -36,6 +36,8 @@ from streamer.errors import (
     SessionNotFound,
     StreamNotFound,
 )
+from streamer.observability.logs import log_stream_text
+from streamer.observability.metrics import Metrics
 from streamer.persistence import Store
 from streamer.providers import Providers
 from streamer.render.markdown import Renderer
@@ -108,6 +110,8 @@ class Registry:
         self.policy = Policy(config)
         self.sessions: dict[str, Session] = {}
         self.live_connections: set[Follower] = set()
+        #: this app's counts for ``GET /metrics`` (the gauges are read from this registry)
+        self.metrics = Metrics(self)
         #: woken whenever a stream or a subscription ends (drain waits on it)
         self.activity = Waiter()
         self.active_subscriptions = 0
@@ -162,9 +166,13 @@ class Registry:
 
     def connection_opened(self, connection: Follower) -> None:
         self.live_connections.add(connection)
+        transport = getattr(connection, "transport", "other")
+        self.metrics.connections_opened[transport] += 1
+        logger.info("connection opened", extra={"transport": transport})
 
     def connection_closed(self, connection: Follower) -> None:
         self.live_connections.discard(connection)
+        logger.info("connection closed")
 
     @property
     def connections(self) -> int:
@@ -313,6 +321,10 @@ class Registry:
 
     def on_stream_finished(self, stream: Stream) -> None:
         """Keep the finished log for the replay window; evict the oldest beyond the limit."""
+        self.metrics.stream_finished(stream)
+        if self.config.log.content:
+            log_stream_text(stream.stream_id, stream.session_id,
+                            stream.request.messages[-1].content, stream.markdown)
         self._finished[stream.stream_id] = (trio.current_time(), stream)
         self.evict_finished_logs()
 

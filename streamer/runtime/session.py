@@ -29,6 +29,8 @@ from streamer.errors import (
     StreamerError,
     StreamNotFound,
 )
+from streamer.observability.logs import log_context
+from streamer.observability.metrics import Metrics
 from streamer.persistence import Store
 from streamer.runtime.stream import Stream, StreamServices
 from streamer.runtime.waiter import Waiter
@@ -69,6 +71,10 @@ class Host(Protocol):
     @property
     def limits(self) -> ClientLimits:
         """What one client may hold and start (``[limits]``)."""
+
+    @property
+    def metrics(self) -> Metrics:
+        """The app's counts (``GET /metrics``)."""
 
     def active_streams(self, subject: str) -> int:
         """Streams of ``subject``'s sessions running or queued now."""
@@ -211,18 +217,21 @@ class Session:
                                      retry_after_ms=config.server.shutdown_retry_after_ms)
         max_chars = config.streams.max_prompt_chars
         if len(start.system or "") + len(start.messages[-1].content) > max_chars:
+            host.metrics.limit_hit("streams.max_prompt_chars")
             raise PayloadTooLarge(f"start: the prompt and system exceed {max_chars:,} characters")
         policy, owner = host.policy, self.owner
         host.limits.check_new_stream(owner.subject, host.active_streams(owner.subject))
         admission = policy.admit(owner, start)
         start = admission.start
         if len(self.queue) >= config.streams.max_queued:
+            host.metrics.limit_hit("streams.max_queued")
             raise QueueFull(f"{len(self.queue)} streams are already queued in this session",
                             retry_after_ms=1_000)
         services = host.stream_services()
         stream = Stream(self, start, services, admission, on_end=lambda done: policy.record(
             owner, len(done.markdown), tokens_of(done.usage)))
         stream.queued_behind = self.busy
+        stream.trace.listener = host.metrics.stream_observer(stream.provider_name)
         try:
             stream.model = services.providers.get(stream.provider_name).model_for(
                 stream.provider_request())
@@ -299,7 +308,8 @@ class Session:
             while self.queue and not self.host.closing:
                 stream = self.queue.popleft()
                 try:
-                    await stream.run()
+                    with log_context(session_id=self.session_id, stream_id=stream.stream_id):
+                        await stream.run()
                 except Exception:  # never let one stream's bug take the server nursery down
                     logger.exception("session %s: stream %s crashed", self.session_id,
                                      stream.stream_id)

@@ -2,7 +2,8 @@
 
 Each entry is ``(t_ms, event, detail)``, with ``t_ms`` the milliseconds since the stream was
 created (Trio's clock, so tests in virtual time see exact times). Entries are logged as they
-are recorded (logger ``streamer.runtime``) and served by ``GET /api/streams/{id}/trace``.
+are recorded (logger ``streamer.runtime``, one record each: the event's name, the stream and
+session ids and the detail as fields) and served by ``GET /api/streams/{id}/trace``.
 
 The names (``docs/protocol.md``, "Other endpoints"): ``queued``, ``started``,
 ``provider_call_opened``, ``first_token``, ``retry``, ``subscriber_joined`` / ``_left``,
@@ -27,11 +28,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+
+from streamer.observability.logs import fields
 
 logger = logging.getLogger("streamer.runtime")
 
@@ -46,6 +49,8 @@ class TraceEntry:
         return {"t_ms": self.t_ms, "event": self.event, **self.detail}
 
 
+#: what a trace tells its listener of each entry: its name, ``t_ms`` and detail
+TraceListener = Callable[[str, float, Mapping[str, Any]], None]
 #: events logged at DEBUG (a client can make many of them), the rest at INFO
 FREQUENT = frozenset({"control", "subscriber_joined", "subscriber_left"})
 #: the default bound of one trace (``streams.max_trace_entries``)
@@ -60,8 +65,12 @@ class Trace:
         max_entries: entries kept: the first ``max_entries // 2`` and the latest rest.
     """
 
-    def __init__(self, stream_id: str, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, stream_id: str, max_entries: int = MAX_ENTRIES, *,
+                 session_id: str | None = None) -> None:
         self.stream_id = stream_id
+        self.session_id = session_id
+        #: called with each entry's name, time and detail after it is recorded (metrics)
+        self.listener: TraceListener | None = None
         self._head_size = max(1, max_entries // 2)
         self.head: list[TraceEntry] = []
         self.tail: deque[TraceEntry] = deque(maxlen=max(1, max_entries - self._head_size))
@@ -79,8 +88,11 @@ class Trace:
             if len(self.tail) == self.tail.maxlen:
                 self.dropped[self.tail[0].event] += 1
             self.tail.append(entry)
-        logger.log(logging.DEBUG if name in FREQUENT else logging.INFO,
-                   "stream %s %s %s", self.stream_id, name, detail or "")
+        logger.log(logging.DEBUG if name in FREQUENT else logging.INFO, "stream %s", name,
+                   extra=fields(stream_id=self.stream_id, session_id=self.session_id,
+                                event=name, **detail))
+        if self.listener is not None:
+            self.listener(name, t_ms, detail)
 
     @property
     def entries(self) -> list[TraceEntry]:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -177,6 +178,8 @@ class Policy:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
+        #: budgets refused, by setting (``policy.daily_chars``, ``…_tokens``; ``/metrics``)
+        self.hits: Counter[str] = Counter()
         for rule in config.policy.models:
             try:
                 check_model_rule(rule)
@@ -284,6 +287,7 @@ class Policy:
                 ("token", tokens, policy.daily_tokens if overrides.daily_tokens is None
                  else overrides.daily_tokens)):
             if limit and spent >= limit:
+                self.hits[f"policy.daily_{what}s"] += 1
                 retry_after_ms = max(1, math.ceil(((day + 1) * DAY_S - now) * 1000))
                 raise QuotaExceeded(f"the daily {what} budget ({limit}) is spent; it renews "
                                     "at midnight UTC", retry_after_ms=retry_after_ms)

@@ -41,12 +41,14 @@ class ClientLimits:
         self.sessions: Counter[str] = Counter()
         self.connections: Counter[str] = Counter()
         self.addresses: Counter[str] = Counter()
+        #: refusals, by setting (``limits.max_sessions_per_identity``, …; ``/metrics``)
+        self.hits: Counter[str] = Counter()
         self._window = MovingWindowRateLimiter(MemoryStorage())
         self._per_minute = RateLimitItemPerMinute(max(1, config.streams_per_minute))
 
-    @staticmethod
-    def _check(count: int, limit: int, what: str) -> None:
+    def _check(self, count: int, limit: int, what: str) -> None:
         if limit and count >= limit:
+            self.hits["limits.max_" + what.replace(" ", "_")] += 1
             raise RateLimited(f"{what} ({limit}) reached", retry_after_ms=HELD_RETRY_AFTER_MS)
 
     def check_new_session(self, subject: str) -> None:
@@ -94,6 +96,7 @@ class ClientLimits:
         """
         self._check(active, self.config.max_streams_per_identity, "streams per identity")
         if self.config.streams_per_minute and not self._window.hit(self._per_minute, subject):
+            self.hits["limits.streams_per_minute"] += 1
             reset_at = self._window.get_window_stats(self._per_minute, subject).reset_time
             wait_ms = max(1, math.ceil((reset_at - time.time()) * 1000))
             raise RateLimited(f"streams per minute ({self.config.streams_per_minute}) reached",

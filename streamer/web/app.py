@@ -20,6 +20,7 @@ from quart_trio import QuartTrio
 
 from streamer.config import Config
 from streamer.errors import StreamerError
+from streamer.observability.health import install_health
 from streamer.persistence import Store
 from streamer.runtime.registry import Registry
 from streamer.security.identity import AuthHook
@@ -60,6 +61,7 @@ def create_app(config: Config, registry: Registry | None = None,
     app.extensions[EXTENSION] = registry
     guard = Guard(config, auth_hook)
     app.extensions["streamer.guard"] = guard
+    readiness = install_health(app, registry)
     app.before_request(guard.before_request)
     app.before_websocket(guard.before_websocket)
     app.after_request(guard.after_request)
@@ -78,8 +80,8 @@ def create_app(config: Config, registry: Registry | None = None,
         app.nursery.start_soon(registry.reap_idle_sessions, name="session reaper")
         app.nursery.start_soon(registry.housekeeping, name="housekeeping")
         app.nursery.start_soon(registry.offload.warm, config.render, name="render worker")
-        app.nursery.start_soon(registry.providers.warm, config.policy.providers,
-                               name="provider imports")
+        app.nursery.start_soon(readiness.after, registry.providers.warm,
+                               config.policy.providers, name="provider imports")
 
     @app.after_serving
     async def stop() -> None:
@@ -90,6 +92,7 @@ def create_app(config: Config, registry: Registry | None = None,
 
     @app.errorhandler(StreamerError)
     async def on_streamer_error(exc: StreamerError) -> Response:
+        registry.metrics.error(exc.code)
         return error_response(exc)
 
     @app.get("/")

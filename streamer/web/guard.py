@@ -47,7 +47,7 @@ access_logger = logging.getLogger("streamer.access")
 
 #: paths anyone may GET without credentials or an Origin check: nothing there acts
 PUBLIC_PREFIXES = ("/static/",)
-PUBLIC_PATHS = ("/", "/healthz", "/favicon.ico")
+PUBLIC_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/favicon.ico")
 #: never served: the bundle's build tooling (``static/build``)
 HIDDEN_PREFIXES = ("/static/build/",)
 #: methods that change nothing (RFC 9110 §9.2.1); the others need CSRF proof with a cookie
@@ -199,14 +199,17 @@ class Guard:
 
 
 def log_access(r: Request | Websocket, status: int | str) -> None:
-    """One access-log line: address, identity, method, path (never the query or a body)."""
+    """One access-log record, its fields ``client``, ``identity``, ``method``, ``path``,
+    ``status`` and ``duration_ms`` (never the query or a body)."""
     identity = getattr(g, "identity", None)
     who = f"{identity.method}:{identity.subject}" if identity is not None else "-"
     elapsed_ms = (time.perf_counter() - g.started_at) * 1000 if "started_at" in g else 0.0
     method = r.method if isinstance(r, Request) else "WEBSOCKET"
     access_logger.info("%s %s %s %s %s %.1fms", r.remote_addr or "-", who, method, r.path,
                        status, elapsed_ms,
-                       extra={"client": r.remote_addr, "identity": who, "status": status})
+                       extra={"client": r.remote_addr or "-", "identity": who, "method": method,
+                              "path": r.path, "status": status,
+                              "duration_ms": round(elapsed_ms, 1)})
 
 
 def identity() -> Identity:

@@ -74,6 +74,7 @@ async def ws_stream(session_id: str) -> None:
                                                          websocket.remote_addr))
             except StreamerError as exc:
                 status = f"refused:{exc.code}"
+                reg.metrics.error(exc.code)
                 await websocket.send(encode_json(Error.of(exc).to_json()))
                 code = CLOSE_TRY_AGAIN_LATER if exc.code == "rate_limited" \
                     else CLOSE_POLICY_VIOLATION
@@ -90,6 +91,7 @@ async def _serve_ws(session: Session) -> None:
     try:
         resume = parse_cursor(args.get("stream_id"), args.get("epoch"), args.get("last_seq"))
     except StreamerError as exc:  # the connection lives; it follows as a new one
+        session.host.metrics.error(exc.code)
         await websocket.send(encode_json(Error.of(exc, session_id=session.session_id).to_json()))
         resume = None
     await serve_websocket(session, websocket, resume)
