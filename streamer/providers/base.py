@@ -108,6 +108,27 @@ class ToolCallComplete:
 
 
 @dataclass(frozen=True, slots=True)
+class Citations:
+    """The sources the answer cites (Perplexity's ``search_results`` or ``citations``), in
+    the order of its ``[n]`` markers: ``(url, title)`` pairs. Sent once, after the text: the
+    answer's document ends with them as a numbered list (:meth:`markdown`), the AI SDK door
+    sends them as ``source-url`` parts instead."""
+
+    sources: tuple[tuple[str, str], ...]
+
+    def markdown(self) -> str:
+        """The numbered list that ends the answer (``**Sources**``, then ``1. [title](<url>)``
+        per source, labels escaped)."""
+        lines = [f"{i}. [{_escape_label(title)}](<{url}>)"
+                 for i, (url, title) in enumerate(self.sources, 1)]
+        return "\n\n**Sources**\n\n" + "\n".join(lines) + "\n"
+
+
+def _escape_label(text: str) -> str:
+    return "".join("\\" + c if c in "[]\\*_`<>" else c for c in text)
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Size of the call: ``unit`` is ``tokens`` (or ``chars`` for ``echo``)."""
 
@@ -134,7 +155,7 @@ class Queued:
 
 
 ProviderEvent = (TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | ToolCallComplete
-                 | Usage | Finish | Queued)
+                 | Citations | Usage | Finish | Queued)
 
 
 def estimate_tokens(text: str) -> int:

@@ -35,6 +35,7 @@ from streamer.errors import (
 )
 from streamer.providers._http import SDKStream, key_problem, retry_after_ms, transport_error
 from streamer.providers.base import (
+    Citations,
     Finish,
     FinishReason,
     Provider,
@@ -142,25 +143,15 @@ class _ToolCalls:
         return out
 
 
-def _sources(extra: dict[str, Any]) -> list[dict[str, Any]]:
-    """Perplexity's ``search_results`` (``title``, ``url``), else its ``citations`` (URLs)."""
+def _sources(extra: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``(url, title)`` of each source: Perplexity's ``search_results`` (``title``, ``url``;
+    docs.perplexity.ai, "Chat Completions"), else its ``citations`` (URLs, the title is the
+    URL). Numbered as the answer's ``[n]`` markers."""
     results = extra.get("search_results")
     if isinstance(results, list) and results:
-        return [{"title": str(r.get("title") or r.get("url")), "url": str(r.get("url"))}
-                for r in results if isinstance(r, dict) and r.get("url")]
-    return [{"title": str(url), "url": str(url)} for url in extra.get("citations") or ()
-            if isinstance(url, str)]
-
-
-def _sources_markdown(sources: list[dict[str, Any]]) -> str:
-    """The sources list appended to the answer (numbered as the answer's ``[n]`` markers)."""
-    lines = [f"{i}. [{_escape_label(s['title'])}](<{s['url']}>)"
-             for i, s in enumerate(sources, 1)]
-    return "\n\n**Sources**\n\n" + "\n".join(lines) + "\n"
-
-
-def _escape_label(text: str) -> str:
-    return "".join("\\" + c if c in "[]\\*_`<>" else c for c in text)
+        return tuple((str(r["url"]), str(r.get("title") or r["url"])) for r in results
+                     if isinstance(r, dict) and r.get("url"))
+    return tuple((url, url) for url in extra.get("citations") or () if isinstance(url, str))
 
 
 #: ``providers.openai.preset`` → (base_url, model, api_key_env), each used where the setting
@@ -266,7 +257,7 @@ class OpenAIProvider(Provider):
             raise translate_error(exc, self.config) from exc
         finish = ""
         calls = _ToolCalls()
-        sources: list[dict[str, Any]] = []
+        sources: tuple[tuple[str, str], ...] = ()
         chunks = SDKStream(response, lambda exc: translate_error(exc, self.config))
         async with response:  # closes the HTTP response however we leave
             async for chunk in chunks:
@@ -298,6 +289,6 @@ class OpenAIProvider(Provider):
                                 "without a finish_reason", retryable=True)
         for item in calls.complete():
             yield item
-        if sources:
-            yield TextDelta(_sources_markdown(sources))
+        if sources:  # the document ends with them as a list; the AI SDK gets source-url parts
+            yield Citations(sources)
         yield Finish(FINISH_REASONS.get(finish, "stop"))

@@ -58,10 +58,11 @@ from streamer.providers import (
     ToolRound,
     Usage,
 )
+from streamer.providers.base import Citations
 from streamer.render.chunker import Chunker
 from streamer.render.ops import Op
 from streamer.tools import Tool, ToolResult, Tools
-from streamer.wire.events import Reasoning, Retrying, ToolCall, Waiting
+from streamer.wire.events import Reasoning, Retrying, Sources, ToolCall, Waiting
 
 NextStep = Literal["answer", "tools", "exhausted"]
 
@@ -130,6 +131,10 @@ class Generation:
             self.log.append_event(Reasoning(self.session_id, self.stream_id, item.text))
         elif isinstance(item, ToolCallStart | ToolCallDelta | ToolCallComplete):
             self._tool_call(item)
+        elif isinstance(item, Citations):  # the list ends the document: one source piece
+            self.log.append_event(Sources(self.session_id, self.stream_id, item.sources))
+            self._text(item.markdown())  # right after the event (the AI SDK door skips it)
+            return True
         elif isinstance(item, Usage):
             self.usage = {"input_tokens": item.input_tokens,
                           "output_tokens": item.output_tokens, "unit": item.unit}

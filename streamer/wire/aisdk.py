@@ -10,10 +10,13 @@ Response: SSE ``data:`` lines, one UI message chunk each (ai-sdk.dev, "Stream Pr
 data stream protocol; ``ai`` ``ui-message-chunks.ts``): ``start`` (``messageId`` = the
 stream id), ``start-step``, ``text-start`` / ``text-delta`` / ``text-end``,
 ``reasoning-start`` / ``reasoning-delta`` / ``reasoning-end``, ``tool-input-start`` /
-``tool-input-delta`` / ``tool-input-available`` / ``tool-output-available``, ``error``
-(``errorText``), ``finish-step``, ``finish``, then ``data: [DONE]``; header
-``x-vercel-ai-ui-message-stream: v1``. :class:`UIMessageStream` is the state machine that
-opens and closes the text and reasoning parts; it never awaits. Pure: no I/O.
+``tool-input-delta`` / ``tool-input-available`` / ``tool-output-available``, ``source-url``
+(``sourceId``, ``url``, ``title``: the sources an answer cites), ``error`` (``errorText``),
+``finish-step``, ``finish`` (``finishReason``; ``messageMetadata.usage``: ``inputTokens``,
+``outputTokens``, ``totalTokens`` and their ``unit``, tokens or characters), then
+``data: [DONE]``; header ``x-vercel-ai-ui-message-stream: v1``. :class:`UIMessageStream` is
+the state machine that opens and closes the text and reasoning parts; it never awaits. Pure:
+no I/O.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from streamer.errors import InvalidMessage
 from streamer.wire.codecs import JSONObject, encode_json, sse_comment, sse_frame
 from streamer.wire.controls import Start, parse_control
 from streamer.wire.cursor import SESSION_ID_RE
-from streamer.wire.events import Error, ToolCall
+from streamer.wire.events import Error, StreamComplete, ToolCall
 
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1", "Cache-Control": "no-cache",
            "X-Accel-Buffering": "no"}
@@ -34,6 +37,8 @@ DONE = sse_frame("[DONE]")
 KEEP_ALIVE = sse_comment("ping")
 #: ``start`` fields a chat request may carry besides its messages
 PASSED_THROUGH = ("provider", "model", "system", "max_tokens", "temperature", "tools", "echo")
+#: a stream's ``finish_reason`` → the AI SDK's ``finishReason`` (``cancelled``: ``other``)
+FINISH_REASONS = {"stop": "stop", "length": "length", "error": "error", "cancelled": "other"}
 
 
 def _text_of(message: dict[str, Any]) -> str:
@@ -105,6 +110,7 @@ class UIMessageStream:
         self.message_id = message_id
         self._open: str | None = None
         self._part = 0
+        self._sources = 0
 
     def start(self) -> list[JSONObject]:
         return [{"type": "start", "messageId": self.message_id}, {"type": "start-step"}]
@@ -135,12 +141,32 @@ class UIMessageStream:
     def tool_call(self, ev: ToolCall) -> list[JSONObject]:
         return [*self._close(), _tool_chunk(ev)]
 
-    def finish(self, error: Error | None) -> list[JSONObject]:
+    def sources(self, sources: tuple[tuple[str, str], ...]) -> list[JSONObject]:
+        """The answer's sources (``(url, title)``, numbered as its ``[n]`` markers) as
+        ``source-url`` parts, ids ``source-1``, ``source-2``, …"""
+        self._sources += len(sources)
+        first = self._sources - len(sources) + 1
+        return [*self._close(), *({"type": "source-url", "sourceId": f"source-{i}", "url": url,
+                                   "title": title}
+                                  for i, (url, title) in enumerate(sources, first))]
+
+    def finish(self, error: Error | None,
+               complete: StreamComplete | None = None) -> list[JSONObject]:
         """The end: the open part closed, the stream's error if it failed, then
-        ``finish-step`` and ``finish`` (send :data:`DONE` after them)."""
+        ``finish-step`` and ``finish`` with the finish reason and, when the provider reported
+        it, the usage as message metadata (send :data:`DONE` after them)."""
         out = self._close()
         if error is not None:
             body = error.to_json()  # the one exit of error payloads
             out.append({"type": "error", "errorText":
                         f"{body['code']}: {body['message']} ({body['error_id']})"})
-        return [*out, {"type": "finish-step"}, {"type": "finish"}]
+        finish: JSONObject = {"type": "finish"}
+        if complete is not None:
+            finish["finishReason"] = FINISH_REASONS.get(complete.finish_reason, "other")
+            if complete.usage:
+                usage = complete.usage
+                finish["messageMetadata"] = {"usage": {
+                    "inputTokens": usage["input_tokens"], "outputTokens": usage["output_tokens"],
+                    "totalTokens": usage["input_tokens"] + usage["output_tokens"],
+                    "unit": usage.get("unit", "tokens")}}
+        return [*out, {"type": "finish-step"}, finish]

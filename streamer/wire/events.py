@@ -14,6 +14,7 @@ class                  ``type`` on the wire                        built by
 :class:`ToolCall`      ``tool_call``                               generation (kept in the log)
 :class:`Retrying`      ``state`` with ``state: "retrying"``        generation (kept in the log)
 :class:`Waiting`       ``state`` with ``state: "waiting"``         generation (kept in the log)
+:class:`Sources`       ``sources``                                 generation (kept in the log)
 :class:`Progress`      ``progress``                                subscription
 :class:`State`         ``state`` (the answer to a control)         the control table
 :class:`StreamComplete` ``stream_complete``                        the stream's end, stored
@@ -25,7 +26,7 @@ class                  ``type`` on the wire                        built by
 
 Optional fields that are ``None`` are left out of the JSON (as the protocol's tables say:
 "optional"). The events the log keeps (:data:`LogEvent`: reasoning, tool calls, retry and
-wait notices)
+wait notices, sources)
 are built without ``seq``/``epoch``; a subscription stamps them (:meth:`stamped`) when it sends
 them. Pure: no I/O, but for :meth:`Error.of`, which has the exception log its detail.
 """
@@ -320,8 +321,35 @@ class Waiting:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The sources the answer cites, numbered as its ``[n]`` markers: ``(url, title)`` pairs
+    (Perplexity's citations). The document also ends with them as a list: the source text
+    right after this event in the log is that list (the AI SDK door sends ``source-url`` parts
+    in its place)."""
+
+    type: ClassVar[str] = "sources"
+    session_id: str
+    stream_id: str
+    sources: tuple[tuple[str, str], ...]
+    seq: int | None = None
+    epoch: str | None = None
+
+    def stamped(self, seq: int, epoch: str) -> Sources:
+        return replace(self, seq=seq, epoch=epoch)
+
+    def to_json(self) -> JSONObject:
+        out: JSONObject = {"type": self.type, "session_id": self.session_id,
+                           "stream_id": self.stream_id,
+                           "sources": [{"url": url, "title": title}
+                                       for url, title in self.sources]}
+        _put(out, "seq", self.seq)
+        _put(out, "epoch", self.epoch)
+        return out
+
+
 #: the stream events the log keeps beside the document ops (sent stamped with their seq)
-LogEvent = Reasoning | ToolCall | Retrying | Waiting
+LogEvent = Reasoning | ToolCall | Retrying | Waiting | Sources
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,4 +476,4 @@ class Pong:
 
 
 ServerEvent = (Connected | Heartbeat | StreamStart | Chunk | Snapshot | Reasoning | ToolCall
-               | Retrying | Waiting | Progress | State | StreamComplete | Error | Pong)
+               | Retrying | Waiting | Sources | Progress | State | StreamComplete | Error | Pong)

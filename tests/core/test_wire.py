@@ -46,6 +46,7 @@ from streamer.wire.events import (
     Retrying,
     ServerEvent,
     Snapshot,
+    Sources,
     State,
     StreamComplete,
     StreamStart,
@@ -118,6 +119,9 @@ GOLDEN: list[tuple[ServerEvent, str]] = [
     (Waiting("sess1234", "s_1", 2, 12_000).stamped(2, "ep"),
      '{"type":"state","session_id":"sess1234","stream_id":"s_1","state":"waiting",'
      '"position":2,"eta_ms":12000,"seq":2,"epoch":"ep"}'),
+    (Sources("sess1234", "s_1", (("https://example.org/a", "A"),)).stamped(9, "ep"),
+     '{"type":"sources","session_id":"sess1234","stream_id":"s_1","sources":'
+     '[{"url":"https://example.org/a","title":"A"}],"seq":9,"epoch":"ep"}'),
     (Progress("sess1234", "s_1", 100, 40, 60, 1500, False),
      '{"type":"progress","session_id":"sess1234","stream_id":"s_1","received_chars":100,'
      '"delivered_chars":40,"backlog_chars":60,"eta_ms":1500,"generation_done":false}'),

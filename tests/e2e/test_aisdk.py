@@ -1,19 +1,30 @@
 """The Vercel AI SDK door: ``POST /api/chat`` read by the real ``ai`` npm package in Node
-(its SSE parser, chunk schema and ``readUIMessageStream``), against the real server."""
+(its SSE parser, chunk schema and ``readUIMessageStream``; its chat, ``AbstractChat`` with
+``DefaultChatTransport``, for stop and resume), against the real server."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import trio
 
-from tests.conftest import LiveServer
+from streamer.server import serve
+from tests.conftest import LiveServer, make_config
+from tests.shells import test_openai_provider as openai_fake
+from tests.shells.test_openai_provider import Upstream
 
 NODE_DIR = Path(__file__).parents[1] / "node"
+TRANSCRIPTS = Path(__file__).parents[1] / "data" / "transcripts"
+#: the fixture: a fake OpenAI-compatible server on 127.0.0.1 that sees when its client leaves
+upstream = openai_fake.upstream
 
 
 async def read_with_ai_sdk(server: LiveServer, body: dict) -> dict:
@@ -96,3 +107,228 @@ async def test_the_browser_client_module_deduplicates_by_seq_in_node() -> None:
     package = json.loads((Path(__file__).parents[2] / "streamer" / "static" /
                           "package.json").read_text())
     assert package["type"] == "module" and package["exports"]["."]["default"] == "./client.js"
+
+
+# ------------------------------------------------------------------ the AI SDK's chat
+
+
+@dataclass
+class ChatRun:
+    """One run of ``chat_session.mjs``: its JSON lines, and when (``trio.current_time``) the
+    script said it was about to call ``stop()``."""
+
+    lines: list[dict[str, Any]]
+    stopping_at: float | None
+
+    @property
+    def done(self) -> dict[str, Any]:
+        return self.lines[-1]
+
+    @property
+    def answer(self) -> dict[str, Any]:
+        last: dict[str, Any] = self.done["messages"][-1]
+        assert last["role"] == "assistant", self.done
+        return last
+
+
+async def run_chat(scenario: str, api: str, **options: Any) -> ChatRun:
+    """Run the AI SDK's chat in Node (``tests/node/chat_session.mjs``), reading its output
+    as it comes (the ``stopping`` line is timed on arrival)."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "ai").is_dir():
+        pytest.fail("node and tests/node/node_modules are needed: `make test` installs them")
+    lines: list[dict[str, Any]] = []
+    stopping_at = None
+    buffer = b""
+    command = [node, str(NODE_DIR / "chat_session.mjs"), scenario, api, json.dumps(options)]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(partial(trio.run_process, command,
+                                                  stdout=subprocess.PIPE, check=False))
+            assert process.stdout is not None
+            async for data in process.stdout:
+                buffer += data
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    lines.append(json.loads(line))
+                    if lines[-1]["event"] == "stopping":
+                        stopping_at = trio.current_time()
+    assert process.returncode == 0 and lines and lines[-1]["event"] == "done", lines
+    return ChatRun(lines, stopping_at)
+
+
+def user_message(text: str) -> dict[str, Any]:
+    return {"id": "u1", "role": "user", "parts": [{"type": "text", "text": text}]}
+
+
+def parts_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A message's parts without the state the AI SDK adds while they stream."""
+    return [{k: v for k, v in part.items() if k != "state"} for part in message["parts"]]
+
+
+async def trace_of(server: LiveServer, stream_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        response = await client.get(f"/api/streams/{stream_id}/trace")
+    assert response.status_code == 200, response.text
+    entries: list[dict[str, Any]] = response.json()["trace"]
+    return entries
+
+
+async def openai_server(nursery: trio.Nursery, upstream: Upstream, **changes: Any
+                        ) -> LiveServer:
+    """The real server with its ``openai`` provider pointed at the fake upstream."""
+    config = make_config(**{"providers.openai.base_url": f"http://127.0.0.1:{upstream.port}/v1",
+                            "providers.openai.model": "gpt-test",
+                            "providers.openai.api_key_env": "STREAMER_TEST_KEY",
+                            "streams.grace_period_s": 30.0, **changes})
+    stop = trio.Event()
+    binds = await nursery.start(partial(serve, config, shutdown_trigger=stop.wait))
+    nursery.start_soon(_stop_at_exit, stop)
+    return LiveServer(binds[0], config)
+
+
+async def upstream_closed(upstream: Upstream) -> float:
+    """When the fake upstream saw its client leave (it records a time, no event)."""
+    with trio.fail_after(5):
+        while upstream.closed_at is None:  # noqa: ASYNC110 - Upstream keeps a time only
+            await trio.sleep(0.002)
+    return upstream.closed_at
+
+
+async def _stop_at_exit(stop: trio.Event) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        stop.set()
+
+
+async def test_stop_closes_the_upstream_request_within_100ms(
+        nursery: trio.Nursery, upstream: Upstream) -> None:
+    """``stop()`` of the AI SDK's chat aborts its fetch; the server cancels the answer and
+    closes the model's HTTP request at once (``aisdk.stop_on_disconnect``, on by default):
+    the fake upstream sees its connection end < 100 ms after ``stop()``. The trace says why;
+    the partial answer is kept as ``cancelled``."""
+    upstream.endless = True  # "tok0 tok1 ..." every 20 ms until the client leaves
+    server = await openai_server(nursery, upstream)
+    run = await run_chat("stop", f"{server.base_url}/api/chat", id="aisdk-stop-0001",
+                         text="go on forever", afterChars=40, body={"provider": "openai"})
+    assert run.stopping_at is not None and run.done["status"] == "ready"
+    closed_after_s = await upstream_closed(upstream) - run.stopping_at
+    print(f"upstream closed {1000 * closed_after_s:.1f} ms after stop()")
+    assert closed_after_s < 0.1
+    stream_id = run.answer["id"]
+    trace = await trace_of(server, stream_id)
+    reasons = [e.get("reason") for e in trace if e["event"] == "cancel_requested"]
+    assert reasons == ["chat response closed"]
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        stored = (await client.get("/api/sessions/aisdk-stop-0001/messages")).json()
+    assert stored["messages"][-1]["finish_reason"] == "cancelled"
+    assert stored["messages"][-1]["markdown"].startswith("tok0 tok1 ")
+
+
+async def test_with_stop_on_disconnect_off_the_answer_runs_on(
+        nursery: trio.Nursery, upstream: Upstream) -> None:
+    """The setting decides: off, a closed response leaves the answer running (the grace
+    period), so the upstream is still open a second later; the stop endpoint ends it."""
+    upstream.endless = True
+    server = await openai_server(nursery, upstream, **{"aisdk.stop_on_disconnect": False})
+    run = await run_chat("stop", f"{server.base_url}/api/chat", id="aisdk-stop-0002",
+                         text="go on forever", afterChars=40, body={"provider": "openai"})
+    await trio.sleep(1.0)
+    assert upstream.closed_at is None
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        stop = await client.post("/api/chat/aisdk-stop-0002/stop")  # the stop endpoint
+    assert stop.status_code == 204
+    await upstream_closed(upstream)
+    assert run.answer["id"].startswith("s_")
+
+
+RESUMED_TEXT = "\n\n".join(f"Paragraph {i}: " + "words " * 12 for i in range(12))
+
+
+@pytest.mark.config(**{"aisdk.stop_on_disconnect": False})
+async def test_a_resumed_chat_ends_equal_to_an_uninterrupted_one(
+        live_server: LiveServer) -> None:
+    """``useChat({resume: true})``'s request, ``GET /api/chat/{id}/stream``: a chat whose
+    fetch was aborted mid-answer (a reload) is resumed by a fresh chat holding only the user
+    message; its assistant message ends equal, part for part, to an uninterrupted run's.
+    After the answer is over the resume request is ``204`` (nothing to resume)."""
+    api = f"{live_server.base_url}/api/chat"
+    body = {"provider": "echo", "echo": {"delta_chars": 8, "interval_ms": 10}}
+    whole = await run_chat("send", api, id="aisdk-whole-01", text=RESUMED_TEXT, body=body)
+    cut = await run_chat("stop", api, id="aisdk-resume-1", text=RESUMED_TEXT,
+                         afterChars=60, body=body)
+    assert 60 <= len(cut.answer["parts"][-1]["text"]) < len(RESUMED_TEXT)
+    user = cut.done["messages"][0]
+    resumed = await run_chat("resume", api, id="aisdk-resume-1", messages=[user])
+    assert resumed.done["status"] == "ready" and resumed.done["error"] is None
+    assert [p["text"] for p in resumed.answer["parts"] if p["type"] == "text"] == [RESUMED_TEXT]
+    assert parts_of(resumed.answer) == parts_of(whole.answer)
+    assert resumed.answer["id"] == cut.answer["id"]  # the same stream
+    assert resumed.answer["metadata"] == whole.answer["metadata"]
+    late = await run_chat("resume", api, id="aisdk-resume-1", messages=[user])
+    assert late.done["messages"] == [user]  # 204: nothing runs
+    async with httpx.AsyncClient(base_url=live_server.base_url) as client:
+        assert (await client.get("/api/chat/aisdk-never-01/stream")).status_code == 204
+
+
+async def test_citations_arrive_as_source_url_parts_and_usage_as_metadata(
+        nursery: trio.Nursery, upstream: Upstream) -> None:
+    """Perplexity's ``search_results`` become ``source-url`` parts (not markdown text) for
+    the AI SDK, while the stored document keeps them as its numbered list; the provider's
+    usage is the message's metadata."""
+    upstream.body = (TRANSCRIPTS / "perplexity_citations.sse").read_bytes()
+    server = await openai_server(nursery, upstream)
+    out = await read_with_ai_sdk(server, chat("what is trio?", provider="openai") | {
+        "id": "aisdk-cite-001"})
+    parts = out["message"]["parts"]
+    assert [p["text"] for p in parts if p["type"] == "text"] == [
+        "Trio is a library for structured concurrency [1][2]."]
+    assert [(p["sourceId"], p["url"], p["title"]) for p in parts
+            if p["type"] == "source-url"] == [
+        ("source-1", "https://example.org/trio", "Trio docs"),
+        ("source-2", "https://example.com/structured-concurrency",
+         "Notes on structured concurrency")]
+    assert out["message"]["metadata"] == {"usage": {
+        "inputTokens": 5, "outputTokens": 9, "totalTokens": 14, "unit": "tokens"}}
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        stored = (await client.get("/api/sessions/aisdk-cite-001/messages")).json()
+    assert stored["messages"][-1]["markdown"].endswith(
+        "**Sources**\n\n1. [Trio docs](<https://example.org/trio>)\n"
+        "2. [Notes on structured concurrency](<https://example.com/structured-concurrency>)\n")
+
+
+@pytest.mark.config(**{"security.allowed_origins": ("https://app.example.com",)})
+async def test_cors_answers_the_allowed_origin_on_the_chat_routes_only(
+        live_server: LiveServer) -> None:
+    """A ``useChat`` front end on another origin (``security.allowed_origins``): its
+    preflight and its POST are answered for that origin (credentials allowed, never ``*``,
+    the stream header readable); a foreign origin gets no CORS headers and a 403, on the
+    POST and on the resume GET."""
+    app = "https://app.example.com"
+    async with httpx.AsyncClient(base_url=live_server.base_url) as client:
+        preflight = await client.options("/api/chat", headers={
+            "Origin": app, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        assert preflight.headers["access-control-allow-origin"] == app
+        assert preflight.headers["access-control-allow-credentials"] == "true"
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        answer = await client.post("/api/chat", headers={"Origin": app}, json=chat(
+            "hi", provider="echo") | {"id": "aisdk-cors-001"})
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == app
+        assert "x-vercel-ai-ui-message-stream" in answer.headers[
+            "access-control-expose-headers"].lower()
+        resume = await client.get("/api/chat/aisdk-cors-001/stream", headers={"Origin": app})
+        assert resume.status_code == 204
+        assert resume.headers["access-control-allow-origin"] == app
+        evil = "https://evil.example"
+        foreign = await client.options("/api/chat", headers={
+            "Origin": evil, "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in foreign.headers
+        for response in (
+                await client.post("/api/chat", headers={"Origin": evil},
+                                  json=chat("hi", provider="echo")),
+                await client.get("/api/chat/aisdk-cors-001/stream", headers={"Origin": evil})):
+            assert response.status_code == 403
+            assert "access-control-allow-origin" not in response.headers

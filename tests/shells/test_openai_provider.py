@@ -182,14 +182,22 @@ async def test_streamed_tool_calls_become_start_delta_complete(upstream: Upstrea
 
 
 async def test_perplexity_citations_become_a_sources_list(upstream: Upstream) -> None:
+    """Perplexity's ``search_results`` become one :class:`Citations` after the text (the
+    document's list: :meth:`Citations.markdown`; the AI SDK's ``source-url`` parts)."""
+    from streamer.providers.base import Citations
+
     upstream.body = (DATA / "perplexity_citations.sse").read_bytes()
     events = await collect(provider_for(upstream))
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
-    assert text.startswith("Trio is a library for structured concurrency [1][2].")
-    assert text.endswith("**Sources**\n\n1. [Trio docs](<https://example.org/trio>)\n"
-                         "2. [Notes on structured concurrency]"
-                         "(<https://example.com/structured-concurrency>)\n")
-    assert events[-1] == Finish("stop")
+    assert text == "Trio is a library for structured concurrency [1][2]."
+    citations = [e for e in events if isinstance(e, Citations)]
+    assert citations == [Citations((
+        ("https://example.org/trio", "Trio docs"),
+        ("https://example.com/structured-concurrency", "Notes on structured concurrency")))]
+    assert citations[0].markdown() == (
+        "\n\n**Sources**\n\n1. [Trio docs](<https://example.org/trio>)\n"
+        "2. [Notes on structured concurrency](<https://example.com/structured-concurrency>)\n")
+    assert events[-1] == Finish("stop") and events[-2] == citations[0]
 
 
 async def test_429_then_success_is_retried_by_the_stream(upstream: Upstream,
