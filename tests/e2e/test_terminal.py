@@ -40,7 +40,7 @@ from streamer.clients.terminal.options import (
     EXIT_STOPPED,
     EXIT_USAGE,
 )
-from streamer.clients.terminal.rendering import render_blocks
+from streamer.clients.terminal.rendering import render_blocks, tail_html
 from streamer.clients.terminal.view import Answer, progress_text
 from streamer.render.markdown import Renderer
 from streamer.render.ops import apply_op
@@ -495,3 +495,16 @@ def test_backoff_and_progress_texts() -> None:
     assert progress_text({"received_chars": 10, "delivered_chars": 4, "eta_ms": None,
                           "backlog_chars": 6, "generation_done": True}, width=2) == (
         "━╌ 4/10 chars · paused")
+
+
+def test_the_live_view_of_a_long_table_or_code_block_is_its_tail() -> None:
+    table, code, items = Renderer().render_blocks(
+        "| n | square |\n|---|---|\n" + "".join(f"| {i} | {i * i} |\n" for i in range(500))
+        + "\n```python\n" + "".join(f"x_{i} = {i}\n" for i in range(500)) + "```\n\n"
+        + "".join(f"- item {i}\n" for i in range(50)))
+    shown = _plain([tail_html(table, 3)]).splitlines()
+    assert shown[:3] == ["┌─────┬────────┐", "│ n   │ square │", "├─────┼────────┤"]
+    assert shown[3:6] == ["│ 497 │ 247009 │", "│ 498 │ 248004 │", "│ 499 │ 249001 │"]
+    assert _plain([tail_html(code, 2)]).splitlines() == ["x_498 = 498", "x_499 = 499"]
+    assert tail_html(items, 3) == items  # other blocks whole
+    assert tail_html(table, 1_000) == table and tail_html(code, 1_000) == code

@@ -34,7 +34,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Node", "Prefixed", "parse_html", "render_block", "render_blocks"]
+__all__ = ["Node", "Prefixed", "parse_html", "render_block", "render_blocks", "tail_html"]
 
 _VOID = frozenset({"br", "hr", "img"})
 _BLOCKS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "ul", "ol",
@@ -298,3 +298,33 @@ def render_blocks(blocks: Iterable[str]) -> Group:
     """Several blocks, a blank line between two that show something."""
     parts = [Group(*r) for r in map(render_block, blocks) if r]
     return Group(*_spaced(list(parts)))
+
+
+def _nth_last(text: str, needle: str, count: int, floor: int) -> int:
+    """Where the ``count``-th last ``needle`` after ``floor`` starts, or -1 (fewer)."""
+    end = len(text)
+    for _ in range(count):
+        end = text.rfind(needle, floor, end)
+        if end < 0:
+            return -1
+    return end
+
+
+def tail_html(block: str, rows: int) -> str:
+    """A growing table or code block cut to its last ``rows`` rows or lines (a table keeps
+    its header), still well-formed: what a live view of at most ``rows`` lines needs, found
+    from the block's end in O(``rows``) string searches instead of parsing it all (a
+    2,000-row table takes seconds to parse and lay out). Other blocks come back whole.
+    """
+    if block.startswith("<table>"):
+        head_end = block.find("</thead>")
+        head_end = head_end + len("</thead>") if head_end >= 0 else len("<table>")
+        cut = _nth_last(block, "<tr>", rows, head_end)
+        if cut > head_end:
+            return f"{block[:head_end]}\n<tbody>\n{block[cut:]}"
+    elif block.startswith("<pre><code"):
+        head_end = block.find(">", len("<pre><code")) + 1
+        cut = _nth_last(block, "\n", rows + 1, head_end)
+        if cut > head_end:
+            return block[:head_end] + block[cut + 1:]
+    return block

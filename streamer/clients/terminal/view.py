@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any, TextIO
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -24,7 +25,7 @@ from rich.live import Live
 from rich.segment import Segment
 from rich.text import Text
 
-from streamer.clients.terminal.rendering import render_block
+from streamer.clients.terminal.rendering import render_block, tail_html
 from streamer.render.ops import apply_op
 from streamer.wire.events import op_from_chunk
 
@@ -268,6 +269,8 @@ class LiveScreen(Screen):
         self.answer: Answer | None = None
         self.line = Text("")
         self.dirty = True
+        #: when the next draw may start (``time.monotonic()``)
+        self.next_draw = 0.0
         self.live.start()
 
     def show(self, answer: Answer) -> None:
@@ -284,19 +287,25 @@ class LiveScreen(Screen):
         self.status(text)
 
     def tick(self) -> None:
-        if not self.dirty:
+        """Draw the open blocks, each cut to what the screen can show (:func:`tail_html`),
+        and wait before the next draw four times as long as this one took (at most a fifth of
+        the time goes to drawing, however large the open block)."""
+        now = time.monotonic()
+        if not self.dirty or now < self.next_draw:
             return
         self.dirty = False
         parts: list[RenderableType] = []
         answer = self.answer
+        rows = max(1, self.console.height)
         if answer is not None:
             for block in answer.blocks[self.blocks.printed:]:
-                rendered = render_block(block)
+                rendered = render_block(tail_html(block, rows))
                 if rendered:
                     if parts or self.blocks.shown_any:
                         parts.append(Text(""))
                     parts.append(Group(*rendered))
         self.live.update(_Tail(parts, self.line), refresh=True)
+        self.next_draw = time.monotonic() + 4 * (time.monotonic() - now)
 
     def close(self, answer: Answer) -> None:
         self.live.update(Text(""), refresh=True)
