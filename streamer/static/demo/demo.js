@@ -6,11 +6,14 @@
 // can keep editing the rest of the document, and one undo removes the whole answer. With auth
 // `none` it needs no credentials; when the server answers `unauthorized`, a token field shows
 // (token.js). The `echo` provider (the sample documents) works only where the server's
-// policy lists it; a refusal says so.
+// policy lists it; a refusal says so. The client keeps its session and the answer's cursor in
+// the tab (`persist`): a reload resumes the answer in progress, and the earlier turns of the
+// conversation show above the editor.
 //
 // Test hooks (window.streamerDemo): editor, client, binding (the streaming session, or null),
 // lastComplete, lastCheck, freshEditorHTML(html), applyEvent(event), extensions(),
-// setReveal(mode); document.body.dataset.streamState is idle | streaming | complete | error.
+// setReveal(mode), conversation (the turns shown above the editor);
+// document.body.dataset.streamState is idle | streaming | complete | error.
 
 import { Editor, Mathematics, StarterKit, TableKit, TaskItem, TaskList } from '../vendor/tiptap.js';
 import { StreamClient } from '../client.js';
@@ -217,6 +220,8 @@ const demo = {
   /** @type {{equal: boolean, editorHTML: string, freshHTML: string}|null} */
   lastCheck: null,
   lastStreamId: null,
+  /** @type {object[]} the stored messages shown above the editor */
+  conversation: [],
   /** HTML before the answer's range (appending mode), '' when the answer replaced the doc */
   prefixHTML: '',
   freshEditorHTML,
@@ -233,8 +238,10 @@ function setupClient() {
   demo.editorBinding?.dispose();
   demo.client?.close();
 
-  // the token (if any) is read before each connection: a new one applies at the next
-  const client = new StreamClient({ transport: els.transport.value, token: storedToken });
+  // the token (if any) is read before each connection: a new one applies at the next;
+  // `persist`: the session and the answer's cursor are kept in this tab (a reload resumes)
+  const client = new StreamClient({ transport: els.transport.value, token: storedToken,
+    persist: 'demo' });
   demo.client = client;
 
   // the editor first, so it has flushed when the page's own listeners run
@@ -254,7 +261,7 @@ function setupClient() {
 
 // ----------------------------------------------------------------------------- client events
 
-function onConnection({ state, transport, delayMs, error }) {
+function onConnection({ state, transport, delayMs, error, reconnect }) {
   els.conn.dataset.state = state;
   let text = state;
   if (state === 'retrying') text += ` in ${formatMs(delayMs)}`;
@@ -271,8 +278,86 @@ function onConnection({ state, transport, delayMs, error }) {
     showError(`Connection failed: ${what}`);
   } else if (state === 'connected') {
     showError('');
+    if (!reconnect) showConversation();
   }
   updateButtons();
+}
+
+// ----------------------------------------------------------------------------- conversation
+
+/** The earlier turns, above the editor: a collapsible list made here (index.html has none). */
+const conversation = (() => {
+  const box = document.createElement('details');
+  box.id = 'conversation';
+  box.open = true;
+  box.hidden = true;
+  const summary = document.createElement('summary');
+  summary.className = 'muted small';
+  const list = document.createElement('ol');
+  list.style.cssText = 'list-style: none; padding: 0; margin: 0; max-height: 40vh; overflow: auto';
+  box.append(summary, list);
+  $('editor').before(box);
+  return { box, summary, list };
+})();
+
+/** Requests of the conversation: only the latest one's answer is shown. */
+let conversationAsked = 0;
+
+/**
+ * Show the session's stored conversation above the editor: every message but the answer
+ * the editor shows (its prompt is the last item, just above it). Assistant turns are shown
+ * in read-only editors with the same extensions, as they were streamed.
+ */
+async function showConversation() {
+  const client = demo.client;
+  const asked = ++conversationAsked;
+  let messages;
+  try {
+    messages = await client.messages();
+  } catch {
+    return; // no session yet, or the server is gone: the next connection asks again
+  }
+  if (asked !== conversationAsked || client !== demo.client) return;
+  const shown = client.activeStreamId ?? demo.lastStreamId;
+  const turns = messages.filter((m) => m.role !== 'system' && m.message_id !== shown);
+  demo.conversation = turns;
+  for (const old of conversation.list.querySelectorAll('.turn-editor')) old.editor?.destroy();
+  conversation.list.replaceChildren(...turns.map(turnItem));
+  conversation.summary.textContent = `Earlier in this conversation (${turns.length} messages)`;
+  conversation.box.hidden = turns.length === 0;
+  conversation.list.scrollTop = conversation.list.scrollHeight;
+}
+
+/**
+ * One stored message as a list item: the user's prompt as text, an answer as the editor
+ * renders it.
+ * @param {{message_id: string, role: string, markdown: string, html: string|null,
+ *          status: string}} message
+ */
+function turnItem(message) {
+  const item = document.createElement('li');
+  item.dataset.role = message.role;
+  item.dataset.message = message.message_id;
+  item.style.cssText = 'margin: 0.4em 0; padding: 0.3em 0.6em; border-left: 3px solid ' +
+    (message.role === 'user' ? '#8aa4d6' : '#9bc59b');
+  const who = document.createElement('div');
+  who.className = 'muted small';
+  who.textContent = message.role === 'user' ? 'You' : `Answer${message.status === 'streaming'
+    ? ' (still streaming)' : ''}`;
+  item.appendChild(who);
+  if (message.role === 'assistant' && message.html) {
+    const holder = document.createElement('div');
+    holder.className = 'turn-editor';
+    holder.editor = new Editor({ element: holder, extensions: extensions(),
+      content: message.html, editable: false });
+    item.appendChild(holder);
+  } else {
+    const text = document.createElement('div');
+    text.style.whiteSpace = 'pre-wrap';
+    text.textContent = message.markdown;
+    item.appendChild(text);
+  }
+  return item;
 }
 
 function onStreamStart(ev) {
@@ -292,6 +377,7 @@ function onStreamStart(ev) {
   els.deliveryState.textContent = ev.provider
     ? `streaming from ${ev.provider}${ev.model ? ` / ${ev.model}` : ''}` : 'streaming';
   setStreamState('streaming');
+  showConversation(); // the turn before this one is earlier now
 }
 
 function onChunk() {
@@ -371,6 +457,7 @@ function onComplete(ev) {
   els.deliveryState.textContent = `complete (${ev.finish_reason})`;
   showStats(ev);
   updateDocInfo();
+  showConversation(); // the prompt of this answer is stored by now
   setStreamState(ev.finish_reason === 'error' || document.body.dataset.streamState === 'error'
     ? 'error' : 'complete');
 }

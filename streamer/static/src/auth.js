@@ -2,7 +2,8 @@
 // resolved before each connection and each HTTP request, goes out as the WebSocket
 // subprotocol `bearer.<token>` (browsers cannot set headers on a WebSocket; never in a URL)
 // or as `Authorization: Bearer <token>`; a cookie session's POSTs echo the CSRF cookie in
-// `X-CSRF-Token`; sessions are made by `POST /api/sessions` only.
+// `X-CSRF-Token`; sessions are made by `POST /api/sessions` only, and their conversation is
+// read with `GET /api/sessions/{id}/messages`.
 
 import { StreamerError, errorFromResponse } from './protocol.js';
 
@@ -86,8 +87,10 @@ export function authHeaders(token, { json = false, csrfCookie = '' } = {}) {
 }
 
 /**
- * What `POST /api/sessions` answers (201 made, 200 it exists and is the caller's).
- * @typedef {{session_id: string, ws_url?: string, events_url?: string}} SessionInfo
+ * What `POST /api/sessions` answers (201 made, 200 it exists and is the caller's), and
+ * `created`: whether it was made by this request (201).
+ * @typedef {{session_id: string, ws_url?: string, events_url?: string,
+ *            created?: boolean}} SessionInfo
  */
 
 /**
@@ -116,7 +119,38 @@ export async function createSession(baseUrl, { sessionId, token, csrfCookie = ''
     throw new StreamerError({ type: 'error', code: 'invalid_message', retryable: false,
       message: 'POST /api/sessions answered without a session_id' });
   }
-  return body;
+  return { ...body, created: response.status === 201 };
+}
+
+/**
+ * One message of a session's stored conversation (protocol.md, "Other endpoints"); times
+ * in Unix seconds.
+ * @typedef {{message_id: string, role: 'user'|'assistant'|'system', markdown: string,
+ *            html: string|null, provider?: string|null, model?: string|null,
+ *            usage?: Record<string, number>|null, finish_reason?: string|null,
+ *            status: 'complete'|'streaming', created_at: number,
+ *            completed_at?: number|null}} StoredMessage
+ */
+
+/**
+ * The session's conversation: `GET {baseUrl}/api/sessions/{id}/messages`.
+ * @param {string} baseUrl
+ * @param {string} sessionId
+ * @param {string|null} token
+ * @returns {Promise<StoredMessage[]>} oldest first
+ * @throws {StreamerError} the server refused (its `status`)
+ * @throws {TypeError} the request did not reach the server
+ */
+export async function fetchMessages(baseUrl, sessionId, token) {
+  const response = await fetch(`${baseUrl}/api/sessions/${encodeURIComponent(sessionId)}/messages`,
+    { headers: authHeaders(token), cache: 'no-store' });
+  if (!response.ok) {
+    const err = new StreamerError(await errorFromResponse(response));
+    err.status = response.status;
+    throw err;
+  }
+  const body = await response.json();
+  return Array.isArray(body?.messages) ? body.messages : [];
 }
 
 /**

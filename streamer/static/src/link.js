@@ -1,6 +1,7 @@
 // The client's connection to its session, kept open: the transport of the moment, `auto`'s
-// fallbacks (WebSocket → SSE → REST), the connect timeout, the liveness watchdog and the
-// WebSocket's keep-alive pings, and reconnects with backoff. What arrives goes to the owner
+// fallbacks (WebSocket → SSE → REST), the connect timeout (per transport), the liveness
+// watchdog and the WebSocket's keep-alive pings, and reconnects with backoff (skipped when the
+// network comes back or the page becomes visible again). What arrives goes to the owner
 // (StreamClient) through hooks; the owner's settings are read live. Before its first
 // connection it makes the session (`POST /api/sessions`), and again when the server forgot a
 // session whose id it had made; the token is resolved before each connection attempt.
@@ -27,12 +28,36 @@ import { EventStreamTransport, RestTransport, WebSocketTransport } from './trans
  * @property {string} csrfCookie
  * @property {TransportChoice} transportChoice
  * @property {import('./reconnect.js').ReconnectPolicy|null} reconnectOptions
- * @property {number} connectTimeoutMs
+ * @property {ConnectTimeout} connectTimeoutMs
  * @property {boolean} restFallback
  * @property {number} pingIntervalMs
  * @property {number} heartbeatTimeoutFactor
  * @property {boolean} resumeOnReconnect
+ * @property {object|null} [restored] set: `sessionId` was kept from an earlier page (persist): a
+ *   server that forgot it, or that refuses it (`forbidden`: another identity's), gets a new
+ *   session made at once, as when the server forgot a session whose id it had made
  */
+
+/**
+ * How long a connection attempt may take before it counts as one that could not open, in
+ * ms (0 = wait for ever): one number for every transport, or one per transport (a missing
+ * one takes {@link DEFAULT_CONNECT_TIMEOUT_MS}).
+ * @typedef {number|{websocket?: number, sse?: number, rest?: number}} ConnectTimeout
+ */
+
+/** The connect timeout when the application gives none: 5 s (each transport). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * The connect timeout of `kind`, in ms (0 = none).
+ * @param {ConnectTimeout|undefined} option
+ * @param {TransportKind} kind
+ * @returns {number}
+ */
+export function connectTimeoutOf(option, kind) {
+  const ms = typeof option === 'object' && option !== null ? option[kind] : option;
+  return typeof ms === 'number' && ms >= 0 ? ms : DEFAULT_CONNECT_TIMEOUT_MS;
+}
 
 /**
  * @typedef {object} LinkHooks
@@ -102,6 +127,15 @@ export class Link {
     this._current = null;
     /** @private @type {AbortController|null} the attempt's session request */
     this._setup = null;
+    /** @private the session id was kept from an earlier page, not yet confirmed */
+    this._restored = Boolean(settings.restored && settings.sessionId);
+    if (this._restored && !settings.requestedSessionId) this._sessionReady = true;
+    /** @private */
+    this._onWake = () => this.wake();
+    /** @private */
+    this._onVisibility = () => {
+      if (/** @type {any} */ (globalThis).document?.visibilityState === 'visible') this.wake();
+    };
   }
 
   /** @returns {WebSocket|null} the open WebSocket, if the transport is one */
@@ -123,6 +157,7 @@ export class Link {
     if (!this._wantOpen) {
       this._wantOpen = true;
       this._attempt = 0;
+      this._listen(true);
       this._open();
     }
     return p;
@@ -131,6 +166,7 @@ export class Link {
   /** Close for good: no reconnect. */
   close() {
     this._wantOpen = false;
+    this._listen(false);
     clearTimeout(this._timers.retry);
     this._teardown(1000, 'client closed');
     this._setState('disconnected');
@@ -141,6 +177,41 @@ export class Link {
   drop() {
     if (!this._wantOpen) return;
     this._lost({ opened: true, error: new Error('connection dropped on purpose') });
+  }
+
+  /**
+   * The network came back (`online`) or the page became visible again: a reconnect waiting
+   * out its backoff goes now (the backoff starts again from its first delay), and a
+   * streaming connection silent for longer than a heartbeat (a laptop that slept: its socket
+   * is dead but does not know it yet) is given up and made again at once.
+   */
+  wake() {
+    if (!this._wantOpen) return;
+    if (this.state === 'connected' && this.kind !== 'rest') {
+      const silentMs = Date.now() - this._lastActivity;
+      if (silentMs <= this.heartbeatMs + 1000) return;
+      this._lost({ opened: true, error: new Error(`no data for ${silentMs} ms (woke up)`) });
+    }
+    if (this.state !== 'retrying') return;
+    clearTimeout(this._timers.retry);
+    this._timers.retry = null;
+    this._attempt = 0;
+    this._open();
+  }
+
+  /**
+   * (Un)listen to `online` (window) and `visibilitychange` (document), where there are such.
+   * @private
+   * @param {boolean} on
+   */
+  _listen(on) {
+    const g = /** @type {any} */ (globalThis);
+    const method = on ? 'addEventListener' : 'removeEventListener';
+    if (typeof g[method] === 'function') g[method]('online', this._onWake);
+    const doc = g.document;
+    if (doc && typeof doc[method] === 'function') {
+      doc[method]('visibilitychange', this._onVisibility);
+    }
   }
 
   /**
@@ -200,13 +271,14 @@ export class Link {
 
   /** @private open the preferred transport, with a connect timeout */
   _open() {
-    const { transportChoice, connectTimeoutMs } = this._settings;
+    const { transportChoice } = this._settings;
     let kind = transportChoice === 'auto' ? this._preferred : transportChoice;
     if (kind === 'websocket' && typeof WebSocket === 'undefined') kind = 'sse';
     this.kind = kind;
     this._setState('connecting', { attempt: this._attempt });
     const attempt = {};
     this._current = attempt;
+    const connectTimeoutMs = connectTimeoutOf(this._settings.connectTimeoutMs, kind);
     if (connectTimeoutMs > 0) {
       this._timers.connect = setTimeout(() => {
         if (this._current !== attempt) return;
@@ -239,7 +311,8 @@ export class Link {
       if (this._current !== attempt) return;
       this._setup = null;
       this._sessionReady = true;
-      this._newSession = true;
+      // an existing session of the application's id (200) keeps a kept cursor
+      this._newSession = info.created !== false || this._recreated;
       this._hooks.onSession(info, this._recreated);
     }
     const transport = this._transportOf(kind, token);
@@ -272,7 +345,7 @@ export class Link {
       onReady: () => this._markConnected(false),
     };
     const settings = this._settings;
-    const { baseUrl, resumeOnReconnect, connectTimeoutMs, csrfCookie } = settings;
+    const { baseUrl, resumeOnReconnect, csrfCookie } = settings;
     const session = `${baseUrl}/api/sessions/${encodeURIComponent(this._sessionId())}`;
     const cursor = resumeOnReconnect && !this._newSession ? this._hooks.cursor() : null;
     if (kind === 'websocket') {
@@ -288,7 +361,8 @@ export class Link {
         ...http }, handlers);
     }
     return new RestTransport({ baseUrl, completeUrl: `${session}/complete`,
-      timeoutMs: connectTimeoutMs || 10000, post: http.post }, handlers);
+      timeoutMs: connectTimeoutOf(settings.connectTimeoutMs, 'rest') || 10000, post: http.post },
+    handlers);
   }
 
   /**
@@ -329,6 +403,7 @@ export class Link {
     this._everConnected = true;
     this._newSession = false;
     this._recreated = false;
+    this._restored = false;
     this._attempt = 0;
     this._failed.clear();
     this._setState('connected', { resumed, reconnect });
@@ -367,11 +442,13 @@ export class Link {
     const failed = this.kind;
     this._teardown();
     if (!this._wantOpen) return;
-    if (/** @type {any} */ (info.error)?.code === 'session_not_found' && this._forgotten()) {
+    const code = /** @type {any} */ (info.error)?.code;
+    const gone = code === 'session_not_found' || (code === 'forbidden' && this._restored);
+    if (gone && this._forgotten()) {
       this._open();
       return;
     }
-    if (/** @type {any} */ (info.error)?.code === 'session_not_found') info.fatal = true;
+    if (code === 'session_not_found') info.fatal = true;
     const next = this._fallback(failed, info);
     if (next) {
       this._preferred = next;
@@ -409,6 +486,7 @@ export class Link {
    */
   _forgotten() {
     this._sessionReady = false;
+    this._restored = false;
     if (this._settings.requestedSessionId || this._recreated) return false;
     this._recreated = true;
     return true;

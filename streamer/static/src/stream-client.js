@@ -1,12 +1,15 @@
 // StreamClient: one session's connection (WebSocket, else SSE, else the REST fallback), its
-// state, reconnects with exact resume, the control messages, and the per-stream mirrors that
-// the server's events build.
+// state, reconnects with exact resume (across page loads too, with `persist`), the control
+// messages, and the per-stream mirrors that the server's events build.
 
 import { Emitter } from './emitter.js';
 import { DocumentMirror } from './mirror.js';
 import { PROTOCOL_VERSION, StreamerError, startMessage } from './protocol.js';
-import { Link } from './link.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, Link } from './link.js';
+import { finishedEvents } from './transports.js';
 import { reconnectPolicy } from './reconnect.js';
+import { fetchMessages, resolveToken } from './auth.js';
+import { keepInTab, restoreKept, tabMemory } from './persist.js';
 
 /** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
 /** @typedef {import('./protocol.js').ConnectionState} ConnectionState */
@@ -15,6 +18,9 @@ import { reconnectPolicy } from './reconnect.js';
 /** @typedef {import('./protocol.js').StartOptions} StartOptions */
 /** @typedef {import('./reconnect.js').ReconnectOptions} ReconnectOptions */
 /** @typedef {import('./auth.js').TokenOption} TokenOption */
+/** @typedef {import('./auth.js').StoredMessage} StoredMessage */
+/** @typedef {import('./link.js').ConnectTimeout} ConnectTimeout */
+/** @typedef {import('./persist.js').PersistOptions} PersistOptions */
 
 /**
  * @typedef {object} StreamClientOptions
@@ -31,8 +37,10 @@ import { reconnectPolicy } from './reconnect.js';
  * @property {TransportChoice} [transport='auto'] `auto` = WebSocket, falling back to SSE when
  *   a WebSocket cannot connect, and to the REST `complete` endpoint when SSE cannot either
  * @property {ReconnectOptions|false} [reconnect] backoff settings, or `false` for no reconnect
- * @property {number} [connectTimeoutMs=10000] a connection that has not had the server's
- *   `connected` event by then counts as one that could not open (0 = wait for ever)
+ * @property {ConnectTimeout} [connectTimeoutMs=5000] a connection that has not had the
+ *   server's `connected` event by then counts as one that could not open (`auto` tries the
+ *   next transport at once): ms, for every transport or per transport
+ *   (`{websocket: 3000, sse: 8000}`; 0 = wait for ever)
  * @property {boolean} [restFallback=true] `auto`: when both a WebSocket and SSE could not
  *   open, use `POST /api/sessions/{id}/complete` (whole answers, no controls)
  * @property {number} [pingIntervalMs=15000] WebSocket keep-alive `ping` period (0 = never)
@@ -41,6 +49,11 @@ import { reconnectPolicy } from './reconnect.js';
  * @property {boolean} [resumeOnReconnect=true] on a reconnect, ask for the events after the
  *   last applied `seq` of an unfinished stream (WebSocket: `?stream_id=…&last_seq=…` on the
  *   URL; SSE: the `Last-Event-ID` header). Chunks at or below that seq are ignored anyway.
+ * @property {boolean|string|PersistOptions} [persist=false] keep the session's id and the
+ *   unfinished answer's cursor (with its blocks) in `sessionStorage` under
+ *   `streamer:<key>` (`true`: key `client`; a string: that key), so that a client made after
+ *   a page reload continues the conversation ({@link StreamClient#messages}) and resumes the
+ *   answer in progress exactly
  */
 
 /**
@@ -105,11 +118,22 @@ export class StreamClient {
     this.transportChoice = options.transport || 'auto';
     /** @type {import('./reconnect.js').ReconnectPolicy|null} backoff settings (null: none) */
     this.reconnectOptions = reconnectPolicy(options.reconnect);
-    this.connectTimeoutMs = options.connectTimeoutMs ?? 10000;
+    /** @type {ConnectTimeout} */
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.restFallback = options.restFallback ?? true;
     this.pingIntervalMs = options.pingIntervalMs ?? 15000;
     this.heartbeatTimeoutFactor = options.heartbeatTimeoutFactor ?? 2.5;
     this.resumeOnReconnect = options.resumeOnReconnect ?? true;
+    /** @private */
+    this._memory = tabMemory(options.persist, this.baseUrl);
+    const kept = this._memory?.load(this.requestedSessionId) ?? null;
+    if (kept) this.sessionId = kept.sessionId;
+    /**
+     * What this client took over from an earlier page of the tab (`persist`): the session,
+     * and the unfinished answer it resumes (null: nothing was kept)
+     * @type {{sessionId: string, streamId: string|null}|null}
+     */
+    this.restored = kept && { sessionId: kept.sessionId, streamId: kept.stream?.streamId ?? null };
 
     /** @type {Map<string, DocumentMirror>} one mirror per stream id */
     this.streams = new Map();
@@ -143,6 +167,9 @@ export class StreamClient {
         this._emitter.emit('session', { sessionId: this.sessionId, recreated });
       },
     });
+    if (kept) restoreKept(this, kept);
+    /** @private @type {(() => void)|null} */
+    this._unkeep = null;
   }
 
   /** @type {ConnectionState} */
@@ -217,12 +244,40 @@ export class StreamClient {
    *   as `unauthorized` rejects with its {@link StreamerError}) or is closed first
    */
   connect() {
+    if (this._memory && !this._unkeep) this._unkeep = keepInTab(this, this._memory);
     return this._link.open();
   }
 
-  /** Close for good: no reconnect. Streams keep running on the server (see protocol.md). */
+  /**
+   * Close for good: no reconnect. Streams keep running on the server (see protocol.md).
+   * With `persist`, what the tab keeps is written first (a new client takes over).
+   */
   close() {
+    this._unkeep?.();
+    this._unkeep = null;
     this._link.close();
+  }
+
+  /**
+   * `persist`: forget what this tab kept (the next client makes a new session).
+   */
+  forget() {
+    this._unkeep?.();
+    this._unkeep = null;
+    this._memory?.clear();
+  }
+
+  /**
+   * The session's conversation as the server stored it, oldest first:
+   * `GET /api/sessions/{id}/messages` (an answer still streaming is there as it is now,
+   * `status: 'streaming'`; an assistant message's `message_id` is its stream's id).
+   * @returns {Promise<StoredMessage[]>}
+   * @throws {StreamerError} refused (`session_not_found`, `forbidden`, …; `status`)
+   * @throws {Error} no session yet (before the `session` event), or the request failed
+   */
+  async messages() {
+    if (!this.sessionId) throw new Error('streamer: no session yet');
+    return fetchMessages(this.baseUrl, this.sessionId, await resolveToken(this.token));
   }
 
   /**
@@ -372,7 +427,12 @@ export class StreamClient {
    */
   _onError(ev, ctx) {
     if (typeof ev.retry_after_ms === 'number') this._link.retryAfter(ev.retry_after_ms);
-    if (ev.stream_id) this._streamOf(ev, ctx);
+    if (!ev.stream_id) return;
+    this._streamOf(ev, ctx);
+    // the stream a cursor named is gone: resume it no more
+    if (ev.code === 'stream_not_found' && this.activeStreamId === ev.stream_id) {
+      this.activeStreamId = null;
+    }
   }
 
   /**
@@ -419,27 +479,8 @@ export class StreamClient {
   async start(opts) {
     const msg = startMessage(opts);
     const finished = await this._send(msg);
-    if (finished && typeof finished === 'object') this._applyFinished(msg, finished);
-  }
-
-  /**
-   * The REST fallback's finished message, as the events a stream would have sent.
-   * @private
-   * @param {Record<string, any>} msg the `start` message
-   * @param {Record<string, any>} finished `stream_complete`'s fields, `error` when it failed
-   */
-  _applyFinished(msg, finished) {
-    const { error, ...complete } = finished;
-    const ids = { session_id: this.sessionId ?? undefined, stream_id: complete.stream_id };
-    /** @type {ServerEvent} */
-    const start = { type: 'stream_start', ...ids };
-    if (msg.provider) start.provider = msg.provider;
-    if (msg.model) start.model = msg.model;
-    this._dispatch(start, null);
-    const html = typeof complete.html === 'string' ? complete.html : '';
-    this._dispatch({ type: 'snapshot', ...ids, blocks: html ? [html] : [] }, null);
-    if (error) this._dispatch({ type: 'error', ...ids, ...error }, null);
-    this._dispatch({ ...complete, type: 'stream_complete', ...ids }, null);
+    if (!finished || typeof finished !== 'object') return;
+    for (const ev of finishedEvents(msg, finished, this.sessionId)) this._dispatch(ev, null);
   }
 
   /**

@@ -387,6 +387,30 @@ export class RestTransport extends Connection {
 }
 
 /**
+ * The REST fallback's finished message as the events a stream would have sent:
+ * `stream_start`, a `snapshot` holding the final HTML, an `error` if the answer failed, and
+ * `stream_complete`.
+ * @param {Record<string, any>} msg the `start` message
+ * @param {Record<string, any>} finished `stream_complete`'s fields, `error` when it failed
+ * @param {string|null} sessionId
+ * @returns {ServerEvent[]}
+ */
+export function finishedEvents(msg, finished, sessionId) {
+  const { error, ...complete } = finished;
+  const ids = { session_id: sessionId ?? undefined, stream_id: complete.stream_id };
+  /** @type {ServerEvent} */
+  const start = { type: 'stream_start', ...ids };
+  if (msg.provider) start.provider = msg.provider;
+  if (msg.model) start.model = msg.model;
+  const html = typeof complete.html === 'string' ? complete.html : '';
+  /** @type {ServerEvent[]} */
+  const events = [start, { type: 'snapshot', ...ids, blocks: html ? [html] : [] }];
+  if (error) events.push({ type: 'error', ...ids, ...error });
+  events.push({ ...complete, type: 'stream_complete', ...ids });
+  return events;
+}
+
+/**
  * The StreamerError for a refused control message.
  * @param {Response} response
  * @param {Record<string, any>} msg

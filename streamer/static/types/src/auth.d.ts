@@ -28,8 +28,10 @@ export function authHeaders(token: string | null, { json, csrfCookie }?: {
     csrfCookie?: string;
 }): Record<string, string>;
 /**
- * What `POST /api/sessions` answers (201 made, 200 it exists and is the caller's).
- * @typedef {{session_id: string, ws_url?: string, events_url?: string}} SessionInfo
+ * What `POST /api/sessions` answers (201 made, 200 it exists and is the caller's), and
+ * `created`: whether it was made by this request (201).
+ * @typedef {{session_id: string, ws_url?: string, events_url?: string,
+ *            created?: boolean}} SessionInfo
  */
 /**
  * Make (or claim) the session: `POST {baseUrl}/api/sessions` with `{"session_id": id}`
@@ -49,6 +51,25 @@ export function createSession(baseUrl: string, { sessionId, token, csrfCookie, s
     signal?: AbortSignal;
 }): Promise<SessionInfo>;
 /**
+ * One message of a session's stored conversation (protocol.md, "Other endpoints"); times
+ * in Unix seconds.
+ * @typedef {{message_id: string, role: 'user'|'assistant'|'system', markdown: string,
+ *            html: string|null, provider?: string|null, model?: string|null,
+ *            usage?: Record<string, number>|null, finish_reason?: string|null,
+ *            status: 'complete'|'streaming', created_at: number,
+ *            completed_at?: number|null}} StoredMessage
+ */
+/**
+ * The session's conversation: `GET {baseUrl}/api/sessions/{id}/messages`.
+ * @param {string} baseUrl
+ * @param {string} sessionId
+ * @param {string|null} token
+ * @returns {Promise<StoredMessage[]>} oldest first
+ * @throws {StreamerError} the server refused (its `status`)
+ * @throws {TypeError} the request did not reach the server
+ */
+export function fetchMessages(baseUrl: string, sessionId: string, token: string | null): Promise<StoredMessage[]>;
+/**
  * Whether a refusal is final (reconnecting cannot help): an `unauthorized` or `forbidden`
  * code, or an HTTP 4xx other than 404 and 429 that is not retryable (`invalid_message`, …).
  * @param {any} err
@@ -66,12 +87,31 @@ export const SUBPROTOCOL: "streamer";
 /** Error codes after which reconnecting cannot help: the app must act (a new token…). */
 export const FINAL_CODES: Set<string>;
 /**
- * What `POST /api/sessions` answers (201 made, 200 it exists and is the caller's).
+ * What `POST /api/sessions` answers (201 made, 200 it exists and is the caller's), and
+ * `created`: whether it was made by this request (201).
  */
 export type SessionInfo = {
     session_id: string;
     ws_url?: string;
     events_url?: string;
+    created?: boolean;
+};
+/**
+ * One message of a session's stored conversation (protocol.md, "Other endpoints"); times
+ * in Unix seconds.
+ */
+export type StoredMessage = {
+    message_id: string;
+    role: "user" | "assistant" | "system";
+    markdown: string;
+    html: string | null;
+    provider?: string | null;
+    model?: string | null;
+    usage?: Record<string, number> | null;
+    finish_reason?: string | null;
+    status: "complete" | "streaming";
+    created_at: number;
+    completed_at?: number | null;
 };
 /**
  * A bearer token (an API key or a JWT), or a function giving one (sync or async), called

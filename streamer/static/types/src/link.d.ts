@@ -1,3 +1,10 @@
+/**
+ * The connect timeout of `kind`, in ms (0 = none).
+ * @param {ConnectTimeout|undefined} option
+ * @param {TransportKind} kind
+ * @returns {number}
+ */
+export function connectTimeoutOf(option: ConnectTimeout | undefined, kind: TransportKind): number;
 /** @typedef {import('./protocol.js').ServerEvent} ServerEvent */
 /** @typedef {import('./protocol.js').ConnectionState} ConnectionState */
 /** @typedef {import('./protocol.js').TransportChoice} TransportChoice */
@@ -15,12 +22,23 @@
  * @property {string} csrfCookie
  * @property {TransportChoice} transportChoice
  * @property {import('./reconnect.js').ReconnectPolicy|null} reconnectOptions
- * @property {number} connectTimeoutMs
+ * @property {ConnectTimeout} connectTimeoutMs
  * @property {boolean} restFallback
  * @property {number} pingIntervalMs
  * @property {number} heartbeatTimeoutFactor
  * @property {boolean} resumeOnReconnect
+ * @property {object|null} [restored] set: `sessionId` was kept from an earlier page (persist): a
+ *   server that forgot it, or that refuses it (`forbidden`: another identity's), gets a new
+ *   session made at once, as when the server forgot a session whose id it had made
  */
+/**
+ * How long a connection attempt may take before it counts as one that could not open, in
+ * ms (0 = wait for ever): one number for every transport, or one per transport (a missing
+ * one takes {@link DEFAULT_CONNECT_TIMEOUT_MS}).
+ * @typedef {number|{websocket?: number, sse?: number, rest?: number}} ConnectTimeout
+ */
+/** The connect timeout when the application gives none: 5 s (each transport). */
+export const DEFAULT_CONNECT_TIMEOUT_MS: 5000;
 /**
  * @typedef {object} LinkHooks
  * @property {(ev: ServerEvent, eventId: string|null) => void} onEvent a server event arrived
@@ -87,6 +105,12 @@ export class Link {
     private _current;
     /** @private @type {AbortController|null} the attempt's session request */
     private _setup;
+    /** @private the session id was kept from an earlier page, not yet confirmed */
+    private _restored;
+    /** @private */
+    private _onWake;
+    /** @private */
+    private _onVisibility;
     /** @returns {WebSocket|null} the open WebSocket, if the transport is one */
     get socket(): WebSocket | null;
     /**
@@ -98,6 +122,19 @@ export class Link {
     close(): void;
     /** Drop the connection as a network failure would: reconnect with backoff, resume. */
     drop(): void;
+    /**
+     * The network came back (`online`) or the page became visible again: a reconnect waiting
+     * out its backoff goes now (the backoff starts again from its first delay), and a
+     * streaming connection silent for longer than a heartbeat (a laptop that slept: its socket
+     * is dead but does not know it yet) is given up and made again at once.
+     */
+    wake(): void;
+    /**
+     * (Un)listen to `online` (window) and `visibilitychange` (document), where there are such.
+     * @private
+     * @param {boolean} on
+     */
+    private _listen;
     /**
      * Send a control message on the connection of the moment.
      * @param {Record<string, any>} msg
@@ -216,11 +253,27 @@ export type LinkSettings = {
     csrfCookie: string;
     transportChoice: TransportChoice;
     reconnectOptions: import("./reconnect.js").ReconnectPolicy | null;
-    connectTimeoutMs: number;
+    connectTimeoutMs: ConnectTimeout;
     restFallback: boolean;
     pingIntervalMs: number;
     heartbeatTimeoutFactor: number;
     resumeOnReconnect: boolean;
+    /**
+     * set: `sessionId` was kept from an earlier page (persist): a
+     * server that forgot it, or that refuses it (`forbidden`: another identity's), gets a new
+     * session made at once, as when the server forgot a session whose id it had made
+     */
+    restored?: object | null | undefined;
+};
+/**
+ * How long a connection attempt may take before it counts as one that could not open, in
+ * ms (0 = wait for ever): one number for every transport, or one per transport (a missing
+ * one takes {@link DEFAULT_CONNECT_TIMEOUT_MS}).
+ */
+export type ConnectTimeout = number | {
+    websocket?: number;
+    sse?: number;
+    rest?: number;
 };
 export type LinkHooks = {
     /**

@@ -37,11 +37,23 @@ export class StreamClient {
     transportChoice: TransportChoice;
     /** @type {import('./reconnect.js').ReconnectPolicy|null} backoff settings (null: none) */
     reconnectOptions: import("./reconnect.js").ReconnectPolicy | null;
-    connectTimeoutMs: number;
+    /** @type {ConnectTimeout} */
+    connectTimeoutMs: ConnectTimeout;
     restFallback: boolean;
     pingIntervalMs: number;
     heartbeatTimeoutFactor: number;
     resumeOnReconnect: boolean;
+    /** @private */
+    private _memory;
+    /**
+     * What this client took over from an earlier page of the tab (`persist`): the session,
+     * and the unfinished answer it resumes (null: nothing was kept)
+     * @type {{sessionId: string, streamId: string|null}|null}
+     */
+    restored: {
+        sessionId: string;
+        streamId: string | null;
+    } | null;
     /** @type {Map<string, DocumentMirror>} one mirror per stream id */
     streams: Map<string, DocumentMirror>;
     /** @type {string|null} the stream being delivered now */
@@ -58,6 +70,8 @@ export class StreamClient {
     private _pendingPings;
     /** @private */
     private _link;
+    /** @private @type {(() => void)|null} */
+    private _unkeep;
     /** @type {ConnectionState} */
     get state(): ConnectionState;
     /** @type {TransportKind|null} the transport in use (or last used) */
@@ -97,8 +111,24 @@ export class StreamClient {
      *   as `unauthorized` rejects with its {@link StreamerError}) or is closed first
      */
     connect(): Promise<void>;
-    /** Close for good: no reconnect. Streams keep running on the server (see protocol.md). */
+    /**
+     * Close for good: no reconnect. Streams keep running on the server (see protocol.md).
+     * With `persist`, what the tab keeps is written first (a new client takes over).
+     */
     close(): void;
+    /**
+     * `persist`: forget what this tab kept (the next client makes a new session).
+     */
+    forget(): void;
+    /**
+     * The session's conversation as the server stored it, oldest first:
+     * `GET /api/sessions/{id}/messages` (an answer still streaming is there as it is now,
+     * `status: 'streaming'`; an assistant message's `message_id` is its stream's id).
+     * @returns {Promise<StoredMessage[]>}
+     * @throws {StreamerError} refused (`session_not_found`, `forbidden`, …; `status`)
+     * @throws {Error} no session yet (before the `session` event), or the request failed
+     */
+    messages(): Promise<StoredMessage[]>;
     /**
      * Drop the current connection as a network failure would (for trying resume by hand, and
      * for tests): the client reconnects with backoff and resumes after its last applied `seq`.
@@ -199,13 +229,6 @@ export class StreamClient {
      */
     start(opts: StartOptions): Promise<void>;
     /**
-     * The REST fallback's finished message, as the events a stream would have sent.
-     * @private
-     * @param {Record<string, any>} msg the `start` message
-     * @param {Record<string, any>} finished `stream_complete`'s fields, `error` when it failed
-     */
-    private _applyFinished;
-    /**
      * Stop delivery to this connection (generation continues on the server).
      * @returns {Promise<void>}
      */
@@ -266,6 +289,9 @@ export type TransportKind = import("./protocol.js").TransportKind;
 export type StartOptions = import("./protocol.js").StartOptions;
 export type ReconnectOptions = import("./reconnect.js").ReconnectOptions;
 export type TokenOption = import("./auth.js").TokenOption;
+export type StoredMessage = import("./auth.js").StoredMessage;
+export type ConnectTimeout = import("./link.js").ConnectTimeout;
+export type PersistOptions = import("./persist.js").PersistOptions;
 export type StreamClientOptions = {
     /**
      * server origin (default: the page's origin)
@@ -299,10 +325,12 @@ export type StreamClientOptions = {
      */
     reconnect?: false | import("./reconnect.js").ReconnectOptions | undefined;
     /**
-     * a connection that has not had the server's
-     * `connected` event by then counts as one that could not open (0 = wait for ever)
+     * a connection that has not had the
+     * server's `connected` event by then counts as one that could not open (`auto` tries the
+     * next transport at once): ms, for every transport or per transport
+     * (`{websocket: 3000, sse: 8000}`; 0 = wait for ever)
      */
-    connectTimeoutMs?: number | undefined;
+    connectTimeoutMs?: import("./link.js").ConnectTimeout | undefined;
     /**
      * `auto`: when both a WebSocket and SSE could not
      * open, use `POST /api/sessions/{id}/complete` (whole answers, no controls)
@@ -323,6 +351,14 @@ export type StreamClientOptions = {
      * URL; SSE: the `Last-Event-ID` header). Chunks at or below that seq are ignored anyway.
      */
     resumeOnReconnect?: boolean | undefined;
+    /**
+     * keep the session's id and the
+     * unfinished answer's cursor (with its blocks) in `sessionStorage` under
+     * `streamer:<key>` (`true`: key `client`; a string: that key), so that a client made after
+     * a page reload continues the conversation ({@link StreamClient#messages}) and resumes the
+     * answer in progress exactly
+     */
+    persist?: string | boolean | import("./persist.js").PersistOptions | undefined;
 };
 /**
  * What listeners get with each server event: the stream's mirror for stream events, whether

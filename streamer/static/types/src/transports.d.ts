@@ -1,3 +1,13 @@
+/**
+ * The REST fallback's finished message as the events a stream would have sent:
+ * `stream_start`, a `snapshot` holding the final HTML, an `error` if the answer failed, and
+ * `stream_complete`.
+ * @param {Record<string, any>} msg the `start` message
+ * @param {Record<string, any>} finished `stream_complete`'s fields, `error` when it failed
+ * @param {string|null} sessionId
+ * @returns {ServerEvent[]}
+ */
+export function finishedEvents(msg: Record<string, any>, finished: Record<string, any>, sessionId: string | null): ServerEvent[];
 /** WebSocket close codes after which reconnecting cannot help. */
 export const FATAL_CLOSE_CODES: Set<number>;
 /**
