@@ -262,6 +262,7 @@ class Run:
                 return  # the server has it: this connection follows it
         self.start_sent = True
         await ws.send_message(json.dumps(self.start))
+        self.screen.status("sent; waiting for the answer…")
 
     # ------------------------------------------------------------------ events
 

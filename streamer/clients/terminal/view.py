@@ -136,7 +136,11 @@ def progress_text(ev: Event, width: int = 20) -> str:
 def state_text(ev: Event) -> str | None:
     """A ``state`` or queued ``stream_start`` as a status line, or ``None``."""
     if ev.get("type") == "stream_start":
-        return f"queued (position {ev.get('position', '?')})" if ev.get("queued") else None
+        if ev.get("queued"):
+            return f"queued (position {ev.get('position', '?')})"
+        if ev.get("resumed"):
+            return None
+        return f"{ev.get('model') or ev.get('provider')}: waiting for the first token…"
     state = ev.get("state")
     if state == "waiting":
         if not ev.get("position"):
