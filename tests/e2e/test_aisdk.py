@@ -18,13 +18,10 @@ import trio
 
 from streamer.server import serve
 from tests.conftest import LiveServer, make_config
-from tests.shells import test_openai_provider as openai_fake
 from tests.shells.test_openai_provider import Upstream
 
 NODE_DIR = Path(__file__).parents[1] / "node"
 TRANSCRIPTS = Path(__file__).parents[1] / "data" / "transcripts"
-#: the fixture: a fake OpenAI-compatible server on 127.0.0.1 that sees when its client leaves
-upstream = openai_fake.upstream
 
 
 async def read_with_ai_sdk(server: LiveServer, body: dict) -> dict:
@@ -172,6 +169,28 @@ async def trace_of(server: LiveServer, stream_id: str) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     entries: list[dict[str, Any]] = response.json()["trace"]
     return entries
+
+
+async def serve_upstream(nursery: trio.Nursery, **settings: Any) -> Upstream:
+    """A fake OpenAI-compatible server on 127.0.0.1 (``tests/shells``' :class:`Upstream`)
+    that notes when its client leaves, by a close or by a reset (the SDK's socket may close
+    with unread data, which resets it)."""
+    server = Upstream(**settings)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        try:
+            await server.handle(stream)
+        except* trio.BrokenResourceError:  # reset by the client: it left
+            server.closed_at = server.closed_at or trio.current_time()
+
+    listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
+    server.port = listeners[0].socket.getsockname()[1]
+    return server
+
+
+@pytest.fixture
+async def upstream(nursery: trio.Nursery) -> Upstream:
+    return await serve_upstream(nursery)
 
 
 async def openai_server(nursery: trio.Nursery, upstream: Upstream, **changes: Any

@@ -41,6 +41,7 @@ from trio_websocket import (
 
 from streamer.server import serve
 from tests.conftest import LiveServer, make_config, sse_events
+from tests.e2e.test_aisdk import serve_upstream, upstream_closed
 from tests.faultproxy import fault_proxy
 from tests.resume_client import Doc
 
@@ -469,3 +470,37 @@ async def test_an_ai_sdk_answer_streams_through_nginx(deployment: Deployment) ->
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     assert "".join(c["delta"] for c in chunks if c["type"] == "text-delta") == DOCUMENT
 
+
+
+async def test_closing_a_chat_response_at_nginx_stops_the_model_at_once(
+        nursery: trio.Nursery, tmp_path: Path) -> None:
+    """The AI SDK's ``stop()`` behind nginx: the client closes its ``POST /api/chat`` at
+    nginx, nginx closes its upstream request (``proxy_ignore_client_abort`` is off), streamer
+    cancels the answer, and the model's HTTP request (a fake OpenAI-compatible server) ends
+    within 100 ms of the client's close."""
+    # "tok0 tok1 ..." every 20 ms until its client leaves
+    upstream = await serve_upstream(nursery, endless=True)
+    cert = make_certificate(tmp_path)
+    streamer, stop = await start_server(nursery, **{
+        "server.proxy_trusted_hops": 1,
+        "providers.openai.base_url": f"http://127.0.0.1:{upstream.port}/v1",
+        "providers.openai.model": "gpt-test", "providers.openai.api_key_env": "STREAMER_TEST_KEY"})
+    body = {"id": "nginx-chat-stop", "provider": "openai", "messages": [
+        {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "go on"}]}]}
+    async with nginx(tmp_path / "nginx", int(streamer.base_url.rsplit(":", 1)[1]),
+                     cert) as proxy:
+        deployment = Deployment(streamer, proxy, cert)
+        with trio.fail_after(30):
+            async with deployment.client() as client:
+                async with client.stream("POST", "/api/chat", json=body) as response:
+                    seen = ""
+                    async for text in response.aiter_text():
+                        seen += text
+                        if seen.count('"text-delta"') >= 3:
+                            break
+                closed_at = trio.current_time()  # the response (its connection) is closed
+            closed_after_s = await upstream_closed(upstream) - closed_at
+    print(f"model request closed {1000 * closed_after_s:.1f} ms after the client closed at "
+          "nginx")
+    assert closed_after_s < 0.1
+    stop.set()
