@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     new_key = auth_commands.add_parser("new-key", help="make an API key and its file entry")
     new_key.add_argument("--subject", required=True, help="the identity; sessions belong to it")
     new_key.add_argument("--id", help="the name shown in logs (default: SUBJECT-<6 hex>)")
+    from streamer.config_cli import add_parser as add_config_parser
+    add_config_parser(commands)
     return parser
 
 
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "auth":
         return _new_key(args)
+    if args.command == "config":
+        from streamer.config_cli import run as run_config
+        return run_config(args)
     if args.command == "serve":
         try:
             config = load_config(args.config)

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 ENV_PREFIX = "STREAMER_"
 PacingMode = Literal["off", "fixed", "smooth"]
@@ -40,6 +38,11 @@ class ConfigError(ValueError):
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
+    #: the path prefix the app is served under behind a proxy that passes it on (ASGI
+    #: ``root_path``, e.g. ``"/streamer"``; empty = the root); the demo page follows it
+    root_path: str = ""
+    #: the demo page at ``/`` (an embedding application may leave it out)
+    serve_demo: bool = True
     #: how often each connection gets a heartbeat when nothing else was sent
     heartbeat_interval_s: float = 15.0
     #: a write (event, heartbeat) that does not complete in time marks the peer dead
@@ -256,6 +259,31 @@ class ProvidersConfig:
     echo: EchoProviderConfig = field(default_factory=EchoProviderConfig)
     openai: OpenAIProviderConfig = field(default_factory=OpenAIProviderConfig)
     anthropic: AnthropicProviderConfig = field(default_factory=AnthropicProviderConfig)
+    #: more providers by name: each ``[providers.NAME]`` table with a ``type``
+    #: (``openai_compat``, ``anthropic``, ``echo``, ``local`` or an installed plugin's)
+    named: tuple[NamedProviderConfig, ...] = ()
+
+    def section(self, name: str) -> Any:
+        """The settings of the provider called ``name`` (``None``: not configured here)."""
+        if name in BUILTIN_SECTIONS:
+            return getattr(self, name)
+        found = next((n for n in self.named if n.name == name), None)
+        return found.settings if found is not None else None
+
+
+#: the built-in providers' own sections of ``[providers]``
+BUILTIN_SECTIONS = ("local", "echo", "openai", "anthropic")
+
+
+@dataclass(frozen=True, slots=True)
+class NamedProviderConfig:
+    """``[providers.NAME]`` with a ``type``: one more instance of a built-in provider type
+    (``settings`` is that type's settings, e.g. :class:`OpenAIProviderConfig`) or of a plugin's
+    (``settings``: the table's other keys, as ``(key, value)`` pairs)."""
+
+    name: str
+    type: str
+    settings: Any = None
 
 
 AuthMode = Literal["none", "api_key", "jwt"]
@@ -425,33 +453,6 @@ def _fail(value: Any) -> Any:
     raise ValueError(value)
 
 
-def _build(cls: type, data: Mapping[str, Any], env: Mapping[str, str], path: tuple[str, ...],
-           source: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        where = ".".join(path) or "top level"
-        names_text = ", ".join(sorted(unknown))
-        raise ConfigError(f"{source}: unknown setting(s) in [{where}]: {names_text}")
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        key_path = (*path, f.name)
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            sub = data.get(f.name, {})
-            if not isinstance(sub, Mapping):
-                raise ConfigError(f"{source}: [{'.'.join(key_path)}] must be a table")
-            kwargs[f.name] = _build(hint, sub, env, key_path, source)
-            continue
-        env_name = ENV_PREFIX + "_".join(key_path).upper()
-        if env_name in env:
-            kwargs[f.name] = _coerce(env[env_name], hint, env_name)
-        elif f.name in data:
-            kwargs[f.name] = _coerce(data[f.name], hint, f"{source}: {'.'.join(key_path)}")
-    return cls(**kwargs)
-
-
 def _server_checks(server: ServerConfig) -> list[tuple[bool, str]]:
     return [
         (0 < server.port < 65_536 or server.port == 0, "server.port"),
@@ -491,8 +492,6 @@ def _provider_checks(providers: ProvidersConfig) -> list[tuple[bool, str]]:
         (providers.echo.interval_ms >= 0, "providers.echo.interval_ms must be >= 0"),
         (providers.openai.preset in ("openai", "perplexity", "ollama", "vllm", "llamacpp"),
          "providers.openai.preset must be openai, perplexity, ollama, vllm or llamacpp"),
-        (providers.default in ("local", "echo", "openai", "anthropic"),
-         "providers.default must be local, echo, openai or anthropic"),
         (providers.anthropic.thinking_budget_tokens == 0
          or providers.anthropic.thinking_budget_tokens >= 1024,
          "providers.anthropic.thinking_budget_tokens must be 0 (off) or >= 1024"),
@@ -561,22 +560,12 @@ def load_config(path: str | os.PathLike[str] | None = None,
         A frozen :class:`Config`.
 
     Raises:
-        ConfigError: unknown key, wrong type, value out of range, or unreadable file.
+        ConfigError: unknown key, wrong type, value out of range, unreadable file, or an
+            unknown ``STREAMER_*`` variable (the message names the closest key);
+            :mod:`streamer.config_load` has the rules.
     """
-    env = os.environ if env is None else env
-    if path is None and env.get("STREAMER_CONFIG"):
-        path = env["STREAMER_CONFIG"]
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    config = cast(Config, _build(Config, data, env, (), source))
-    _validate(config)
-    return config
+    from streamer.config_load import load
+    return load(path, env).config
 
 
 def replace(config: Any, **changes: Any) -> Any:
@@ -590,33 +579,3 @@ def replace(config: Any, **changes: Any) -> Any:
     for head, sub in nested.items():
         direct[head] = replace(getattr(config, head), **sub)
     return dataclasses.replace(config, **direct)
-
-
-def to_toml_defaults() -> str:  # pragma: no cover - used to regenerate config/streamer.toml
-    """Render the defaults as TOML (the body of ``config/streamer.toml`` without comments)."""
-    lines: list[str] = []
-
-    def emit(obj: Any, path: tuple[str, ...]) -> None:
-        scalars = [f for f in dataclasses.fields(obj)
-                   if not dataclasses.is_dataclass(getattr(obj, f.name))]
-        if path and scalars:
-            lines.append(f"\n[{'.'.join(path)}]")
-        for f in scalars:
-            value = getattr(obj, f.name)
-            if isinstance(value, bool):
-                rendered = "true" if value else "false"
-            elif isinstance(value, tuple):
-                rendered = "[" + ", ".join(f'"{v}"' for v in value) + "]"
-            elif isinstance(value, str):
-                rendered = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            else:
-                rendered = repr(value)
-            lines.append(f"{f.name} = {rendered}")
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(value):
-                emit(value, (*path, f.name))
-
-    emit(Config(), ())
-    return "\n".join(lines).lstrip() + "\n"
-

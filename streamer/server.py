@@ -21,9 +21,9 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from streamer.config import Config
 from streamer.runtime.registry import Registry
-from streamer.security.identity import describe_auth, validate_auth
+from streamer.security.identity import AuthHook, describe_auth, validate_auth
 from streamer.security.origins import check_security
-from streamer.web.app import create_app
+from streamer.web.app import create_app, with_root_path
 
 logger = logging.getLogger("streamer.server")
 
@@ -79,11 +79,16 @@ def behind_proxy(app: Any, trusted_hops: int) -> Any:
 
 
 async def serve(config: Config, *, shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
-                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+                registry: Registry | None = None, app: Any = None,
+                auth_hook: AuthHook | None = None) -> None:
     """Serve until ``shutdown_trigger`` returns (default: SIGTERM or SIGINT), then drain.
 
     ``task_status.started`` gets the bound addresses (``["http://127.0.0.1:PORT"]``), so tests
-    can bind port 0.
+    can bind port 0. ``registry`` (default: a new one) is drained on shutdown; ``app`` (default:
+    :func:`~streamer.web.app.create_app` of it, with ``auth_hook``) is any ASGI application,
+    e.g. an embedding application's own with streamer's mounted in it. ``server.root_path``
+    is the ASGI ``root_path`` of whatever is served (:func:`~streamer.web.app.with_root_path`).
 
     Raises:
         ConfigError: an unsafe or unusable ``[auth]`` or ``[security]`` (``auth.mode =
@@ -93,8 +98,8 @@ async def serve(config: Config, *, shutdown_trigger: Callable[[], Awaitable[None
     check_security(config.security)
     logger.info(describe_auth(config))
     tune_gc(config.server.gc_gen0_threshold)
-    registry = Registry(config)
-    app = create_app(config, registry)
+    registry = registry or Registry(config)
+    app = with_root_path(app or create_app(config, registry, auth_hook), config.server.root_path)
 
     async def wait_for_signal() -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -6,8 +6,10 @@ import json
 import re
 import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,8 +197,6 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """``streamer serve --port 0`` as a real child process (for tests that cannot share the
     Trio loop, such as Playwright's sync API); stopped with SIGTERM (a graceful drain)."""
     import os
-    import re
-    import subprocess
     import sys
 
     env = {**os.environ, "STREAMER_SERVER_DRAIN_TIMEOUT_S": "2",
@@ -206,9 +206,19 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
            # streams-per-minute limit would refuse a long test corpus (test_limits.py tests it)
            "STREAMER_LIMITS_STREAMS_PER_MINUTE": "0",
            "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))}
-    process = subprocess.Popen([sys.executable, "-m", "streamer", "serve", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env)
+    with serving([sys.executable, "-m", "streamer", "serve", "--port", "0"], env) as served:
+        yield served
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], cwd: Path | None = None
+            ) -> Iterator[ServerProcess]:
+    """Run ``command`` (a server that prints ``serving on URL ``) as a child process until
+    the block ends, then stop it with SIGTERM (a graceful drain; killed after 20 s)."""
+    import subprocess
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env, cwd=cwd)
     assert process.stdout is not None
     url = None
     lines = []
@@ -221,17 +231,18 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if url is None:
         process.kill()
         raise RuntimeError("server did not start:\n" + "".join(lines))
-    import threading
 
     # keep reading its output, or a full pipe would block the server's logging
     threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
-    yield ServerProcess(url, process)
-    process.terminate()
     try:
-        process.wait(timeout=20)
+        yield ServerProcess(url, process)
     finally:
-        if process.poll() is None:
-            process.kill()
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 async def create_session(base_url: str, session_id: str | None = None,

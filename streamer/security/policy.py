@@ -41,7 +41,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from streamer.config import Config, ConfigError
@@ -230,21 +229,8 @@ class Policy:
     def configured_model(self, provider: str) -> str | None:
         """The model ``provider`` uses when a ``start`` names none (``None``: unknown, an
         embedder-registered provider)."""
-        providers = self.config.providers
-        if provider == "local":
-            local = providers.local
-            return Path(local.model_path).stem if local.model_path else local.model_name
-        if provider == "echo":
-            return "echo"
-        if provider == "anthropic":
-            return providers.anthropic.model
-        if provider == "openai":
-            if providers.openai.model:
-                return providers.openai.model
-            # the preset's model (imported here: the module loads the openai SDK)
-            from streamer.providers.openai_compat import resolve_preset
-            return resolve_preset(providers.openai).model or None
-        return None
+        from streamer.providers import configured_model  # imports no SDK until needed
+        return configured_model(self.config.providers, provider)
 
     def _model_allowed(self, provider: str, model: str, overrides: PolicyOverrides) -> bool:
         rules = self.config.policy.models if overrides.models is None else overrides.models
@@ -254,8 +240,7 @@ class Policy:
     def _max_tokens(self, provider: str, asked: int | None, overrides: PolicyOverrides
                     ) -> tuple[int | None, int | None]:
         """``(effective, requested-if-clamped)``."""
-        section = getattr(self.config.providers, provider, None) \
-            if provider in BUILTIN_PROVIDERS else None
+        section = self.config.providers.section(provider)  # built in or a named instance
         configured: int | None = getattr(section, "max_tokens", None)
         ceiling = configured if overrides.max_tokens is None else overrides.max_tokens
         if asked is None:  # the provider's own default, within the ceiling

@@ -1,9 +1,12 @@
 """The quart-trio application: its lifecycle and its routes (``rest``, ``streaming``).
 
-``GET /`` is the demo page (``static/demo/index.html``), ``GET /static/…`` the browser
-client, the Tiptap bundle and the demo's assets. At start-up the registry is bound to the
-server nursery, the store opened (persistence on) and the housekeeping tasks started; at
-shutdown the providers and the store are closed (``server.py`` drains before that).
+``GET /`` is the demo page (``static/demo/index.html``; ``server.serve_demo = false`` leaves it
+out), ``GET /static/…`` the browser client, the Tiptap bundle and the demo's assets. Under a
+path prefix (the ASGI ``root_path``: ``server.root_path``, or the prefix an embedding
+application mounts the app at) every route moves with it: the demo page names its assets
+relative to itself and the client finds the API next to the page. At start-up the registry
+is bound to the server nursery, the store opened (persistence on) and the housekeeping tasks
+started; at shutdown the providers and the store are closed (``server.py`` drains before that).
 Streaming responses switch Quart's 60 s ``RESPONSE_TIMEOUT`` off and rely on streamer's own
 deadlines.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from quart import Response
 from quart_cors import cors
@@ -25,6 +29,7 @@ from streamer.persistence import Store
 from streamer.runtime.registry import Registry
 from streamer.security.identity import AuthHook
 from streamer.security.origins import allowed_origins
+from streamer.web.catalog import catalog
 from streamer.web.guard import Guard
 from streamer.web.http import EXTENSION, error_response
 from streamer.web.rest import rest
@@ -95,10 +100,29 @@ def create_app(config: Config, registry: Registry | None = None,
         registry.metrics.error(exc.code)
         return error_response(exc)
 
-    @app.get("/")
-    async def index() -> Response:
-        return await app.send_static_file("demo/index.html")
+    if config.server.serve_demo:
+        @app.get("/")
+        async def index() -> Response:
+            return await app.send_static_file("demo/index.html")
 
     app.register_blueprint(rest)
     app.register_blueprint(streams)
     return app
+    app.register_blueprint(catalog)
+
+
+def with_root_path(app: Any, root_path: str) -> Any:
+    """``app`` served under the path prefix ``root_path`` (``"/streamer"``; ``""``: ``app``
+    itself): HTTP and WebSocket scopes get it as their ASGI ``root_path`` (the proxy passes
+    the full path on; Quart routes what follows the prefix and 404s the rest), as hypercorn's
+    own ``root_path`` setting does."""
+    prefix = root_path.rstrip("/")
+    if not prefix:
+        return app
+
+    async def prefixed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "root_path": prefix + scope.get("root_path", "")}
+        await app(scope, receive, send)
+
+    return prefixed

@@ -56,8 +56,10 @@ async def create_session() -> Response:
         requested = valid_session_id(body["session_id"]) if "session_id" in body else None
     session, created = await reg.create_session(identity(), requested)
     sid = session.session_id
-    return json_response({"session_id": sid, "ws_url": f"/ws/stream/{sid}",
-                          "events_url": f"/api/sessions/{sid}/events"}, 201 if created else 200)
+    root = request.root_path  # the app's path prefix (ASGI root_path), "" at the root
+    return json_response({"session_id": sid, "ws_url": f"{root}/ws/stream/{sid}",
+                          "events_url": f"{root}/api/sessions/{sid}/events"},
+                         201 if created else 200)
 
 
 @rest.get("/api/sessions/<session_id>")

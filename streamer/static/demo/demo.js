@@ -234,6 +234,11 @@ const demo = {
 };
 window.streamerDemo = demo;
 
+/** Where the server's routes are: the demo is `{ROOT}/static/demo/` (a path prefix moves both). */
+const ROOT = new URL('../..', import.meta.url).href.replace(/\/+$/, '');
+/** The tools a start offers when the box is ticked (the server's own, once it said). */
+let demoTools = ['calculate', 'current_time'];
+
 function setupClient() {
   demo.editorBinding?.dispose();
   demo.client?.close();
@@ -241,7 +246,7 @@ function setupClient() {
   // the token (if any) is read before each connection: a new one applies at the next;
   // `persist`: the session and the answer's cursor are kept in this tab (a reload resumes)
   const client = new StreamClient({ transport: els.transport.value, token: storedToken,
-    persist: 'demo' });
+    persist: 'demo', baseUrl: ROOT });
   demo.client = client;
 
   // the editor first, so it has flushed when the page's own listeners run
@@ -559,6 +564,53 @@ function fillSamples() {
 
 let promptBeforeEcho = null;
 
+// ----------------------------------------------------------------------------- providers
+
+/** An option of the provider menu. */
+function providerOption(name, text) {
+  const option = document.createElement('option');
+  option.value = name;
+  option.textContent = text;
+  return option;
+}
+
+/**
+ * Fill the provider menu from `GET {ROOT}/api/providers`: the providers this caller may use,
+ * each with its model and what it supports, and the tools the server offers (the "tools"
+ * box offers them all). The built-in list stays when the server does not answer (e.g.
+ * `unauthorized` before a token is given); `echo` stays for the sample documents, marked
+ * when not allowed. A choice made while the request ran is kept.
+ */
+async function fillProviders() {
+  let chosen = false;
+  const choose = () => { chosen = true; };
+  els.provider.addEventListener('change', choose);
+  const token = storedToken();
+  let listing = null;
+  try {
+    const response = await fetch(`${ROOT}/api/providers`,
+      { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    if (response.ok) listing = await response.json();
+  } catch {
+    /* keep the built-in list */
+  }
+  els.provider.removeEventListener('change', choose);
+  if (!listing?.providers?.length) return;
+  const previous = els.provider.value;
+  const options = listing.providers.map((p) => {
+    const features = ['tools', 'reasoning'].filter((f) => p.supports[f]);
+    return providerOption(p.name, `${p.name}${p.model ? ` (${p.model})` : ''}` +
+      (features.length ? ` · ${features.join(', ')}` : ''));
+  });
+  const names = listing.providers.map((p) => p.name);
+  if (!names.includes('echo')) options.push(providerOption('echo', 'echo (not allowed by this server)'));
+  els.provider.replaceChildren(...options);
+  els.provider.value = chosen && [...names, 'echo'].includes(previous)
+    ? previous : (listing.default ?? names[0]);
+  if (listing.tools?.length) demoTools = listing.tools.map((t) => t.name);
+  onProviderChange();
+}
+
 function onProviderChange() {
   const echo = els.provider.value === 'echo';
   els.sampleRow.hidden = !echo;
@@ -602,7 +654,7 @@ els.form.addEventListener('submit', (e) => {
     pacing: mode === 'off' ? { mode } : { mode, cps: sliderToCps(Number(els.speed.value)) },
   };
   if (opts.provider === 'echo') opts.echo = { delta_chars: 4, interval_ms: 20 };
-  if (els.useTools.checked) opts.tools = ['calculate', 'current_time'];
+  if (els.useTools.checked) opts.tools = demoTools;
   pendingProvider = opts.provider;
   control(() => demo.client.start(opts));
 });
@@ -634,5 +686,6 @@ const tokens = tokenPrompt($, setupClient);
 fillSamples();
 onSpeedInput();
 onProviderChange();
+fillProviders();
 setupClient();
 setStreamState('idle');
