@@ -8,6 +8,10 @@
     draws the answer as it streams (tables, lists, highlighted code, math as LaTeX) with a
     progress line, resumes a dropped connection, sends ``stop`` on Ctrl-C; ``streamer stream
     --help`` lists the options and the exit codes.
+``streamer config check|show [--config PATH] [--host H] [--port P]``
+    ``check``: exit 0 if ``serve`` would start (warnings for providers that cannot work yet),
+    2 and the reason naming the key if not; ``show``: the effective configuration, each value
+    with its source (default, file, env, flag), secrets masked (``streamer.config_cli``).
 ``streamer auth new-key --subject S [--id ID]``
     makes an API key: prints the key once (first line of stdout; only its hash is kept) and
     the ``[[keys]]`` entry to paste into ``auth.api_keys_file``.
