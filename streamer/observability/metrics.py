@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from streamer.runtime.registry import Registry
     from streamer.runtime.stream import Stream
 
+#: a frame as a transport writes it (WebSocket text, SSE and AI SDK bytes)
+Frame = TypeVar("Frame", bound=str | bytes)
 #: what ``/metrics`` answers with: the text format 0.0.4, which every Prometheus reads (what
 #: ``prometheus_client``'s own handler sends a scraper that asks for nothing newer)
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -87,13 +89,16 @@ class Sent:
         self.heartbeats = 0
         self.bytes = 0
 
-    def event(self, data: str | bytes) -> None:
+    def event(self, data: Frame) -> Frame:
+        """Count one event's frame; returns it (``yield sent.event(frame)``)."""
         self.events += 1
         self.bytes += utf8_len(data)
+        return data
 
-    def heartbeat(self, data: str | bytes) -> None:
+    def heartbeat(self, data: Frame) -> Frame:
         self.heartbeats += 1
         self.bytes += utf8_len(data)
+        return data
 
 
 class Buckets:

@@ -236,13 +236,17 @@ class Connection:
     async def close_after(self, ev: ServerEvent | None, code: int = CLOSE_GOING_AWAY,
                           reason: str = "server shutting down") -> None:
         """Send ``ev`` (if any) after what is queued, then close the connection with ``code``
-        (without an outbox, or if that takes over ``send_timeout_s``: end it at once)."""
+        (without an outbox, if its writer is gone already (the peer left while the server
+        drains), or if that takes over ``send_timeout_s``: end it at once)."""
         with trio.move_on_after(self.host.config.server.send_timeout_s):
-            if ev is not None:
-                await self.send(ev, None)
-            if self.outbox is not None:
-                await self.outbox.close(code, reason)
-                return
+            try:
+                if ev is not None:
+                    await self.send(ev, None)
+                if self.outbox is not None:
+                    await self.outbox.close(code, reason)
+                    return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
         self.cancel_scope.cancel()
 
     # ------------------------------------------------------------------ the lifetime

@@ -77,24 +77,26 @@ async def ui_message_stream(session: Session, stream: Stream, *,
     heartbeat_s = session.host.config.server.heartbeat_interval_s
     message = UIMessageStream(stream.stream_id)
     sent = 0  # source pieces sent
+    counts = session.host.metrics.sent_by("aisdk")  # frames and bytes (``/metrics``)
     log.attach(waiter, source=True)
     try:
         with session.hold():
             for chunk in message.start():
-                yield frame(chunk)
+                yield counts.event(frame(chunk))
             while True:
                 chunks, sent = _new_chunks(log, cursor, message, sent)
                 for chunk in chunks:
-                    yield frame(chunk)
+                    yield counts.event(frame(chunk))
                 if cursor.at_end and sent >= log.source_count:
                     break
                 with trio.move_on_after(heartbeat_s) as idle:
                     await waiter.wait()
-                if idle.cancelled_caught:  # keep-alive: proxies keep the response open, and
-                    yield KEEP_ALIVE       # a write to a peer that left can fail and end this
+                # keep-alive: proxies keep the response open, and a write to a peer that left
+                if idle.cancelled_caught:  # can fail and end this
+                    yield counts.heartbeat(KEEP_ALIVE)
             for chunk in message.finish(log.error, log.complete):
-                yield frame(chunk)
-            yield DONE
+                yield counts.event(frame(chunk))
+            yield counts.event(DONE)
     finally:
         log.detach(waiter)
         # closed before the end (Quart cancels the response or closes this generator when

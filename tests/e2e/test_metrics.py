@@ -214,6 +214,28 @@ async def test_a_control_flood_counts_the_rate_limit_once_per_refusal(
     assert value(samples, "streamer_errors_total", code="rate_limited") == refused
 
 
+@pytest.mark.config(**{"server.heartbeat_interval_s": 0.05})
+async def test_ai_sdk_responses_are_counted(live_server: LiveServer) -> None:
+    """``POST /api/chat``: every ``data:`` frame an event, every ``: ping`` a heartbeat, the
+    body's bytes exactly."""
+    body = {"id": "metrics-chat-01", "trigger": "submit-message", "provider": "echo",
+            "echo": {"delta_chars": 8, "interval_ms": 120}, "messages": [
+                {"id": "m1", "role": "user", "parts": [{"type": "text", "text": PROMPT}]}]}
+    received = b""
+    with trio.fail_after(20):
+        async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client, \
+                client.stream("POST", "/api/chat", json=body) as response:
+            async for data in response.aiter_bytes():
+                received += data
+    frames = received.split(b"\n\n")
+    samples = await scrape(live_server)
+    assert value(samples, "streamer_bytes_sent_total", transport="aisdk") == len(received)
+    assert value(samples, "streamer_events_sent_total", transport="aisdk") == sum(
+        f.startswith(b"data:") for f in frames)
+    pings = sum(f == b": ping" for f in frames)
+    assert pings and value(samples, "streamer_heartbeats_sent_total", transport="aisdk") == pings
+
+
 async def test_metrics_refuse_a_proxied_request_by_default(live_server: LiveServer) -> None:
     """``metrics.access = "loopback"``: a request that came through a proxy (it carries
     ``X-Forwarded-For``) is not a loopback client, whatever its TCP peer."""
