@@ -201,10 +201,10 @@ async def watch(url: str, heavy: Callable[[], Awaitable[None]]) -> dict[str, Any
 
         async with open_websocket_url(f"ws{url[4:]}/ws/stream/{sid}") as ws:
             await ws.send_message(json.dumps({
-                "type": "start", "prompt": "word " * 40_000, "provider": "echo",
+                "type": "start", "prompt": "word " * 16_000, "provider": "echo",
                 "pacing": {"mode": "off"}, "echo": {"delta_chars": 4, "interval_ms": 20}}))
-            while json.loads(await ws.get_message())["type"] != "chunk":
-                pass
+            while (ev := json.loads(await ws.get_message()))["type"] != "chunk":
+                assert ev["type"] != "error", ev
             t_start = time.perf_counter()
             async with trio.open_nursery() as nursery:
                 async def run_heavy() -> None:
