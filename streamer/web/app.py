@@ -47,6 +47,8 @@ MAX_CONTENT_BYTES = 1 << 20
 CORS_HEADERS = ["Authorization", "Content-Type", "X-CSRF-Token", "Last-Event-ID"]
 CORS_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
 CORS_MAX_AGE_S = 600
+#: response headers such a page may read (``POST /api/chat``'s stream marker too)
+CORS_EXPOSED = ["Retry-After", "x-vercel-ai-ui-message-stream"]
 
 
 def create_app(config: Config, registry: Registry | None = None,
@@ -74,7 +76,7 @@ def create_app(config: Config, registry: Registry | None = None,
     # WebSocket route is exempt (the guard checks its Origin itself)
     cors(app, allow_origin=allowed_origins(config.security), allow_credentials=True,
          allow_headers=CORS_HEADERS, allow_methods=CORS_METHODS,
-         expose_headers=["Retry-After"], max_age=CORS_MAX_AGE_S)
+         expose_headers=CORS_EXPOSED, max_age=CORS_MAX_AGE_S)
 
     @app.before_serving
     async def start() -> None:

@@ -10,6 +10,9 @@
                                             (``?connection_id=``; without it, delivery
                                             controls go to every connection of the session)
 ``POST /api/chat``                          the Vercel AI SDK's UI message stream
+``GET /api/chat/{chat_id}/stream``          its resume (``useChat({resume: true})``): the
+                                            chat's running answer from its start, or 204
+``POST /api/chat/{chat_id}/stop``           stop the chat's running answer (204)
 ==========================================  =================================================
 """
 
@@ -21,8 +24,9 @@ from contextlib import ExitStack
 from quart import Blueprint, Response, current_app, g, request, websocket
 from quart_cors import cors_exempt
 
-from streamer.errors import StreamerError
+from streamer.errors import SessionNotFound, StreamerError
 from streamer.runtime.session import Session
+from streamer.runtime.stream import Stream
 from streamer.transports.aisdk import ui_message_stream
 from streamer.transports.sse import SSEBody, apply_control
 from streamer.transports.websocket import (
@@ -149,5 +153,37 @@ async def ai_sdk_chat() -> Response:
     session_id, control = aisdk.parse_chat_request(await read_json(max_bytes), max_bytes)
     session, _ = await reg.create_session(identity(), session_id)
     stream = session.submit(control)
-    return streaming(Response(ui_message_stream(session, stream),
+    return _ui_message_response(session, stream)
+
+
+@streams.get("/api/chat/<chat_id>/stream")
+async def ai_sdk_resume(chat_id: str) -> Response:
+    """The AI SDK's resume request (``HttpChatTransport.reconnectToStream``): the chat's
+    running answer as a UI message stream from its first chunk, then live; ``204`` when
+    nothing runs (no such chat of this caller, or its last answer is over: the client has it
+    from its stored messages). Chat ids are namespaced by owner: another identity's chat of
+    the same id is not this caller's (``docs/security.md``, "Ownership")."""
+    try:
+        session = await registry().find_session(identity(), valid_session_id(chat_id))
+    except SessionNotFound:
+        return Response(b"", status=204)
+    stream = session.current
+    if stream is None or stream.state != "running":
+        return Response(b"", status=204)
+    return _ui_message_response(session, stream)
+
+
+@streams.post("/api/chat/<chat_id>/stop")
+async def ai_sdk_stop(chat_id: str) -> Response:
+    """Stop the chat's running answer (``204``): the stop endpoint an AI SDK app calls when
+    closing the response does not stop it (``aisdk.stop_on_disconnect = false``, for
+    resumable streams). The partial answer is kept (``finish_reason: cancelled``)."""
+    session = await registry().find_session(identity(), valid_session_id(chat_id))
+    session.stop(None)
+    return Response(b"", status=204)
+
+
+def _ui_message_response(session: Session, stream: Stream) -> Response:
+    stop = registry().config.aisdk.stop_on_disconnect
+    return streaming(Response(ui_message_stream(session, stream, stop_on_disconnect=stop),
                               mimetype="text/event-stream", headers=aisdk.HEADERS))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from trio_websocket import open_websocket_url
 
 from streamer.server import serve
-from tests.conftest import LiveServer, make_config
+from tests.conftest import LiveServer, create_session, make_config
 from tests.shells.test_openai_provider import Upstream
 
 NODE_DIR = Path(__file__).parents[1] / "node"
@@ -351,3 +353,76 @@ async def test_cors_answers_the_allowed_origin_on_the_chat_routes_only(
                 await client.get("/api/chat/aisdk-cors-001/stream", headers={"Origin": evil})):
             assert response.status_code == 403
             assert "access-control-allow-origin" not in response.headers
+
+
+async def test_resume_and_stop_belong_to_the_chat_s_owner(
+        nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With identities (``auth.mode = "jwt"``): chat ids are namespaced by owner, so another
+    identity naming the same chat finds nothing of its own (resume ``204``, stop ``404``)
+    and its stop leaves the owner's answer running; no credentials is ``401``; the owner
+    resumes the running answer (``200``) and stops it (``204``)."""
+    from tests.e2e.test_security import SECRET, bearer, token
+
+    monkeypatch.setenv("STREAMER_JWT_SECRET", SECRET)
+    config = make_config(**{"auth.mode": "jwt", "auth.jwt_audience": "streamer-tests",
+                            "auth.jwt_issuer": "test-idp", "policy.providers": ("echo",),
+                            "aisdk.stop_on_disconnect": False})
+    stop = trio.Event()
+    base = (await nursery.start(partial(serve, config, shutdown_trigger=stop.wait)))[0]
+    body = chat("x" * 400, provider="echo", echo={"delta_chars": 4, "interval_ms": 20}) | {
+        "id": "aisdk-owner-01"}
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base, headers=bearer(token("alice"))) as alice, \
+                httpx.AsyncClient(base_url=base, headers=bearer(token("bob"))) as bob, \
+                httpx.AsyncClient(base_url=base) as nobody:
+            async with alice.stream("POST", "/api/chat", json=body) as answer:
+                lines = answer.aiter_lines()
+                await anext(lines)  # the answer runs
+                assert (await bob.get("/api/chat/aisdk-owner-01/stream")).status_code == 204
+                refused = await bob.post("/api/chat/aisdk-owner-01/stop")
+                assert refused.status_code == 404
+                assert refused.json()["code"] == "session_not_found"
+                assert (await nobody.get("/api/chat/aisdk-owner-01/stream")).status_code == 401
+                async with alice.stream("GET", "/api/chat/aisdk-owner-01/stream") as resumed:
+                    assert resumed.status_code == 200
+                    first = [line async for line in _lines(resumed, 2)]
+                assert first[0].startswith('data: {"type":"start","messageId":"s_')
+                assert (await alice.post("/api/chat/aisdk-owner-01/stop")).status_code == 204
+                tail = [line async for line in lines if line]
+    assert tail[-1] == "data: [DONE]"
+    assert any('"finishReason":"other"' in line for line in tail)  # alice's stop, not bob's
+    stop.set()
+
+
+async def _lines(response: httpx.Response, count: int) -> AsyncIterator[str]:
+    """The first ``count`` non-empty lines of a streamed response."""
+    async for line in response.aiter_lines():
+        if line:
+            yield line
+            count -= 1
+            if count == 0:
+                return
+
+
+async def test_websocket_clients_get_the_sources_as_an_event_too(
+        nursery: trio.Nursery, upstream: Upstream) -> None:
+    """Over the streamer protocol the same answer brings a ``sources`` event (seq-numbered,
+    before the chunks that add the document's list) and a document ending with the list."""
+    upstream.body = (TRANSCRIPTS / "perplexity_citations.sse").read_bytes()
+    server = await openai_server(nursery, upstream)
+    session_id = await create_session(server.base_url, "aisdk-cite-ws1")
+    events = []
+    with trio.fail_after(20):
+        async with open_websocket_url(f"{server.ws_url}/ws/stream/{session_id}") as ws:
+            await ws.send_message(json.dumps({"type": "start", "prompt": "what is trio?",
+                                              "provider": "openai"}))
+            while not events or events[-1]["type"] != "stream_complete":
+                events.append(json.loads(await ws.get_message()))
+    sources = [e for e in events if e["type"] == "sources"]
+    assert [s["sources"] for s in sources] == [[
+        {"url": "https://example.org/trio", "title": "Trio docs"},
+        {"url": "https://example.com/structured-concurrency",
+         "title": "Notes on structured concurrency"}]]
+    later = [e["seq"] for e in events if e["type"] == "chunk" and e["seq"] > sources[0]["seq"]]
+    assert later  # the list's chunks follow the event
+    assert events[-1]["markdown"].endswith("(<https://example.com/structured-concurrency>)\n")
