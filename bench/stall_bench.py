@@ -140,7 +140,7 @@ async def new_session(client: httpx.AsyncClient) -> str:
 # ------------------------------------------------------------------ the attacks
 
 async def attack_renders(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         for markdown in HEAVY_RENDERS:
             response = await client.post("/api/render", json={"markdown": markdown})
             assert response.status_code in (200, 413), response.text[:200]
