@@ -115,7 +115,8 @@ class StreamerError(Exception):
                  if self.code == "internal_error" else logging.WARNING)
         cause = self.__cause__ or self.__context__
         logger.log(level, "%s %s: %s%s", self.error_id, self.code, self.detail,
-                   f" (cause: {cause!r})" if cause is not None else "")
+                   f" (cause: {cause!r})" if cause is not None else "",
+                   extra={"error_id": self.error_id, "code": self.code})
 
 
 class ClientError(StreamerError):

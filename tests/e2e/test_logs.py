@@ -143,8 +143,8 @@ async def test_json_logs_carry_ids_as_fields_and_never_the_text(tmp_path: Path) 
     mine = [r for r in records if r.get("connection_id") == ids["connection_id"]]
     assert any(r["message"] == "connection opened" and r["transport"] == "websocket"
                for r in mine)
-    assert any(r["logger"] == "streamer.errors" and "invalid_message" in r["message"]
-               for r in mine)
+    assert any(r["logger"] == "streamer.errors" and r["code"] == "invalid_message"
+               and r["error_id"].startswith("err_") for r in mine)
     access = [r for r in records if r["logger"] == "streamer.access"]
     assert any(r["method"] == "POST" and r["path"] == "/api/sessions" and r["status"] == 201
                and r["client"] == "127.0.0.1" for r in access)

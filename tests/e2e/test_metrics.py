@@ -293,3 +293,21 @@ def test_frame_counts_are_utf8_bytes() -> None:
     ("removed from the queue", "queue_remove"), ("something new", "other")])
 def test_cancel_reasons_map_to_causes(reason: str, cause: str) -> None:
     assert cancel_cause(reason) == cause
+
+
+async def test_metrics_behind_auth_need_credentials(nursery: trio.Nursery,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``metrics.access = "auth"``: a token ``[auth]`` accepts, from any address (a proxy's
+    headers change nothing); without one, 401."""
+    from tests.e2e.test_security import SECRET, _start, bearer, token
+
+    monkeypatch.setenv("STREAMER_JWT_SECRET", SECRET)
+    async for server in _start(nursery, **{
+            "auth.mode": "jwt", "auth.jwt_audience": "streamer-tests",
+            "auth.jwt_issuer": "test-idp", "metrics.access": "auth"}):
+        async with server.client() as client:
+            anonymous = await client.get("/metrics")
+            proxied = await client.get("/metrics", headers={
+                **bearer(token("prometheus")), "X-Forwarded-For": "203.0.113.9"})
+        assert anonymous.status_code == 401
+        assert proxied.status_code == 200 and "streamer_draining 0.0" in proxied.text
