@@ -26,6 +26,11 @@ const withKey = new StreamClient({ token: 'stk_abc', sessionId: 'doc-00042' });
 const refreshed = new StreamClient({ token: async () => 'jwt', csrfCookie: 'csrf' });
 refreshed.token = () => null;
 const sessionId: string | null = withKey.sessionId;
+const kept = new StreamClient({ persist: 'chat', connectTimeoutMs: { websocket: 3000, sse: 8000 } });
+const restored: { sessionId: string, streamId: string | null } | null = kept.restored;
+const turns: Promise<{ role: string, markdown: string, status: 'complete' | 'streaming' }[]> =
+  kept.messages();
+kept.forget();
 
 declare const editor: Editor;
 const extension = StreamContent.configure({ reveal: 'fade', revealMs: 200 });
@@ -59,8 +64,12 @@ const notNull: string = withKey.sessionId;
 editor.commands.startStream({ at: 'nowhere' });
 // @ts-expect-error: no such command
 editor.commands.startStreaming();
+// @ts-expect-error: persist is a switch, a key or {key, storage}
+new StreamClient({ persist: 42 });
+// @ts-expect-error: no such transport to time
+new StreamClient({ connectTimeoutMs: { carrier: 10 } });
 // @ts-expect-error: a mirror's html is a string
 const wrong: number = new DocumentMirror('s').html;
 
 export { extension, ok, version, started, transport, code, session, force, frames, html, wrong,
-  status, sessionId, notNull };
+  status, sessionId, notNull, restored, turns };
