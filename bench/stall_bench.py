@@ -107,7 +107,9 @@ class Upstream:
 
 # ------------------------------------------------------------------ the server
 
-def start_server(upstream_port: int, db: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(upstream_port: int, db: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``streamer serve`` pinned to ``SERVER_CPU``; its log goes to a file beside the database
+    (a pipe nobody reads would fill and block the server)."""
     env = {**os.environ, "STREAMER_SERVER_DRAIN_TIMEOUT_S": "2",
            "STREAMER_PERSISTENCE_DATABASE_PATH": str(db),
            "STREAMER_POLICY_PROVIDERS": "echo,openai",
@@ -116,19 +118,19 @@ def start_server(upstream_port: int, db: Path) -> tuple[subprocess.Popen[str], s
            "STREAMER_PROVIDERS_OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
            "STREAMER_PROVIDERS_OPENAI_API_KEY_ENV": "STREAMER_BENCH_KEY",
            "STREAMER_BENCH_KEY": "sk-bench"}
-    process = subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, sys.executable, "-m", "streamer", "serve", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
-    assert process.stdout is not None
+    log = db.with_suffix(".log")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, sys.executable, "-m", "streamer", "serve",
+             "--port", "0"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     deadline = time.monotonic() + 120
-    for line in process.stdout:
-        match = re.search(r"serving on (http://\S+) ", line)
+    while time.monotonic() < deadline and process.poll() is None:
+        match = re.search(r"serving on (http://\S+) ", log.read_text(errors="replace"))
         if match:
             return process, match.group(1)
-        if time.monotonic() > deadline:
-            break
+        time.sleep(0.2)
     process.kill()
-    raise RuntimeError("the server did not start")
+    raise RuntimeError("the server did not start:\n" + log.read_text(errors="replace")[-2000:])
 
 
 async def new_session(client: httpx.AsyncClient) -> str:

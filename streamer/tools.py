@@ -42,6 +42,7 @@ import trio
 import trio_parallel
 
 from streamer.errors import InvalidMessage, StreamerError
+from streamer.runtime.offload import worker_call
 
 ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
@@ -136,7 +137,8 @@ class Tools:
                     value = await tool.function(**arguments)
                 elif tool.isolated:
                     value = await trio_parallel.run_sync(
-                        functools.partial(tool.function, **arguments), kill_on_cancel=True)
+                        worker_call, functools.partial(tool.function, **arguments),
+                        kill_on_cancel=True)
                 elif not tool.blocking:
                     value = tool.function(**arguments)
                 else:

@@ -11,6 +11,8 @@ for a worker) are bounded too: beyond ``max_jobs`` new work is refused with
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -79,9 +81,33 @@ class Offload:
 #: each worker process's renderers, built on first use (a worker serves many jobs)
 _renderers: dict[RenderConfig, Renderer] = {}
 
+#: how much nicer than the event loop a worker process runs (``nice(2)``; +10 weighs about a
+#: tenth of the loop's share in Linux's CFS): a job that shares the loop's core (a pinned
+#: server, a busy machine) takes what the loop leaves, never the loop's turn
+WORKER_NICE = 10
+_lowered = False
+
+
+def lower_priority() -> None:
+    """Lower this worker process's CPU priority by :data:`WORKER_NICE` (once per process;
+    where the OS refuses, the job runs at normal priority)."""
+    global _lowered
+    if not _lowered:
+        _lowered = True
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICE)
+
+
+def worker_call(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in a worker process at its lowered priority (what :func:`trio_parallel.
+    run_sync` is given: ``fn`` must pickle, i.e. be importable by name or a partial of one)."""
+    lower_priority()
+    return fn(*args)
+
 
 def render_document(config: RenderConfig, markdown: str) -> str:
     """The one-shot render of ``markdown`` (``Renderer.render``), in a worker process."""
+    lower_priority()
     renderer = _renderers.get(config)
     if renderer is None:
         renderer = _renderers[config] = Renderer(config)
