@@ -139,8 +139,10 @@ def _reach(starts: list[Path]) -> set[Path]:
 
 def test_page_and_modules_reference_existing_files() -> None:
     html = (STATIC / "demo" / "index.html").read_text()
-    refs = re.findall(r'(?:src|href)="/static/([^"]+)"', html)
-    assert {"demo/demo.js", "demo/demo.css", "stream-content.css"} <= set(refs)
+    # relative to the page (served at the app's root, or under its path prefix)
+    refs = re.findall(r'(?:src=|href=|"#tiptap": )"(?:\./)?static/([^"]+)"', html)
+    assert {"demo/demo.js", "demo/demo.css", "stream-content.css", "vendor/tiptap.js"} \
+        <= set(refs)
     for ref in refs:
         assert (STATIC / ref).is_file(), ref
     # every module the entries and the demo reach, transitively, exists
@@ -150,7 +152,7 @@ def test_page_and_modules_reference_existing_files() -> None:
     # the library never reaches into the demo
     assert not [p for p in library if "demo" in p.relative_to(STATIC).parts]
     # '#tiptap' resolves on the page (import map) and for bundlers (package.json imports)
-    assert '"#tiptap": "/static/vendor/tiptap.js"' in html
+    assert '"#tiptap": "./static/vendor/tiptap.js"' in html  # relative to the page
     package = json.loads((STATIC / "package.json").read_text())
     assert (STATIC / package["imports"]["#tiptap"]).is_file()
     for target in package["exports"].values():
