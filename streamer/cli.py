@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             async with trio.open_nursery() as nursery:
                 binds = await nursery.start(announce)
                 for bind in binds:
-                    print(f"streamer: serving on {bind} (demo page at {bind}/)", flush=True)
+                    root = f"{bind}{config.server.root_path.rstrip('/')}/"
+                    print(f"streamer: serving on {bind} (demo page at {root})", flush=True)
 
         trio.run(run)
         return 0
