@@ -147,9 +147,9 @@ class RenderConfig:
     offload_max_jobs: int = 16
     #: a stream's chunker re-renders at most this many characters per character of the
     #: answer (amortized); past it, updates get coarser (docs/chunker.md, "Work budget")
-    rerender_ratio: int = 16
+    rerender_ratio: int = 6
     #: ... beyond this many re-rendered characters allowed up front
-    rerender_allowance_chars: int = 100_000
+    rerender_allowance_chars: int = 20_000
     #: a stream whose open tail (what one render of it takes) reaches this many characters
     #: renders in a worker thread, so the event loop keeps serving the others (~2.5 us per
     #: character: 8,000 is ~20 ms on the loop at most); 0 = always on the loop

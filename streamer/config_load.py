@@ -257,11 +257,25 @@ class _Builder:
             if kind in PROVIDER_TYPES:
                 settings_ = self.build(PROVIDER_TYPES[kind], rest, ("providers", name))
             else:  # a plugin's: its own settings, checked by the plugin
-                settings_ = tuple(sorted(rest.items()))
-                for key in rest:
-                    self.sources[f"providers.{name}.{key}"] = f"file {self.source}"
+                settings_ = self.plugin_table(name, rest)
             out.append(NamedProviderConfig(name, kind, settings_))
         return tuple(out)
+
+    def plugin_table(self, name: str, table: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """A plugin instance's settings as ``(key, value)`` pairs; the environment overrides
+        a key the file gives (``STREAMER_PROVIDERS_<NAME>_<KEY>``), as a value of the file's
+        value's type."""
+        values = dict(table)
+        for key, value in table.items():
+            dotted, variable = f"providers.{name}.{key}", env_name(("providers", name, key))
+            if variable in self.env:
+                hint = type(value) if isinstance(value, bool | int | float | str) else \
+                    tuple[str, ...]
+                values[key] = _coerce(self.env[variable], hint, variable)
+                self.sources[dotted] = f"env {variable}"
+            else:
+                self.sources[dotted] = f"file {self.source}"
+        return tuple(sorted(values.items()))
 
 
 def check_ranges(config: Config) -> None:

@@ -299,3 +299,30 @@ def test_config_show_masks_what_looks_like_a_secret() -> None:
     assert _render("client_secret", "x") == '"***"'
     assert _render("api_key_env", "OPENAI_API_KEY") == '"OPENAI_API_KEY"'
     assert _render("cookie_name", "streamer_token") == '"streamer_token"'
+
+
+def test_a_plugin_instance_takes_its_table_and_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamer.config_load as config_load
+
+    path = tmp_path / "c.toml"
+    path.write_text('[providers.loud]\ntype = "shout"\nsuffix = "!"\ndelta_chars = 3\n'
+                    'fast = false\nvoices = ["a"]\napi_key = "sk-secret"\n')
+    with pytest.raises(ConfigError, match="'shout' is neither built in nor an installed"):
+        load_config(path, env={})
+    monkeypatch.setattr(config_load, "plugin_names", lambda: ["shout"])
+    loaded = config_load.load(path, env={"STREAMER_PROVIDERS_LOUD_DELTA_CHARS": "5",
+                                         "STREAMER_PROVIDERS_LOUD_FAST": "yes",
+                                         "STREAMER_PROVIDERS_LOUD_VOICES": "b, c"})
+    (loud,) = loaded.config.providers.named
+    assert dict(loud.settings) == {"suffix": "!", "delta_chars": 5, "fast": True,
+                                   "voices": ("b", "c"), "api_key": "sk-secret"}
+    assert loaded.sources["providers.loud.delta_chars"] == "env STREAMER_PROVIDERS_LOUD_DELTA_CHARS"
+    assert loaded.sources["providers.loud.suffix"] == f"file {path}"
+    with pytest.raises(ConfigError, match="STREAMER_PROVIDERS_LOUD_DELTA_CHARS: expected an int"):
+        config_load.load(path, env={"STREAMER_PROVIDERS_LOUD_DELTA_CHARS": "many"})
+    with pytest.raises(ConfigError, match="did you mean STREAMER_PROVIDERS_LOUD_SUFFIX"):
+        config_load.load(path, env={"STREAMER_PROVIDERS_LOUD_SUFIX": "?"})
+    from streamer.config_cli import show
+    shown = "\n".join(show(loaded))
+    assert 'api_key = "***"' in shown and "sk-secret" not in shown
