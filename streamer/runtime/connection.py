@@ -150,9 +150,11 @@ class Outbox:
         await self._send.send((code, reason))
 
     async def write_to(self, transport: Transport, heartbeat_s: float,
-                       sent: Sent | None = None) -> None:
+                       sent: Sent | None = None,
+                       on_heartbeat: Callable[[], None] | None = None) -> None:
         """The connection's only writer; returns once it closed the transport on request.
-        ``sent`` counts the frames and bytes written (``/metrics``).
+        ``sent`` counts the frames and bytes written (``/metrics``); ``on_heartbeat`` is
+        told of each heartbeat written (the followed stream's trace).
 
         Raises:
             PeerTooSlow: a write took longer than ``send_timeout_s``.
@@ -174,6 +176,8 @@ class Outbox:
                 except trio.TooSlowError as exc:
                     raise self._give_up(
                         f"a write took over {self.send_timeout_s:g} s") from exc
+                if idle.cancelled_caught and on_heartbeat is not None:
+                    on_heartbeat()
                 if sent is not None:
                     if idle.cancelled_caught:
                         sent.heartbeat(data)
@@ -289,8 +293,13 @@ class Connection:
     async def _write(self, transport: Transport) -> None:
         assert self.outbox is not None
         await self.outbox.write_to(transport, self.host.config.server.heartbeat_interval_s,
-                                   self.host.metrics.sent_by(transport.name))
+                                   self.host.metrics.sent_by(transport.name), self._heartbeat)
         self.cancel_scope.cancel()  # closed on request: the connection is over
+
+    def _heartbeat(self) -> None:
+        """A heartbeat went out: the stream this connection follows records it."""
+        if self.stream is not None and self.stream.state != "done":
+            self.stream.record("heartbeat", connection=self.connection_id)
 
     async def _ended_by(self, exc: Exception, transport: Transport,
                         too_slow: list[PeerTooSlow]) -> None:

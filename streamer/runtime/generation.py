@@ -43,6 +43,7 @@ from streamer.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     ResponseTooLarge,
+    StreamerError,
 )
 from streamer.log.stream_log import StreamLog
 from streamer.providers import (
@@ -370,19 +371,33 @@ async def _call(shell: Shell, gen: Generation, provider: Provider,
         ProviderTimeout: no event within a timeout.
     """
     gen.begin_call()
+    opened = False
     try:
         async with provider.stream(shell.provider_request(gen.rounds)) as events:
+            opened = True
             shell.record("provider_call_opened")
-            try:
-                await _read(shell, gen, events, streams)
-            finally:
-                shell.record("provider_call_closed")
-    except BaseExceptionGroup as group:
-        error = single_error(group)
-        if error is group:
+            await _read(shell, gen, events, streams)
+    except BaseException as exc:
+        error = single_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if opened:  # recorded once the call's context exited: when the provider saw the end
+            shell.record("provider_call_closed", **closed_by(error))
+        if error is exc:
             raise
         raise error  # noqa: B904 - the group is only its wrapper; the cause stays the error's
+    shell.record("provider_call_closed", closed_by="end", finish=gen.finish)
     return gen.finish
+
+
+def closed_by(error: BaseException) -> dict[str, Any]:
+    """How a model call was closed, for its ``provider_call_closed`` trace entry:
+    ``{"closed_by": "cancel"}`` (the stream's cancel scope: stop, grace period, drain; the
+    trace adds the reason), else ``{"closed_by": "error", "code": …}`` (the error's code,
+    ``internal_error`` for anything that is not a :class:`~streamer.errors.StreamerError`)."""
+    leaves = list(_leaves(error)) if isinstance(error, BaseExceptionGroup) else [error]
+    if all(isinstance(leaf, trio.Cancelled) for leaf in leaves):
+        return {"closed_by": "cancel"}
+    return {"closed_by": "error",
+            "code": error.code if isinstance(error, StreamerError) else "internal_error"}
 
 
 async def _read(shell: Shell, gen: Generation, events: trio.abc.ReceiveChannel[object],

@@ -10,7 +10,12 @@ The names (``docs/protocol.md``, "Other endpoints"): ``queued``, ``started``,
 ``control``, ``resumed``, ``resume_gap``, ``backpressure`` / ``_released``,
 ``tool_started`` / ``_finished``, ``tool_steps_exhausted``, ``cancel_requested`` (with its
 ``reason``), ``cancelled`` (the same ``reason``), ``error``, ``provider_call_closed``,
-``completed``.
+``heartbeat`` (a connection following the stream was idle and sent one), ``completed``.
+
+``provider_call_closed`` is recorded once the provider's call is closed (its request ended:
+what the model's server saw), with ``closed_by``: ``end`` (with the ``finish``), ``error``
+(with the ``code``) or ``cancel``; a cancel's entry carries the ``reason`` of the latest
+``cancel_requested`` and ``since_cancel_ms``, how long the call took to close after it.
 
 A trace is bounded (``streams.max_trace_entries``): it keeps its first half (how the stream
 began) and a ring of its latest entries; what fell out between them is counted by event
@@ -52,7 +57,7 @@ class TraceEntry:
 #: what a trace tells its listener of each entry: its name, ``t_ms`` and detail
 TraceListener = Callable[[str, float, Mapping[str, Any]], None]
 #: events logged at DEBUG (a client can make many of them), the rest at INFO
-FREQUENT = frozenset({"control", "subscriber_joined", "subscriber_left"})
+FREQUENT = frozenset({"control", "subscriber_joined", "subscriber_left", "heartbeat"})
 #: the default bound of one trace (``streams.max_trace_entries``)
 MAX_ENTRIES = 256
 
@@ -76,11 +81,20 @@ class Trace:
         self.tail: deque[TraceEntry] = deque(maxlen=max(1, max_entries - self._head_size))
         #: entries that fell out of the ring, by event name
         self.dropped: Counter[str] = Counter()
-        self._t0 = trio.current_time()
+        #: when the stream was created (Trio's clock, s): entry ``t_ms`` counts from here
+        self.t0 = trio.current_time()
+        #: the latest ``cancel_requested``: its ``t_ms`` and reason
+        self._cancel: tuple[float, Any] | None = None
 
     def record(self, name: str, **detail: Any) -> None:
         """Add an entry (ms since the stream was created) and log it."""
-        t_ms = round((trio.current_time() - self._t0) * 1000, 3)
+        t_ms = round((trio.current_time() - self.t0) * 1000, 3)
+        if name == "cancel_requested":
+            self._cancel = (t_ms, detail.get("reason"))
+        elif name == "provider_call_closed" and detail.get("closed_by") == "cancel" \
+                and self._cancel is not None:
+            detail = {**detail, "reason": self._cancel[1],
+                      "since_cancel_ms": round(t_ms - self._cancel[0], 3)}
         entry = TraceEntry(t_ms, name, detail)
         if len(self.head) < self._head_size:
             self.head.append(entry)
