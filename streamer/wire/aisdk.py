@@ -12,8 +12,8 @@ stream id), ``start-step``, ``text-start`` / ``text-delta`` / ``text-end``,
 ``reasoning-start`` / ``reasoning-delta`` / ``reasoning-end``, ``tool-input-start`` /
 ``tool-input-delta`` / ``tool-input-available`` / ``tool-output-available``, ``source-url``
 (``sourceId``, ``url``, ``title``: the sources an answer cites), ``error`` (``errorText``),
-``finish-step``, ``finish`` (``finishReason``; ``messageMetadata.usage``: ``inputTokens``,
-``outputTokens``, ``totalTokens`` and their ``unit``, tokens or characters), then
+``finish-step``, ``finish`` (``messageMetadata``: ``finishReason``, and ``usage``:
+``inputTokens``, ``outputTokens``, ``totalTokens`` and their ``unit``, tokens or characters), then
 ``data: [DONE]``; header ``x-vercel-ai-ui-message-stream: v1``. :class:`UIMessageStream` is
 the state machine that opens and closes the text and reasoning parts; it never awaits. Pure:
 no I/O.
@@ -154,19 +154,23 @@ class UIMessageStream:
                complete: StreamComplete | None = None) -> list[JSONObject]:
         """The end: the open part closed, the stream's error if it failed, then
         ``finish-step`` and ``finish`` with the finish reason and, when the provider reported
-        it, the usage as message metadata (send :data:`DONE` after them)."""
+        it, the usage as message metadata (send :data:`DONE` after them). Both go in
+        ``messageMetadata``: ``ai`` 5.0's first chunk schemas were strict objects, which
+        refuse a ``finishReason`` field."""
         out = self._close()
         if error is not None:
             body = error.to_json()  # the one exit of error payloads
             out.append({"type": "error", "errorText":
                         f"{body['code']}: {body['message']} ({body['error_id']})"})
         finish: JSONObject = {"type": "finish"}
-        if complete is not None:
-            finish["finishReason"] = FINISH_REASONS.get(complete.finish_reason, "other")
+        if complete is not None:  # metadata, not a field: ai 5.0's first schema was strict
+            metadata: JSONObject = {
+                "finishReason": FINISH_REASONS.get(complete.finish_reason, "other")}
             if complete.usage:
                 usage = complete.usage
-                finish["messageMetadata"] = {"usage": {
+                metadata["usage"] = {
                     "inputTokens": usage["input_tokens"], "outputTokens": usage["output_tokens"],
                     "totalTokens": usage["input_tokens"] + usage["output_tokens"],
-                    "unit": usage.get("unit", "tokens")}}
+                    "unit": usage.get("unit", "tokens")}
+            finish["messageMetadata"] = metadata
         return [*out, {"type": "finish-step"}, finish]

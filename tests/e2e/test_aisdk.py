@@ -317,7 +317,7 @@ async def test_citations_arrive_as_source_url_parts_and_usage_as_metadata(
         ("source-1", "https://example.org/trio", "Trio docs"),
         ("source-2", "https://example.com/structured-concurrency",
          "Notes on structured concurrency")]
-    assert out["message"]["metadata"] == {"usage": {
+    assert out["message"]["metadata"] == {"finishReason": "stop", "usage": {
         "inputTokens": 5, "outputTokens": 9, "totalTokens": 14, "unit": "tokens"}}
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         stored = (await client.get("/api/sessions/aisdk-cite-001/messages")).json()
