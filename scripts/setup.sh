@@ -38,10 +38,12 @@ if [ "$WITH_TEST" = 1 ] && [ ! -x /usr/bin/chromium ]; then
 fi
 
 if [ "$WITH_TEST" = 1 ]; then
-  # tmux drives the terminal client's tests; nginx fronts streamer in the deployment tests
+  # tmux drives the terminal client's tests; nginx fronts streamer in the deployment tests;
+  # redis-server backs the redis engine's tests (each test starts its own, persistence off)
   missing=()
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian's ${missing[*]} (terminal and deployment tests)"
     apt_install "${missing[@]}"
