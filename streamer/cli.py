@@ -8,6 +8,9 @@
     draws the answer as it streams (tables, lists, highlighted code, math as LaTeX) with a
     progress line, resumes a dropped connection, sends ``stop`` on Ctrl-C; ``streamer stream
     --help`` lists the options and the exit codes.
+``streamer trace STREAM_ID [--url URL] [--token T] [--json]``
+    a stream's trace, one line per entry (ms, lane, event, detail; cancel causes marked):
+    ``streamer/clients/trace.py``.
 ``streamer config check|show [--config PATH] [--host H] [--port P]``
     ``check``: exit 0 if ``serve`` would start (warnings for providers that cannot work yet),
     2 and the reason naming the key if not; ``show``: the effective configuration, each value
@@ -44,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="text lines or one JSON object per line (default from config: text)")
     from streamer.clients.terminal.options import add_arguments
     add_arguments(commands.add_parser("stream", help="stream one answer to the terminal"))
+    from streamer.clients.trace import add_arguments as add_trace_arguments
+    add_trace_arguments(commands.add_parser("trace", help="print a stream's trace"))
     auth = commands.add_parser("auth", help="credentials for auth.mode = api_key")
     auth_commands = auth.add_subparsers(dest="auth_command", required=True)
     new_key = auth_commands.add_parser("new-key", help="make an API key and its file entry")
@@ -78,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "auth":
         return _new_key(args)
+    if args.command == "trace":
+        from streamer.clients.trace import run_trace
+        return run_trace(args)
     if args.command == "config":
         from streamer.config_cli import run as run_config
         return run_config(args)
