@@ -2,12 +2,13 @@
 a stream paused (the connection idles: heartbeats), then stopped from the page; its trace
 opens as a timeline with a lane for each scope (the generation, the provider call, the
 page's subscription, the heartbeat) and the cause, ``stop from client``, marked on the
-generation's and the provider call's lanes.
+generation's and the provider call's lanes (a screenshot is kept in tests/artifacts/).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 from tests.e2e.test_browser import RICH, _poll, browser  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,10 +66,14 @@ def test_the_trace_timeline_of_a_stopped_stream(browser: Any,  # noqa: F811
               marks: [...lane.querySelectorAll('.trace-mark')].map((m) => m.dataset.event),
               spans: lane.querySelectorAll('.trace-span').length,
               causes: [...lane.querySelectorAll('.trace-cause')].map((c) => c.textContent),
+              causeMarks: [...lane.querySelectorAll('.trace-cause-mark')].map(
+                (m) => m.dataset.event),
               visible: lane.getBoundingClientRect().height > 0,
             }));
             return {stream: root.dataset.stream, lanes};
         }""")
+        ARTIFACTS.mkdir(exist_ok=True)  # the timeline as a person sees it
+        page.locator("#trace-panel").screenshot(path=str(ARTIFACTS / "trace-timeline.png"))
         context.close()
     except BaseException:
         context.close()
@@ -80,7 +87,9 @@ def test_the_trace_timeline_of_a_stopped_stream(browser: Any,  # noqa: F811
     subscription, heartbeat = lanes[subscriptions[0]], lanes["heartbeat"]
     assert {"queued", "started", "cancel_requested", "cancelled", "completed"} <= set(
         generation["marks"])
-    assert generation["causes"] == ["stop from client", "stop from client"]
+    assert generation["causes"] == ["stop from client"]  # named once, marked twice
+    assert generation["causeMarks"] == ["cancel_requested", "cancelled"]
+    assert provider["causeMarks"] == ["provider_call_closed"]
     assert provider["marks"][0] == "provider_call_opened"
     assert provider["marks"][-1] == "provider_call_closed"
     assert provider["causes"] == ["stop from client"] and provider["spans"] == 1

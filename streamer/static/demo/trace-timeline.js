@@ -113,6 +113,7 @@ function laneElement(name, entries, endMs) {
     span.style.setProperty('width', `calc(${at(to - from)} + 2px)`);
     track.append(span);
   }
+  const labelled = new Set(); // a cause is named once per lane (cancel_requested, cancelled)
   for (const entry of entries) {
     const cause = causeOf(entry);
     const mark = el('span', cause ? 'trace-mark trace-cause-mark' : 'trace-mark');
@@ -120,7 +121,8 @@ function laneElement(name, entries, endMs) {
     mark.style.setProperty('left', at(entry.t_ms));
     mark.title = `${msText(entry.t_ms)} · ${entry.event} ${detailText(entry)}`.trim();
     track.append(mark);
-    if (cause) {
+    if (cause && !labelled.has(cause)) {
+      labelled.add(cause);
       const label = el('span', 'trace-cause', cause);
       label.dataset.event = entry.event;
       label.style.setProperty('left', at(entry.t_ms));
