@@ -51,17 +51,17 @@ _CARET_AT_END_OF_JS = """(prefix) => {
 }"""
 
 
-def _set_doc(page: Any, html: str) -> None:
+def _set_doc(page: Any, html: str) -> None:  # noqa: F811
     page.evaluate("""(html) => streamerDemo.editor.chain()
         .command(({tr}) => { tr.setMeta('addToHistory', false); return true; })
         .setContent(html).run()""", html)
 
 
-def _fresh(page: Any, html: str) -> str:
+def _fresh(page: Any, html: str) -> str:  # noqa: F811
     return page.evaluate("(html) => streamerDemo.freshEditorHTML(html)", html)
 
 
-def test_the_user_types_elsewhere_while_an_answer_streams(page: Any) -> None:
+def test_the_user_types_elsewhere_while_an_answer_streams(page: Any) -> None:  # noqa: F811
     """The answer starts at the caret in the middle of a paragraph (which splits there); the
     user types with the real keyboard after it and before it mid-stream, and tries to type into
     the answer. Both texts end where they belong, the answer equals the server's HTML, the
@@ -107,7 +107,7 @@ def test_the_user_types_elsewhere_while_an_answer_streams(page: Any) -> None:
 
 
 @pytest.mark.parametrize("at", ["end", "replace-range", "empty-paragraph"])
-def test_placements_and_one_undo_step(page: Any, at: str) -> None:
+def test_placements_and_one_undo_step(page: Any, at: str) -> None:  # noqa: F811
     """Appended at the end, replacing a selected range across two paragraphs, replacing the
     empty paragraph the caret is in: the result is exact, one undo restores the original."""
     events, html = _chunk_events(NESTED_MD, random.Random(11))
@@ -140,7 +140,7 @@ def test_placements_and_one_undo_step(page: Any, at: str) -> None:
 
 
 @pytest.mark.parametrize("reveal", ["none", "fade", "typewriter"])
-def test_reveal_modes_decorate_and_end_exact(page: Any, reveal: str) -> None:
+def test_reveal_modes_decorate_and_end_exact(page: Any, reveal: str) -> None:  # noqa: F811
     """Mid-stream: a caret at the streaming end, data-streaming on the open block, the reveal
     class of the mode; at the end: no decoration left and the editor equals the final HTML."""
     events, html = _chunk_events(RICH_MD.read_text(), random.Random(5))
@@ -179,7 +179,7 @@ def test_reveal_modes_decorate_and_end_exact(page: Any, reveal: str) -> None:
     page.evaluate("streamerDemo.setReveal('fade')")
 
 
-def test_pause_holds_frames_skip_shows_them_clear_discards(page: Any) -> None:
+def test_pause_holds_frames_skip_shows_them_clear_discards(page: Any) -> None:  # noqa: F811
     events, html = _chunk_events(RICH_MD.read_text(), random.Random(9))
     _set_doc(page, "<p>Keep me</p>")
     page.evaluate("streamerDemo.editor.commands.startStream({at: 'end'})")
@@ -219,7 +219,8 @@ SAMPLES = [
     "<hr>",
     "<table>\n<thead>\n<tr>\n<th>h1</th>\n<th>h2</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n"
     "<td>1</td>\n<td><strong>2</strong></td>\n</tr>\n</tbody>\n</table>",
-    '<table>\n<tbody>\n<tr>\n<th colspan="2" rowspan="1">head</th>\n</tr>\n<tr>\n<td colspan="2">wide</td>\n</tr>\n<tr>\n<td rowspan="1">a</td>\n'
+    '<table>\n<tbody>\n<tr>\n<th colspan="2" rowspan="1">head</th>\n</tr>\n<tr>\n'
+    '<td colspan="2">wide</td>\n</tr>\n<tr>\n<td rowspan="1">a</td>\n'
     "<td>b</td>\n</tr>\n</tbody>\n</table>",
     # math and task lists (Tiptap's formats)
     '<p>inline <span data-type="inline-math" data-latex="x^2 + \\frac{a}{b}"></span> math</p>',
@@ -234,8 +235,9 @@ SAMPLES = [
 
 #: A canonical form of editor / server HTML: tags with their meaningful attributes and text,
 #: where the editor's representation differs only in form (a list item's or cell's implicit
-#: paragraph, thead/tbody/colgroup wrappers, <del> as Strike's <s>, the task item's checkbox markup, Link's target,
-#: default colspan/rowspan, attribute order, inter-block newlines, KaTeX's rendering).
+#: paragraph, thead/tbody/colgroup wrappers, <del> as Strike's <s>, the task item's checkbox
+#: markup, Link's target, default colspan/rowspan, attribute order, inter-block newlines,
+#: KaTeX's rendering).
 _CANON_JS = """(html) => {
   const KEEP = {a: ['href', 'title'], ol: ['start'], th: ['colspan', 'rowspan'],
                 td: ['colspan', 'rowspan'], code: ['class'], span: ['data-type', 'data-latex'],
@@ -297,7 +299,7 @@ def test_samples_cover_the_allowlist_and_are_what_the_sanitizer_emits() -> None:
             assert renderer.sanitize(sample) == sample, sample
 
 
-def test_everything_the_server_can_emit_survives_set_content(page: Any) -> None:
+def test_everything_the_server_can_emit_survives_set_content(page: Any) -> None:  # noqa: F811
     """setContent(sample) then getHTML() keeps every element, attribute and character (in the
     canonical form above), alone and all together, streamed or not."""
     for sample in [*SAMPLES, "\n".join(SAMPLES)]:

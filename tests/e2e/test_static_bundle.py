@@ -175,10 +175,14 @@ def browser() -> Iterator[Any]:
 
 
 @contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
-    """``folder`` over plain HTTP on 127.0.0.1 (a free port, a thread): its base URL."""
+def serve_folder(folder: Path, root: str | None = None) -> Iterator[str]:
+    """``folder`` over plain HTTP on 127.0.0.1 (a free port, a thread): its base URL.
+    ``root``: the file served at ``/`` (else the folder's listing)."""
 
     class Quiet(SimpleHTTPRequestHandler):
+        def translate_path(self, path: str) -> str:
+            return super().translate_path(root if root and path == "/" else path)
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -195,8 +199,9 @@ def serve_folder(folder: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def static_url() -> Iterator[str]:
-    """``streamer/`` over plain HTTP, so ``/static/…`` resolves as on the real server."""
-    with serve_folder(STATIC.parent) as url:
+    """``streamer/`` over plain HTTP, so ``/static/…`` resolves as on the real server, and
+    the demo page at ``/`` (its paths are relative, for a path prefix)."""
+    with serve_folder(STATIC.parent, "/static/demo/index.html") as url:
         yield url
 
 
@@ -207,7 +212,7 @@ def page(browser: Any, static_url: str) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.goto(f"{static_url}/static/demo/index.html")
+    pg.goto(f"{static_url}/")
     pg.wait_for_function("window.streamerDemo && window.streamerDemo.editor")
     pg.evaluate("() => streamerDemo.client.close()")  # no server here: stop retrying
     yield pg

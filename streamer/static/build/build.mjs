@@ -1,5 +1,7 @@
 // Builds ../vendor/tiptap.js: one minified ES module with Tiptap core, StarterKit, the table
-// extensions, task lists (TaskList/TaskItem) and math (Mathematics/InlineMath/BlockMath, KaTeX), plus ../vendor/THIRD_PARTY_LICENSES.txt listing every npm package that
+// extensions, task lists (TaskList/TaskItem), math (Mathematics/InlineMath/BlockMath, KaTeX),
+// code highlighting (CodeBlockLowlight with lowlight's common languages) and Image, plus
+// ../vendor/THIRD_PARTY_LICENSES.txt listing every npm package that
 // ended up in the bundle (found from esbuild's metafile) with its license text.
 //
 //   cd streamer/static/build && npm ci && node build.mjs
@@ -24,6 +26,9 @@ export { StarterKit } from '@tiptap/starter-kit';
 export { Table, TableRow, TableCell, TableHeader, TableKit } from '@tiptap/extension-table';
 export { TaskList, TaskItem } from '@tiptap/extension-list';
 export { Mathematics, InlineMath, BlockMath } from '@tiptap/extension-mathematics';
+export { CodeBlockLowlight } from '@tiptap/extension-code-block-lowlight';
+export { Image } from '@tiptap/extension-image';
+export { createLowlight, common as lowlightCommon } from 'lowlight';
 export * as pmModel from '@tiptap/pm/model';
 export * as pmState from '@tiptap/pm/state';
 export * as pmView from '@tiptap/pm/view';

@@ -15,14 +15,21 @@
 // setReveal(mode), conversation (the turns shown above the editor);
 // document.body.dataset.streamState is idle | streaming | complete | error.
 
-import { Editor, Mathematics, StarterKit, TableKit, TaskItem, TaskList } from '../vendor/tiptap.js';
+import {
+  CodeBlockLowlight, Editor, Image, Mathematics, StarterKit, TableKit, TaskItem, TaskList,
+  createLowlight, lowlightCommon,
+} from '../vendor/tiptap.js';
 import { StreamClient } from '../client.js';
 import { StreamContent, followClient } from '../stream-content.js';
 import { SAMPLES } from './samples.js';
 import { storedToken, tokenPrompt } from './token.js';
-import { mountTraceTimeline } from './trace-timeline.js';
 
 // ----------------------------------------------------------------------------- editor
+
+/** highlight.js's common languages; code with no language stays plain (no guessing: the
+ * plugin highlights a streaming block again at each frame) */
+const common = createLowlight(lowlightCommon);
+const lowlight = { ...common, highlightAuto: (code) => common.highlight('plaintext', code) };
 
 /** The editor's extensions (a fresh array each call: extension instances are per editor). */
 function extensions() {
@@ -32,7 +39,11 @@ function extensions() {
       // which setContent() of the final HTML does not produce at the same place.
       trailingNode: false,
       link: { openOnClick: false },
+      codeBlock: false, // CodeBlockLowlight below: the same node, highlighted by decorations
     }),
+    CodeBlockLowlight.configure({ lowlight }),
+    // the server's images (render.allow_images) sit in paragraphs: inline, loaded lazily
+    Image.configure({ inline: true, HTMLAttributes: { loading: 'lazy' } }),
     TableKit.configure({ table: { resizable: false } }),
     TaskList,
     TaskItem.configure({ nested: true }),
@@ -683,8 +694,6 @@ els.sample.addEventListener('change', () => {
 });
 els.transport.addEventListener('change', setupClient);
 const tokens = tokenPrompt($, setupClient);
-mountTraceTimeline({ button: $('btn-trace'), panel: $('trace-panel'), root: ROOT,
-  token: storedToken, streamId: () => demo.lastStreamId });
 
 fillSamples();
 onSpeedInput();

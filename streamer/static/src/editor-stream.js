@@ -207,6 +207,7 @@ export class EditorStream {
       }
     };
     editor.on('transaction', this._onTransaction);
+    this._markBusy(true);
     if (this.options.lock) {
       this._wasEditable = editor.isEditable;
       editor.setEditable(false, false);
@@ -233,10 +234,36 @@ export class EditorStream {
     this._unsubscribe = null;
     if (this._onTransaction) this.editor.off('transaction', this._onTransaction);
     this._onTransaction = null;
+    this.mirror = null;
+    this._markBusy(false);
     if (this.options.lock && this._wasEditable !== null && !this.editor.isDestroyed) {
       this.editor.setEditable(this._wasEditable, false);
     }
-    this.mirror = null;
+  }
+
+  /**
+   * True while the stream is attached and has shown nothing yet (between its start and its
+   * first token): the editor's element then has `data-stream-waiting="true"`.
+   * @returns {boolean}
+   */
+  get waiting() {
+    return this.mirror !== null && !this.counts.some((c) => c > 0);
+  }
+
+  /**
+   * `aria-busy` on the editor's element (WAI-ARIA 1.2 `aria-busy`: the region is being
+   * updated, assistive technology may wait for the end) while a stream is attached, and
+   * `data-stream-waiting` while it {@link waiting}. ProseMirror keeps attributes it did not
+   * set.
+   * @private
+   * @param {boolean} busy
+   */
+  _markBusy(busy) {
+    const dom = this.editor.isDestroyed ? null : this.editor.view?.dom;
+    if (!dom) return;
+    dom.setAttribute('aria-busy', busy ? 'true' : 'false');
+    if (busy && this.waiting) dom.setAttribute('data-stream-waiting', 'true');
+    else dom.removeAttribute('data-stream-waiting');
   }
 
   /** Nodes in the range, placeholder included. */
@@ -329,6 +356,7 @@ export class EditorStream {
     this.placeholder = nodes.length === 0 && tr.doc.childCount === expected + 1;
 
     this.counts = counts;
+    this._markBusy(true);
     this._valid = Math.min(this._valid, d);
     this._dirty.clear();
     this._dirtyMin = Infinity;

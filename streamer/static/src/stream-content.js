@@ -1,5 +1,8 @@
 // The Tiptap extension `StreamContent`: streams one answer at a time into the editor while the
 // user keeps editing the rest of the document, and makes the whole answer ONE undo step.
+// Between a stream's start and its first token it shows a waiting indicator
+// (`.stream-waiting`, with the caret option); the editor's element has `aria-busy="true"`
+// while an answer streams.
 //
 // The answer's document is a DocumentMirror (mirror.js: block strings, seq de-duplication,
 // snapshots); a StreamSession (stream-session.js) shows it: placement, the protected region,
@@ -18,7 +21,7 @@ import { followStreams, placementOf } from './follow.js';
 import { StreamSession, streamContentKey } from './stream-session.js';
 
 const { Plugin } = pmState;
-const { DecorationSet } = pmView;
+const { Decoration, DecorationSet } = pmView;
 
 /** @typedef {import('@tiptap/core').Editor} Editor */
 /** @typedef {import('./stream-session.js').StreamPlacement} StreamPlacement */
@@ -184,7 +187,10 @@ function streamPlugin(ext) {
     },
     props: {
       decorations(state) {
-        return streamContentKey.getState(state);
+        const set = streamContentKey.getState(state);
+        const s = ext.storage.session;
+        if (!set || !s || !s.view.waiting || !ext.storage.settings.caret) return set;
+        return set.add(state.doc, [waitingWidget(s.view.range(), s.view.placeholder)]);
       },
     },
     filterTransaction(tr) {
@@ -205,6 +211,24 @@ function streamPlugin(ext) {
         .setMeta(STREAM_META, true).setMeta('addToHistory', false);
     },
   });
+}
+
+/**
+ * The waiting indicator: between a stream's start and its first token, where the answer will
+ * show (in its placeholder paragraph, if it has one). Decorative: the editor's element says
+ * `aria-busy` and `data-stream-waiting` (editor-stream.js), a page's live region the words.
+ * @param {{from: number, to: number}} range
+ * @param {boolean} placeholder
+ */
+function waitingWidget(range, placeholder) {
+  const pos = placeholder && range.to > range.from ? range.from + 1 : range.from;
+  return Decoration.widget(pos, () => {
+    const span = document.createElement('span');
+    span.className = 'stream-waiting';
+    span.setAttribute('aria-hidden', 'true');
+    for (let i = 0; i < 3; i++) span.appendChild(document.createElement('span'));
+    return span;
+  }, { key: 'stream-waiting', side: 1 });
 }
 
 /**

@@ -134,6 +134,21 @@ export class EditorStream {
     detach(): void;
     /** Stop following at once, without applying anything more (no transaction); unlock. */
     abandon(): void;
+    /**
+     * True while the stream is attached and has shown nothing yet (between its start and its
+     * first token): the editor's element then has `data-stream-waiting="true"`.
+     * @returns {boolean}
+     */
+    get waiting(): boolean;
+    /**
+     * `aria-busy` on the editor's element (WAI-ARIA 1.2 `aria-busy`: the region is being
+     * updated, assistive technology may wait for the end) while a stream is attached, and
+     * `data-stream-waiting` while it {@link waiting}. ProseMirror keeps attributes it did not
+     * set.
+     * @private
+     * @param {boolean} busy
+     */
+    private _markBusy;
     /** Nodes in the range, placeholder included. */
     totalNodes(): number;
     /**
