@@ -23,6 +23,7 @@ import { StreamClient } from '../client.js';
 import { StreamContent, followClient } from '../stream-content.js';
 import { SAMPLES } from './samples.js';
 import { storedToken, tokenPrompt } from './token.js';
+import { mountTraceTimeline } from './trace-timeline.js';
 
 // ----------------------------------------------------------------------------- editor
 
@@ -694,6 +695,8 @@ els.sample.addEventListener('change', () => {
 });
 els.transport.addEventListener('change', setupClient);
 const tokens = tokenPrompt($, setupClient);
+mountTraceTimeline({ button: $('btn-trace'), panel: $('trace-panel'), root: ROOT,
+  token: storedToken, streamId: () => demo.lastStreamId });
 
 fillSamples();
 onSpeedInput();
