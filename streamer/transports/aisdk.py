@@ -23,7 +23,7 @@ import trio
 
 from streamer.log.stream_log import LogCursor, StreamLog
 from streamer.runtime.session import Session
-from streamer.runtime.stream import Stream
+from streamer.runtime.stream import Stream, new_id
 from streamer.runtime.waiter import Waiter
 from streamer.wire.aisdk import DONE, KEEP_ALIVE, UIMessageStream, frame
 from streamer.wire.codecs import JSONObject
@@ -78,7 +78,9 @@ async def ui_message_stream(session: Session, stream: Stream, *,
     message = UIMessageStream(stream.stream_id)
     sent = 0  # source pieces sent
     counts = session.host.metrics.sent_by("aisdk")  # frames and bytes (``/metrics``)
+    reader = new_id("c")  # the response's lane in the stream's trace
     log.attach(waiter, source=True)
+    stream.record("subscriber_joined", connection=reader, transport="aisdk")
     try:
         with session.hold():
             for chunk in message.start():
@@ -93,6 +95,7 @@ async def ui_message_stream(session: Session, stream: Stream, *,
                     await waiter.wait()
                 # keep-alive: proxies keep the response open, and a write to a peer that left
                 if idle.cancelled_caught:  # can fail and end this
+                    stream.record("heartbeat", connection=reader)
                     yield counts.heartbeat(KEEP_ALIVE)
             for chunk in message.finish(log.error, log.complete):
                 yield counts.event(frame(chunk))
@@ -101,5 +104,7 @@ async def ui_message_stream(session: Session, stream: Stream, *,
         log.detach(waiter)
         # closed before the end (Quart cancels the response or closes this generator when
         # hypercorn reports the disconnect): the AI SDK's stop()
+        if not log.finished:
+            stream.record("subscriber_left", connection=reader, transport="aisdk")
         if stop_on_disconnect and not log.finished:
             stream.cancel(CLOSED_REASON)

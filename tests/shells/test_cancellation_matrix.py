@@ -284,6 +284,12 @@ async def test_an_ai_sdk_client_closes_its_chat_request(
     complete = await other_rec.wait_for("stream_complete")
     assert complete["finish_reason"] == "cancelled"
     assert_cancelled(stream, provider, CLOSED_REASON, t_closed)
+    # the response is a reader of its own in the trace: joined, then left when it closed
+    readers = [e for e in entries(stream, "subscriber_joined") if e.get("transport") == "aisdk"]
+    assert len(readers) == 1
+    left = only(stream, "subscriber_left")
+    assert (left["connection"], left["transport"]) == (readers[0]["connection"], "aisdk")
+    assert_same_time(at(stream, left), t_closed)
     assert persisted(stream)[0] == "cancelled"
 
 
