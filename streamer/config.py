@@ -164,6 +164,22 @@ class ResumeConfig:
     max_finished_logs: int = 1_000
 
 
+EngineKind = Literal["memory", "redis"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    #: where streams' logs live (docs/engines.md): ``memory`` (this process only) or ``redis``
+    #: (replicated through Redis Streams, so other processes follow and resume them)
+    kind: EngineKind = "memory"
+    #: redis: the server (``redis://host:port/db``; ``rediss://`` for TLS)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: redis: entries kept per stream in Redis (``XADD MAXLEN ~``): the replay window there
+    replay_maxlen: int = 10_000
+    #: redis: the prefix of every key this server writes
+    key_prefix: str = "streamer:"
+
+
 @dataclass(frozen=True, slots=True)
 class PersistenceConfig:
     #: keep sessions and messages in SQLite (off: memory only, lost on restart)
@@ -212,6 +228,8 @@ class LocalProviderConfig:
 class EchoProviderConfig:
     delta_chars: int = 4
     interval_ms: float = 20.0
+    #: delta i is due i * interval_ms after the first (no drift; for load benchmarks)
+    absolute_schedule: bool = False
     #: the input budget in characters, like echo's max_tokens (0 = none but
     #: streams.max_prompt_chars); earlier turns beyond it are left out
     max_input_tokens: int = 0
@@ -396,6 +414,7 @@ class Config:
     pacing: PacingConfig = field(default_factory=PacingConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     resume: ResumeConfig = field(default_factory=ResumeConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)

@@ -1,0 +1,264 @@
+"""The redis engine of the stream log: a stream's log replicated through a Redis Stream
+(``docs/engines.md``).
+
+- :class:`RedisLogPublisher` runs on the process that generates a stream: it follows the
+  stream's :class:`~streamer.log.stream_log.MemoryStreamLog` and sends what is new, every wake,
+  as one pipeline of ``XADD`` commands (``MAXLEN ~`` the replay window) to the key
+  ``{prefix}stream:{stream_id}``, ending with the ``end`` record.
+- :class:`RedisLogFollower` runs on any other process: blocking ``XREAD`` from its Redis id
+  cursor into a mirror ``MemoryStreamLog`` (the existing subscriptions read it unchanged),
+  finished on the ``end`` record.
+
+The epoch comes from Redis: every ``XADD`` after the first uses ``NOMKSTREAM``, so a key that
+Redis lost (``FLUSHALL``, a restart without persistence, a failover) answers nil; the publisher
+then takes a new epoch (``INCR {prefix}epoch``) and republishes the log from seq 1. A follower
+that meets another epoch or a missing ``seq`` raises :class:`LogGap` with its mirror an exact
+prefix of the stream. Connection errors are retried with backoff for ``retry_s``, then
+:class:`RedisUnavailable`. Commands: https://redis.io/docs/latest/commands/xadd/,
+https://redis.io/docs/latest/commands/xread/; the client is coredis (runs under Trio via anyio).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import coredis
+import trio
+from coredis.exceptions import ConnectionError as RedisConnectionError
+from coredis.tokens import PureToken
+
+from streamer.log.codec import Record, decode_record, encode_record
+from streamer.log.stream_log import LogEntry, MemoryStreamLog
+from streamer.runtime.waiter import Waiter
+
+T = TypeVar("T")
+
+#: what a lost connection raises (coredis' own, and timeouts of a half-open socket)
+CONNECTION_ERRORS = (RedisConnectionError, TimeoutError, OSError)
+
+
+class LogGap(Exception):
+    """The follower cannot continue its mirror exactly: ``why`` (the epoch changed, entries
+    were trimmed or lost). ``epoch`` is the epoch found in Redis (``None``: unknown). The
+    mirror holds an exact prefix of the stream; a resume against it is a ``resume_gap``."""
+
+    def __init__(self, why: str, epoch: str | None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.epoch = epoch
+
+
+class RedisUnavailable(Exception):
+    """Redis did not answer for ``retry_s`` (the last connection error is the cause)."""
+
+
+def connect(url: str) -> coredis.Redis[bytes]:
+    """A client for ``url`` (``redis://host:port/db``); use it as ``async with client:``."""
+    return coredis.Redis.from_url(url, decode_responses=False)
+
+
+def stream_key(prefix: str, stream_id: str) -> str:
+    """The Redis key of a stream's log."""
+    return f"{prefix}stream:{stream_id}"
+
+
+async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
+    """A stream epoch from Redis: ``INCR {prefix}epoch`` and a random suffix (the counter
+    restarts after a flush; the suffix keeps a new epoch from equalling an old one)."""
+    count = await redis.incr(f"{prefix}epoch")
+    return f"{count}.{secrets.token_hex(3)}"
+
+
+async def with_retry(call: Callable[[], Awaitable[T]], retry_s: float) -> T:
+    """``await call()``, again after connection errors (backoff 50 ms doubling to 1 s) for at
+    most ``retry_s`` seconds. Raises :class:`RedisUnavailable` after that."""
+    deadline = trio.current_time() + retry_s
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except CONNECTION_ERRORS as exc:
+            if trio.current_time() + delay > deadline:
+                raise RedisUnavailable(f"redis unavailable for {retry_s} s: {exc}") from exc
+        await trio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+class RedisLogPublisher:
+    """Replicates one stream's log to Redis; :meth:`run` returns once the ``end`` record is
+    stored (run it in the stream's nursery, beside the generation).
+
+    Args:
+        redis: an entered coredis client.
+        log: the stream's log (the source of truth; it is only read).
+        prefix: the keys' prefix (``engine.key_prefix``).
+        maxlen: ``XADD … MAXLEN ~ maxlen`` (``engine.replay_maxlen``, entries).
+        retry_s: how long connection errors are retried before :class:`RedisUnavailable`.
+    """
+
+    def __init__(self, redis: coredis.Redis[bytes], log: MemoryStreamLog, *,
+                 prefix: str = "streamer:", maxlen: int = 10_000,
+                 retry_s: float = 30.0) -> None:
+        self._redis = redis
+        self._log = log
+        self._key = stream_key(prefix, log.stream_id)
+        self._prefix = prefix
+        self._maxlen = maxlen
+        self._retry_s = retry_s
+        #: the stream's current epoch (``None`` before the first batch)
+        self.epoch: str | None = None
+        #: how many pipelines were sent, and epochs taken after the first (for tests, metrics)
+        self.batches = 0
+        self.epoch_changes = 0
+        self._sent_seq = 0
+        self._sent_parts = 0
+        self._ended = False
+        self._created = False
+
+    async def run(self) -> None:
+        """Publish until the log's ``end`` is stored. Raises :class:`RedisUnavailable`."""
+        waiter = Waiter()
+        self._log.attach(waiter, source=True)
+        try:
+            while True:
+                await self.publish()
+                if self._ended:
+                    return
+                await waiter.wait()
+        finally:
+            self._log.detach(waiter)
+
+    async def publish(self) -> None:
+        """:meth:`publish_pending`, retried on connection errors for ``retry_s``. Raises
+        :class:`RedisUnavailable`."""
+        await with_retry(self.publish_pending, self._retry_s)
+
+    async def publish_pending(self) -> None:
+        """Send every record not yet stored, in one pipeline; after a lost key, take a new
+        epoch and send the whole log again. Raises coredis' connection errors."""
+        while True:
+            if self.epoch is None:
+                self.epoch = await new_epoch(self._redis, self._prefix)
+            records, seq, parts = self._pending()
+            if not records:
+                return
+            if await self._send(records):
+                self._sent_seq, self._sent_parts = seq, parts
+                self._ended = self._ended or records[-1].kind == "end"
+                return
+            # the key is gone (flushed, restarted, failed over): a new epoch, from seq 1
+            self.epoch = None
+            self.epoch_changes += 1
+            self._sent_seq = self._sent_parts = 0
+            self._created = self._ended = False
+
+    def _pending(self) -> tuple[list[Record], int, int]:
+        log, epoch = self._log, self.epoch or ""
+        parts = self._sent_parts
+        records: list[Record] = []
+        entries: list[LogEntry] = log.cursor(self._sent_seq).take()
+        for entry in entries:
+            pieces = tuple(log.source(parts, entry.source_parts))
+            parts = entry.source_parts
+            records.append(Record("entry", epoch, pieces, parts, entry))
+        seq = entries[-1].seq if entries else self._sent_seq
+        pieces = tuple(log.source(parts, log.source_count))
+        if log.finished and log.complete is not None and not self._ended:
+            records.append(Record("end", epoch, pieces, log.source_count,
+                                  complete=log.complete, error=log.error))
+        elif pieces:
+            records.append(Record("source", epoch, pieces, log.source_count))
+        return records, seq, log.source_count
+
+    async def _send(self, records: list[Record]) -> bool:
+        """One pipeline of ``XADD``s; ``False``: the key was lost (nothing was stored)."""
+        replies: list[Any] = []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for record in records:
+                replies.append(pipe.xadd(
+                    self._key, encode_record(record), nomkstream=self._created or None,
+                    trim_strategy=PureToken.MAXLEN, threshold=self._maxlen,
+                    trim_operator=PureToken.APPROXIMATELY))
+        ids = [await reply for reply in replies]
+        self.batches += 1
+        if any(entry_id is None for entry_id in ids):
+            return False
+        self._created = True
+        return True
+
+
+class RedisLogFollower:
+    """Follows one stream's Redis Stream into :attr:`log`, a mirror ``MemoryStreamLog``.
+
+    Args:
+        redis: an entered coredis client.
+        stream_id: the stream to follow.
+        prefix: the keys' prefix (``engine.key_prefix``).
+        epoch: the epoch the mirror must have (a client cursor's); ``None``: the first found.
+        block_ms: one ``XREAD``'s blocking time (a read that times out is simply repeated).
+        count: at most this many records per ``XREAD``.
+        retry_s: how long connection errors are retried before :class:`RedisUnavailable`.
+    """
+
+    def __init__(self, redis: coredis.Redis[bytes], stream_id: str, *,
+                 prefix: str = "streamer:", epoch: str | None = None, block_ms: int = 1_000,
+                 count: int = 512, retry_s: float = 30.0) -> None:
+        self._redis = redis
+        self._key = stream_key(prefix, stream_id)
+        self._block_ms = block_ms
+        self._count = count
+        self._retry_s = retry_s
+        self.log = MemoryStreamLog(stream_id)
+        self.epoch = epoch
+        #: the Redis id of the last record applied (the follower's cursor)
+        self.last_id = "0-0"
+
+    async def run(self) -> MemoryStreamLog:
+        """Mirror until the ``end`` record; returns the finished mirror.
+
+        Raises:
+            LogGap: the epoch changed or records are missing (the mirror stays a prefix).
+            RedisUnavailable: connection errors for longer than ``retry_s``.
+            ValueError: a record that is not the codec's.
+        """
+        while not self.log.finished:
+            batch = await with_retry(self._read, self._retry_s)
+            for entry_id, fields in batch:
+                self.apply(decode_record(fields))
+                self.last_id = entry_id
+        return self.log
+
+    async def _read(self) -> list[tuple[str, Any]]:
+        reply = await self._redis.xread({self._key: self.last_id}, count=self._count,
+                                        block=self._block_ms)
+        if not reply:
+            return []
+        return [(entry.identifier.decode() if isinstance(entry.identifier, bytes)
+                 else str(entry.identifier), entry.field_values)
+                for entries in reply.values() for entry in entries]
+
+    def apply(self, record: Record) -> None:
+        """Apply one record to the mirror. Raises :class:`LogGap` (nothing applied) when it
+        does not continue the mirror exactly."""
+        log = self.log
+        if self.epoch is None:
+            self.epoch = record.epoch
+        if record.epoch != self.epoch:
+            raise LogGap(f"the stream's epoch changed ({self.epoch} → {record.epoch})",
+                         record.epoch)
+        entry = record.entry
+        if entry is not None and entry.seq != log.last_seq + 1:
+            raise LogGap(f"entries missing: seq {entry.seq} after {log.last_seq}", record.epoch)
+        if log.source_count + len(record.sources) != record.parts:
+            raise LogGap(f"source pieces missing: {record.parts} after {log.source_count}",
+                         record.epoch)
+        for piece in record.sources:
+            log.append_source(piece)
+        if entry is not None and entry.op is not None:
+            log.append(entry.op)
+        elif entry is not None and entry.event is not None:
+            log.append_event(entry.event)
+        elif record.kind == "end" and record.complete is not None:
+            log.finish(record.complete, record.error)
