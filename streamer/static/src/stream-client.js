@@ -74,6 +74,7 @@ const EVENT_HANDLERS = /** @type {const} */ ({
   state: '_onStreamEvent',
   tool_call: '_onStreamEvent',
   reasoning: '_onStreamEvent',
+  sources: '_onStreamEvent',
   pong: '_onPong',
   error: '_onError',
 });
@@ -394,7 +395,7 @@ export class StreamClient {
   }
 
   /**
-   * `progress`, `state`, `tool_call`, `reasoning`: ordered by `seq` with the chunks.
+   * `progress`, `state`, `tool_call`, `reasoning`, `sources`: ordered by `seq` with the chunks.
    * @private
    * @param {ServerEvent} ev
    * @param {EventContext} ctx

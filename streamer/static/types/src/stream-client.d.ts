@@ -184,7 +184,7 @@ export class StreamClient {
      */
     private _onComplete;
     /**
-     * `progress`, `state`, `tool_call`, `reasoning`: ordered by `seq` with the chunks.
+     * `progress`, `state`, `tool_call`, `reasoning`, `sources`: ordered by `seq` with the chunks.
      * @private
      * @param {ServerEvent} ev
      * @param {EventContext} ctx
