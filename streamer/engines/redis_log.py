@@ -96,17 +96,20 @@ class RedisLogPublisher:
         prefix: the keys' prefix (``engine.key_prefix``).
         maxlen: ``XADD … MAXLEN ~ maxlen`` (``engine.replay_maxlen``, entries).
         retry_s: how long connection errors are retried before :class:`RedisUnavailable`.
+        ttl_s: the key expires this long after the ``end`` record (``resume.window_s``;
+            0: never), so finished streams do not pile up in Redis.
     """
 
     def __init__(self, redis: coredis.Redis[bytes], log: MemoryStreamLog, *,
                  prefix: str = "streamer:", maxlen: int = 10_000,
-                 retry_s: float = 30.0) -> None:
+                 retry_s: float = 30.0, ttl_s: float = 900.0) -> None:
         self._redis = redis
         self._log = log
         self._key = stream_key(prefix, log.stream_id)
         self._prefix = prefix
         self._maxlen = maxlen
         self._retry_s = retry_s
+        self._ttl_ms = int(ttl_s * 1000)
         #: the stream's current epoch (``None`` before the first batch)
         self.epoch: str | None = None
         #: how many pipelines were sent, and epochs taken after the first (for tests, metrics)
@@ -181,6 +184,8 @@ class RedisLogPublisher:
                     self._key, encode_record(record), nomkstream=self._created or None,
                     trim_strategy=PureToken.MAXLEN, threshold=self._maxlen,
                     trim_operator=PureToken.APPROXIMATELY))
+            if records[-1].kind == "end" and self._ttl_ms > 0:
+                pipe.pexpire(self._key, self._ttl_ms)
         ids = [await reply for reply in replies]
         self.batches += 1
         if any(entry_id is None for entry_id in ids):

@@ -152,6 +152,8 @@ async def test_a_published_answer_is_followed_exactly(redis: Any) -> None:
     assert_equal_logs(follower.log, log)
     assert follower.epoch == publisher.epoch and publisher.epoch_changes == 0
     assert document(follower.log) == log.snapshot()[1]
+    # a finished stream's key expires after the replay window (default 900 s)
+    assert 0 < await redis.pttl("t:stream:s_live") <= 900_000
     # batched per wake: far fewer pipelines than entries
     assert publisher.batches < log.last_seq / 3, (publisher.batches, log.last_seq)
 
