@@ -1,5 +1,5 @@
 # The two front-door commands (README): `make demo` and `make test`.
-.PHONY: demo test setup setup-test lock upgrade test-latest bench bench-instructions
+.PHONY: demo test setup setup-test lock upgrade test-latest bench bench-load bench-instructions
 
 # Set everything up, then run the server with the demo page on the embedded model.
 demo: setup
@@ -31,6 +31,12 @@ test-latest: setup-test
 bench: setup-test
 	.venv/bin/python bench/chunker_bench.py
 	.venv/bin/python bench/resume_bench.py
+	.venv/bin/python -m bench --quick
+
+# The load harness's full run (issue 16: fan-out to 1,000 streams, 10,000 idle connections;
+# about ten minutes, server and load pinned to CPUs 0 and 1); tables in var/bench/.
+bench-load: setup-test
+	.venv/bin/python -m bench
 
 # The chunker against the one-shot render in CPU instructions (needs valgrind; minutes).
 bench-instructions: setup-test

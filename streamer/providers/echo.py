@@ -26,8 +26,11 @@ from streamer.providers.base import (
 class EchoProvider(Provider):
     """Echo the last user message in ``delta_chars`` pieces every ``interval_ms``.
 
-    ``interval_ms == 0`` sends as fast as the stream takes them. ``max_tokens`` counts
-    characters here; an answer cut by it finishes with ``length``.
+    ``interval_ms == 0`` sends as fast as the stream takes them. With
+    ``providers.echo.absolute_schedule`` delta ``i`` is due ``i * interval_ms`` after the first
+    (no drift from the time each delta takes: what the load benchmark's lag assumes); a delta
+    that is late goes at once. ``max_tokens`` counts characters here; an answer cut by it
+    finishes with ``length``.
     """
 
     name = "echo"
@@ -59,8 +62,11 @@ class EchoProvider(Provider):
         if request.max_tokens is not None and request.max_tokens < len(text):
             text, reason = text[:request.max_tokens], "length"
         input_chars = sum(len(m.content) for m in request.messages) + len(request.system or "")
+        t0 = trio.current_time()
         for start in range(0, len(text), delta_chars):
-            if start and interval_s > 0:
+            if start and interval_s > 0 and self.config.absolute_schedule:
+                await trio.sleep_until(t0 + start // delta_chars * interval_s)
+            elif start and interval_s > 0:
                 await trio.sleep(interval_s)
             else:
                 await trio.lowlevel.checkpoint()

@@ -1,0 +1,5 @@
+"""``python -m bench``: the load harness (``bench/harness.py``)."""
+
+from bench.harness import main
+
+main()

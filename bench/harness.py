@@ -1,0 +1,199 @@
+"""``python -m bench``: the load harness of issue 16 (see ``--help``).
+
+The server (``streamer serve``: persistence off, limits off, ``echo`` pacing itself on an
+absolute schedule) and the two bare ceiling servers (``bench/bare.py``) run pinned to CPU 0
+with ``taskset``; this process, the load generator, pins itself to CPU 1 (``--quick`` and the
+smoke test allow other cores when the machine has one). It prints one table of measures
+(median, min, max over interleaved repetitions where it repeats) and the fan-out matrix, and
+writes both as ``load.json`` and ``load.md`` under ``--out``. Everything binds 127.0.0.1 and is
+bounded: each fan-out run by ``--limit`` seconds, each other step by a fixed time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from bench import load, procs
+
+FULL = {"streams": "100,250,500,1000", "seconds": 10.0, "reps": 5, "tokens": 15_000,
+        "idle": "5000,10000", "answers": 8, "answer_chars": 60_000, "pacing": "off,default"}
+QUICK = {"streams": "1,10,50", "seconds": 3.0, "reps": 2, "tokens": 4_000,
+         "idle": "200", "answers": 2, "answer_chars": 16_000, "pacing": "off"}
+
+
+def spread(values: list[float], digits: int = 2) -> dict[str, float]:
+    return {"median": round(statistics.median(values), digits),
+            "min": round(min(values), digits), "max": round(max(values), digits)}
+
+
+async def ceiling(urls: dict[str, str], base: str, args: argparse.Namespace) -> list[dict]:
+    """Interleaved repetitions: bare trio-websocket, bare hypercorn, streamer (one stream,
+    pacing off), the two load clients; ratios taken within each repetition."""
+    from bench.chunker_bench import make_answer
+
+    text = make_answer(args.tokens * 4)[:args.tokens * 4]
+    sids = await load.make_sessions(base, args.reps)
+    got: dict[str, list[float]] = {k: [] for k in
+                                   ("ws", "asgi", "streamer", "r_ws", "r_asgi", "mini", "tws")}
+    for rep in range(args.reps):
+        with trio.fail_after(120):
+            ws = await load.bare_rate(urls["ws"], args.tokens)
+            asgi = await load.bare_rate(urls["asgi"], args.tokens)
+            ours = await load.answer(base, sids[rep], text)
+            tws = await load.bare_rate(urls["ws"], args.tokens, "trio-websocket")
+        got["ws"].append(ws["rate"])
+        got["asgi"].append(asgi["rate"])
+        got["streamer"].append(ours["rate"])
+        got["r_ws"].append(ours["rate"] / ws["rate"])
+        got["r_asgi"].append(ours["rate"] / asgi["rate"])
+        got["mini"].append(ws["client_us"])
+        got["tws"].append(tws["client_us"])
+    n = f"{args.tokens} tokens, {args.reps} reps"
+    return [
+        {"measure": "ceiling: bare trio-websocket", "unit": "msgs/s", **spread(got["ws"], 0),
+         "note": n},
+        {"measure": "ceiling: bare ASGI on hypercorn", "unit": "msgs/s",
+         **spread(got["asgi"], 0), "note": n},
+        {"measure": "single stream, pacing off", "unit": "tokens/s",
+         **spread(got["streamer"], 0), "note": f"{n}, LLM-style markdown, 4-char deltas"},
+        {"measure": "single stream / bare trio-websocket", "unit": "x", **spread(got["r_ws"]),
+         "note": "target >= 1.0"},
+        {"measure": "single stream / bare hypercorn", "unit": "x", **spread(got["r_asgi"]),
+         "note": ""},
+        {"measure": "load client CPU: minimal (bench/wsclient.py)", "unit": "us/msg",
+         **spread(got["mini"], 1), "note": "receiving from bare trio-websocket"},
+        {"measure": "load client CPU: trio-websocket", "unit": "us/msg",
+         **spread(got["tws"], 1), "note": "receiving from bare trio-websocket"}]
+
+
+async def memory(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
+    from bench.chunker_bench import make_answer
+
+    rows = []
+    with trio.fail_after(600):
+        text = make_answer(args.answer_chars)[:args.answer_chars]
+        done = await load.finished_answers(base, pid, args.answers, text, procs.rss_bytes)
+    rows.append({"measure": "memory per finished answer", "unit": "MB/answer",
+                 "median": done["mb_per_answer"], "min": "", "max": "",
+                 "note": f"{done['x_html']}x its HTML ({done['html_chars']} chars); "
+                         f"{done['answers']} answers of {done['answer_chars']} chars; "
+                         "target <= 3x", "detail": done})
+    for count in [int(c) for c in args.idle.split(",") if c]:
+        idle = await load.idle_connections(base, pid, count, procs.rss_bytes,
+                                           0.5 if args.quick else 2.0)
+        rows.append({"measure": f"idle connections at {count}", "unit": "KiB each",
+                     "median": idle["kib_each"], "min": "", "max": "",
+                     "note": f"{idle['kib_each_connection_only']} KiB without the session; "
+                             f"RSS +{idle['rss_delta_mb']} MB; target <= 32", "detail": idle})
+    return rows
+
+
+async def matrix(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for pacing in args.pacing.split(","):
+        for streams in [int(s) for s in args.streams.split(",")]:
+            row = await load.fanout(base, pid, streams, args.seconds, pacing,
+                                    procs.cpu_seconds, args.limit)
+            print(format_row(row, MATRIX), flush=True)
+            rows.append(row)
+            await trio.sleep(0.2 if args.quick else 1)
+    return rows
+
+
+async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    started: dict[str, procs.Server] = {}
+
+    async def start(name: str, make: Any, *args: Any) -> None:
+        started[name] = await trio.to_thread.run_sync(make, *args)
+
+    try:
+        async with trio.open_nursery() as nursery:  # the three start at once
+            nursery.start_soon(start, "ws", procs.start_bare, "ws", folder)
+            nursery.start_soon(start, "asgi", procs.start_bare, "asgi", folder)
+            nursery.start_soon(start, "streamer", procs.start_streamer, folder)
+        servers = [started["ws"], started["asgi"], started["streamer"]]
+        streamer = servers[2]
+        urls = {"ws": servers[0].url, "asgi": servers[1].url}
+        measures = await ceiling(urls, streamer.url, args)
+        for row in measures:
+            print(format_row(row, MEASURES), flush=True)
+        servers[0].stop()
+        servers[1].stop()
+        mem = await memory(streamer.url, streamer.pid, args)
+        for row in mem:
+            print(format_row(row, MEASURES), flush=True)
+        print("\n| " + " | ".join(MATRIX) + " |", flush=True)
+        fan = await matrix(streamer.url, streamer.pid, args)
+    finally:
+        for server in started.values():
+            server.stop()
+    return {"measures": measures + mem, "fanout": fan}
+
+
+MEASURES = ["measure", "median", "min", "max", "unit", "note"]
+MATRIX = ["streams", "deltas_per_s", "pacing", "complete", "all_complete", "lag_p50_ms",
+          "lag_p99_ms", "late_p50_s", "late_max_s", "server_cpu_pct", "frames_per_delta"]
+
+
+def format_row(row: dict[str, Any], columns: list[str]) -> str:
+    return "| " + " | ".join(str(row.get(c, "")) for c in columns) + " |"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+        head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+        return head + "\n".join(format_row(r, columns) for r in rows) + "\n"
+
+    return (f"{result['header']}\n\n" + table(result["measures"], MEASURES) + "\n"
+            + table(result["fanout"], MATRIX))
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    ap.add_argument("--streams", help="fan-out stream counts, comma-separated")
+    ap.add_argument("--seconds", type=float, help="length of each fan-out answer")
+    ap.add_argument("--pacing", help="fan-out pacing modes: off, default (comma-separated)")
+    ap.add_argument("--reps", type=int, help="interleaved repetitions of the ceiling rows")
+    ap.add_argument("--tokens", type=int, help="tokens per ceiling / single-stream run")
+    ap.add_argument("--idle", help="idle connection counts, comma-separated")
+    ap.add_argument("--answers", type=int, help="finished answers for the memory row")
+    ap.add_argument("--answer-chars", type=int, help="characters of each such answer")
+    ap.add_argument("--limit", type=float, default=120.0,
+                    help="seconds a fan-out run may take after its starts (then incomplete)")
+    ap.add_argument("--out", default="var/bench", help="folder for load.json, load.md")
+    args = ap.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if os.cpu_count() and os.cpu_count() > procs.LOAD_CPU:  # type: ignore[operator]
+        os.sched_setaffinity(0, {procs.LOAD_CPU})
+    loadavg = os.getloadavg()
+    header = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, "
+              f"{os.cpu_count()} CPUs, load average {loadavg[0]:.2f} {loadavg[1]:.2f} "
+              f"{loadavg[2]:.2f}; server on CPU {procs.SERVER_CPU}, load on CPU "
+              f"{procs.LOAD_CPU}; python -m bench {'--quick' if args.quick else ''}".strip())
+    print(header + "\n\n| " + " | ".join(MEASURES) + " |", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = {"header": header, "load_average": loadavg, "args": vars(args),
+                  **trio.run(run, args, Path(tmp))}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_text(json.dumps(result, indent=1))
+    (out / "load.md").write_text(markdown(result))
+    print(f"\nwritten: {out / 'load.json'}, {out / 'load.md'}")

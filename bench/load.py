@@ -1,0 +1,332 @@
+"""The load generator's measurements (issue 16): each an ``async`` function of a server URL.
+
+Runs in the harness's own process, pinned to the load core; every connection goes to
+127.0.0.1. Clients are :class:`bench.wsclient.MiniWS` (cheap) or trio-websocket (to compare),
+sessions are made with a raw keep-alive ``POST /api/sessions`` (no HTTP library per request).
+Lag of a chunk: its arrival minus the moment a perfectly paced provider would have produced its
+last character (delta ``i`` at ``i * interval`` after the ``start`` was sent); text is counted
+by stripping tags from ``append``/``replace``/``splice`` HTML and adding ``text`` ops, exact for
+the plain one-paragraph answers the fan-out streams (a block's newlines outside its text do not
+count).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import trio
+
+from bench.wsclient import Closed, MiniWS
+
+TAG = re.compile(r"<[^>]*>")
+
+
+class Client(Protocol):
+    async def send(self, text: str) -> None: ...
+    async def receive(self) -> str: ...
+
+
+class TrioWS:
+    """trio-websocket behind :class:`Client`'s two methods."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def send(self, text: str) -> None:
+        await self.ws.send_message(text)
+
+    async def receive(self) -> str:
+        return str(await self.ws.get_message())
+
+
+@asynccontextmanager
+async def open_client(kind: str, url: str) -> AsyncIterator[Client]:
+    """A WebSocket to ``url`` (``ws://127.0.0.1:PORT/path``) with ``kind`` ``mini`` or
+    ``trio-websocket``."""
+    if kind == "trio-websocket":
+        from trio_websocket import open_websocket_url
+        async with open_websocket_url(url, max_message_size=1 << 24) as ws:
+            yield TrioWS(ws)
+        return
+    parts = urlsplit(url)
+    mini = await MiniWS.connect(parts.hostname or "127.0.0.1", parts.port or 80,
+                                parts.path or "/")
+    try:
+        yield mini
+    finally:
+        await mini.aclose()
+
+
+def ws_url(base: str, path: str) -> str:
+    return "ws" + base[4:] + path
+
+
+# ------------------------------------------------------------------ sessions
+
+async def make_sessions(base: str, count: int, workers: int = 8) -> list[str]:
+    """``count`` new sessions (``POST /api/sessions`` on ``workers`` keep-alive connections,
+    spoken with h11)."""
+    import h11
+
+    parts = urlsplit(base)
+    out: list[str] = []
+    headers = [("Host", parts.netloc), ("Content-Type", "application/json"),
+               ("Content-Length", "2")]
+
+    async def worker(n: int) -> None:
+        stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1", parts.port or 80)
+        conn = h11.Connection(our_role=h11.CLIENT)
+        async with stream:
+            for _ in range(n):
+                await stream.send_all(conn.send(h11.Request(
+                    method="POST", target="/api/sessions", headers=headers))
+                    + conn.send(h11.Data(data=b"{}")) + conn.send(h11.EndOfMessage()))
+                status, body = 0, b""
+                while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+                    if event is h11.NEED_DATA:
+                        conn.receive_data(await stream.receive_some(65_536))
+                    elif isinstance(event, h11.Response):
+                        status = event.status_code
+                    elif isinstance(event, h11.Data):
+                        body += event.data
+                if status not in (200, 201):
+                    raise RuntimeError(f"POST /api/sessions: {status} {body[:300]!r}")
+                out.append(json.loads(body)["session_id"])
+                conn.start_next_cycle()
+
+    async with trio.open_nursery() as nursery:
+        for i in range(workers):
+            nursery.start_soon(worker, count // workers + (i < count % workers))
+    return out
+
+
+async def wait_connected(ws: Client) -> None:
+    event = json.loads(await ws.receive())
+    if event["type"] != "connected":
+        raise RuntimeError(f"expected connected, got {event}")
+
+
+# ------------------------------------------------------------------ ceiling and throughput
+
+async def bare_rate(url: str, tokens: int, kind: str = "mini") -> dict[str, float]:
+    """One connection to a ``bench/bare.py`` server: one-token messages per second, and the
+    load process's CPU microseconds per message."""
+    async with open_client(kind, url + "/") as ws:
+        await ws.send("10")  # warm the connection up
+        while await ws.receive() != "done":
+            pass
+        c0, t0 = time.process_time(), time.perf_counter()
+        await ws.send(str(tokens))
+        count = 0
+        while await ws.receive() != "done":
+            count += 1
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"rate": count / elapsed, "client_us": cpu / count * 1e6}
+
+
+async def answer(base: str, sid: str, text: str, kind: str = "mini") -> dict[str, Any]:
+    """Stream ``text`` through ``echo`` with pacing off as fast as it goes: tokens (deltas of 4
+    characters) per second from ``start`` sent to ``stream_complete`` received, frames, the
+    final HTML's length."""
+    start = {"type": "start", "prompt": text, "provider": "echo", "pacing": {"mode": "off"},
+             "echo": {"delta_chars": 4, "interval_ms": 0}}
+    async with open_client(kind, ws_url(base, f"/ws/stream/{sid}")) as ws:
+        await wait_connected(ws)
+        t0 = time.perf_counter()
+        await ws.send(json.dumps(start))
+        frames = 0
+        while True:
+            event = json.loads(await ws.receive())
+            if event["type"] == "chunk":
+                frames += 1
+            elif event["type"] == "error":
+                raise RuntimeError(event)
+            elif event["type"] == "stream_complete":
+                break
+    elapsed = time.perf_counter() - t0
+    tokens = -(-len(text) // 4)
+    return {"rate": tokens / elapsed, "frames": frames, "html_chars": len(event["html"]),
+            "finish": event["finish_reason"]}
+
+
+# ------------------------------------------------------------------ fan-out
+
+@dataclass
+class StreamResult:
+    lags: list[float] = field(default_factory=list)
+    late: float | None = None
+    frames: int = 0
+    complete: bool = False
+    error: str = ""
+
+
+def plain_text(seconds: float, rate: float = 20, chars: int = 4) -> str:
+    """One paragraph of ``word`` that ``echo`` streams in ``seconds`` at ``rate`` deltas/s."""
+    return ("word " * int(seconds * rate * chars / 5 + 1)).rstrip()
+
+
+async def paced_stream(ws: Client, text: str, pacing: str, interval_s: float,
+                       result: StreamResult) -> None:
+    """Send ``start`` now and read the answer to its end, filling ``result``."""
+    start = {"type": "start", "prompt": text, "provider": "echo", "pacing": {"mode": pacing},
+             "echo": {"delta_chars": 4, "interval_ms": interval_s * 1000}}
+    if pacing == "default":
+        del start["pacing"]
+    t0 = time.perf_counter()
+    await ws.send(json.dumps(start))
+    lengths: list[int] = []
+    delivered = 0
+    last_delta = (-(-len(text) // 4) - 1) * interval_s
+    while True:
+        message = await ws.receive()
+        now = time.perf_counter()
+        event = json.loads(message)
+        kind = event["type"]
+        if kind == "chunk":
+            result.frames += 1
+            block, op = event["block"], event["op"]
+            while len(lengths) <= block:
+                lengths.append(0)
+            if op == "text":
+                lengths[block] += len(event["text"])
+            elif op == "splice":  # (not in a plain paragraph; its trim is markup)
+                lengths[block] += len(TAG.sub("", event["html"]).strip("\n"))
+            else:
+                lengths[block] = len(TAG.sub("", event["html"]).strip("\n"))
+            total = sum(lengths)
+            if total > delivered:
+                delivered = total
+                result.lags.append(now - t0 - (delivered - 1) // 4 * interval_s)
+        elif kind == "stream_complete":
+            result.late = now - t0 - last_delta
+            result.complete = event["finish_reason"] == "stop"
+            return
+        elif kind == "error":
+            raise RuntimeError(event)
+
+
+async def fanout(base: str, pid: int, streams: int, seconds: float, pacing: str,
+                 cpu_seconds: Any, limit_s: float) -> dict[str, Any]:
+    """``streams`` answers at once, each 20 deltas/s of 4 characters for ``seconds``, every
+    one on its own session and connection; bounded by ``limit_s`` after the starts."""
+    interval = 0.05
+    text = plain_text(seconds)
+    sids = await make_sessions(base, streams)
+    results = [StreamResult() for _ in sids]
+    go = trio.Event()
+    ready = trio.Semaphore(0)
+    connect_slots = trio.Semaphore(64)
+
+    all_done = trio.Event()
+    finished = 0
+
+    async def one(sid: str, result: StreamResult) -> None:
+        nonlocal finished
+        async with connect_slots:
+            ctx = open_client("mini", ws_url(base, f"/ws/stream/{sid}"))
+            ws = await ctx.__aenter__()
+            await wait_connected(ws)
+        try:
+            ready.release()
+            await go.wait()
+            await paced_stream(ws, text, pacing, interval, result)
+        except (RuntimeError, ConnectionError, Closed, trio.BrokenResourceError) as exc:
+            result.error = str(exc)[:200]
+        finally:
+            finished += 1
+            if finished == len(sids):
+                all_done.set()
+            await ctx.__aexit__(None, None, None)
+
+    cpu0 = t0 = 0.0
+    async with trio.open_nursery() as nursery:
+        for sid, result in zip(sids, results, strict=True):
+            nursery.start_soon(one, sid, result)
+        with trio.fail_after(120):
+            for _ in sids:
+                await ready.acquire()
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        go.set()
+        with trio.move_on_after(limit_s):
+            await all_done.wait()
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
+        nursery.cancel_scope.cancel()
+    lags = sorted(lag for r in results for lag in r.lags)
+    lates = sorted(r.late for r in results if r.late is not None)
+    deltas = -(-len(text) // 4) * streams
+    return {"streams": streams, "deltas_per_s": 20, "pacing": pacing, "seconds": seconds,
+            "complete": sum(r.complete for r in results),
+            "errors": sorted({r.error for r in results if r.error})[:3],
+            "all_complete": all(r.complete for r in results),
+            "lag_p50_ms": round(pct(lags, .5) * 1000, 1),
+            "lag_p99_ms": round(pct(lags, .99) * 1000, 1),
+            "late_p50_s": round(pct(lates, .5), 2), "late_max_s": round(pct(lates, 1), 2),
+            "server_cpu_pct": round(cpu / wall * 100),
+            "frames_per_delta": round(sum(r.frames for r in results) / deltas, 2)}
+
+
+def pct(values: list[float], p: float) -> float:
+    """The ``p`` quantile of sorted ``values`` (nearest rank); NaN when empty."""
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(p * len(values)))]
+
+
+# ------------------------------------------------------------------ memory
+
+async def idle_connections(base: str, pid: int, count: int, rss: Any,
+                           settle_s: float = 2.0) -> dict[str, Any]:
+    """``count`` idle WebSocket connections, each on its own session: the server's RSS growth
+    per connection (with its session) and per connection alone, KiB."""
+    before = rss(pid)
+    sids = await make_sessions(base, count)
+    await trio.sleep(settle_s / 2)
+    with_sessions = rss(pid)
+    clients: list[MiniWS] = []
+    slots = trio.Semaphore(64)
+
+    async def connect(sid: str) -> None:
+        async with slots:
+            parts = urlsplit(base)
+            ws = await MiniWS.connect(parts.hostname or "", parts.port or 80, f"/ws/stream/{sid}")
+            await wait_connected(ws)
+            clients.append(ws)
+
+    try:
+        with trio.fail_after(300):
+            async with trio.open_nursery() as nursery:
+                for sid in sids:
+                    nursery.start_soon(connect, sid)
+        await trio.sleep(settle_s)
+        after = rss(pid)
+    finally:
+        for ws in clients:
+            with trio.CancelScope(shield=True):
+                await ws.stream.aclose()
+    return {"connections": count, "kib_each": round((after - before) / count / 1024, 1),
+            "kib_each_connection_only": round((after - with_sessions) / count / 1024, 1),
+            "rss_delta_mb": round((after - before) / 1e6, 1)}
+
+
+async def finished_answers(base: str, pid: int, count: int, text: str,
+                           rss: Any) -> dict[str, Any]:
+    """RSS growth over ``count`` finished answers of ``text`` (each on its own session, after
+    one warm-up answer): bytes per answer and that over the answer's HTML size."""
+    sids = await make_sessions(base, count + 1)
+    first = await answer(base, sids[0], text)
+    await trio.sleep(0.5)
+    before = rss(pid)
+    for sid in sids[1:]:
+        assert (await answer(base, sid, text))["finish"] == "stop"
+    await trio.sleep(0.5)
+    per_answer = (rss(pid) - before) / count
+    return {"answers": count, "answer_chars": len(text), "html_chars": first["html_chars"],
+            "mb_per_answer": round(per_answer / 1e6, 2),
+            "x_html": round(per_answer / first["html_chars"], 1)}
