@@ -142,6 +142,50 @@ async def test_a_frame_over_four_times_the_limit_is_not_read_at_all(
             assert (await next_event(ws))["type"] == "connected"
 
 
+async def test_a_text_frame_that_is_not_utf8_drops_only_that_socket(
+        live_server: LiveServer) -> None:
+    """RFC 6455 section 8.1: an endpoint that receives a text frame whose payload is not UTF-8
+    must fail the connection. The documented exception to "the connection lives"
+    (docs/protocol.md): that socket is dropped, nothing is answered on it, and the server and
+    the session's other clients go on."""
+    import os
+    import struct
+
+    import wsproto
+    from wsproto.events import AcceptConnection, CloseConnection, Request
+
+    host, port = urllib.parse.urlsplit(live_server.base_url).netloc.split(":")
+    sid = await create_session(live_server.base_url)
+    with trio.fail_after(20):
+        async with open_websocket_url(f"{live_server.ws_url}/ws/stream/{sid}") as other:
+            assert (await next_event(other))["type"] == "connected"
+            stream = await trio.open_tcp_stream(host, int(port))
+            conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+            await stream.send_all(conn.send(Request(host=f"{host}:{port}",
+                                                    target=f"/ws/stream/{sid}")))
+            events: list[Any] = []
+            while not any(isinstance(e, AcceptConnection) for e in events):
+                conn.receive_data(await stream.receive_some(65_536))
+                events.extend(conn.events())
+            # a masked text frame (FIN, opcode 1) whose payload is not UTF-8
+            payload, mask = b'{"type": "ping", "ts": "\xff\xfe"}', os.urandom(4)
+            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            await stream.send_all(struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked)
+            # hypercorn fails the connection: it drops the socket (a client sees 1006); a
+            # close frame, if a later release sends one (RFC 6455 7.1.7: SHOULD), says 1007
+            received: list[Any] = []
+            while data := await stream.receive_some(65_536):
+                conn.receive_data(data)
+                received.extend(conn.events())
+            assert all(isinstance(e, CloseConnection) and e.code == 1007 for e in received), (
+                received)
+            await stream.aclose()
+            # the other client of the same session, and the server, go on
+            await other.send_message(json.dumps({"type": "ping", "ts": 5}))
+            pong = await next_event(other)
+            assert pong["type"] == "pong" and pong["ts"] == 5, pong
+
+
 async def test_valid_messages_between_invalid_ones_do_not_reset_the_count(
         live_server: LiveServer) -> None:
     """The issue's 270 frames, a ``ping`` every tenth: closed at the tenth invalid one."""
