@@ -22,18 +22,20 @@ character is shown. What is held (CommonMark 0.31 and GFM 0.29 sections in brack
   or ``![`` until ``]`` and, if ``(`` follows, the balanced ``)`` (§6.3); ``<`` + letter until
   ``>`` or a character that cannot be in an autolink (§6.5); ``&`` while it can still become
   an entity reference (§2.5); a trailing ``\\``; ``$`` math while a closing ``$`` may still
-  come on the same line (mistune's math plugin pattern); a word that is or may become a bare
-  URL (``https://…``, ``www.…``; GFM §6.9) until it ends; trailing spaces (two of them before
-  a newline make a hard line break, §6.7). An opener whose construct cannot close any more
-  (its paragraph ended: a blank line or a line that starts another block) is decided as
-  literal text and released.
+  come on the same line (mistune's math plugin pattern), and ``\\(``/``\\[`` likewise
+  (LaTeX's delimiters: math or an escaped character, see ``docs/chunker.md``); a word
+  that is or may become a bare URL (``https://…``, ``www.…``; GFM §6.9) until it ends;
+  trailing spaces (two of them before a newline make a hard line break, §6.7). An opener
+  whose construct cannot close any more (its paragraph ended: a blank line or a line that
+  starts another block) is decided as literal text and released.
 * **Line starts** (§4, §5): a line is held while its beginning can still become a block
   marker: ``#`` runs without a space yet, ``-``/``*``/``+``/``=``/``_`` lines that may be a
   thematic break, setext underline or list marker, digits that may become ``1.``, backtick or
   tilde runs that may open a fence (a fence line is held until its info string is complete,
   then the code block shows at once and grows line by line; inside it a line that may be the
   closing fence is held until it ends), ``[`` that may be a link reference definition (which
-  renders nothing), ``$$`` math blocks (held whole, until the closing ``$$``), and a ``|``
+  renders nothing), ``$$`` and ``\\[`` math blocks (held whole, until the closing ``$$`` or
+  ``\\]``), and a ``|``
   line outside a table until the next line tells whether it is a table's delimiter row
   (:mod:`streamer.render.linestart` decides line starts).
 
@@ -270,7 +272,7 @@ class HoldBack:
             if k == n:
                 return None
             ch = s[k]
-            if ch == "\n" or ch in "#`~|>-+*=$<" or ch.isdigit():
+            if ch == "\n" or ch in "#`~|>-+*=$<" or ch.isdigit() or s.startswith("\\[", k):
                 return j
             j += 1
 
@@ -290,6 +292,8 @@ class HoldBack:
                 return None
             if s[i + 1] == "\n":  # a hard line break once the next line has begun
                 return None if i + 2 == n else i + 1
+            if s[i + 1] in "([":
+                return _latex(s, i)
             return i + 2
         if ch == "&":
             m = _ENTITY_RE.match(s, i)
@@ -409,6 +413,33 @@ class HoldBack:
                     return j + 1
             j += 1
         return None
+
+
+def _latex(s: str, i: int) -> int | None:
+    """``\\(`` or ``\\[`` at ``i``: through its closer when it is inline math
+    (:data:`streamer.render.markdown.LATEX_INLINE_PATTERN`: on the line, not empty, a
+    backslash and the next character a pair), ``i + 2`` (an escaped character) once it
+    cannot be, ``None`` while it may still be."""
+    n = len(s)
+    close = ")" if s[i + 1] == "(" else "]"
+    j = i + 2
+    if j + 1 < n and s[j] == "\\" and s[j + 1] == close:
+        return i + 2  # "\\(\\)": empty, two escaped characters
+    while j < n:
+        c = s[j]
+        if c == "\n":
+            return i + 2
+        if c == "\\":
+            if j + 1 == n:
+                return None
+            if s[j + 1] == "\n":
+                return i + 2
+            if s[j + 1] == close and j > i + 2:
+                return j + 2
+            j += 2
+            continue
+        j += 1
+    return None
 
 
 def _url_word(s: str, i: int) -> int | None:

@@ -5,7 +5,8 @@ become another block's marker (CommonMark 0.31 §4, §5; GFM 0.29 §4.10 tables)
 without a space yet, ``-``/``*``/``+``/``=``/``_`` lines that may be a thematic break, setext
 underline or list marker, digits that may become ``1.``, backtick or tilde runs that may open a
 fence (held until the info string is complete), ``[`` that may be a link reference definition
-(which renders nothing), ``$$`` math blocks (held whole, until the closing ``$$``), and a
+(which renders nothing), ``$$`` and ``\\[`` math blocks (held whole, until the closing ``$$`` or
+``\\]``), and a
 ``|`` line outside a table until the next line tells whether it is a delimiter row. Inside a
 fenced code block, a line that may be the closing fence is held until it ends.
 
@@ -174,7 +175,7 @@ def _container_start(rest: str, p: int, end: int, complete: bool) -> int | LineD
 
 def _leaf_start(s: str, rest: str, p: int, end: int, complete: bool) -> LineDecision:
     """A line whose content ``rest`` (at ``p``) starts like no container: a fence, an ATX
-    heading, a ``$$`` math block, a table's header (a ``|`` line outside a table), or a
+    heading, a ``$$`` or ``\\[`` math block, a table's header (a ``|`` line outside a table), or a
     paragraph."""
     ch = rest[0]
     if ch in "`~":
@@ -200,9 +201,28 @@ def _leaf_start(s: str, rest: str, p: int, end: int, complete: bool) -> LineDeci
         if eol < 0:
             return "hold", p, None
         return "line", eol, None  # the whole math block, through its closing line
+    if ch == "\\" and rest.startswith("\\["):
+        return _latex_block(s, p)
     if ch == "|":
         return _table_header(s, p, end, complete)
     return "para", p, None
+
+
+def _latex_block(s: str, p: int) -> LineDecision:
+    """A line starting ``\\[``: with its ``\\]`` on the line, released whole once complete
+    (a one-line display block, or inline math that starts a paragraph); ``\\[`` alone on
+    its line opens a display block, held whole through the line of the first ``\\]`` after
+    it (as ``$$``); any other text after it makes a paragraph line (the inline scan holds
+    the ``\\[`` until its line tells)."""
+    eol = s.find("\n", p)
+    rest = s[p + 2:eol if eol >= 0 else len(s)]
+    if "\\]" in rest:
+        return ("line", eol, None) if eol >= 0 else ("hold", p, None)
+    if rest.strip(" \t"):
+        return "para", p, None
+    close = s.find("\\]", eol) if eol >= 0 else -1
+    end = s.find("\n", close) if close >= 0 else -1
+    return ("hold", p, None) if end < 0 else ("line", end, None)
 
 
 def _table_header(s: str, p: int, end: int, complete: bool) -> LineDecision:

@@ -13,12 +13,15 @@ Pipeline, built once per process from :class:`RenderConfig`:
 2. **Parse** with mistune 3 (``create_markdown(escape=True, plugins=["table",
    "strikethrough", "url", math])``; https://mistune.lepture.com/en/latest/guide.html),
    plus GFM task lists (§5.3). Math is mistune's math plugin syntax (``$…$``, ``$$…$$``,
-   blocks also in quotes and lists) rendered the way Tiptap's Mathematics extension parses
-   it: ``<span data-type="inline-math" data-latex="…">`` and ``<div data-type="block-math"
+   blocks also in quotes and lists) and LaTeX's delimiters as models write them
+   (``\\(…\\)`` inline, ``\\[…\\]`` display: :data:`LATEX_INLINE_PATTERN`,
+   :data:`LATEX_BLOCK_PATTERN`; the rule is in ``docs/chunker.md``, "Math delimiters"),
+   rendered the way Tiptap's Mathematics extension parses it: ``<span
+   data-type="inline-math" data-latex="…">`` and ``<div data-type="block-math"
    data-latex="…">``; a bullet list whose every item starts ``[ ]``/``[x]`` renders as
    Tiptap's TaskList (``<ul data-type="taskList">``, ``<li data-type="taskItem"
-   data-checked="true|false">``). mistune
-   follows CommonMark closely but not completely (see the tests and the chunker's notes).
+   data-checked="true|false">``). mistune follows CommonMark closely but not completely
+   (see the tests and the chunker's notes).
    Raw HTML in the markdown is escaped: it shows as text, it is never passed through.
 3. **Render each top-level token** to HTML on its own (the "blocks": ``<p>…</p>\\n``,
    ``<pre><code …>…</code></pre>\\n``, ``<table>…</table>\\n``, …). Blank lines and link
@@ -210,13 +213,51 @@ def _parse_inline_math(inline: InlineParser, m: re.Match[str], state: InlineStat
     return end
 
 
+#: LaTeX's display delimiters as a block (``docs/chunker.md``, "Math delimiters"): ``\[…\]``
+#: on one line, or ``\[`` alone on a line, the math, ``\]`` at the start of a line; as
+#: mistune's ``$$`` block (:data:`BLOCK_MATH_PATTERN`) with the other delimiters.
+LATEX_BLOCK_PATTERN: Final = (
+    r"^ {0,3}\\\[(?!\\\])(?P<latex_single>[^\n]*?)\\\][ \t]*(?:\n|$)|"
+    r"^ {0,3}\\\[[ \t]*\n(?P<latex_multi>[\s\S]*?)\n\\\][ \t]*(?:\n|$)"
+)
+#: LaTeX's inline delimiters ``\(…\)`` and, inside a paragraph, ``\[…\]``: on one line,
+#: not empty (``\(\)`` is two escaped parentheses), a backslash and the character after it
+#: taken as a pair (so the first ``\)`` reached that way closes, and ``\\(`` is an escaped
+#: backslash then ``(``: mistune's escape rule takes the ``\\`` first).
+LATEX_INLINE_PATTERN: Final = (
+    r"\\\((?!\\\))(?P<latex_paren>(?:[^\\\n]|\\[^\n])+?)\\\)|"
+    r"\\\[(?!\\\])(?P<latex_bracket>(?:[^\\\n]|\\[^\n])+?)\\\]"
+)
+
+
+def _latex_parser(kind: str, first: str, second: str) -> Any:
+    """A mistune parse function: the match's group ``first`` (else ``second``), its spaces
+    dropped, as a ``kind`` token (``block_math``, ``inline_math``: rendered as ``$$``/``$``)."""
+    def parse(parser: Any, m: re.Match[str], state: BlockState | InlineState) -> int:
+        text = m.group(first)
+        state.append_token({"type": kind, "raw": (text if text is not None
+                                                  else m.group(second)).strip()})
+        return m.end()
+    return parse
+
+
 def _math(md: mistune.Markdown) -> None:
-    """Math as mistune's math plugin parses it (``$…$``, ``$$…$$``), rendered for Tiptap."""
+    """Math as mistune's math plugin parses it (``$…$``, ``$$…$$``), and in LaTeX's
+    delimiters (``\\(…\\)``, ``\\[…\\]``, as KaTeX's auto-render reads them), rendered for
+    Tiptap. The LaTeX rules come before mistune's escape rule, which would take ``\\(`` as
+    an escaped parenthesis."""
     md.block.register("block_math", BLOCK_MATH_PATTERN, parse_block_math, before="list")
+    md.block.register("latex_block", LATEX_BLOCK_PATTERN,
+                      _latex_parser("block_math", "latex_single", "latex_multi"), before="list")
     md.inline.register("inline_math", INLINE_MATH_PATTERN, _parse_inline_math,
                        before="codespan")
+    md.inline.register("latex_inline", LATEX_INLINE_PATTERN,
+                       _latex_parser("inline_math", "latex_paren", "latex_bracket"),
+                       before="escape")
     math_in_quote(md)
     math_in_list(md)
+    for rules in (md.block.block_quote_rules, md.block.list_rules):
+        md.block.insert_rule(rules, "latex_block", before="list")
 
 
 class Renderer:

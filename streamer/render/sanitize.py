@@ -28,6 +28,7 @@ __all__ = [
     "ALLOWED_URL_SCHEMES",
     "DATA_TYPES",
     "IMAGE_ATTRIBUTES",
+    "IMAGE_SET_ATTRIBUTES",
     "IMAGE_URL_SCHEMES",
     "LINK_REL",
     "make_cleaner",
@@ -68,6 +69,10 @@ DATA_TYPES: Final[Mapping[str, str]] = {
 
 #: ``img`` and its attributes, allowed only with ``RenderConfig.allow_images``.
 IMAGE_ATTRIBUTES: Final[frozenset[str]] = frozenset({"src", "alt", "title"})
+#: Set on every ``img`` by the sanitizer (whatever the input said): the browser fetches an
+#: image only when it nears the viewport (HTML Living Standard §2.5.7 "Lazy loading
+#: attributes"), so a long answer's images are not all fetched at once.
+IMAGE_SET_ATTRIBUTES: Final[Mapping[str, str]] = {"loading": "lazy"}
 
 #: The only URL schemes a link may carry (images: ``http``/``https`` only).
 ALLOWED_URL_SCHEMES: Final[frozenset[str]] = frozenset({"http", "https", "mailto"})
@@ -120,15 +125,18 @@ def make_cleaner(*, allow_images: bool) -> tuple[nh3.Cleaner, frozenset[str]]:
     ``cleaner.clean(html) -> str`` keeps :data:`ALLOWED_TAGS` (plus ``img`` with
     ``allow_images``) and :data:`ALLOWED_ATTRIBUTES` (values filtered: one ``data-type`` per
     element, ``language-*`` classes on ``code``, digits for ``start``/``colspan``/``rowspan``),
-    drops ``script``/``style`` with their content and comments, keeps absolute
+    sets ``loading="lazy"`` on every ``img`` (:data:`IMAGE_SET_ATTRIBUTES`), drops
+    ``script``/``style`` with their content and comments, keeps absolute
     :data:`ALLOWED_URL_SCHEMES` URLs only and sets :data:`LINK_REL` on links. Idempotent.
     Build it once: the cleaner is reused for every block of every stream.
     """
     tags = set(ALLOWED_TAGS)
     attributes = {tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}
+    set_values: dict[str, dict[str, str]] = {}
     if allow_images:
         tags.add("img")
         attributes["img"] = set(IMAGE_ATTRIBUTES)
+        set_values["img"] = dict(IMAGE_SET_ATTRIBUTES)
     cleaner = nh3.Cleaner(
         tags=tags,
         clean_content_tags={"script", "style"},
@@ -138,5 +146,6 @@ def make_cleaner(*, allow_images: bool) -> tuple[nh3.Cleaner, frozenset[str]]:
         link_rel=LINK_REL,
         url_schemes=set(ALLOWED_URL_SCHEMES),
         url_relative="deny",
+        set_tag_attribute_values=set_values,
     )
     return cleaner, frozenset(tags)

@@ -336,9 +336,11 @@ def test_images_off_by_default_render_alt_text() -> None:
 
 def test_images_on_when_configured() -> None:
     out = R_IMG.render('![a cat](https://example.com/cat.png "Cat")')
-    assert out == '<p><img src="https://example.com/cat.png" alt="a cat" title="Cat"></p>\n'
+    assert out == ('<p><img src="https://example.com/cat.png" alt="a cat" title="Cat"'
+                   ' loading="lazy"></p>\n')
     linked = R_IMG.render("[![y](https://i/y.png)](https://l)")
-    assert linked == f'<p><a href="https://l" {REL}><img src="https://i/y.png" alt="y"></a></p>\n'
+    assert linked == (f'<p><a href="https://l" {REL}><img src="https://i/y.png" alt="y"'
+                      ' loading="lazy"></a></p>\n')
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from streamer.render.chunker.blocks import Blocks
 from streamer.render.chunker.budget import MeteredRenderer
-from streamer.render.chunker.lines import LONE_CR_RE, TailScan, fence_state
+from streamer.render.chunker.lines import LONE_CR_RE, OpenBlocks, TailScan, fence_state
 from streamer.render.chunker.metrics import ChunkerStats
 from streamer.render.markdown import RefLinks, Renderer
 
@@ -129,7 +129,8 @@ def settled(tail: str, delta: str, blocks: list[str], scan: TailScan) -> bool:
     # content, not a closer ("```\n```rust\n"): follow them line by line (a lone "\r" ends
     # a line too, CommonMark §2.1, which fence_state does not follow: left to a render)
     return not fences or not (
-        "$$" in fences or LONE_CR_RE.search(tail) or fence_state(tail)[0] is not None
+        "$$" in fences or "\\[" in fences or LONE_CR_RE.search(tail)
+        or fence_state(tail)[0] is not None
         or any(b.startswith(("<ul", "<ol", "<blockquote")) for b in blocks))
 
 
@@ -142,7 +143,7 @@ class CommitRule:
         stats: the stream's counters (``commit_checks``).
     """
 
-    __slots__ = ("_renderer", "_scanned_a", "_stats", "_tried_a", "_tried_b")
+    __slots__ = ("_open", "_renderer", "_scanned_a", "_stats", "_tried_a", "_tried_b")
 
     def __init__(self, renderer: MeteredRenderer, stats: ChunkerStats) -> None:
         self._renderer = renderer
@@ -152,10 +153,13 @@ class CommitRule:
         self._tried_b = 0
         #: line starts up to here were looked at as (A) candidates (each line once)
         self._scanned_a = 0
+        #: fences and math blocks open at a candidate (no cut there)
+        self._open = OpenBlocks()
 
     def reset(self) -> None:
         """The tail was cut: its coordinates start again."""
         self._tried_a = self._tried_b = self._scanned_a = 0
+        self._open.reset()
 
     def _last_a(self, tail: str, line_start: int) -> int | None:
         """The last line start up to ``line_start`` (the last line's) not tried yet that is
@@ -209,6 +213,8 @@ class CommitRule:
         if candidate is None:
             return None
         p, end = candidate
+        if any(mark in tail for mark in ("`", "~", "$$", "\\[")) and self._open.open_at(tail, p):
+            return None  # a fence or a math block is open at p (OpenBlocks)
         self._stats.commit_checks += 1
         render = self._renderer.render_part
         if end == len(tail):

@@ -98,8 +98,11 @@ _CODE_SPAN_RE: Final = re.compile(r"<code>.*?</code>", re.DOTALL)
 HTML_LINE_RE: Final = re.compile(r"(?m)^[ >]*<")
 #: A top-level list item's marker and its space: ``- ``, ``12. ``, ``3) ``.
 ITEM_MARKER_RE: Final = re.compile(r"([-+*]|[0-9]{1,9}[.)]) ")
-#: Fences and math blocks, whose content a blank line can change.
-FENCE_ANYWHERE_RE: Final = re.compile(r"```|~~~|\$\$")
+#: Fences and math blocks (``$$``, ``\[``), whose content a blank line can change.
+FENCE_ANYWHERE_RE: Final = re.compile(r"```|~~~|\$\$|\\\[")
+#: A line that may open or close a math block: ``$$``, ``\[`` or ``\]`` after quote
+#: markers, list markers and indentation (group 1: the mark, group 2: the rest of the line).
+_MATH_LINE_RE: Final = re.compile(r"[ \t>*+\-0-9.)]*(\$\$|\\\[|\\\])(.*)")
 QUOTE_PREFIX_RE: Final = re.compile(r"(?:> ?)+")
 #: A line that may be (or begin) a link reference definition (§4.7), in a quote or list item
 #: too: ``[`` then ``]:`` on the line, or no ``]`` yet (a label may span lines) within 999
@@ -222,7 +225,9 @@ def in_code_line(tail: str, last: str) -> bool:
     block ``last``'s deepest code block (an indented one, or a fence in a list item or a
     quote): that code block is the block's last element, and the line holds a letter or a
     digit (so it is shown already, and no later character makes it a closing fence, a
-    thematic break or a setext underline) and does not begin with a fence character."""
+    thematic break or a setext underline), is not digits alone (``1`` becomes ``1.``, an
+    ordered item's marker that may end the code: ``"1. x\\n    ```\\n1."``) and does not begin
+    with a fence character."""
     if not _CODE_TRAILER_RE.match(last, trailer_start(last)):
         return False
     line_start = tail.rfind("\n") + 1
@@ -233,7 +238,7 @@ def in_code_line(tail: str, last: str) -> bool:
     # underline or a closing fence (a line of spaces and tabs alone is not shown yet); no
     # fence character first: a fence's info string may still be growing
     return _ALNUM_RE.search(line) is not None and content[:1] not in "`~" \
-        and "\r" not in line
+        and "\r" not in line and not content.isdigit()
 
 
 def last_item_start(tail: str) -> int:
@@ -243,6 +248,81 @@ def last_item_start(tail: str) -> int:
     while start > 0 and tail[start] == " ":
         start = tail.rfind("\n", 0, start - 1) + 1
     return start
+
+
+class OpenBlocks:
+    """Whether a fence or a math block (``$$``, ``\\[``) is open at a line start of a tail,
+    scanned incrementally: each line once until :meth:`reset` (the tail was cut), unless a
+    line start before the last one asked is asked about. A cut there proves nothing: an open
+    fence's empty code renders as an empty closed one does, and an unclosed math block
+    renders as paragraphs, until the closer makes the lines on both sides one block.
+    Fences in containers are not told apart (as :func:`fence_state`); math marks inside a
+    fence are code."""
+
+    __slots__ = ("_closer", "_fence", "_pos")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the scan (the tail starts again)."""
+        self._pos = 0
+        self._fence: str | None = None
+        self._closer: str | None = None
+
+    def open_at(self, tail: str, p: int) -> bool:
+        """Whether a fence or math block of ``tail`` is open at ``p`` (a line start)."""
+        if p < self._pos:
+            self.reset()
+        fence, closer = self._fence, self._closer
+        for line in tail[self._pos:p].split("\n")[:-1]:
+            if fence is not None:
+                stripped = line.lstrip(" ")
+                if len(line) - len(stripped) < 4 and stripped.startswith(fence) \
+                        and stripped.lstrip(fence[0]).strip(" \t") == "":
+                    fence = None
+                continue
+            m = _FENCE_OPEN_RE.match(line)
+            if m and not (m.group(2)[0] == "`" and "`" in line[m.end():]):
+                fence = m.group(2)
+                continue
+            mark = _MATH_LINE_RE.match(line)
+            if mark is None:
+                continue
+            if closer is None:
+                want = "$$" if mark.group(1) == "$$" else "\\]"
+                if mark.group(1) != "\\]" and want not in mark.group(2):
+                    closer = want
+            elif mark.group(1) == closer or closer in mark.group(2):
+                closer = None
+        self._pos, self._fence, self._closer = p, fence, closer
+        return fence is not None or closer is not None
+
+
+def _last_escaped(text: str, ch: str, lo: int) -> int:
+    """Where the last backslash escaping ``ch`` in ``text[lo:]`` is (an odd run of
+    backslashes before ``ch``: ``\\\\(`` is an escaped backslash, then ``(``), or -1."""
+    end = len(text)
+    while True:
+        k = text.rfind("\\" + ch, lo, end)
+        if k < 0:
+            return -1
+        j = k
+        while j > lo and text[j - 1] == "\\":
+            j -= 1
+        if (k - j) % 2 == 0:
+            return k
+        end = k
+
+
+def latex_open(text: str, lo: int) -> bool:
+    """Whether inline math in LaTeX's delimiters may be open at the end of ``text`` (its
+    line starts at ``lo``: inline math stays on its line): a ``\\(`` (``\\[``) after the last
+    ``\\)`` (``\\]``). Its opener renders as a plain ``(``, so the block's HTML cannot tell;
+    a ``\\)`` that comes later would make math of the text between. Conservative (a code
+    span's ``\\(`` counts too); usually O(distance to the last delimiter)."""
+    return (_last_escaped(text, "(", lo) > _last_escaped(text, ")", lo)
+            or _last_escaped(text, "[", lo) > _last_escaped(text, "]", lo))
 
 
 def fence_state(tail: str) -> tuple[str | None, int, int]:
@@ -302,7 +382,7 @@ class TailScan:
 
     def fence_marks(self, tail: str) -> frozenset[str]:
         """The fence and math marks (:data:`FENCE_ANYWHERE_RE`: ````` `` ` ``, ``~~~``,
-        ``$$``) anywhere in ``tail`` (the open tail as it is now). What was searched before
+        ``$$``, ``\\[``) anywhere in ``tail`` (the open tail as it is now). What was searched before
         is not searched again (but for the last two characters: a mark may span the
         boundary)."""
         scanned, marks = self._fence_scan

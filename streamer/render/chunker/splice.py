@@ -32,6 +32,7 @@ from streamer.render.chunker.lines import (
     TailScan,
     bare_url,
     last_item_start,
+    latex_open,
     left_open,
     punct_after_closer,
     quote_content,
@@ -221,6 +222,8 @@ class Splicer:
         if self._scan.has_html_line(tail):
             return None  # an HTML block's text is shown as it is, never parsed as inline
         core = old_tail.rstrip(" ")
+        if ("\\)" in delta or "\\]" in delta) and latex_open(core, core.rfind("\n") + 1):
+            return None  # it may close a "\\(" before it (which rendered as a plain "(")
         piece = old_tail[len(core):] + delta
         cut = self._inline_cut(core, piece, last)
         if cut is None:
