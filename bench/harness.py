@@ -2,11 +2,13 @@
 
 The server (``streamer serve``: persistence off, limits off, ``echo`` pacing itself on an
 absolute schedule) and the two bare ceiling servers (``bench/bare.py``) run pinned to CPU 0
-with ``taskset``; this process, the load generator, pins itself to CPU 1 (``--quick`` and the
-smoke test allow other cores when the machine has one). It prints one table of measures
-(median, min, max over interleaved repetitions where it repeats) and the fan-out matrix, and
-writes both as ``load.json`` and ``load.md`` under ``--out``. Everything binds 127.0.0.1 and is
-bounded: each fan-out run by ``--limit`` seconds, each other step by a fixed time limit.
+with ``taskset``; this process, the load generator, pins itself to CPU 1 (when there is one).
+It prints one table of measures (median, min, max over interleaved repetitions where it
+repeats; ratios taken within each repetition) and the fan-out matrix, and writes both as
+``load.json`` and ``load.md`` under ``--out``, headed by the date, the machine and its load
+average. Everything binds 127.0.0.1 and is bounded: each fan-out run by ``--limit`` seconds
+after its starts, each other step by a fixed time limit. Not measured yet (issue 16): resume
+replay under load, the soak and slow clients.
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 MEASURES = ["measure", "median", "min", "max", "unit", "note"]
 MATRIX = ["streams", "deltas_per_s", "pacing", "complete", "all_complete", "lag_p50_ms",
-          "lag_p99_ms", "late_p50_s", "late_max_s", "server_cpu_pct", "frames_per_delta"]
+          "lag_p99_ms", "late_p50_s", "late_max_s", "server_cpu_pct", "load_cpu_pct",
+          "frames_per_delta"]
 
 
 def format_row(row: dict[str, Any], columns: list[str]) -> str:

@@ -81,25 +81,31 @@ async def make_sessions(base: str, count: int, workers: int = 8) -> list[str]:
                ("Content-Length", "2")]
 
     async def worker(n: int) -> None:
-        stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1", parts.port or 80)
-        conn = h11.Connection(our_role=h11.CLIENT)
-        async with stream:
-            for _ in range(n):
-                await stream.send_all(conn.send(h11.Request(
-                    method="POST", target="/api/sessions", headers=headers))
-                    + conn.send(h11.Data(data=b"{}")) + conn.send(h11.EndOfMessage()))
-                status, body = 0, b""
-                while not isinstance(event := conn.next_event(), h11.EndOfMessage):
-                    if event is h11.NEED_DATA:
-                        conn.receive_data(await stream.receive_some(65_536))
-                    elif isinstance(event, h11.Response):
-                        status = event.status_code
-                    elif isinstance(event, h11.Data):
-                        body += event.data
-                if status not in (200, 201):
-                    raise RuntimeError(f"POST /api/sessions: {status} {body[:300]!r}")
-                out.append(json.loads(body)["session_id"])
-                conn.start_next_cycle()
+        while n:  # a connection the server closes (its keep-alive request limit): a new one
+            stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1", parts.port or 80)
+            conn = h11.Connection(our_role=h11.CLIENT)
+            async with stream:
+                while n and conn.our_state is h11.IDLE:
+                    out.append(await post(stream, conn))
+                    n -= 1
+                    if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                        conn.start_next_cycle()
+
+    async def post(stream: trio.SocketStream, conn: h11.Connection) -> str:
+        await stream.send_all(conn.send(h11.Request(
+            method="POST", target="/api/sessions", headers=headers))
+            + conn.send(h11.Data(data=b"{}")) + conn.send(h11.EndOfMessage()))
+        status, body = 0, b""
+        while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(65_536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += event.data
+        if status not in (200, 201):
+            raise RuntimeError(f"POST /api/sessions: {status} {body[:300]!r}")
+        return str(json.loads(body)["session_id"])
 
     async with trio.open_nursery() as nursery:
         for i in range(workers):
@@ -252,11 +258,12 @@ async def fanout(base: str, pid: int, streams: int, seconds: float, pacing: str,
         with trio.fail_after(120):
             for _ in sids:
                 await ready.acquire()
-        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        cpu0, t0, load0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
         go.set()
         with trio.move_on_after(limit_s):
             await all_done.wait()
         wall, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
+        load_cpu = time.process_time() - load0
         nursery.cancel_scope.cancel()
     lags = sorted(lag for r in results for lag in r.lags)
     lates = sorted(r.late for r in results if r.late is not None)
@@ -269,6 +276,7 @@ async def fanout(base: str, pid: int, streams: int, seconds: float, pacing: str,
             "lag_p99_ms": round(pct(lags, .99) * 1000, 1),
             "late_p50_s": round(pct(lates, .5), 2), "late_max_s": round(pct(lates, 1), 2),
             "server_cpu_pct": round(cpu / wall * 100),
+            "load_cpu_pct": round(load_cpu / wall * 100),
             "frames_per_delta": round(sum(r.frames for r in results) / deltas, 2)}
 
 
