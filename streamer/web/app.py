@@ -108,9 +108,9 @@ def create_app(config: Config, registry: Registry | None = None,
             return await app.send_static_file("demo/index.html")
 
     app.register_blueprint(rest)
+    app.register_blueprint(catalog)
     app.register_blueprint(streams)
     return app
-    app.register_blueprint(catalog)
 
 
 def with_root_path(app: Any, root_path: str) -> Any:
