@@ -78,30 +78,33 @@ async def ceiling(urls: dict[str, str], base: str, args: argparse.Namespace) -> 
          **spread(got["tws"], 1), "note": "receiving from bare trio-websocket"}]
 
 
-async def memory(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
+async def answers_memory(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
     from bench.chunker_bench import make_answer
 
-    rows = []
     with trio.fail_after(600):
         text = make_answer(args.answer_chars)[:args.answer_chars]
         done = await load.finished_answers(base, pid, args.answers, text, procs.rss_bytes)
-    rows.append({"measure": "memory per finished answer", "unit": "MB/answer",
-                 "median": done["mb_per_answer"], "min": "", "max": "",
-                 "note": f"{done['x_html']}x its HTML ({done['html_chars']} chars); "
-                         f"{done['answers']} answers of {done['answer_chars']} chars; "
-                         "target <= 3x", "detail": done})
-    for count in [int(c) for c in args.idle.split(",") if c]:
-        idle = await load.idle_connections(base, pid, count, procs.rss_bytes,
-                                           0.5 if args.quick else 2.0)
-        rows.append({"measure": f"idle connections at {count}", "unit": "KiB each",
-                     "median": idle["kib_each"], "min": "", "max": "",
-                     "note": f"{idle['kib_each_connection_only']} KiB without the session; "
-                             f"RSS +{idle['rss_delta_mb']} MB; target <= 32", "detail": idle})
-    return rows
+    return [{"measure": "memory per finished answer", "unit": "MB/answer",
+             "median": done["mb_per_answer"], "min": "", "max": "",
+             "note": f"{done['x_html']}x its HTML ({done['html_chars']} chars); "
+                     f"{done['answers']} answers of {done['answer_chars']} chars; "
+                     "target <= 3x", "detail": done}]
+
+
+async def idle_memory(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
+    counts = sorted(int(c) for c in args.idle.split(",") if c)
+    rows = await load.idle_connections(base, pid, counts, procs.rss_bytes,
+                                       0.5 if args.quick else 2.0)
+    return [{"measure": f"idle connections at {idle['connections']}", "unit": "KiB each",
+             "median": idle["kib_each"], "min": "", "max": "",
+             "note": f"{idle['kib_each_connection_only']} KiB without the session; "
+                     f"RSS +{idle['rss_delta_mb']} MB; target <= 32", "detail": idle}
+            for idle in rows]
 
 
 async def matrix(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
     rows = []
+    print("\n| " + " | ".join(MATRIX) + " |", flush=True)
     for pacing in args.pacing.split(","):
         for streams in [int(s) for s in args.streams.split(",")]:
             row = await load.fanout(base, pid, streams, args.seconds, pacing,
@@ -109,6 +112,16 @@ async def matrix(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
             print(format_row(row, MATRIX), flush=True)
             rows.append(row)
             await trio.sleep(0.2 if args.quick else 1)
+    return rows
+
+
+async def on_fresh_server(folder: Path, section: Any, args: argparse.Namespace) -> list[dict]:
+    """``section`` against a new ``streamer serve`` (no state left by the one before)."""
+    server = await trio.to_thread.run_sync(procs.start_streamer, folder)
+    try:
+        rows: list[dict] = await section(server.url, server.pid, args)
+    finally:
+        server.stop()
     return rows
 
 
@@ -123,23 +136,20 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             nursery.start_soon(start, "ws", procs.start_bare, "ws", folder)
             nursery.start_soon(start, "asgi", procs.start_bare, "asgi", folder)
             nursery.start_soon(start, "streamer", procs.start_streamer, folder)
-        servers = [started["ws"], started["asgi"], started["streamer"]]
-        streamer = servers[2]
-        urls = {"ws": servers[0].url, "asgi": servers[1].url}
-        measures = await ceiling(urls, streamer.url, args)
-        for row in measures:
-            print(format_row(row, MEASURES), flush=True)
-        servers[0].stop()
-        servers[1].stop()
-        mem = await memory(streamer.url, streamer.pid, args)
-        for row in mem:
-            print(format_row(row, MEASURES), flush=True)
-        print("\n| " + " | ".join(MATRIX) + " |", flush=True)
-        fan = await matrix(streamer.url, streamer.pid, args)
+        urls = {"ws": started["ws"].url, "asgi": started["asgi"].url}
+        measures = await ceiling(urls, started["streamer"].url, args)
     finally:
         for server in started.values():
             server.stop()
-    return {"measures": measures + mem, "fanout": fan}
+    for row in measures:
+        print(format_row(row, MEASURES), flush=True)
+    for section in (answers_memory, idle_memory):
+        rows = await on_fresh_server(folder, section, args)
+        for row in rows:
+            print(format_row(row, MEASURES), flush=True)
+        measures += rows
+    fan = await on_fresh_server(folder, matrix, args)
+    return {"measures": measures, "fanout": fan}
 
 
 MEASURES = ["measure", "median", "min", "max", "unit", "note"]

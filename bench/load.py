@@ -289,38 +289,47 @@ def pct(values: list[float], p: float) -> float:
 
 # ------------------------------------------------------------------ memory
 
-async def idle_connections(base: str, pid: int, count: int, rss: Any,
-                           settle_s: float = 2.0) -> dict[str, Any]:
-    """``count`` idle WebSocket connections, each on its own session: the server's RSS growth
-    per connection (with its session) and per connection alone, KiB."""
+async def idle_connections(base: str, pid: int, counts: list[int], rss: Any,
+                           settle_s: float = 2.0) -> list[dict[str, Any]]:
+    """Idle WebSocket connections, each on its own session, held open while their number
+    grows through ``counts`` (ascending; no freed memory is reused between counts): at each,
+    the server's RSS growth since before the first, per connection with its session and per
+    connection alone (the growth while connecting), KiB."""
     before = rss(pid)
-    sids = await make_sessions(base, count)
-    await trio.sleep(settle_s / 2)
-    with_sessions = rss(pid)
+    sessions_growth = 0
     clients: list[MiniWS] = []
     slots = trio.Semaphore(64)
+    parts = urlsplit(base)
+    rows = []
 
     async def connect(sid: str) -> None:
         async with slots:
-            parts = urlsplit(base)
             ws = await MiniWS.connect(parts.hostname or "", parts.port or 80, f"/ws/stream/{sid}")
             await wait_connected(ws)
             clients.append(ws)
 
     try:
-        with trio.fail_after(300):
-            async with trio.open_nursery() as nursery:
-                for sid in sids:
-                    nursery.start_soon(connect, sid)
-        await trio.sleep(settle_s)
-        after = rss(pid)
+        for count in counts:
+            start = rss(pid)
+            sids = await make_sessions(base, count - len(clients))
+            await trio.sleep(settle_s / 2)
+            sessions_growth += rss(pid) - start
+            with trio.fail_after(300):
+                async with trio.open_nursery() as nursery:
+                    for sid in sids:
+                        nursery.start_soon(connect, sid)
+            await trio.sleep(settle_s)
+            after = rss(pid)
+            rows.append({"connections": count,
+                         "kib_each": round((after - before) / count / 1024, 1),
+                         "kib_each_connection_only": round(
+                             (after - before - sessions_growth) / count / 1024, 1),
+                         "rss_delta_mb": round((after - before) / 1e6, 1)})
     finally:
         for ws in clients:
             with trio.CancelScope(shield=True):
                 await ws.stream.aclose()
-    return {"connections": count, "kib_each": round((after - before) / count / 1024, 1),
-            "kib_each_connection_only": round((after - with_sessions) / count / 1024, 1),
-            "rss_delta_mb": round((after - before) / 1e6, 1)}
+    return rows
 
 
 async def finished_answers(base: str, pid: int, count: int, text: str,
