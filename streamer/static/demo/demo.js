@@ -341,7 +341,8 @@ async function showConversation() {
   demo.conversation = turns;
   for (const old of conversation.list.querySelectorAll('.turn-editor')) old.editor?.destroy();
   conversation.list.replaceChildren(...turns.map(turnItem));
-  conversation.summary.textContent = `Earlier in this conversation (${turns.length} messages)`;
+  conversation.summary.textContent = 'Earlier in this conversation (' +
+    `${turns.length} message${turns.length === 1 ? '' : 's'})`;
   conversation.box.hidden = turns.length === 0;
   conversation.list.scrollTop = conversation.list.scrollHeight;
 }
