@@ -65,8 +65,9 @@ async def watch_while(server: LiveServer, heavy: Callable[[], Awaitable[None]]
             "echo": {"delta_chars": 4, "interval_ms": 20}}))
         while json.loads(await ws.get_message())["type"] != "chunk":
             pass
-        async with trio.open_nursery() as nursery, httpx.AsyncClient(
-                base_url=server.base_url, timeout=60) as client:
+        # the client outlives the nursery: the probe's last request ends before it closes
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client, \
+                trio.open_nursery() as nursery:
 
             async def run_heavy() -> None:
                 await heavy()

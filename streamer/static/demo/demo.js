@@ -622,7 +622,9 @@ async function fillProviders() {
   els.provider.value = chosen && [...names, 'echo'].includes(previous)
     ? previous : (listing.default ?? names[0]);
   if (listing.tools?.length) demoTools = listing.tools.map((t) => t.name);
-  onProviderChange();
+  // the same provider as before: the page is already set for it (and a prompt typed
+  // meanwhile stays; a sample would overwrite it)
+  if (els.provider.value !== previous) onProviderChange();
 }
 
 function onProviderChange() {
