@@ -215,16 +215,22 @@ export class Link {
   }
 
   /**
-   * Send a control message on the connection of the moment.
+   * Send a control message on the connection of the moment. While the link is connecting or
+   * waiting to retry, the message waits for the connection (as a `start` right after page
+   * load or during a reconnect should), then goes on it.
    * @param {Record<string, any>} msg
-   * @returns {Promise<any>} what the transport's `send` gives
+   * @returns {Promise<any>} what the transport's `send` gives; rejects at once when the link
+   *   is not open (never opened, closed, given up), or with the reason the link gives up
+   *   or is closed while the message waits
    */
-  send(msg) {
-    const transport = this._transport;
-    if (this.state !== 'connected' || !transport) {
-      return Promise.reject(new Error(`not connected (${this.state})`));
+  async send(msg) {
+    while (this.state !== 'connected' || !this._transport) {
+      if (!this._wantOpen) throw new Error(`not connected (${this.state})`);
+      /** @type {Promise<void>} */
+      const connected = new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
+      await connected;
     }
-    return transport.send(msg);
+    return this._transport.send(msg);
   }
 
   /**

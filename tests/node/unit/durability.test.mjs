@@ -107,6 +107,32 @@ test('`online` reconnects at once instead of waiting out the backoff', async () 
   assert.equal(c.state, 'disconnected');
 });
 
+test('a message sent while connecting or retrying waits for the connection, then goes', async () => {
+  const { win } = fakePage();
+  const server = fakeServer();
+  const { c } = client();
+  await assert.rejects(c.stop(), /not connected \(disconnected\)/); // never opened
+  const connecting = c.connect();
+  const started = c.start({ prompt: 'hi', provider: 'echo' }); // right after page load
+  assert.equal(c.state, 'connecting');
+  await connecting;
+  await started;
+  assert.deepEqual(server.sockets[0].sent.map((m) => m.type), ['start']);
+  c.dropConnection();
+  assert.equal(c.state, 'retrying'); // for 60 s
+  let stopped = false;
+  const stop = c.stop().then(() => { stopped = true; });
+  await tick(20);
+  assert.equal(stopped, false); // waits, not rejected, not lost
+  win.dispatchEvent(new Event('online'));
+  await stop;
+  assert.deepEqual(server.sockets[1].sent.map((m) => m.type), ['stop']);
+  c.dropConnection();
+  const abandoned = c.pause();
+  c.close(); // a message still waiting when the client closes is rejected, not kept
+  await assert.rejects(abandoned, /client closed/);
+});
+
 test('the page visible again: a waiting reconnect goes now; a silent connection is remade', async () => {
   const { doc } = fakePage();
   const server = fakeServer();

@@ -136,9 +136,13 @@ export class Link {
      */
     private _listen;
     /**
-     * Send a control message on the connection of the moment.
+     * Send a control message on the connection of the moment. While the link is connecting or
+     * waiting to retry, the message waits for the connection (as a `start` right after page
+     * load or during a reconnect should), then goes on it.
      * @param {Record<string, any>} msg
-     * @returns {Promise<any>} what the transport's `send` gives
+     * @returns {Promise<any>} what the transport's `send` gives; rejects at once when the link
+     *   is not open (never opened, closed, given up), or with the reason the link gives up
+     *   or is closed while the message waits
      */
     send(msg: Record<string, any>): Promise<any>;
     /**

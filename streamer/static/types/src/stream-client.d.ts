@@ -217,7 +217,8 @@ export class StreamClient {
      * @param {Record<string, any>} msg
      * @returns {Promise<any>} WebSocket: resolves once queued; SSE: when the POST is accepted;
      *   REST: with the finished message (`start`). Rejects with {@link StreamerError} (also
-     *   emitted as an `error` event) or when not connected.
+     *   emitted as an `error` event), when the client is not open, or when it gives up or is
+     *   closed while the message waits for a connection.
      */
     private _send;
     /**
