@@ -23,6 +23,11 @@ Pipeline, built once per process from :class:`RenderConfig`:
    data-checked="true|false">``). mistune follows CommonMark closely but not completely
    (see the tests and the chunker's notes).
    Raw HTML in the markdown is escaped: it shows as text, it is never passed through.
+   mistune's block parser is :class:`_BlockParser`: a list item that a quote line ends, or
+   a quote that a list item ends, returns before that line is parsed (mistune parsed it
+   inside the container's call: a ``RecursionError`` from ~120 alternating line pairs, and
+   the blocks out of order; ``docs/chunker.md``, "Lists and quotes that end each other"), so
+   the stack grows only with nesting, which mistune stops at ``max_nested_level`` (20).
 3. **Render each top-level token** to HTML on its own (the "blocks": ``<p>…</p>\\n``,
    ``<pre><code …>…</code></pre>\\n``, ``<table>…</table>\\n``, …). Blank lines and link
    reference definitions produce no block. mistune's own renderer is used with three
@@ -72,11 +77,13 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import mistune
+from mistune.block_parser import BlockParser
 from mistune.core import BlockState, InlineState
 from mistune.inline_parser import InlineParser
+from mistune.plugins import import_plugin
 from mistune.plugins.math import (
     BLOCK_MATH_PATTERN,
     INLINE_MATH_PATTERN,
@@ -112,6 +119,81 @@ def normalize_markdown(markdown: str) -> str:
     if _SURROGATE_RE.search(markdown):
         markdown = markdown.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return markdown
+
+
+#: The containers that end each other: a list item ends at a line that starts a block quote,
+#: a block quote's lazy lines at a line that starts a list item.
+_CONTAINERS: Final = frozenset({"list", "block_quote"})
+
+
+class _ParseMethod(Protocol):
+    def __call__(self, m: re.Match[str], state: BlockState) -> int | None: ...
+
+
+class _BlockState(BlockState):
+    """mistune's block state, knowing whether one of its own lists or quotes is collecting
+    its lines (:class:`_BlockParser`). mistune makes each child state of this class."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        #: a list or block quote of this state is being parsed
+        self.open_container = False
+        #: it ended at a line that starts the other container
+        self.cut = False
+
+    def prepend_token(self, token: dict[str, Any]) -> None:
+        # mistune puts a quote that a block ended before that block's token (already
+        # parsed); a quote cut at a list has no token after it yet: it is the last
+        if self.cut:
+            self.append_token(token)
+        else:
+            super().prepend_token(token)
+
+
+class _BlockParser(BlockParser):
+    """mistune's block parser, with lists and block quotes that end each other in turn.
+
+    mistune (3.4, ``list_parser._collect_list_item_lines``, ``extract_block_quote``) parses
+    the block that ends a list item or a quote's lazy lines *inside* that container's call,
+    against the same state, so ``"-\\n>b\\n" * n`` nests 8 Python frames per line pair:
+    a ``RecursionError`` from about 120 pairs (600 characters), which no
+    ``max_nested_level`` bounds (nothing nests); and the blocks come out in the wrong order
+    (lists first, then the quotes in reverse), the quote glued to a paragraph before the
+    chain. Here the container ends at that line and returns; the loop of its state parses
+    the line next, as it parses any block: the recursion depth does not grow with the
+    lines, and the blocks stay in document order. Any other block that ends a container (a
+    fence, a thematic break, HTML, a heading) is parsed as mistune does: it ends no one.
+    """
+
+    state_cls = _BlockState
+
+    def parse_method(self, m: re.Match[str], state: BlockState) -> int | None:
+        if (m.lastgroup in _CONTAINERS and isinstance(state, _BlockState)
+                and state.open_container):
+            state.cut = True
+            return state.cursor  # the line's start: the state's loop parses it
+        return super().parse_method(m, state)
+
+    def parse_block_quote(self, m: re.Match[str], state: BlockState) -> int:
+        return _as_container(super().parse_block_quote, m, state)
+
+    def parse_list(self, m: re.Match[str], state: BlockState) -> int:
+        return _as_container(super().parse_list, m, state)
+
+
+def _as_container(parse: _ParseMethod, m: re.Match[str], state: BlockState) -> int:
+    """``parse(m, state)`` with ``state`` marked as parsing a container."""
+    if not isinstance(state, _BlockState):
+        end = parse(m, state)
+    else:
+        was = state.open_container, state.cut
+        state.open_container, state.cut = True, False
+        try:
+            end = parse(m, state)
+        finally:
+            state.open_container, state.cut = was
+    assert end is not None  # mistune's list and quote always end somewhere
+    return end
 
 
 class _HTMLRenderer(mistune.HTMLRenderer):
@@ -272,9 +354,11 @@ class Renderer:
     def __init__(self, config: RenderConfig | None = None) -> None:
         self.config = config if config is not None else RenderConfig()
         html_renderer = _HTMLRenderer(allow_images=self.config.allow_images)
-        md = mistune.create_markdown(
-            escape=True, renderer=html_renderer,
-            plugins=["table", "strikethrough", "url", _math],
+        # mistune.create_markdown(escape=True, renderer=html_renderer, plugins=[...]) with
+        # the block parser whose lists and quotes end each other without recursion
+        md = mistune.Markdown(
+            renderer=html_renderer, block=_BlockParser(), inline=InlineParser(),
+            plugins=[import_plugin(name) for name in ("table", "strikethrough", "url", _math)],
         )
         md.before_render_hooks.append(_task_lists_hook)
         # The plugins registered their render functions on ``html_renderer`` above. The
@@ -327,7 +411,7 @@ class Renderer:
         self, markdown: str, ref_links: Mapping[str, Mapping[str, Any]] | None = None
     ) -> tuple[list[str], RefLinks]:
         """mistune's HTML per top-level token, before sanitizing (tests compare the two)."""
-        state = BlockState()
+        state: BlockState = _BlockState()
         if ref_links:
             state.env["ref_links"].update(ref_links)
         tokens, state = self._md.parse(normalize_markdown(markdown), state)

@@ -69,6 +69,11 @@ def _container_hazard(last_before: str, first_after: str, after_blank_line: bool
     So the chunker never cuts right after a list, nor after a quote or between a paragraph and
     a following list or quote unless a blank line precedes the cut (a blank line ends a
     quote's parse and makes ``tokens[-1]`` a blank-line token).
+
+    The renderer no longer has either quirk (``streamer.render.markdown._BlockParser``: a
+    list or quote ends at the line that starts the other one, and its state's loop parses
+    that line; ``docs/chunker.md``, "Lists and quotes that end each other"): the examples
+    above render in document order. The margin stays; it only delays a cut.
     """
     if last_before.startswith(("<ul", "<ol")):
         return True
