@@ -66,9 +66,10 @@ def stream_key(prefix: str, stream_id: str) -> str:
 
 async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
     """A stream epoch from Redis: ``INCR {prefix}epoch`` and a random suffix (the counter
-    restarts after a flush; the suffix keeps a new epoch from equalling an old one)."""
+    restarts after a flush; the suffix keeps a new epoch from equalling an old one), as
+    ``"{count}-{6 hex}"`` (a cursor's epoch: ``[A-Za-z0-9_-]{1,32}``, ``wire/cursor.py``)."""
     count = await redis.incr(f"{prefix}epoch")
-    return f"{count}.{secrets.token_hex(3)}"
+    return f"{count}-{secrets.token_hex(3)}"
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], retry_s: float) -> T:
@@ -98,11 +99,15 @@ class RedisLogPublisher:
         retry_s: how long connection errors are retried before :class:`RedisUnavailable`.
         ttl_s: the key expires this long after the ``end`` record (``resume.window_s``;
             0: never), so finished streams do not pile up in Redis.
+        on_create: called with the pipeline of every batch that creates the key (the
+            first, and the first after a lost key): what it queues there (the stream's
+            metadata) is stored with the stream's first records, again after a flush.
     """
 
     def __init__(self, redis: coredis.Redis[bytes], log: MemoryStreamLog, *,
                  prefix: str = "streamer:", maxlen: int = 10_000,
-                 retry_s: float = 30.0, ttl_s: float = 900.0) -> None:
+                 retry_s: float = 30.0, ttl_s: float = 900.0,
+                 on_create: Callable[[Any], None] | None = None) -> None:
         self._redis = redis
         self._log = log
         self._key = stream_key(prefix, log.stream_id)
@@ -110,6 +115,7 @@ class RedisLogPublisher:
         self._maxlen = maxlen
         self._retry_s = retry_s
         self._ttl_ms = int(ttl_s * 1000)
+        self._on_create = on_create
         #: the stream's current epoch (``None`` before the first batch)
         self.epoch: str | None = None
         #: how many pipelines were sent, and epochs taken after the first (for tests, metrics)
@@ -186,6 +192,8 @@ class RedisLogPublisher:
                     trim_operator=PureToken.APPROXIMATELY))
             if records[-1].kind == "end" and self._ttl_ms > 0:
                 pipe.pexpire(self._key, self._ttl_ms)
+            if not self._created and self._on_create is not None:
+                self._on_create(pipe)
         ids = [await reply for reply in replies]
         self.batches += 1
         if any(entry_id is None for entry_id in ids):
@@ -229,15 +237,27 @@ class RedisLogFollower:
             ValueError: a record that is not the codec's.
         """
         while not self.log.finished:
-            batch = await with_retry(self._read, self._retry_s)
-            for entry_id, fields in batch:
-                self.apply(decode_record(fields))
-                self.last_id = entry_id
+            self._apply_batch(await with_retry(self._read, self._retry_s))
         return self.log
 
-    async def _read(self) -> list[tuple[str, Any]]:
+    async def catch_up(self) -> None:
+        """Mirror what Redis holds now, without blocking: returns once a read finds nothing
+        new (or the ``end``), so a resume planned next sees every entry published before.
+        Raises like :meth:`run`."""
+        while not self.log.finished:
+            batch = await with_retry(lambda: self._read(block=False), self._retry_s)
+            if not batch:
+                return
+            self._apply_batch(batch)
+
+    def _apply_batch(self, batch: list[tuple[str, Any]]) -> None:
+        for entry_id, fields in batch:
+            self.apply(decode_record(fields))
+            self.last_id = entry_id
+
+    async def _read(self, block: bool = True) -> list[tuple[str, Any]]:
         reply = await self._redis.xread({self._key: self.last_id}, count=self._count,
-                                        block=self._block_ms)
+                                        block=self._block_ms if block else None)
         if not reply:
             return []
         return [(entry.identifier.decode() if isinstance(entry.identifier, bytes)

@@ -73,8 +73,8 @@ class RedisServer:
             self.process = None
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
+def running_redis() -> Iterator[RedisServer]:
+    """A started :class:`RedisServer`, stopped after (skips the test without redis-server)."""
     if not REDIS_SERVER.exists():
         pytest.skip("/usr/bin/redis-server is missing (scripts/setup.sh --test installs it)")
     server = RedisServer()
@@ -83,6 +83,9 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+redis_server = pytest.fixture(running_redis, name="redis_server")
 
 
 @pytest.fixture
