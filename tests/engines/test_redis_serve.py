@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -26,10 +27,14 @@ from streamer.errors import Forbidden, SessionNotFound
 from streamer.runtime.registry import Registry
 from streamer.security.identity import Identity
 from tests.conftest import ServerProcess, create_session, make_config, serving
+from tests.e2e.test_deploy import Certificate, Nginx, make_certificate, nginx
 from tests.engines.test_redis_log import RedisServer, running_redis
 from tests.resume_client import Doc, sse_follow, ws_follow
 
-ANSWERS = Path(__file__).resolve().parents[1] / "corpus" / "answers"
+ROOT = Path(__file__).resolve().parents[2]
+ANSWERS = ROOT / "tests" / "corpus" / "answers"
+#: the documented nginx site for several processes
+CLUSTER_CONF = ROOT / "deploy" / "nginx" / "streamer-redis.conf"
 DOCUMENT = "\n\n".join((ANSWERS / name).read_text() for name in (
     "01_python_explanation.md", "02_comparison_table.md"))
 #: the echo provider's schedule: slow enough that clients join and resume mid-stream
@@ -75,11 +80,13 @@ async def render(server: ServerProcess, markdown: str) -> str:
         return str((await client.post("/api/render", json={"markdown": markdown})).json()["html"])
 
 
-async def start_and_cut(server: ServerProcess, session_id: str, chunks: int) -> Doc:
-    """Start an echo stream of :data:`DOCUMENT` over a WebSocket to ``server``, apply events
+async def start_and_cut(ws_base: str, session_id: str, chunks: int,
+                        ssl_context: ssl.SSLContext | None = None) -> Doc:
+    """Start an echo stream of :data:`DOCUMENT` over a WebSocket to ``ws_base``, apply events
     until ``chunks`` chunks arrived, then drop the connection: the client's copy."""
     doc = Doc()
-    async with open_websocket_url(f"{ws(server)}/ws/stream/{session_id}") as conn:
+    async with open_websocket_url(f"{ws_base}/ws/stream/{session_id}",
+                                  ssl_context=ssl_context) as conn:
         await conn.send_message(json.dumps({
             "type": "start", "prompt": DOCUMENT, "provider": "echo", "echo": ECHO_SLOW,
             "pacing": {"mode": "off"}}))
@@ -100,7 +107,7 @@ async def test_a_client_cut_off_on_a_resumes_exactly_on_b_over_both_transports(
     expected = await render(a, DOCUMENT)
     with trio.fail_after(BOUND_S):
         await create_session(a.base_url, "cross-resume-1")
-        first = await start_and_cut(a, "cross-resume-1", 10)
+        first = await start_and_cut(ws(a), "cross-resume-1", 10)
         assert first.stream_id is not None and first.epoch is not None and first.last_seq > 0
         # a second client of the same stream, cut at another point, comes back over SSE
         second = Doc(stream_id=first.stream_id, epoch=first.epoch, last_seq=first.last_seq,
@@ -120,7 +127,7 @@ async def test_clients_spread_over_both_processes_all_end_equal(
     docs: list[Doc] = []
     with trio.fail_after(BOUND_S):
         await create_session(a.base_url, "cross-spread-1")
-        starter = await start_and_cut(a, "cross-spread-1", 3)
+        starter = await start_and_cut(ws(a), "cross-spread-1", 3)
         async with trio.open_nursery() as nursery:
             for server in (a, b, a, b):
                 for follow in (ws_follow, sse_follow):
@@ -142,7 +149,7 @@ async def test_flushall_mid_stream_is_a_resume_gap_and_a_snapshot(
     expected = await render(a, DOCUMENT)
     with trio.fail_after(BOUND_S):
         await create_session(a.base_url, "cross-flush-1")
-        doc = await start_and_cut(a, "cross-flush-1", 10)
+        doc = await start_and_cut(ws(a), "cross-flush-1", 10)
         # a follower on B mirrors the stream before the flush, and goes on after it
         watcher = Doc()
         async with trio.open_nursery() as nursery:
@@ -201,3 +208,65 @@ def test_serve_refuses_to_start_when_redis_does_not_answer(tmp_path: Path) -> No
     assert result.returncode == 1
     assert f"redis at 127.0.0.1:{port}/0 does not answer" in result.stderr
     assert "secret" not in result.stderr and "serving on" not in result.stdout
+
+
+def port_of(server: ServerProcess) -> int:
+    return int(server.base_url.rsplit(":", 1)[1])
+
+
+def cluster_site(upstreams: tuple[int, int], cert: Certificate) -> Callable[[Nginx], str]:
+    """``deploy/nginx/streamer-redis.conf`` with the test's ports, log and certificate: each
+    replaced line must be there exactly once (the test runs the file as shipped)."""
+    def site(proxy: Nginx) -> str:
+        text = CLUSTER_CONF.read_text()
+        for old, new in (
+                ("server 127.0.0.1:8001;", f"server 127.0.0.1:{upstreams[0]};"),
+                ("server 127.0.0.1:8002;", f"server 127.0.0.1:{upstreams[1]};"),
+                ("listen 443 ssl http2;", f"listen 127.0.0.1:{proxy.https_port} ssl http2;"),
+                ("listen 80;", f"listen 127.0.0.1:{proxy.http_port};"),
+                ("/etc/letsencrypt/live/chat.example.com/fullchain.pem", str(cert.cert)),
+                ("/etc/letsencrypt/live/chat.example.com/privkey.pem", str(cert.key)),
+                ("/var/log/nginx/streamer-upstreams.log", str(proxy.prefix / "upstreams.log"))):
+            assert text.count(old) == 1, f"deploy/nginx/streamer-redis.conf: {old!r}"
+            text = text.replace(old, new)
+        return text
+    return site
+
+
+async def test_nginx_spreads_websocket_and_sse_over_both_processes_without_stickiness(
+        pair: tuple[ServerProcess, ServerProcess], tmp_path: Path) -> None:
+    """The documented nginx site in front of A and B (round robin, no sticky sessions): a
+    client cut off resumes exactly over WebSocket and SSE wherever nginx sends it, late
+    joiners end equal, and both processes served the session's connections."""
+    a, b = pair
+    cert = make_certificate(tmp_path)
+    tls = cert.client_context()
+    expected = await render(a, DOCUMENT)
+    sid = "nginx-cluster-1"
+    async with nginx(tmp_path / "nginx", 0, cert,
+                     site=cluster_site((port_of(a), port_of(b)), cert)) as proxy:
+        base, wss = proxy.base_url, "wss" + proxy.base_url[5:]
+        with trio.fail_after(BOUND_S):
+            async with httpx.AsyncClient(base_url=base, verify=tls) as client:
+                created = await client.post("/api/sessions", json={"session_id": sid})
+                assert created.status_code == 201, created.text
+            first = await start_and_cut(wss, sid, 10, tls)
+            second = Doc(stream_id=first.stream_id, epoch=first.epoch,
+                         last_seq=first.last_seq, blocks=list(first.blocks))
+            joiners = [Doc() for _ in range(4)]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ws_follow, wss, sid, first, tls)
+                nursery.start_soon(sse_follow, base, sid, second, tls)
+                for index, doc in enumerate(joiners):
+                    if index % 2:
+                        nursery.start_soon(ws_follow, wss, sid, doc, tls)
+                    else:
+                        nursery.start_soon(sse_follow, base, sid, doc, tls)
+        log = (proxy.prefix / "upstreams.log").read_text()
+    for doc in (first, second):
+        assert doc.complete is not None and not doc.errors and doc.snapshots == 0
+    for doc in (first, second, *joiners):
+        assert doc.html == doc.complete["html"] == expected
+    served = {line.rsplit(" ", 1)[-1] for line in log.splitlines()
+              if f"/ws/stream/{sid}" in line or f"/api/sessions/{sid}/events" in line}
+    assert served == {f"127.0.0.1:{port_of(a)}", f"127.0.0.1:{port_of(b)}"}, log
