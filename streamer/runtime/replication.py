@@ -173,6 +173,8 @@ class RedisEngine:
             self._failed(stream, "publish", exc)
 
     def _failed(self, stream: Stream, during: str, exc: BaseException) -> None:
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]  # the keep-alive's nursery wraps the publisher's error
         self.failures += 1
         logger.error("stream %s: replication to redis failed (%s): %s", stream.stream_id,
                      during, exc)

@@ -85,8 +85,6 @@ def running_redis() -> Iterator[RedisServer]:
         server.stop()
 
 
-redis_server = pytest.fixture(running_redis, name="redis_server")
-
 
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[Any]:
