@@ -10,6 +10,9 @@ key                                     value
                                         session was created with), ``current`` (the id of
                                         its latest stream, if any)
 ``{prefix}meta:{stream_id}``            the JSON of a :class:`StreamMeta`
+``{prefix}watched:{stream_id}``         set while another process has subscribers of the
+                                        stream (a short TTL, renewed): the generating
+                                        process's grace period counts them
 ======================================  =====================================================
 
 Every key expires ``ttl_s`` after its last write (``resume.window_s``, at least
@@ -56,6 +59,10 @@ def session_key_name(prefix: str, session_key: str) -> str:
 
 def meta_key_name(prefix: str, stream_id: str) -> str:
     return f"{prefix}meta:{stream_id}"
+
+
+def watched_key_name(prefix: str, stream_id: str) -> str:
+    return f"{prefix}watched:{stream_id}"
 
 
 def _ttl_ms(ttl_s: float) -> int:

@@ -22,13 +22,20 @@ import coredis
 import trio
 
 from streamer.conversation import Message
-from streamer.engines.redis_log import LogGap, RedisLogFollower, RedisUnavailable
+from streamer.delivery.subscription import Subscription
+from streamer.engines.redis_log import (
+    CONNECTION_ERRORS,
+    LogGap,
+    RedisLogFollower,
+    RedisUnavailable,
+)
 from streamer.engines.redis_meta import StreamMeta
 from streamer.errors import StreamerError
 from streamer.log.stream_log import MemoryStreamLog
 from streamer.runtime.session import Session
 from streamer.runtime.stream import Stream, StreamServices
 from streamer.runtime.trace import Trace
+from streamer.runtime.waiter import Waiter
 from streamer.wire.controls import Pacing, ResumeFrom, Start
 from streamer.wire.cursor import Cursor
 from streamer.wire.events import Error, StreamComplete
@@ -74,7 +81,32 @@ class MirrorStream(Stream):
         self.caught_up = trio.Event()
         self.failed = False
         self.epoch_changes = 0
+        self._watch_changed = Waiter()
         self.record("mirrored", provider=meta.provider, model=meta.model)
+
+    def on_subscribers_changed(self) -> None:
+        super().on_subscribers_changed()
+        self._watch_changed.wake()
+
+    def attach(self, sub: Subscription) -> None:
+        super().attach(sub)
+        self._watch_changed.wake()
+
+    async def announce(self, redis: coredis.Redis[Any], key: str, interval_s: float,
+                       ttl_intervals: int) -> None:
+        """While a connection here follows the stream (or the session), keep ``key`` set
+        (``PX`` ``ttl_intervals`` times ``interval_s``, renewed every ``interval_s`` and at once
+        when a subscriber comes): the generating process's grace period counts it. Runs until
+        cancelled; connection errors are skipped."""
+        ttl_ms = int(interval_s * ttl_intervals * 1000)
+        while True:
+            if self.subscribers or self.session.watched():
+                try:
+                    await redis.set(key, b"1", px=ttl_ms)
+                except CONNECTION_ERRORS:
+                    pass
+            with trio.move_on_after(interval_s):
+                await self._watch_changed.wait()
 
     def cancel(self, reason: str, error: StreamerError | None = None) -> None:
         """End the mirror here on a session delete or a server shutdown; other reasons

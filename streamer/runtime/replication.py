@@ -43,6 +43,7 @@ from streamer.engines.redis_meta import (
     queue_session,
     refresh,
     save_session,
+    watched_key_name,
 )
 from streamer.runtime.mirror import MirrorStream
 from streamer.runtime.session import Session
@@ -59,6 +60,10 @@ RETRY_S = 10.0
 LOOKUP_RETRY_S = 2.0
 #: one blocking ``XREAD`` of a mirror (ms; a read that times out is repeated)
 FOLLOW_BLOCK_MS = 1_000
+#: how often a process that mirrors a watched stream says so, and the generating process
+#: looks (s); the mark lives :data:`WATCH_TTL_INTERVALS` times that
+WATCH_INTERVAL_S = 1.0
+WATCH_TTL_INTERVALS = 3
 
 
 class RedisEngine:
@@ -151,26 +156,41 @@ class RedisEngine:
 
     async def _publish(self, redis: coredis.Redis[Any], stream: Stream,
                        publisher: RedisLogPublisher, meta: StreamMeta) -> None:
-        """Run the publisher until the ``end`` is stored; refresh the shared metadata while
-        the stream runs and once it is over (it then expires with the stream's key)."""
-        prefix, ttl_s = self.prefix, self.ttl_s
-
-        async def keep_alive() -> None:
-            while True:
-                await trio.sleep(ttl_s / 3)
-                await with_retry(lambda: refresh(redis, prefix, meta.session_key,
-                                                 meta.stream_id, ttl_s), RETRY_S)
-
+        """Run the publisher until the ``end`` is stored, with :meth:`_beside` while it
+        runs; refresh the shared metadata once it is over (it then expires with the stream's
+        key)."""
         try:
-            with trio.CancelScope() as alive:
+            with trio.CancelScope() as beside:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(keep_alive)
+                    nursery.start_soon(self._beside, redis, stream, meta)
                     await publisher.run()
-                    alive.cancel()
-            await with_retry(lambda: refresh(redis, prefix, meta.session_key,
-                                             meta.stream_id, ttl_s), RETRY_S)
+                    beside.cancel()
+            await with_retry(lambda: refresh(redis, self.prefix, meta.session_key,
+                                             meta.stream_id, self.ttl_s), RETRY_S)
         except Exception as exc:  # a Redis failure never ends the stream, nor the server
             self._failed(stream, "publish", exc)
+
+    async def _beside(self, redis: coredis.Redis[Any], stream: Stream,
+                      meta: StreamMeta) -> None:
+        """While the stream runs: every :data:`WATCH_INTERVAL_S`, whether another process has
+        subscribers of it (its grace period counts them: ``Stream.watched_elsewhere``), and
+        every third of the keys' TTL, their refresh. Connection errors are skipped (the
+        publisher reports Redis's absence); meanwhile nobody elsewhere counts."""
+        watched = watched_key_name(self.prefix, meta.stream_id)
+        refreshed = trio.current_time()
+        while True:
+            await trio.sleep(WATCH_INTERVAL_S)
+            try:
+                elsewhere = bool(await redis.exists([watched]))
+                if trio.current_time() - refreshed >= self.ttl_s / 3:
+                    await refresh(redis, self.prefix, meta.session_key, meta.stream_id,
+                                  self.ttl_s)
+                    refreshed = trio.current_time()
+            except CONNECTION_ERRORS:
+                elsewhere = False
+            if elsewhere != stream.watched_elsewhere:
+                stream.watched_elsewhere = elsewhere
+                stream.on_subscribers_changed()
 
     def _failed(self, stream: Stream, during: str, exc: BaseException) -> None:
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -238,8 +258,12 @@ class RedisEngine:
         self.mirrored += 1
 
         async def follow() -> None:
-            await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
-                                block_ms=FOLLOW_BLOCK_MS)
+            async with trio.open_nursery() as beside:
+                beside.start_soon(mirror.announce, redis, watched_key_name(
+                    self.prefix, meta.stream_id), WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
+                await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
+                                    block_ms=FOLLOW_BLOCK_MS)
+                beside.cancel_scope.cancel()
             if mirror.failed:
                 session.streams.pop(meta.stream_id, None)
                 if mirror in session.started:

@@ -157,6 +157,8 @@ class Stream:
         self.cancel_reason: tuple[str, StreamerError | None] | None = None
         self._progress = Waiter()
         self._subscribers_changed = Waiter()
+        #: another process has subscribers of it (the redis engine; the grace period waits)
+        self.watched_elsewhere = False
         self.markdown = ""
         self.html = ""
         #: the finished document's blocks (a snapshot source once the log is evicted)
@@ -291,7 +293,8 @@ class Stream:
 
         def watched() -> bool:
             # a connection of the session follows its current stream, even between attaching
-            return bool(self.subscribers) or self.owner.watched()
+            # (here, or on another process: the redis engine sets ``watched_elsewhere``)
+            return bool(self.subscribers) or self.owner.watched() or self.watched_elsewhere
 
         while True:
             while watched():

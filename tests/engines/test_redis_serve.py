@@ -37,8 +37,11 @@ ANSWERS = ROOT / "tests" / "corpus" / "answers"
 CLUSTER_CONF = ROOT / "deploy" / "nginx" / "streamer-redis.conf"
 DOCUMENT = "\n\n".join((ANSWERS / name).read_text() for name in (
     "01_python_explanation.md", "02_comparison_table.md"))
-#: the echo provider's schedule: slow enough that clients join and resume mid-stream
-ECHO_SLOW = {"delta_chars": 6, "interval_ms": 4}
+#: the echo provider's schedule: slow enough that clients join and resume mid-stream, and
+#: that a stream outlives the grace period after a cut (~460 deltas: about 5.5 s)
+ECHO_SLOW = {"delta_chars": 6, "interval_ms": 12}
+#: the servers' ``streams.grace_period_s``
+GRACE_PERIOD_S = 3
 #: every wait of a test is bounded by this (s)
 BOUND_S = 60.0
 
@@ -52,9 +55,9 @@ def serve_env(tmp: Path, name: str) -> dict[str, str]:
             "STREAMER_PERSISTENCE_DATABASE_PATH": str(tmp / f"{name}.db"),
             "STREAMER_POLICY_PROVIDERS": "echo",
             "STREAMER_LIMITS_STREAMS_PER_MINUTE": "0",
-            # the generating process keeps a stream whose clients all moved to the other one
-            # (watching across processes is a later step: docs/engines.md)
-            "STREAMER_STREAMS_GRACE_PERIOD_S": "60"}
+            # shorter than what is left of a stream after a cut: the generating process
+            # keeps a stream whose clients all moved to the other one only if it sees them
+            "STREAMER_STREAMS_GRACE_PERIOD_S": str(GRACE_PERIOD_S)}
 
 
 @pytest.fixture(scope="module")
