@@ -60,6 +60,9 @@ RETRY_S = 10.0
 LOOKUP_RETRY_S = 2.0
 #: one blocking ``XREAD`` of a mirror (ms; a read that times out is repeated)
 FOLLOW_BLOCK_MS = 1_000
+#: the least time between two pipelines of one stream's publisher (s): at most 50 round trips
+#: a second per stream, whatever the model's rate; other processes see entries that much later
+PUBLISH_INTERVAL_S = 0.02
 #: how often a process that mirrors a watched stream says so, and the generating process
 #: looks (s); the mark lives :data:`WATCH_TTL_INTERVALS` times that
 WATCH_INTERVAL_S = 1.0
@@ -146,8 +149,9 @@ class RedisEngine:
             return None
         publisher = RedisLogPublisher(
             redis, stream.log, prefix=prefix, maxlen=self.maxlen, retry_s=RETRY_S,
-            ttl_s=ttl_s, on_create=lambda pipe: queue_session(pipe, prefix, owner.key,
-                                                              owner.owner, ttl_s, meta))
+            ttl_s=ttl_s, interval_s=PUBLISH_INTERVAL_S,
+            on_create=lambda pipe: queue_session(pipe, prefix, owner.key, owner.owner, ttl_s,
+                                                 meta))
         publisher.epoch = epoch
         nursery.start_soon(self._publish, redis, stream, publisher, meta,
                            name=f"publish {stream.stream_id}")
