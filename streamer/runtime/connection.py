@@ -422,7 +422,7 @@ class Connection:
         if host.store is not None and stream is None:
             record = await host.store.message(cursor.stream_id)
         decision = resume.plan(cursor, started.log if started is not None else None,
-                               started.epoch or host.epoch if started else host.epoch, record,
+                               (started.epoch or host.epoch) if started else host.epoch, record,
                                session.key)
         outcome = RESUME_OUTCOMES[type(decision)]
         host.metrics.resume(outcome)
