@@ -1,7 +1,9 @@
 """The ``streamer`` command: ``serve`` runs the server, ``stream`` is a terminal client.
 
-``streamer serve [--host H] [--port P] [--config PATH]``
-    hypercorn + quart-trio on Trio; the demo page at ``/``.
+``streamer serve [--host H] [--port P] [--config PATH] [--engine memory|redis] [--redis-url U]``
+    hypercorn + quart-trio on Trio; the demo page at ``/``. ``--engine redis`` shares streams
+    and sessions with other processes through Redis (``docs/engines.md``); it refuses to
+    start when Redis does not answer.
 ``streamer stream ["prompt" | -] [--session ID] [--system S] [--json] [--provider P] [--url URL]
 [--token T] …``
     the terminal client (``streamer/clients/terminal/``): makes or continues its session,
@@ -45,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="records at this level and above (default from config: INFO)")
     serve.add_argument("--log-format", choices=("text", "json"),
                        help="text lines or one JSON object per line (default from config: text)")
+    serve.add_argument("--engine", choices=("memory", "redis"),
+                       help="where streams' logs live (engine.kind; default from config: memory)")
+    serve.add_argument("--redis-url", help="the redis engine's server (engine.redis_url)")
     from streamer.clients.terminal.options import add_arguments
     add_arguments(commands.add_parser("stream", help="stream one answer to the terminal"))
     from streamer.clients.trace import add_arguments as add_trace_arguments
@@ -79,6 +84,19 @@ def _new_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redis_answers(url: str) -> bool:
+    """``engine.kind = "redis"``: whether Redis answers (else the reason is printed)."""
+    from streamer.engines.redis_log import RedisUnavailable
+    from streamer.runtime.replication import probe
+    try:
+        trio.run(probe, url)
+    except RedisUnavailable as exc:
+        print(f"streamer: engine.kind = \"redis\" but {exc}; start Redis or set "
+              "engine.redis_url (--redis-url)", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "auth":
@@ -97,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                 overrides["server.host"] = args.host
             if args.port is not None:
                 overrides["server.port"] = args.port
+            if args.engine:
+                overrides["engine.kind"] = args.engine
+            if args.redis_url:
+                overrides["engine.redis_url"] = args.redis_url
             config = replace(config, **overrides)
             from streamer.security.identity import validate_auth
             from streamer.security.origins import check_security
@@ -108,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         from streamer.observability.logs import configure_logging
         configure_logging(args.log_level or config.log.level,
                           args.log_format or config.log.format)
+        if config.engine.kind == "redis" and not _redis_answers(config.engine.redis_url):
+            return 1
         from streamer.server import serve
 
         async def run() -> None:

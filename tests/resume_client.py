@@ -4,6 +4,7 @@ reconnects over WebSocket or SSE with its cursor after any connection failure.""
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -70,12 +71,14 @@ class Doc:
         return f"{self.stream_id}:{self.epoch}:{self.last_seq}"
 
 
-async def ws_follow(ws_base: str, session_id: str, doc: Doc) -> bool:
+async def ws_follow(ws_base: str, session_id: str, doc: Doc,
+                    ssl_context: ssl.SSLContext | None = None) -> bool:
     """One WebSocket connection: apply events until ``stream_complete`` (``True``) or the
     connection fails (``False``)."""
     url = f"{ws_base}/ws/stream/{session_id}{doc.cursor_query()}"
     try:
-        async with open_websocket_url(url, connect_timeout=5, disconnect_timeout=1) as ws:
+        async with open_websocket_url(url, ssl_context=ssl_context, connect_timeout=5,
+                                      disconnect_timeout=1) as ws:
             while True:
                 doc.apply(json.loads(await ws.get_message()))
                 if doc.complete is not None:
@@ -85,13 +88,15 @@ async def ws_follow(ws_base: str, session_id: str, doc: Doc) -> bool:
         return doc.complete is not None
 
 
-async def sse_follow(base_url: str, session_id: str, doc: Doc) -> bool:
+async def sse_follow(base_url: str, session_id: str, doc: Doc,
+                     ssl_context: ssl.SSLContext | None = None) -> bool:
     """One SSE connection (``Last-Event-ID`` = the cursor): like :func:`ws_follow`."""
     headers = {"Accept": "text/event-stream"}
     if (last := doc.last_event_id()) is not None:
         headers["Last-Event-ID"] = last
     try:
-        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client, \
+        async with httpx.AsyncClient(base_url=base_url, timeout=10,
+                                     verify=ssl_context or True) as client, \
                 client.stream("GET", f"/api/sessions/{session_id}/events",
                               headers=headers) as response:
             buffer = ""

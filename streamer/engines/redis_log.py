@@ -3,8 +3,9 @@
 
 - :class:`RedisLogPublisher` runs on the process that generates a stream: it follows the
   stream's :class:`~streamer.log.stream_log.MemoryStreamLog` and sends what is new, every wake,
-  as one pipeline of ``XADD`` commands (``MAXLEN ~`` the replay window) to the key
-  ``{prefix}stream:{stream_id}``, ending with the ``end`` record.
+  as one pipeline of ``XADD`` commands (``MAXLEN ~`` the replay window, counted in Redis
+  entries) to the key ``{prefix}stream:{stream_id}``, ending with the ``end`` record; a Redis
+  entry holds one record, or up to :data:`BATCH_RECORDS` of them (:func:`batch_fields`).
 - :class:`RedisLogFollower` runs on any other process: blocking ``XREAD`` from its Redis id
   cursor into a mirror ``MemoryStreamLog`` (the existing subscriptions read it unchanged),
   finished on the ``end`` record.
@@ -20,8 +21,9 @@ https://redis.io/docs/latest/commands/xread/; the client is coredis (runs under 
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import coredis
@@ -37,6 +39,35 @@ T = TypeVar("T")
 
 #: what a lost connection raises (coredis' own, and timeouts of a half-open socket)
 CONNECTION_ERRORS = (RedisConnectionError, TimeoutError, OSError)
+
+
+#: the field of a Redis entry that carries several records: the JSON list of their fields
+BATCH_FIELD = "b"
+#: records per Redis entry at most (a wake's records go in as few entries as this allows)
+BATCH_RECORDS = 64
+
+
+def batch_fields(records: list[Record]) -> dict[str, str]:
+    """The fields of one Redis entry holding ``records``: one record's own fields, or
+    several under :data:`BATCH_FIELD` (one ``XADD`` instead of one per log entry)."""
+    if len(records) == 1:
+        return encode_record(records[0])
+    return {BATCH_FIELD: json.dumps([encode_record(r) for r in records], ensure_ascii=False,
+                                    separators=(",", ":"))}
+
+
+def batch_records(fields: Mapping[Any, Any]) -> list[Record]:
+    """The records of one Redis entry (:func:`batch_fields`). Raises ``ValueError``."""
+    raw = fields.get(BATCH_FIELD, fields.get(BATCH_FIELD.encode()))
+    if raw is None:
+        return [decode_record(fields)]
+    try:
+        items = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"malformed record batch: {exc}") from exc
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValueError("a record batch is a JSON list of objects")
+    return [decode_record(item) for item in items]
 
 
 class LogGap(Exception):
@@ -66,9 +97,10 @@ def stream_key(prefix: str, stream_id: str) -> str:
 
 async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
     """A stream epoch from Redis: ``INCR {prefix}epoch`` and a random suffix (the counter
-    restarts after a flush; the suffix keeps a new epoch from equalling an old one)."""
+    restarts after a flush; the suffix keeps a new epoch from equalling an old one), as
+    ``"{count}-{6 hex}"`` (a cursor's epoch: ``[A-Za-z0-9_-]{1,32}``, ``wire/cursor.py``)."""
     count = await redis.incr(f"{prefix}epoch")
-    return f"{count}.{secrets.token_hex(3)}"
+    return f"{count}-{secrets.token_hex(3)}"
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], retry_s: float) -> T:
@@ -98,11 +130,19 @@ class RedisLogPublisher:
         retry_s: how long connection errors are retried before :class:`RedisUnavailable`.
         ttl_s: the key expires this long after the ``end`` record (``resume.window_s``;
             0: never), so finished streams do not pile up in Redis.
+        on_create: called with the pipeline of every batch that creates the key (the
+            first, and the first after a lost key): what it queues there (the stream's
+            metadata) is stored with the stream's first records, again after a flush.
+        interval_s: the least time between two pipelines (0: one per wake): what comes
+            meanwhile goes in the next, so a stream costs at most ``1 / interval_s`` round
+            trips a second, and other processes see its entries up to that much later.
     """
 
     def __init__(self, redis: coredis.Redis[bytes], log: MemoryStreamLog, *,
                  prefix: str = "streamer:", maxlen: int = 10_000,
-                 retry_s: float = 30.0, ttl_s: float = 900.0) -> None:
+                 retry_s: float = 30.0, ttl_s: float = 900.0,
+                 on_create: Callable[[Any], None] | None = None,
+                 interval_s: float = 0.0) -> None:
         self._redis = redis
         self._log = log
         self._key = stream_key(prefix, log.stream_id)
@@ -110,6 +150,8 @@ class RedisLogPublisher:
         self._maxlen = maxlen
         self._retry_s = retry_s
         self._ttl_ms = int(ttl_s * 1000)
+        self._on_create = on_create
+        self._interval_s = interval_s
         #: the stream's current epoch (``None`` before the first batch)
         self.epoch: str | None = None
         #: how many pipelines were sent, and epochs taken after the first (for tests, metrics)
@@ -129,6 +171,8 @@ class RedisLogPublisher:
                 await self.publish()
                 if self._ended:
                     return
+                if self._interval_s > 0:
+                    await trio.sleep(self._interval_s)
                 await waiter.wait()
         finally:
             self._log.detach(waiter)
@@ -176,16 +220,19 @@ class RedisLogPublisher:
         return records, seq, log.source_count
 
     async def _send(self, records: list[Record]) -> bool:
-        """One pipeline of ``XADD``s; ``False``: the key was lost (nothing was stored)."""
+        """One pipeline of ``XADD``s, each of at most :data:`BATCH_RECORDS` records;
+        ``False``: the key was lost (nothing was stored)."""
         replies: list[Any] = []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for record in records:
+            for start in range(0, len(records), BATCH_RECORDS):
                 replies.append(pipe.xadd(
-                    self._key, encode_record(record), nomkstream=self._created or None,
-                    trim_strategy=PureToken.MAXLEN, threshold=self._maxlen,
-                    trim_operator=PureToken.APPROXIMATELY))
+                    self._key, batch_fields(records[start:start + BATCH_RECORDS]),
+                    nomkstream=self._created or None, trim_strategy=PureToken.MAXLEN,
+                    threshold=self._maxlen, trim_operator=PureToken.APPROXIMATELY))
             if records[-1].kind == "end" and self._ttl_ms > 0:
                 pipe.pexpire(self._key, self._ttl_ms)
+            if not self._created and self._on_create is not None:
+                self._on_create(pipe)
         ids = [await reply for reply in replies]
         self.batches += 1
         if any(entry_id is None for entry_id in ids):
@@ -229,15 +276,28 @@ class RedisLogFollower:
             ValueError: a record that is not the codec's.
         """
         while not self.log.finished:
-            batch = await with_retry(self._read, self._retry_s)
-            for entry_id, fields in batch:
-                self.apply(decode_record(fields))
-                self.last_id = entry_id
+            self._apply_batch(await with_retry(self._read, self._retry_s))
         return self.log
 
-    async def _read(self) -> list[tuple[str, Any]]:
+    async def catch_up(self) -> None:
+        """Mirror what Redis holds now, without blocking: returns once a read finds nothing
+        new (or the ``end``), so a resume planned next sees every entry published before.
+        Raises like :meth:`run`."""
+        while not self.log.finished:
+            batch = await with_retry(lambda: self._read(block=False), self._retry_s)
+            if not batch:
+                return
+            self._apply_batch(batch)
+
+    def _apply_batch(self, batch: list[tuple[str, Any]]) -> None:
+        for entry_id, fields in batch:
+            for record in batch_records(fields):
+                self.apply(record)
+            self.last_id = entry_id
+
+    async def _read(self, block: bool = True) -> list[tuple[str, Any]]:
         reply = await self._redis.xread({self._key: self.last_id}, count=self._count,
-                                        block=self._block_ms)
+                                        block=self._block_ms if block else None)
         if not reply:
             return []
         return [(entry.identifier.decode() if isinstance(entry.identifier, bytes)

@@ -393,7 +393,8 @@ class Connection:
                       max_lag_s=defaults.max_lag_s, frame_interval_s=host.frame_interval_s(),
                       min_cps=defaults.min_cps, max_cps=defaults.max_cps)
         sub = Subscription(stream, after_seq, pacer=pacer, send=self.send, waiter=Waiter(),
-                           epoch=host.epoch, frame_interval_s=host.frame_interval_s,
+                           epoch=stream.epoch or host.epoch,
+                           frame_interval_s=host.frame_interval_s,
                            progress_interval_s=defaults.progress_interval_ms / 1000,
                            resumed=resumed, reader_id=self.connection_id,
                            on_gap=host.metrics.chunk_gap.observe)
@@ -415,13 +416,14 @@ class Connection:
         ``stream_not_found``)."""
         session, host = self.session, self.host
         sid = session.session_id
-        stream = session.streams.get(cursor.stream_id)
+        stream = await host.resumable(session, cursor.stream_id)
         started = stream if stream is not None and stream in session.started else None
         record = None
         if host.store is not None and stream is None:
             record = await host.store.message(cursor.stream_id)
         decision = resume.plan(cursor, started.log if started is not None else None,
-                               host.epoch, record, session.key)
+                               (started.epoch or host.epoch) if started else host.epoch, record,
+                               session.key)
         outcome = RESUME_OUTCOMES[type(decision)]
         host.metrics.resume(outcome)
         if outcome != "exact":

@@ -23,7 +23,7 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -50,6 +50,9 @@ from streamer.security.policy import Policy
 from streamer.security.ratelimits import ClientLimits
 from streamer.tools import BUILTIN_TOOLS, Tools
 from streamer.wire.events import Error
+
+if TYPE_CHECKING:
+    from streamer.runtime.replication import RedisEngine
 
 logger = logging.getLogger("streamer.runtime")
 
@@ -125,6 +128,11 @@ class Registry:
         self.store: Store | None = None
         #: finished streams whose logs are still in memory, oldest first (replay window)
         self._finished: dict[str, tuple[float, Stream]] = {}
+        #: ``engine.kind = "redis"``: streams and sessions shared through Redis (engines.md)
+        self.engine: RedisEngine | None = None
+        if config.engine.kind == "redis":  # imported here: coredis only when it is used
+            from streamer.runtime.replication import RedisEngine
+            self.engine = RedisEngine(config, self.keep_for_replay)
 
     # ------------------------------------------------------------------ the host
 
@@ -135,8 +143,11 @@ class Registry:
         return self._nursery
 
     def bind(self, nursery: trio.Nursery) -> None:
-        """Give the registry the server nursery its session tasks live in."""
+        """Give the registry the server nursery its session tasks live in (and, with
+        ``engine.kind = "redis"``, the engine's task: it raises if Redis does not answer)."""
         self._nursery = nursery
+        if self.engine is not None:
+            nursery.start_soon(self.engine.run, name="redis engine")
 
     def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
         self.nursery.start_soon(fn, name=name)
@@ -144,7 +155,7 @@ class Registry:
     def stream_services(self) -> StreamServices:
         return StreamServices(self.config, self.providers, self.renderer, self.tools,
                               lambda: self.store, self.on_stream_finished, self.activity,
-                              self.render_threads)
+                              self.render_threads, self.epoch, self.engine)
 
     def frame_interval_s(self) -> float:
         """Least time between frames to one connection, raised under load.
@@ -230,6 +241,8 @@ class Registry:
         session = self.get_or_create(session_id, owner)
         if self.store is not None:
             await self.store.create_session(session.key, owner.subject)
+        if self.engine is not None:
+            await self.engine.session_created(session)
         return session, True
 
     async def find_session(self, owner: Identity, session_id: str) -> Session:
@@ -242,17 +255,37 @@ class Registry:
         """
         key = session_key(owner, session_id)
         session = self.sessions.get(key)
-        if session is not None:
-            if session.owner.subject != owner.subject:
-                raise Forbidden("this session belongs to another identity")
-            session.touch()
-            return session
+        if session is None:
+            session = await self._load_session(owner, session_id, key)
+        elif session.owner.subject != owner.subject:
+            raise Forbidden("this session belongs to another identity")
+        if self.engine is not None:  # another process may run its current stream
+            await self.engine.follow_current(session)
+        session.touch()
+        return session
+
+    async def _load_session(self, owner: Identity, session_id: str, key: str) -> Session:
+        """A session this process does not hold: from the store, or (redis engine) with the
+        identity it was created with on another process. Raises like :meth:`find_session`."""
         stored_owner = await self.store.session_owner(key) if self.store is not None else None
+        if stored_owner is None and self.engine is not None:
+            shared = await self.engine.session_identity(key)
+            if shared is not None:
+                if shared.subject != owner.subject:
+                    raise Forbidden("this session belongs to another identity")
+                return await self.open_session(session_id, shared)
         if stored_owner is None:
             raise SessionNotFound(f"no session {session_id}")
         if stored_owner != owner.subject:
             raise Forbidden("this session belongs to another identity")
         return await self.open_session(session_id, owner)
+
+    async def resumable(self, session: Session, stream_id: str) -> Stream | None:
+        """The session's stream ``stream_id`` to resume: in memory, or (redis engine) a
+        mirror of another process's stream, caught up with Redis."""
+        if self.engine is None:
+            return session.streams.get(stream_id)
+        return await self.engine.mirror(session, stream_id)
 
     async def open_session(self, session_id: str | None = None,
                            owner: Identity = ANONYMOUS) -> Session:
@@ -325,6 +358,10 @@ class Registry:
         if self.config.log.content:
             log_stream_text(stream.stream_id, stream.session_id,
                             stream.request.messages[-1].content, stream.markdown)
+        self.keep_for_replay(stream)
+
+    def keep_for_replay(self, stream: Stream) -> None:
+        """A finished stream's (or mirror's) log stays for the replay window."""
         self._finished[stream.stream_id] = (trio.current_time(), stream)
         self.evict_finished_logs()
 

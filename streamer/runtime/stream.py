@@ -67,6 +67,8 @@ class StreamServices:
         activity: woken when the stream is done, saved included (drain waits on it).
         render_threads: the worker thread(s) a stream's large renders take turns in
             (``render.offload_tail_chars``; one: the renders need the GIL, the loop too).
+        epoch: the process's epoch (a stream's, unless its engine gives it one).
+        engine: replicates the stream beyond the process (``engine.kind = "redis"``).
     """
 
     config: Config
@@ -78,6 +80,15 @@ class StreamServices:
     activity: Waiter
     render_threads: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(1))
+    epoch: str = ""
+    engine: StreamEngine | None = None
+
+
+class StreamEngine(Protocol):
+    """Replication of streams beyond the process (``runtime/replication.py``)."""
+
+    async def begin(self, stream: Stream) -> str | None:
+        """The stream begins: its epoch from the engine (``None``: not replicated)."""
 
 
 class StreamOwner(Protocol):
@@ -132,6 +143,8 @@ class Stream:
         self.services = services
         self.stream_id = new_id("s")
         self.log = MemoryStreamLog(self.stream_id)
+        #: names the log its ``seq`` belong to (a cursor's epoch): the process's, or Redis's
+        self.epoch = services.epoch
         self.state = "queued"
         self.provider_name = request.provider or services.config.providers.default
         self.model = ""
@@ -144,6 +157,8 @@ class Stream:
         self.cancel_reason: tuple[str, StreamerError | None] | None = None
         self._progress = Waiter()
         self._subscribers_changed = Waiter()
+        #: another process has subscribers of it (the redis engine; the grace period waits)
+        self.watched_elsewhere = False
         self.markdown = ""
         self.html = ""
         #: the finished document's blocks (a snapshot source once the log is evicted)
@@ -278,7 +293,8 @@ class Stream:
 
         def watched() -> bool:
             # a connection of the session follows its current stream, even between attaching
-            return bool(self.subscribers) or self.owner.watched()
+            # (here, or on another process: the redis engine sets ``watched_elsewhere``)
+            return bool(self.subscribers) or self.owner.watched() or self.watched_elsewhere
 
         while True:
             while watched():
@@ -339,6 +355,8 @@ class Stream:
             error = await self._fit(provider)
             if error is not None:
                 provider = None
+        if services.engine is not None:
+            self.epoch = await services.engine.begin(self) or self.epoch
         self.record("started", provider=self.provider_name, model=self.model)
         self.owner.stream_started(self)
         finish = "error" if error is not None else "stop"

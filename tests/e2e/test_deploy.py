@@ -18,7 +18,7 @@ import os
 import random
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -153,25 +153,28 @@ class Nginx:
         return (self.prefix / "error.log").read_text(errors="replace")
 
 
-def prepare_nginx(folder: Path, upstream_port: int, cert: Certificate
-                  ) -> tuple[Nginx, list[str]]:
-    """Write the configs into ``folder``: the server (its free ports) and nginx's command."""
+def prepare_nginx(folder: Path, upstream_port: int, cert: Certificate,
+                  site: Callable[[Nginx], str] | None = None) -> tuple[Nginx, list[str]]:
+    """Write the configs into ``folder``: the server (its free ports) and nginx's command
+    (``site``: another site file for those ports than ``deploy/nginx/streamer.conf``)."""
     if not Path(NGINX).exists():
         pytest.fail("nginx is needed: scripts/setup.sh --test installs Debian's nginx-light")
     folder.mkdir(exist_ok=True)
     server = Nginx(free_port(), free_port(), folder)
-    (folder / "streamer.conf").write_text(site_config(upstream_port, server.https_port,
-                                                      server.http_port, cert))
+    (folder / "streamer.conf").write_text(
+        site(server) if site is not None else
+        site_config(upstream_port, server.https_port, server.http_port, cert))
     (folder / "nginx.conf").write_text(main_config(folder))
     return server, [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"),
                     "-e", str(folder / "error.log"), "-g", "daemon off;"]
 
 
 @asynccontextmanager
-async def nginx(folder: Path, upstream_port: int, cert: Certificate) -> AsyncIterator[Nginx]:
-    """The real nginx with the repository's site config, in the foreground; stopped (and
-    reaped) when the block ends."""
-    server, command = prepare_nginx(folder, upstream_port, cert)
+async def nginx(folder: Path, upstream_port: int, cert: Certificate,
+                site: Callable[[Nginx], str] | None = None) -> AsyncIterator[Nginx]:
+    """The real nginx with the repository's site config (or ``site``'s), in the foreground;
+    stopped (and reaped) when the block ends."""
+    server, command = prepare_nginx(folder, upstream_port, cert, site)
     check = await trio.run_process([*command, "-t"], capture_stdout=True,
                                    capture_stderr=True, check=False)
     assert check.returncode == 0, check.stderr.decode()

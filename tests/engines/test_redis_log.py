@@ -19,10 +19,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamer.engines.redis_log import (
+    BATCH_RECORDS,
     LogGap,
     RedisLogFollower,
     RedisLogPublisher,
     RedisUnavailable,
+    batch_fields,
+    batch_records,
     connect,
 )
 from streamer.log.codec import Record, decode_record, encode_record
@@ -73,8 +76,8 @@ class RedisServer:
             self.process = None
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
+def running_redis() -> Iterator[RedisServer]:
+    """A started :class:`RedisServer`, stopped after (skips the test without redis-server)."""
     if not REDIS_SERVER.exists():
         pytest.skip("/usr/bin/redis-server is missing (scripts/setup.sh --test installs it)")
     server = RedisServer()
@@ -83,6 +86,7 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
 
 
 @pytest.fixture
@@ -348,3 +352,47 @@ def test_the_codec_round_trips_every_record(record: Record) -> None:
 def test_a_malformed_record_is_refused(fields: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         decode_record(fields)
+
+
+@given(st.lists(records(), min_size=1, max_size=5))
+def test_a_batch_of_records_is_one_redis_entry_and_round_trips(batch: list[Record]) -> None:
+    fields = batch_fields(batch)
+    assert ("b" in fields) == (len(batch) > 1)
+    as_redis = {key.encode(): value.encode() for key, value in fields.items()}
+    assert batch_records(as_redis) == batch == batch_records(fields)
+
+
+@pytest.mark.parametrize("raw", ["{", '{"k": "entry"}', "[1, 2]", '[{"k": "nope"}]'])
+def test_a_malformed_batch_is_refused(raw: str) -> None:
+    with pytest.raises(ValueError):
+        batch_records({"b": raw})
+
+
+async def test_a_wake_goes_to_redis_in_entries_of_many_records(redis: Any) -> None:
+    log = MemoryStreamLog("s_batch")
+    for _ in feed_answer(log, (ANSWERS / "07_long_document.md").read_text()):
+        pass
+    with trio.fail_after(BOUND_S):
+        await RedisLogPublisher(redis, log, prefix="t:").run()
+        stored = await redis.xlen("t:stream:s_batch")
+        mirror = await RedisLogFollower(redis, "s_batch", prefix="t:").run()
+    assert stored == -(-(log.last_seq + 1) // BATCH_RECORDS)  # the entries and the end
+    assert_equal_logs(mirror, log)
+
+
+async def test_a_publisher_with_an_interval_sends_at_most_one_pipeline_per_interval(
+        redis: Any) -> None:
+    log = MemoryStreamLog("s_every")
+    publisher = RedisLogPublisher(redis, log, prefix="t:", interval_s=0.1)
+    follower = RedisLogFollower(redis, "s_every", prefix="t:", block_ms=100)
+    with trio.fail_after(BOUND_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(follower.run)
+            nursery.start_soon(publisher.run)
+            started = trio.current_time()
+            for _ in feed_answer(log, (ANSWERS / "02_comparison_table.md").read_text()):
+                await trio.sleep(0.002)  # one wake per entry: a pipeline each without it
+        elapsed = trio.current_time() - started
+    assert_equal_logs(follower.log, log)
+    assert publisher.batches <= elapsed / 0.1 + 2, (publisher.batches, elapsed)
+    assert log.last_seq > 3 * publisher.batches

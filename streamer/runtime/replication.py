@@ -1,0 +1,304 @@
+"""The redis engine wired into a process (``engine.kind = "redis"``, ``docs/engines.md``).
+
+:class:`RedisEngine` holds the process's Redis client (its task, :meth:`RedisEngine.run`,
+lives in the server nursery; the publishers and mirrors run in its own nursery) and does the
+runtime's side of replication:
+
+- every stream this process runs gets its epoch from Redis (``INCR``) and a
+  :class:`~streamer.engines.redis_log.RedisLogPublisher` for its lifetime
+  (:meth:`RedisEngine.begin`); a failure to publish is logged and recorded in the stream's
+  trace, the stream itself goes on (its clients on this process lose nothing);
+- sessions are shared: the identity a session was created with and its current stream
+  (``streamer.engines.redis_meta``), so another process checks who may connect and resume;
+- a stream this process does not know, asked for by a resume cursor or as the session's
+  current stream, is mirrored (:class:`~streamer.runtime.mirror.MirrorStream`).
+
+Redis down at start-up: :meth:`RedisEngine.run` raises (``streamer serve`` checks first and
+refuses to start with a clear message). Later outages are retried for :data:`RETRY_S`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import coredis
+import trio
+
+from streamer.config import Config
+from streamer.engines.redis_log import (
+    CONNECTION_ERRORS,
+    RedisLogPublisher,
+    RedisUnavailable,
+    connect,
+    new_epoch,
+    with_retry,
+)
+from streamer.engines.redis_meta import (
+    MIN_TTL_S,
+    StreamMeta,
+    load_session,
+    load_stream,
+    queue_session,
+    refresh,
+    save_session,
+    watched_key_name,
+)
+from streamer.runtime.mirror import MirrorStream
+from streamer.runtime.session import Session
+from streamer.runtime.stream import Stream
+from streamer.security.identity import Identity
+
+logger = logging.getLogger("streamer.runtime")
+
+T = TypeVar("T")
+
+#: how long a publisher or a follower retries Redis before it gives up (s)
+RETRY_S = 10.0
+#: how long a request's lookup (a session, a stream) waits for Redis (s)
+LOOKUP_RETRY_S = 2.0
+#: one blocking ``XREAD`` of a mirror (ms; a read that times out is repeated)
+FOLLOW_BLOCK_MS = 1_000
+#: the least time between two pipelines of one stream's publisher (s): at most 50 round trips
+#: a second per stream, whatever the model's rate; other processes see entries that much later
+PUBLISH_INTERVAL_S = 0.02
+#: how often a process that mirrors a watched stream says so, and the generating process
+#: looks (s); the mark lives :data:`WATCH_TTL_INTERVALS` times that
+WATCH_INTERVAL_S = 1.0
+WATCH_TTL_INTERVALS = 3
+
+
+class RedisEngine:
+    """The process's side of the redis engine.
+
+    Args:
+        config: the server's configuration (``[engine]``; ``resume.window_s`` is the life
+            of every key after its last write).
+        keep: called with a mirror once it is finished (the registry's replay window).
+    """
+
+    def __init__(self, config: Config, keep: Callable[[Stream], None]) -> None:
+        engine = config.engine
+        self.url = engine.redis_url
+        self.prefix = engine.key_prefix
+        self.maxlen = engine.replay_maxlen
+        self.ttl_s = max(config.resume.window_s, MIN_TTL_S)
+        self._keep = keep
+        self._redis: coredis.Redis[Any] | None = None
+        self._nursery: trio.Nursery | None = None
+        self._ready = trio.Event()
+        #: streams published and mirrored by this process, and publishing failures
+        self.published = 0
+        self.mirrored = 0
+        self.failures = 0
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Hold the client (and the publishers' and mirrors' nursery) until cancelled.
+
+        Raises:
+            RedisUnavailable: Redis does not answer at start-up.
+        """
+        try:
+            async with connect(self.url) as redis:
+                await redis.ping()
+                async with trio.open_nursery() as nursery:
+                    self._redis, self._nursery = redis, nursery
+                    self._ready.set()
+                    task_status.started()
+                    await trio.sleep_forever()
+        except (*CONNECTION_ERRORS, BaseExceptionGroup) as exc:
+            if isinstance(exc, BaseExceptionGroup) and not exc.subgroup(CONNECTION_ERRORS):
+                raise
+            raise RedisUnavailable(f"redis at {describe_url(self.url)} does not answer"
+                                   ) from exc
+
+    async def _client(self) -> tuple[coredis.Redis[Any], trio.Nursery]:
+        with trio.fail_after(RETRY_S):
+            await self._ready.wait()
+        assert self._redis is not None and self._nursery is not None
+        return self._redis, self._nursery
+
+    async def _lookup(self, call: Callable[[coredis.Redis[Any]], Awaitable[T]],
+                      what: str) -> T | None:
+        """A request's read from Redis; ``None`` (logged) when Redis does not answer."""
+        redis, _ = await self._client()
+        try:
+            return await with_retry(lambda: call(redis), LOOKUP_RETRY_S)
+        except (RedisUnavailable, ValueError) as exc:
+            logger.error("redis engine: %s failed: %s", what, exc)
+            return None
+
+    # ------------------------------------------------------------------ publishing
+
+    async def begin(self, stream: Stream) -> str | None:
+        """The stream runs on this process: its epoch from Redis, its metadata shared, its
+        publisher started. ``None`` (logged, recorded in its trace) when Redis does not
+        answer within :data:`RETRY_S`: the stream then runs on this process only."""
+        redis, nursery = await self._client()
+        owner, prefix, ttl_s = stream.owner, self.prefix, self.ttl_s
+        meta = StreamMeta(stream.stream_id, owner.key, stream.provider_name, stream.model,
+                          stream.request.pacing.mode, stream.request.pacing.cps)
+        try:
+            epoch = await with_retry(lambda: new_epoch(redis, prefix), RETRY_S)
+            await with_retry(lambda: save_session(redis, prefix, owner.key, owner.owner,
+                                                  ttl_s, meta), RETRY_S)
+        except RedisUnavailable as exc:
+            self._failed(stream, "begin", exc)
+            return None
+        publisher = RedisLogPublisher(
+            redis, stream.log, prefix=prefix, maxlen=self.maxlen, retry_s=RETRY_S,
+            ttl_s=ttl_s, interval_s=PUBLISH_INTERVAL_S,
+            on_create=lambda pipe: queue_session(pipe, prefix, owner.key, owner.owner, ttl_s,
+                                                 meta))
+        publisher.epoch = epoch
+        nursery.start_soon(self._publish, redis, stream, publisher, meta,
+                           name=f"publish {stream.stream_id}")
+        self.published += 1
+        return epoch
+
+    async def _publish(self, redis: coredis.Redis[Any], stream: Stream,
+                       publisher: RedisLogPublisher, meta: StreamMeta) -> None:
+        """Run the publisher until the ``end`` is stored, with :meth:`_beside` while it
+        runs; refresh the shared metadata once it is over (it then expires with the stream's
+        key)."""
+        try:
+            with trio.CancelScope() as beside:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._beside, redis, stream, meta)
+                    await publisher.run()
+                    beside.cancel()
+            await with_retry(lambda: refresh(redis, self.prefix, meta.session_key,
+                                             meta.stream_id, self.ttl_s), RETRY_S)
+        except Exception as exc:  # a Redis failure never ends the stream, nor the server
+            self._failed(stream, "publish", exc)
+
+    async def _beside(self, redis: coredis.Redis[Any], stream: Stream,
+                      meta: StreamMeta) -> None:
+        """While the stream runs: every :data:`WATCH_INTERVAL_S`, whether another process has
+        subscribers of it (its grace period counts them: ``Stream.watched_elsewhere``), and
+        every third of the keys' TTL, their refresh. Connection errors are skipped (the
+        publisher reports Redis's absence); meanwhile nobody elsewhere counts."""
+        watched = watched_key_name(self.prefix, meta.stream_id)
+        refreshed = trio.current_time()
+        while True:
+            await trio.sleep(WATCH_INTERVAL_S)
+            try:
+                elsewhere = bool(await redis.exists([watched]))
+                if trio.current_time() - refreshed >= self.ttl_s / 3:
+                    await refresh(redis, self.prefix, meta.session_key, meta.stream_id,
+                                  self.ttl_s)
+                    refreshed = trio.current_time()
+            except CONNECTION_ERRORS:
+                elsewhere = False
+            if elsewhere != stream.watched_elsewhere:
+                stream.watched_elsewhere = elsewhere
+                stream.on_subscribers_changed()
+
+    def _failed(self, stream: Stream, during: str, exc: BaseException) -> None:
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]  # the keep-alive's nursery wraps the publisher's error
+        self.failures += 1
+        logger.error("stream %s: replication to redis failed (%s): %s", stream.stream_id,
+                     during, exc)
+        stream.record("replication_failed", during=during)
+
+    # ------------------------------------------------------------------ sessions
+
+    async def session_created(self, session: Session) -> None:
+        """Share a new session's identity, so other processes let its owner in."""
+        redis, _ = await self._client()
+        try:
+            await with_retry(lambda: save_session(redis, self.prefix, session.key,
+                                                  session.owner, self.ttl_s), LOOKUP_RETRY_S)
+        except RedisUnavailable as exc:
+            logger.error("session %s: not shared through redis: %s", session.session_id, exc)
+
+    async def session_identity(self, session_key: str) -> Identity | None:
+        """The identity a session was created with, on any process (``None``: unknown)."""
+        found = await self._lookup(lambda r: load_session(r, self.prefix, session_key),
+                                   "a session lookup")
+        return found[0] if found is not None else None
+
+    async def follow_current(self, session: Session) -> None:
+        """Mirror the session's current stream if another process runs it (a connection
+        that arrives here then joins it like a late subscriber)."""
+        found = await self._lookup(lambda r: load_session(r, self.prefix, session.key),
+                                   "a session lookup")
+        current = found[1] if found is not None else None
+        if current is not None:  # (a mirror started by another connection: caught up)
+            await self.mirror(session, current, current=True)
+
+    async def mirror(self, session: Session, stream_id: str, *, current: bool = False
+                     ) -> Stream | None:
+        """The session's stream ``stream_id``: this process's own, or a mirror of another's
+        (started if needed, caught up with Redis); ``None`` if neither this process nor
+        Redis knows it as this session's (or it cannot be mirrored)."""
+        known = session.streams.get(stream_id)
+        if known is None:
+            meta = await self._lookup(lambda r: load_stream(r, self.prefix, stream_id),
+                                      "a stream lookup")
+            if meta is None or meta.session_key != session.key:
+                return None
+            redis, nursery = await self._client()
+            known = session.streams.get(stream_id)  # mirrored meanwhile?
+            if known is None:
+                known = self._start_mirror(redis, nursery, session, meta, current)
+        if isinstance(known, MirrorStream):
+            await known.caught_up.wait()
+            if known.failed:
+                return None
+        return known
+
+    def _start_mirror(self, redis: coredis.Redis[Any], nursery: trio.Nursery,
+                      session: Session, meta: StreamMeta, current: bool) -> MirrorStream:
+        mirror = MirrorStream(session, meta, session.host.stream_services())
+        session.streams[meta.stream_id] = mirror
+        if current:
+            session.stream_started(mirror)  # its connections take it up
+        else:
+            session.started.append(mirror)
+        self.mirrored += 1
+
+        async def follow() -> None:
+            async with trio.open_nursery() as beside:
+                beside.start_soon(mirror.announce, redis, watched_key_name(
+                    self.prefix, meta.stream_id), WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
+                await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
+                                    block_ms=FOLLOW_BLOCK_MS)
+                beside.cancel_scope.cancel()
+            if mirror.failed:
+                session.streams.pop(meta.stream_id, None)
+                if mirror in session.started:
+                    session.started.remove(mirror)
+            else:
+                self._keep(mirror)
+
+        nursery.start_soon(follow, name=f"mirror {meta.stream_id}")
+        return mirror
+
+
+def describe_url(url: str) -> str:
+    """``url`` without its credentials (``redis://:secret@host:6379/0`` → ``host:6379/0``),
+    for messages and logs."""
+    rest = url.split("://", 1)[-1]
+    return rest.rsplit("@", 1)[-1]
+
+
+async def probe(url: str, timeout_s: float = 5.0) -> None:
+    """Connect to ``url`` and ``PING``. Raises :class:`RedisUnavailable` with a clear
+    message (``streamer serve`` calls it before serving)."""
+    try:
+        client = connect(url)
+    except ValueError as exc:
+        raise RedisUnavailable(f"engine.redis_url is not a redis URL ({exc})") from exc
+    try:
+        with trio.fail_after(timeout_s):
+            async with client as redis:
+                await redis.ping()
+    except (trio.TooSlowError, *CONNECTION_ERRORS, BaseExceptionGroup) as exc:
+        if isinstance(exc, BaseExceptionGroup) and not exc.subgroup(CONNECTION_ERRORS):
+            raise
+        raise RedisUnavailable(f"redis at {describe_url(url)} does not answer"
+                               f" ({type(exc).__name__})") from exc
