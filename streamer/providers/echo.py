@@ -20,6 +20,7 @@ from streamer.providers.base import (
     ProviderRequest,
     TextDelta,
     Usage,
+    event_stream,
 )
 
 
@@ -52,7 +53,7 @@ class EchoProvider(Provider):
     def model_for(self, request: ProviderRequest) -> str:
         return "echo"
 
-    @trio.as_safe_channel
+    @event_stream
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         text = next(m.content for m in reversed(request.messages) if m.role == "user")
         delta_chars = request.echo.delta_chars or self.config.delta_chars
