@@ -163,7 +163,11 @@ class Subscription:
                         done = True
                         break
                     next_progress = await self._progress(next_progress)
-                    timer.deadline = self._deadline(next_progress)
+                    deadline = self._deadline(next_progress)
+                    if deadline == math.inf:
+                        await self.waiter.wait()  # (the timer's deadline is inf)
+                        continue
+                    timer.deadline = deadline
                     await self.waiter.wait()
                     if timer.cancel_called:  # woken as the deadline passed: a fresh timer
                         break
@@ -236,11 +240,19 @@ class Subscription:
 
     def _deadline(self, next_progress: float) -> float:
         """Until when to wait for a new entry or a control: the pacer's deadline or the
-        next progress event (``inf``: until woken)."""
-        deadline = None if self._blocked else self.pacer.next_deadline(self.cursor.has_pending)
+        next progress event (``inf``: until woken).
+
+        The progress event has a deadline of its own only while entries wait for the pacer:
+        unpaced, with nothing pending, its numbers change only with a new entry, which
+        wakes the loop anyway (so an unpaced stream waits without a timer); while the
+        writer is busy, it wakes the loop when done.
+        """
+        if self._blocked:
+            return math.inf
+        deadline = self.pacer.next_deadline(self.cursor.has_pending)
         if deadline is None:
-            deadline = math.inf
-        if self._last_progress is not None and not self.pacer.paused:
+            return math.inf
+        if self._last_progress is not None:
             deadline = min(deadline, next_progress)
         return deadline
 

@@ -277,8 +277,15 @@ async def _pump(agen: AsyncGenerator[Any, None], send: trio.MemorySendChannel[An
         async with aclosing(agen):
             async for item in agen:
                 try:
-                    await send.send(item)
-                except trio.BrokenResourceError:  # the reader left: nothing more to do
+                    # without a checkpoint while there is room: events a generator makes
+                    # at once (a network read's worth) reach the reader together
+                    send.send_nowait(item)
+                except trio.WouldBlock:
+                    try:
+                        await send.send(item)
+                    except trio.BrokenResourceError:  # the reader left
+                        return
+                except trio.BrokenResourceError:
                     return
 
 

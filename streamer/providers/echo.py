@@ -66,7 +66,9 @@ class EchoProvider(Provider):
         t0 = trio.current_time()
         for start in range(0, len(text), delta_chars):
             if start and interval_s > 0 and self.config.absolute_schedule:
-                await trio.sleep_until(t0 + start // delta_chars * interval_s)
+                due = t0 + start // delta_chars * interval_s
+                if due > trio.current_time():  # behind schedule: what is due goes at once
+                    await trio.sleep_until(due)
             elif start and interval_s > 0:
                 await trio.sleep(interval_s)
             else:
