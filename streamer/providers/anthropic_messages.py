@@ -53,6 +53,7 @@ from streamer.providers.base import (
     ToolCallStart,
     Usage,
     context_exceeded,
+    event_stream,
 )
 
 #: the API's ``stop_reason`` -> ours (anything else, e.g. ``end_turn``, ``stop_sequence``: stop)
@@ -170,7 +171,7 @@ class AnthropicProvider(Provider):
         # parameters; a ``start.temperature`` is ignored for this provider
         return body
 
-    @trio.as_safe_channel
+    @event_stream
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         try:
             response = await (await self.client()).messages.create(**self._body(request))

@@ -4,10 +4,11 @@ A provider turns a :class:`ProviderRequest` into events (:class:`TextDelta`,
 :class:`ReasoningDelta`, :class:`ToolCallStart` / :class:`ToolCallDelta` /
 :class:`ToolCallComplete`, :class:`Usage`, :class:`Finish`). :meth:`Provider.stream` returns an
 async context manager yielding a Trio ``ReceiveChannel`` of events (built with
-``trio.as_safe_channel``), so a provider may run tasks or threads inside and the stream that
-consumes it cancels it cleanly: leaving the ``async with`` early (``stop``, timeout, the last
-subscriber gone) closes the model call at once: the HTTP response to the provider is closed, or
-the local model stops between tokens.
+:func:`event_stream`, ``trio.as_safe_channel`` with a small buffer, as the built-in providers
+do, or with ``trio.as_safe_channel`` itself), so a provider may run tasks or threads inside
+and the stream that consumes it cancels it cleanly: leaving the ``async with`` early
+(``stop``, timeout, the last subscriber gone) closes the model call at once: the HTTP response
+to the provider is closed, or the local model stops between tokens.
 
 Errors are translated at this edge into :mod:`streamer.errors`
 (:class:`~streamer.errors.ProviderError` and its subclasses): the detail names the provider,
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import wraps
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import trio
 
@@ -226,3 +228,79 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release clients or models held by the provider (server shutdown)."""
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: events a provider may produce ahead of the stream that reads them
+EVENT_BUFFER = 32
+
+
+def event_stream(fn: Callable[P, AsyncGenerator[T, None]]
+                 ) -> Callable[P, AbstractAsyncContextManager[trio.MemoryReceiveChannel[T]]]:
+    """Make an async generator a cancellation-safe provider stream, as
+    ``trio.as_safe_channel`` does (the generator runs in a task of its own, in a nursery the
+    ``async with`` owns; leaving the block cancels it and closes the generator), but with a
+    buffer of :data:`EVENT_BUFFER` events instead of none.
+
+    With ``as_safe_channel`` every event is a round trip between the reader and the
+    generator's task (the reader asks, the generator makes one event, hands it over); here
+    the generator runs ahead up to the buffer, and a reader that fell behind (a busy server)
+    takes what has arrived at once (``receive_nowait``) and renders it as one batch (issue
+    16). A full buffer holds the generator back, so backpressure still reaches the model.
+
+    Errors: the generator's exception leaves the ``async with`` as itself, not in an
+    exception group (as with ``as_safe_channel``).
+    """
+
+    @asynccontextmanager
+    @wraps(fn)
+    async def open_stream(*args: P.args, **kwargs: P.kwargs
+                          ) -> AsyncGenerator[trio.MemoryReceiveChannel[T], None]:
+        send, receive = trio.open_memory_channel[T](EVENT_BUFFER)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_pump, fn(*args, **kwargs), send)
+                with receive:
+                    yield receive
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _single(group) from None
+
+    return open_stream
+
+
+async def _pump(agen: AsyncGenerator[Any, None], send: trio.MemorySendChannel[Any]) -> None:
+    """Move the generator's items into ``send`` until it ends (the channel then ends)."""
+    with send:
+        async with aclosing(agen):
+            async for item in agen:
+                try:
+                    # without a checkpoint while there is room: events a generator makes
+                    # at once (a network read's worth) reach the reader together
+                    send.send_nowait(item)
+                except trio.WouldBlock:
+                    try:
+                        await send.send(item)
+                    except trio.BrokenResourceError:  # the reader left
+                        return
+                except trio.BrokenResourceError:
+                    return
+
+
+def _single(group: BaseExceptionGroup) -> BaseException:
+    """The one exception a stream's nursery group stands for: its only error (cancellations
+    aside), or its first cancellation; the group itself when there are several errors."""
+    leaves: list[BaseException] = []
+    todo: list[BaseException] = [group]
+    while todo:
+        exc = todo.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            todo[:0] = list(exc.exceptions)
+        else:
+            leaves.append(exc)
+    errors = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if len(errors) == 1:
+        return errors[0]
+    return leaves[0] if not errors and leaves else group

@@ -20,6 +20,7 @@ from streamer.providers.base import (
     ProviderRequest,
     TextDelta,
     Usage,
+    event_stream,
 )
 
 
@@ -52,7 +53,7 @@ class EchoProvider(Provider):
     def model_for(self, request: ProviderRequest) -> str:
         return "echo"
 
-    @trio.as_safe_channel
+    @event_stream
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         text = next(m.content for m in reversed(request.messages) if m.role == "user")
         delta_chars = request.echo.delta_chars or self.config.delta_chars
@@ -65,7 +66,9 @@ class EchoProvider(Provider):
         t0 = trio.current_time()
         for start in range(0, len(text), delta_chars):
             if start and interval_s > 0 and self.config.absolute_schedule:
-                await trio.sleep_until(t0 + start // delta_chars * interval_s)
+                due = t0 + start // delta_chars * interval_s
+                if due > trio.current_time():  # behind schedule: what is due goes at once
+                    await trio.sleep_until(due)
             elif start and interval_s > 0:
                 await trio.sleep(interval_s)
             else:

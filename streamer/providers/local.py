@@ -48,6 +48,7 @@ from streamer.providers.base import (
     TextDelta,
     Usage,
     context_exceeded,
+    event_stream,
 )
 from streamer.providers.fairqueue import FairQueue
 
@@ -166,7 +167,7 @@ class LocalProvider(Provider):
                 messages.insert(0, {"role": "system", "content": request.system})
         return messages
 
-    @trio.as_safe_channel
+    @event_stream
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         llm = await self.load()
         with self.queue.ticket() as ticket:

@@ -48,6 +48,7 @@ from streamer.providers.base import (
     ToolCallStart,
     Usage,
     context_exceeded,
+    event_stream,
 )
 
 #: the API's ``finish_reason`` -> ours (anything else, e.g. ``stop``, ``content_filter``: stop)
@@ -249,7 +250,7 @@ class OpenAIProvider(Provider):
                 for t in request.tools]
         return body
 
-    @trio.as_safe_channel
+    @event_stream
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         try:
             response = await (await self.client()).chat.completions.create(**self._body(request))

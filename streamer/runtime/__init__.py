@@ -10,7 +10,8 @@ module             owns
                    backpressure, persistence, trace
 ``generation``     provider events → log entries (a pure step, the retry policy) and the
                    thin loop around them
-``connection``     one socket's lifetime: outbox, writer, heartbeat, follower, control table
+``connection``     one socket's lifetime: follower, resume, control table
+``outbox``         a connection's queue, its only writer, its clock (heartbeat, stuck writes)
 ``trace``          what happened to a stream, when
 ``waiter``         the re-armable wake-up flag
 =================  ===========================================================================

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
@@ -42,9 +42,15 @@ from streamer.errors import (
 )
 from streamer.log import resume
 from streamer.observability.logs import bind_log_context
-from streamer.observability.metrics import Sent
 from streamer.persistence import MessageRecord
 from streamer.runtime.control_gate import ControlGate, ControlRateLimited
+from streamer.runtime.outbox import (  # noqa: F401 - Outbox and PeerTooSlow re-exported
+    CLOSE_GOING_AWAY,
+    OUTBOX_EVENTS,
+    Outbox,
+    PeerTooSlow,
+    Transport,
+)
 from streamer.runtime.session import Session
 from streamer.runtime.stream import Stream, new_id
 from streamer.runtime.waiter import Waiter
@@ -78,111 +84,16 @@ from streamer.wire.events import (
 
 logger = logging.getLogger("streamer.runtime")
 
-#: events queued between a connection's tasks and its writer
-OUTBOX_EVENTS = 16
+#: a ``progress`` event at most once per this many frame intervals: under load (frames
+#: further apart) progress events thin out with the frames
+PROGRESS_FRAMES = 8
 #: WebSocket close code for a peer that could not keep up (IANA registry: "Try Again Later")
 CLOSE_TOO_SLOW = 1013
-#: WebSocket close code when the server closes (RFC 6455 §7.4.1: "going away")
-CLOSE_GOING_AWAY = 1001
 
 #: delivers one event's JSON object and its SSE id (``None``: not part of a stream's sequence)
 SendFn = Callable[[dict[str, Any], str | None], Awaitable[None]]
 #: what a client's malformed or refused control message raises: an ``error`` and a strike
 REFUSED = (InvalidMessage, PayloadTooLarge, UnsupportedProtocol, ControlRateLimited)
-
-
-class Transport(Protocol):
-    """What a connection needs of its socket (``transports/``: framing only)."""
-
-    name: str
-
-    def encode(self, obj: dict[str, Any], event_id: str | None) -> str | bytes:
-        """One event's JSON object as the transport's frame (``streamer.wire.codecs``)."""
-
-    def heartbeat(self) -> str | bytes:
-        """The frame sent when the connection has been idle."""
-
-    async def write(self, data: str | bytes) -> None: ...
-
-    async def close(self, code: int, reason: str) -> None: ...
-
-
-class PeerTooSlow(Exception):
-    """A write or a queued event did not go through within ``send_timeout_s``."""
-
-
-class Outbox:
-    """The bounded queue between a connection's tasks and its writer.
-
-    Args:
-        send_timeout_s: the longest a put (queue full) or a write may take.
-    """
-
-    def __init__(self, send_timeout_s: float) -> None:
-        self.send_timeout_s = send_timeout_s
-        #: events (JSON object, SSE id), or the close code and reason that ends the writer
-        self._send, self._receive = trio.open_memory_channel[
-            tuple[dict[str, Any], str | None] | tuple[int, str]](OUTBOX_EVENTS)
-        #: why the peer was given up, whichever task noticed first (the other task may see
-        #: only the broken channel the first one left behind)
-        self.too_slow: list[PeerTooSlow] = []
-
-    def _give_up(self, reason: str) -> PeerTooSlow:
-        self.too_slow.append(PeerTooSlow(reason))
-        return self.too_slow[-1]
-
-    def queued(self) -> int:
-        """Events waiting for the writer."""
-        return self._send.statistics().current_buffer_used
-
-    async def put(self, obj: dict[str, Any], event_id: str | None) -> None:
-        """Queue one event. Raises :class:`PeerTooSlow` after ``send_timeout_s`` full."""
-        try:
-            with trio.fail_after(self.send_timeout_s):
-                await self._send.send((obj, event_id))
-        except trio.TooSlowError as exc:
-            raise self._give_up(f"outbox full for {self.send_timeout_s:g} s") from exc
-
-    async def close(self, code: int = CLOSE_GOING_AWAY,
-                    reason: str = "server shutting down") -> None:
-        """After what is queued, the writer closes the connection with ``code`` (RFC 6455
-        §7.4.1; SSE: the body ends)."""
-        await self._send.send((code, reason))
-
-    async def write_to(self, transport: Transport, heartbeat_s: float,
-                       sent: Sent | None = None,
-                       on_heartbeat: Callable[[], None] | None = None) -> None:
-        """The connection's only writer; returns once it closed the transport on request.
-        ``sent`` counts the frames and bytes written (``/metrics``); ``on_heartbeat`` is
-        told of each heartbeat written (the followed stream's trace).
-
-        Raises:
-            PeerTooSlow: a write took longer than ``send_timeout_s``.
-        """
-        async with self._receive:
-            while True:
-                with trio.move_on_after(heartbeat_s) as idle:
-                    item = await self._receive.receive()
-                if idle.cancelled_caught:
-                    data = transport.heartbeat()
-                elif isinstance(item[0], int):
-                    await transport.close(item[0], str(item[1]))
-                    return
-                else:
-                    data = transport.encode(item[0], item[1])
-                try:
-                    with trio.fail_after(self.send_timeout_s):
-                        await transport.write(data)
-                except trio.TooSlowError as exc:
-                    raise self._give_up(
-                        f"a write took over {self.send_timeout_s:g} s") from exc
-                if idle.cancelled_caught and on_heartbeat is not None:
-                    on_heartbeat()
-                if sent is not None:
-                    if idle.cancelled_caught:
-                        sent.heartbeat(data)
-                    else:
-                        sent.event(data)
 
 
 class Connection:
@@ -275,6 +186,7 @@ class Connection:
             with self.cancel_scope:
                 async with trio.open_nursery() as nursery:  # the connection's nursery
                     nursery.start_soon(self._write, transport)
+                    nursery.start_soon(outbox.watch, config.heartbeat_interval_s)
                     await self.send(Connected(
                         session.session_id, self.connection_id,
                         round(config.heartbeat_interval_s * 1000), transport.name,
@@ -292,8 +204,8 @@ class Connection:
 
     async def _write(self, transport: Transport) -> None:
         assert self.outbox is not None
-        await self.outbox.write_to(transport, self.host.config.server.heartbeat_interval_s,
-                                   self.host.metrics.sent_by(transport.name), self._heartbeat)
+        await self.outbox.write_to(transport, self.host.metrics.sent_by(transport.name),
+                                   self._heartbeat)
         self.cancel_scope.cancel()  # closed on request: the connection is over
 
     def _heartbeat(self) -> None:
@@ -395,9 +307,13 @@ class Connection:
         sub = Subscription(stream, after_seq, pacer=pacer, send=self.send, waiter=Waiter(),
                            epoch=stream.epoch or host.epoch,
                            frame_interval_s=host.frame_interval_s,
-                           progress_interval_s=defaults.progress_interval_ms / 1000,
+                           progress_interval_s=max(defaults.progress_interval_ms / 1000,
+                                                   PROGRESS_FRAMES * host.frame_interval_s()),
                            resumed=resumed, reader_id=self.connection_id,
-                           on_gap=host.metrics.chunk_gap.observe)
+                           on_gap=host.metrics.chunk_gap.observe,
+                           ready=self.outbox.ready if self.outbox is not None else None)
+        if self.outbox is not None:
+            self.outbox.on_ready = sub.waiter.wake
         stream.attach(sub)
         self.subscription, self.stream = sub, stream
         host.subscription_started()

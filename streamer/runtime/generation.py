@@ -301,6 +301,9 @@ class Shell(Protocol):
     def backpressure(self) -> Awaitable[None]:
         """Wait while every subscriber is too far behind (raises when held too long)."""
 
+    def held_back(self) -> bool:
+        """Whether :meth:`backpressure` would wait now."""
+
     def render_limiter(self, chars: int) -> trio.CapacityLimiter | None:
         """Where a render of ``chars`` characters runs: ``None`` on the event loop, else in
         a worker thread under the returned limiter (``render.offload_tail_chars``)."""
@@ -400,31 +403,124 @@ def closed_by(error: BaseException) -> dict[str, Any]:
             "code": error.code if isinstance(error, StreamerError) else "internal_error"}
 
 
+class _Timer:
+    """The provider timeout of one model call: when the last event came, the limit now."""
+
+    __slots__ = ("last", "limit_s")
+
+    def __init__(self) -> None:
+        self.last = trio.current_time()
+        self.limit_s = math.inf
+
+    @property
+    def deadline(self) -> float:
+        return self.last + self.limit_s
+
+
 async def _read(shell: Shell, gen: Generation, events: trio.abc.ReceiveChannel[object],
                 streams: StreamsConfig) -> None:
+    """Read the model call's events into the step, with its time-to-first-token and
+    between-tokens timeouts (none while it waits its turn at the model).
+
+    The timeout is one cancel scope that lives until it fires, not one per event (a scope,
+    or a deadline move, per event was a tenth of the server's time at 100 streams, issue
+    16): each event only notes its time, and when the scope's deadline passes, the timeout
+    is real only if no event came since; else a new scope waits for the deadline counted
+    from the last event. So the timeout is exact, and a busy stream makes a scope once per
+    timeout period. While the stream is held back by its subscribers (backpressure has a
+    limit of its own) the timer is lifted, and the time held back does not count.
+
+    Raises:
+        ProviderTimeout: no event within the timeout.
+    """
+    timer = _Timer()
+    held: list[object] = []  # an event read ahead while batching text deltas
+    while True:
+        with trio.CancelScope(deadline=timer.deadline) as scope:
+            await _read_events(shell, gen, events, streams, timer, scope, held)
+            return
+        if trio.current_time() < timer.deadline:  # an event came since: wait on
+            continue
+        what = "between tokens" if gen.first_output else "before the first token"
+        raise ProviderTimeout(
+            f"{shell.provider_name}: no data for {timer.limit_s:g} s {what}")
+
+
+async def _read_events(shell: Shell, gen: Generation, events: trio.abc.ReceiveChannel[object],
+                       streams: StreamsConfig, timer: _Timer, scope: trio.CancelScope,
+                       held: list[object]) -> None:
+    """:func:`_read`'s loop, until the provider's end (returns) or ``scope``'s deadline."""
     waiting = False  # the call waits its turn at the model: no timeout runs
     while True:
-        limit_s = (math.inf if waiting else streams.provider_timeout_s if gen.first_output
-                   else streams.provider_ttft_timeout_s)
-        with trio.move_on_after(limit_s) as timeout:
+        if held:
+            item = held.pop()
+        else:
+            limit_s = (math.inf if waiting else streams.provider_timeout_s
+                       if gen.first_output else streams.provider_ttft_timeout_s)
+            if limit_s != timer.limit_s:
+                timer.limit_s = limit_s
+                scope.deadline = timer.deadline
             try:
                 item = await events.receive()
             except trio.EndOfChannel:
                 return
-        if timeout.cancelled_caught:
-            what = "between tokens" if gen.first_output else "before the first token"
-            raise ProviderTimeout(f"{shell.provider_name}: no data for {limit_s:g} s {what}")
+            timer.last = trio.current_time()
         waiting = isinstance(item, Queued) and item.position > 0
         if isinstance(item, Queued):
             shell.record("waiting", position=item.position, eta_ms=item.eta_ms)
         if gen.starts_output(item):
             shell.record("first_token")
-        if isinstance(item, TextDelta) and (limiter := shell.render_limiter(
-                gen.chunker.open_chars + len(item.text))) is not None:
-            await feed_text(gen, item.text, limiter)
-            await shell.backpressure()
-        elif gen.feed(item):
-            await shell.backpressure()
+        if isinstance(item, TextDelta):
+            item = _batch(item, events, held)
+            if (limiter := shell.render_limiter(
+                    gen.chunker.open_chars + len(item.text))) is not None:
+                await feed_text(gen, item.text, limiter)  # shielded: the timer waits
+                await _held_back(shell, timer, scope)
+                continue
+        if gen.feed(item):
+            await _held_back(shell, timer, scope)
+
+
+async def _held_back(shell: Shell, timer: _Timer, scope: trio.CancelScope) -> None:
+    """:meth:`Shell.backpressure` with the provider timeout lifted while it waits (the
+    timeout then counts from the end of the wait)."""
+    if not shell.held_back():
+        return
+    scope.deadline = math.inf
+    await shell.backpressure()
+    timer.last = trio.current_time()
+    scope.deadline = timer.deadline
+
+
+def _batch(first: TextDelta, events: trio.abc.ReceiveChannel[object],
+           held: list[object]) -> TextDelta:
+    """``first`` joined with the text deltas already waiting behind it, up to
+    :data:`BATCH_CHARS`, so a backlog is rendered and logged once, not per delta; a waiting
+    event of another kind is put in ``held`` for the next round.
+
+    The cap keeps a log entry (which a paced delivery never splits) about a word long: at
+    the default 120 chars/s a joined entry shows for at most a quarter of a second.
+    """
+    receive_nowait = getattr(events, "receive_nowait", None)
+    size = len(first.text)
+    if receive_nowait is None or size >= BATCH_CHARS:
+        return first
+    parts = [first.text]
+    while size < BATCH_CHARS:
+        try:
+            item = receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        if not isinstance(item, TextDelta):
+            held.append(item)
+            break
+        parts.append(item.text)
+        size += len(item.text)
+    return first if len(parts) == 1 else TextDelta("".join(parts))
+
+
+#: waiting text deltas are joined into one feed up to this many characters
+BATCH_CHARS = 32
 
 
 async def feed_text(gen: Generation, text: str, limiter: trio.CapacityLimiter) -> None:

@@ -259,16 +259,24 @@ class Stream:
         return self.log.snapshot()
 
     def _all_behind(self) -> bool:
+        if not self.subscribers:
+            return False
         limit = self.services.config.streams.backpressure_chars
         total = self.log.total_chars
-        return bool(self.subscribers) and all(
-            total - sub.delivered_total > limit for sub in self.subscribers)
+        for sub in self.subscribers:  # (per delta: a plain loop, no generator)
+            if total - sub.delivered_total <= limit:
+                return False
+        return True
 
     def render_limiter(self, chars: int) -> trio.CapacityLimiter | None:
         """A render of ``chars`` characters runs in the render thread from
         ``render.offload_tail_chars`` on (0: never); ``None``: on the event loop."""
         threshold = self.services.config.render.offload_tail_chars
         return self.services.render_threads if threshold and chars >= threshold else None
+
+    def held_back(self) -> bool:
+        """Whether :meth:`backpressure` would wait now (every subscriber too far behind)."""
+        return self._all_behind()
 
     async def backpressure(self) -> None:
         """Stop reading the provider while every subscriber is too far behind.

@@ -8,16 +8,42 @@ import trio
 class Waiter:
     """A re-armable wake-up flag for one task: others call :meth:`wake` (a log on a new
     entry, a control, a session on a new stream); the task's :meth:`wait` returns once after
-    any number of wakes, then re-arms. Waking never blocks and never fails."""
+    any number of wakes, then re-arms. Waking never blocks and never fails.
 
-    __slots__ = ("_event",)
+    It parks the waiting task with Trio's low-level ``wait_task_rescheduled`` rather than a
+    fresh ``trio.Event`` per wait: a subscription waits once per frame, so the flag is on the
+    per-token path (issue 16). Only one task may wait on a waiter at a time.
+    """
+
+    __slots__ = ("_task", "_woken")
 
     def __init__(self) -> None:
-        self._event = trio.Event()
+        #: the task parked in :meth:`wait`, if any
+        self._task: trio.lowlevel.Task | None = None
+        #: a wake arrived while no task was waiting: the next :meth:`wait` returns at once
+        self._woken = False
 
     def wake(self) -> None:
-        self._event.set()
+        task = self._task
+        if task is not None:
+            self._task = None
+            trio.lowlevel.reschedule(task)
+        else:
+            self._woken = True
 
     async def wait(self) -> None:
-        await self._event.wait()
-        self._event = trio.Event()
+        """Return after the next :meth:`wake` (at once, after a checkpoint, if one came since
+        the last return). Cancellable; raises ``RuntimeError`` if another task waits."""
+        if self._woken:
+            self._woken = False
+            await trio.lowlevel.checkpoint()
+            return
+        if self._task is not None:
+            raise RuntimeError("another task is waiting on this waiter")
+        self._task = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)

@@ -5,6 +5,9 @@ Every test runs on pytest-trio's ``autojump_clock``: times asserted are exact vi
 
 from __future__ import annotations
 
+import html
+import re
+
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -93,6 +96,15 @@ class FailingProvider(Provider):
 
 #: the providers these tests run, allowed by the policy (``allow`` adds a test's own)
 TEST_PROVIDERS = ("local", "echo", "openai", "anthropic", "slow", "failing", "silent")
+
+
+def paced_gaps(chunks: list[tuple[float, dict[str, Any]]], cps: float) -> list[float]:
+    """The time a fixed-rate pacer leaves after each of these chunks but the last: the
+    visible characters the chunk carried, at ``cps`` (chunks vary in size: deltas that
+    waited in the provider's buffer are joined into one entry)."""
+    def chars(event: dict[str, Any]) -> int:
+        return len(html.unescape(re.sub(r"<[^>]*>", "", event.get("text") or event["html"])))
+    return [chars(event) / cps for _, event in chunks[:-1]]
 
 
 async def open_pipeline(nursery: trio.Nursery, *, allow: tuple[str, ...] = (), **config: Any
@@ -184,7 +196,8 @@ async def test_pause_holds_delivery_and_resume_continues_exactly(
     after = [t for t, _ in recorder.of("chunk")[delivered:]]
     assert after[0] == pytest.approx(t_resume, abs=1e-6)  # due at once, no burst after it
     gaps = [b - a for a, b in zip(after, after[1:])]
-    assert all(g == pytest.approx(0.2, abs=1e-6) for g in gaps)
+    # paced at 20 cps: each frame waits for the characters of the one before it
+    assert gaps == pytest.approx(paced_gaps(recorder.of("chunk")[delivered:], 20.0), abs=1e-6)
     assert t_resume - t_pause == pytest.approx(10, abs=0.01)
 
 
@@ -214,9 +227,14 @@ async def test_live_speed_change_applies_to_the_next_entry(
     await trio.sleep(0.5)
     await connection.handle_control(Speed(8.0))  # 0.5 s of the 1 s wait left -> 0.25 s
     await recorder.wait_for("stream_complete")
-    times = [t for t, _ in recorder.of("chunk")]
-    assert times[2] == pytest.approx(t1 + 0.75, abs=1e-6)
-    assert all(b - a == pytest.approx(0.5, abs=1e-6) for a, b in zip(times[2:], times[3:]))
+    chunks = recorder.of("chunk")
+    times = [t for t, _ in chunks]
+    # the wait after chunk 1 (its characters at 4 cps) was half over; the rest goes twice
+    # as fast, and so does every wait after it
+    wait_1 = paced_gaps(chunks[1:3], 4.0)[0]
+    assert times[2] == pytest.approx(t1 + 0.5 + (wait_1 - 0.5) / 2, abs=1e-6)
+    assert [b - a for a, b in zip(times[2:], times[3:])] == pytest.approx(
+        paced_gaps(chunks[2:], 8.0), abs=1e-6)
 
 
 async def test_stop_closes_the_provider_call_at_once_and_keeps_the_partial_answer(
