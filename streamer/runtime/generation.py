@@ -210,6 +210,12 @@ class Generation:
         if not self.chunker.closed:
             self.append_ops(self.chunker.close())
 
+    def release(self) -> None:
+        """The answer is over and read: drop what only generating it needed (the step's
+        text pieces, its tool calls and rounds). The caller drops the chunker with this
+        object; ``usage`` and ``finish`` stay."""
+        self.text, self.calls, self.rounds = [], [], ()
+
 
 def next_step(finish: str, calls: int, step: int, max_steps: int) -> NextStep:
     """After model call ``step`` (0-based) ended with ``finish`` and ``calls`` tool calls:
