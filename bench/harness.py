@@ -118,9 +118,11 @@ async def matrix(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-async def on_fresh_server(folder: Path, section: Any, args: argparse.Namespace) -> list[dict]:
-    """``section`` against a new ``streamer serve`` (no state left by the one before)."""
-    server = await trio.to_thread.run_sync(procs.start_streamer, folder)
+async def on_fresh_server(folder: Path, section: Any, args: argparse.Namespace,
+                          env: dict[str, str] | None = None) -> list[dict]:
+    """``section`` against a new ``streamer serve`` (no state left by the one before), with
+    the section's own settings ``env``."""
+    server = await trio.to_thread.run_sync(procs.start_streamer, folder, env)
     try:
         rows: list[dict] = await section(server.url, server.pid, args)
     finally:
@@ -146,8 +148,9 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             server.stop()
     for row in measures:
         print(format_row(row, MEASURES), flush=True)
-    for section in (answers_memory, idle_memory, soak.rows, slow_clients.rows):
-        rows = await on_fresh_server(folder, section, args)
+    for section, env in ((answers_memory, None), (idle_memory, None),
+                         (soak.rows, soak.SERVER_ENV), (slow_clients.rows, None)):
+        rows = await on_fresh_server(folder, section, args, env)
         for row in rows:
             print(format_row(row, MEASURES), flush=True)
         measures += rows

@@ -6,9 +6,10 @@ session, then a new session (a new user; the old one idles until the server forg
 answer is one of five cases in turn: read to the end; paused and resumed (``pause``, then
 ``resume`` a moment later); cut (the socket closed without a close frame) and resumed on a new
 connection with the cursor of the last chunk (``?stream_id=&epoch=&last_seq=``); stopped
-(``stop``: ``finish_reason`` ``cancelled``); read to the end with the default pacing. Errors
-are everything but the injected cuts: an ``error`` event, a connection that fails, an answer
-that does not end as its case says. RSS (``/proc/PID/status``) and open descriptors
+(``stop`` on a longer answer: ``finish_reason`` ``cancelled``); read to the end with the
+default pacing. Errors are everything but the injected cuts: an ``error`` event, a connection
+that fails, an answer that does not end as its case says. The server forgets idle sessions
+after 10 s (:data:`SERVER_ENV`). RSS (``/proc/PID/status``) and open descriptors
 (``/proc/PID/fd``) are sampled every second; growth is the last sample (after the workers
 stopped and a settle) over the first after warm-up. Clients are :class:`bench.wsclient.MiniWS`.
 """
@@ -28,6 +29,10 @@ from bench.wsclient import Closed, MiniWS
 
 #: answers on one session before its user leaves for a new one
 STREAMS_PER_SESSION = 5
+#: the soak's server forgets a session idle for 10 s (default 3,600 s), so the state that is
+#: bounded by time (sessions) reaches its bound within the warm-up, as the replay window's
+#: logs (``resume.max_finished_logs``) do: growth after it is what no bound holds
+SERVER_ENV = {"STREAMER_SERVER_SESSION_IDLE_TIMEOUT_S": "10"}
 CASES = ("read", "pause", "cut", "stop", "paced")
 
 
@@ -131,14 +136,17 @@ async def worker(base: str, index: int, deadline: float, tally: Tally) -> None:
     """Answers until ``deadline`` (trio time), one case after another, a new session every
     ``STREAMS_PER_SESSION`` answers."""
     n = index
-    text = plain_text(2.0)  # ~2 s at 10 ms per 4-character delta, 40 deltas/s
+    text = plain_text(2.0)  # 160 characters: 0.4 s at 10 ms per 4-character delta
+    long_text = plain_text(20.0)
     while trio.current_time() < deadline:
         (sid,) = await make_sessions(base, 1, workers=1)
         previous = ""
         for _ in range(STREAMS_PER_SESSION):
             if trio.current_time() >= deadline:
                 return
-            answer = Answer(base, sid, CASES[n % len(CASES)], text, tally, previous)
+            case = CASES[n % len(CASES)]  # (a stop needs an answer that lasts: 4 s)
+            answer = Answer(base, sid, case, long_text if case == "stop" else text, tally,
+                            previous)
             n += 1
             try:
                 with trio.fail_after(60):
@@ -182,6 +190,8 @@ async def soak(base: str, pid: int, seconds: float, workers: int, rss: Any) -> d
             "fds": [after_warmup[2], last[2]],
             "rss_growth_pct": round((last[1] - after_warmup[1]) / after_warmup[1] * 100, 1),
             "fd_growth_pct": round((last[2] - after_warmup[2]) / after_warmup[2] * 100, 1),
+            "rss_mb_series": [(round(t), round(r / 1e6, 1))
+                              for t, r, _ in samples[::max(1, len(samples) // 12)]],
             "wall_s": round(last[0], 1)}
 
 

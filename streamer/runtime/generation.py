@@ -211,10 +211,12 @@ class Generation:
             self.append_ops(self.chunker.close())
 
     def release(self) -> None:
-        """The answer is over and read: drop what only generating it needed (the step's
-        text pieces, its tool calls and rounds). The caller drops the chunker with this
-        object; ``usage`` and ``finish`` stay."""
+        """The answer is over and read: drop what only generating it needed (the chunker,
+        the step's text pieces, its tool calls and rounds), even while something still
+        holds this object (a traceback's frame in a reference cycle, until the collector
+        runs); ``usage`` and ``finish`` stay. Nothing may feed it afterwards."""
         self.text, self.calls, self.rounds = [], [], ()
+        del self.chunker
 
 
 def next_step(finish: str, calls: int, step: int, max_steps: int) -> NextStep:
