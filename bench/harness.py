@@ -7,8 +7,9 @@ It prints one table of measures (median, min, max over interleaved repetitions w
 repeats; ratios taken within each repetition) and the fan-out matrix, and writes both as
 ``load.json`` and ``load.md`` under ``--out``, headed by the date, the machine and its load
 average. Everything binds 127.0.0.1 and is bounded: each fan-out run by ``--limit`` seconds
-after its starts, each other step by a fixed time limit. Not measured yet (issue 16): resume
-replay under load, the soak and slow clients.
+after its starts, each other step by a fixed time limit. The soak (``bench/soak.py``) and the
+slow clients (``bench/slow_clients.py``) run on fresh servers too. Not measured yet (issue
+16): resume replay under load.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from typing import Any
 
 import trio
 
-from bench import load, procs
+from bench import load, procs, slow_clients, soak
 
 FULL = {"streams": "100,250,500,1000", "seconds": 10.0, "reps": 5, "tokens": 15_000,
-        "idle": "5000,10000", "answers": 8, "answer_chars": 60_000, "pacing": "off,default"}
+        "idle": "5000,10000", "answers": 8, "answer_chars": 60_000, "pacing": "off,default",
+        "soak_seconds": 600.0, "soak_workers": 16, "slow": 10, "slow_streams": 100}
 QUICK = {"streams": "1,10,50", "seconds": 3.0, "reps": 2, "tokens": 4_000,
-         "idle": "200", "answers": 2, "answer_chars": 16_000, "pacing": "off"}
+         "idle": "200", "answers": 2, "answer_chars": 16_000, "pacing": "off",
+         "soak_seconds": 8.0, "soak_workers": 4, "slow": 3, "slow_streams": 10}
 
 
 def spread(values: list[float], digits: int = 2) -> dict[str, float]:
@@ -115,9 +118,11 @@ async def matrix(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-async def on_fresh_server(folder: Path, section: Any, args: argparse.Namespace) -> list[dict]:
-    """``section`` against a new ``streamer serve`` (no state left by the one before)."""
-    server = await trio.to_thread.run_sync(procs.start_streamer, folder)
+async def on_fresh_server(folder: Path, section: Any, args: argparse.Namespace,
+                          env: dict[str, str] | None = None) -> list[dict]:
+    """``section`` against a new ``streamer serve`` (no state left by the one before), with
+    the section's own settings ``env``."""
+    server = await trio.to_thread.run_sync(procs.start_streamer, folder, env)
     try:
         rows: list[dict] = await section(server.url, server.pid, args)
     finally:
@@ -143,8 +148,9 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             server.stop()
     for row in measures:
         print(format_row(row, MEASURES), flush=True)
-    for section in (answers_memory, idle_memory):
-        rows = await on_fresh_server(folder, section, args)
+    for section, env in ((answers_memory, None), (idle_memory, None),
+                         (soak.rows, soak.SERVER_ENV), (slow_clients.rows, None)):
+        rows = await on_fresh_server(folder, section, args, env)
         for row in rows:
             print(format_row(row, MEASURES), flush=True)
         measures += rows
@@ -182,6 +188,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--idle", help="idle connection counts, comma-separated")
     ap.add_argument("--answers", type=int, help="finished answers for the memory row")
     ap.add_argument("--answer-chars", type=int, help="characters of each such answer")
+    ap.add_argument("--soak-seconds", type=float, help="length of the soak (bounded)")
+    ap.add_argument("--soak-workers", type=int, help="clients of the soak, each a user")
+    ap.add_argument("--slow", type=int, help="clients that stop reading (slow clients row)")
+    ap.add_argument("--slow-streams", type=int, help="others streaming meanwhile")
     ap.add_argument("--limit", type=float, default=120.0,
                     help="seconds a fan-out run may take after its starts (then incomplete)")
     ap.add_argument("--out", default="var/bench", help="folder for load.json, load.md")

@@ -101,9 +101,11 @@ def streamer_env(absolute: bool = True) -> dict[str, str]:
             "STREAMER_LIMITS_IDLE_CONNECTION_TIMEOUT_S": "0"}
 
 
-def start_streamer(folder: Path) -> Server:
-    return Server([sys.executable, "-m", "streamer", "serve", "--port", "0"], streamer_env(),
-                  folder / "streamer.log", r"serving on (http://\S+) ")
+def start_streamer(folder: Path, env: dict[str, str] | None = None) -> Server:
+    """``streamer serve`` with :func:`streamer_env` and ``env`` (a section's own settings)."""
+    return Server([sys.executable, "-m", "streamer", "serve", "--port", "0"],
+                  {**streamer_env(), **(env or {})}, folder / "streamer.log",
+                  r"serving on (http://\S+) ")
 
 
 def start_bare(kind: str, folder: Path) -> Server:

@@ -45,9 +45,19 @@ class MiniWS:
         self.buf = bytearray(buffered)
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str) -> MiniWS:
-        """Open ``ws://host:port/path``; raises :class:`ConnectionError` unless ``101``."""
-        stream = await trio.open_tcp_stream(host, port)
+    async def connect(cls, host: str, port: int, path: str,
+                      rcvbuf: int | None = None) -> MiniWS:
+        """Open ``ws://host:port/path``; raises :class:`ConnectionError` unless ``101``.
+        ``rcvbuf``: the socket's receive buffer (``SO_RCVBUF``, set before connecting, so
+        the window the server sees is small: a client that stops reading stops the server's
+        writes soon)."""
+        if rcvbuf is None:
+            stream = await trio.open_tcp_stream(host, port)
+        else:
+            sock = trio.socket.socket()
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, rcvbuf)
+            await sock.connect((host, port))
+            stream = trio.SocketStream(sock)
         key = base64.b64encode(os.urandom(16)).decode()
         await stream.send_all(
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"

@@ -160,8 +160,9 @@ class RenderConfig:
 class ResumeConfig:
     #: a finished stream's log stays in memory this long for exact replay (then snapshot only)
     window_s: float = 900.0
-    #: finished stream logs kept in memory in all (oldest evicted first; then snapshot only)
+    #: finished logs kept in all, and the bytes they hold (estimated); oldest evicted first
     max_finished_logs: int = 1_000
+    max_finished_bytes: int = 64_000_000
 
 
 EngineKind = Literal["memory", "redis"]
@@ -534,8 +535,7 @@ def _validate(config: Config) -> None:
         (config.streams.provider_buffer >= 1, "streams.provider_buffer must be >= 1"),
         (config.streams.max_trace_entries >= 2, "streams.max_trace_entries must be >= 2"),
         (config.streams.max_queued >= 0, "streams.max_queued must be >= 0"),
-        (config.resume.window_s >= 0, "resume.window_s must be >= 0"),
-        (config.resume.max_finished_logs >= 0, "resume.max_finished_logs must be >= 0"),
+        (config.resume.window_s >= 0 <= config.resume.max_finished_logs, "resume.* must be >= 0"),
         (config.persistence.checkpoint_interval_s > 0,
          "persistence.checkpoint_interval_s must be > 0"),
         (config.persistence.retention_days >= 0, "persistence.retention_days must be >= 0"),

@@ -11,8 +11,10 @@ plan               when, and what the connection then sends
                    stream's last ``seq`` ("all of it, the end included"): nothing of it
                    again, following goes on with the session's later streams.
 :class:`Gap`       the log is known but cannot replay exactly (``why``: another epoch, the
-                   replay window is over, the cursor is ahead): ``error`` ``resume_gap``,
-                   then a ``snapshot`` and what follows it. Never a partial replay.
+                   replay window is over, the cursor is ahead, or the finished log was
+                   compacted and the cursor is inside a merged ``text`` or ``splice`` run:
+                   ``StreamLog.replays_from``): ``error`` ``resume_gap``, then a
+                   ``snapshot`` and what follows it. Never a partial replay.
 :class:`Stored`    the log is not in memory, the store has this session's answer: ``error``
                    ``resume_gap``, its ``stream_start``, ``snapshot`` and ``stream_complete``.
 :class:`NotFound`  neither: ``error`` ``stream_not_found``; the connection follows the
@@ -84,11 +86,13 @@ def plan(cursor: Cursor, log: StreamLog | None, epoch: str, stored: StoredAnswer
         same_epoch = cursor.epoch == epoch
         if same_epoch and log.finished and cursor.last_seq == log.last_seq + 1:
             return Exact(log.last_seq + 1, ended=True)
-        if same_epoch and not log.evicted and cursor.last_seq <= log.last_seq:
+        if same_epoch and not log.evicted and cursor.last_seq <= log.last_seq \
+                and log.replays_from(cursor.last_seq):
             return Exact(cursor.last_seq)
         return Gap("the server restarted since" if not same_epoch else
                    "the replay window is over" if log.evicted else
-                   "the cursor is ahead of the stream")
+                   "the cursor is ahead of the stream" if cursor.last_seq > log.last_seq else
+                   "the finished answer was compacted and the cursor is inside a merged change")
     if stored is not None and stored.session_id == session_id and stored.role == "assistant":
         return Stored()
     return NotFound()

@@ -210,6 +210,14 @@ class Generation:
         if not self.chunker.closed:
             self.append_ops(self.chunker.close())
 
+    def release(self) -> None:
+        """The answer is over and read: drop what only generating it needed (the chunker,
+        the step's text pieces, its tool calls and rounds), even while something still
+        holds this object (a traceback's frame in a reference cycle, until the collector
+        runs); ``usage`` and ``finish`` stay. Nothing may feed it afterwards."""
+        self.text, self.calls, self.rounds = [], [], ()
+        del self.chunker
+
 
 def next_step(finish: str, calls: int, step: int, max_steps: int) -> NextStep:
     """After model call ``step`` (0-based) ended with ``finish`` and ``calls`` tool calls:

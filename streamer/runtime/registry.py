@@ -366,19 +366,28 @@ class Registry:
         self.evict_finished_logs()
 
     def evict_finished_logs(self) -> None:
-        """Drop finished logs past ``resume.window_s`` or beyond ``resume.max_finished_logs``
-        (those clients still follow are kept until they leave)."""
+        """Drop finished logs, oldest first, past ``resume.window_s``, beyond
+        ``resume.max_finished_logs``, and while they hold more than
+        ``resume.max_finished_bytes`` (those clients still follow are kept until they
+        leave). An evicted stream keeps its final document (a late resume's snapshot)."""
         resume = self.config.resume
         deadline = trio.current_time() - resume.window_s
         excess = len(self._finished) - resume.max_finished_logs
+        excess_bytes = self.finished_log_bytes() - resume.max_finished_bytes
         for stream_id, (finished_at, stream) in list(self._finished.items()):
-            if finished_at > deadline and excess <= 0:
+            if finished_at > deadline and excess <= 0 and excess_bytes <= 0:
                 break
             if stream.subscribers:
                 continue
+            excess_bytes -= stream.log.retained_bytes
             stream.log.evict()
             del self._finished[stream_id]
             excess -= 1
+
+    def finished_log_bytes(self) -> int:
+        """What the finished logs in the replay window hold, estimated (bytes:
+        ``MemoryStreamLog.retained_bytes``, measured once per log and state)."""
+        return sum(stream.log.retained_bytes for _, stream in self._finished.values())
 
     async def housekeeping(self) -> None:
         """Every minute (or sooner for short windows): evict finished logs past the replay

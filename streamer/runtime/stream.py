@@ -161,8 +161,6 @@ class Stream:
         self.watched_elsewhere = False
         self.markdown = ""
         self.html = ""
-        #: the finished document's blocks (a snapshot source once the log is evicted)
-        self.final_blocks: list[str] = []
         #: the tools this stream offers the model
         self.tools = services.tools.select(request.tools)
         #: what the provider is sent of the conversation (the session's earlier turns that
@@ -171,6 +169,7 @@ class Stream:
         #: the history budget's result (``None`` until the stream begins, or if it failed)
         self.fitted: Fitted | None = None
         self._generation: Generation | None = None
+        self._usage: dict[str, Any] | None = None
         self.done = trio.Event()
         #: another stream was running or waiting when this one was submitted
         self.queued_behind = False
@@ -190,7 +189,14 @@ class Stream:
     @property
     def usage(self) -> dict[str, Any] | None:
         """The provider's usage report (``input_tokens``, ``output_tokens``, ``unit``)."""
-        return self._generation.usage if self._generation is not None else None
+        return self._generation.usage if self._generation is not None else self._usage
+
+    @property
+    def final_blocks(self) -> list[str]:
+        """The finished document's blocks (``[]`` while running): the log keeps them, as
+        one string and where each block begins, after its entries are compacted or
+        evicted too."""
+        return self.log.final_blocks() if self.log.finished else []
 
     def record(self, name: str, **detail: Any) -> None:
         """Add a trace entry (ms since the stream was created) and log it."""
@@ -255,7 +261,7 @@ class Stream:
         """The document as of the latest ``seq``: ``(seq, blocks)`` (from the log, or the
         final blocks once the log is evicted)."""
         if self.log.evicted:
-            return self.log.last_seq, list(self.final_blocks)
+            return self.log.last_seq, self.final_blocks
         return self.log.snapshot()
 
     def _all_behind(self) -> bool:
@@ -372,6 +378,10 @@ class Stream:
             finish, error = await self._generate(provider, gen)
         await close_chunker(gen, self.render_limiter(gen.chunker.open_chars))
         self._end(gen, finish, error, round((trio.current_time() - started) * 1000))
+        # what only generation needed goes: the chunker's state, the step's text pieces
+        self._usage, self._generation = gen.usage, None
+        gen.release()
+        self.log.compact()  # now, or once the last reader has left
         if self.on_end is not None:
             self.on_end(self)
         services.on_finished(self)
@@ -429,20 +439,20 @@ class Stream:
         gen.close()
         chunker = gen.chunker
         self.markdown, self.html = chunker.markdown, chunker.html
-        self.final_blocks = list(chunker.blocks)
         err_event = None if error is None else Error.of(
             error, session_id=self.session_id, stream_id=self.stream_id)
-        self._finish(finish, gen.usage, duration_ms, err_event)
+        self._finish(finish, gen.usage, duration_ms, err_event, chunker.blocks)
 
     def _finish(self, finish: str, usage: dict[str, Any] | None, duration_ms: int | None,
-                error: Error | None) -> None:
-        """State ``done`` and the log's terminal events (its ``stream_complete``)."""
+                error: Error | None, blocks: list[str] | None = None) -> None:
+        """State ``done`` and the log's terminal events (its ``stream_complete``) and final
+        document (``blocks``: the chunker's; ``None``: the log replays its ops)."""
         self.finish_reason = finish
         self.state = "done"
         self.log.finish(StreamComplete(self.session_id, self.stream_id,
                                        finish,  # type: ignore[arg-type]
                                        self.html, self.markdown, usage, self.stream_id,
-                                       duration_ms), error)
+                                       duration_ms), error, blocks)
 
     def end_crashed(self) -> None:
         """The stream's task crashed (a bug, logged by the session): end it as an error so

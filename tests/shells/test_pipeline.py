@@ -159,9 +159,10 @@ async def test_fixed_pacing_delivers_on_the_exact_schedule(
     registry, session = await open_pipeline(nursery)
     connection, recorder = await connect(nursery, session)
     stream = session.submit(start(cps=20.0))
+    await stream.done.wait()
+    entries = stream.log.entries  # one per op while a reader follows (then compacted)
     complete = await recorder.wait_for("stream_complete")
     assert complete["finish_reason"] == "stop"
-    entries = stream.log.entries
     # chars are the document's visible characters, a block's newline included (chunker.py)
     total = text_length(complete["html"])
     assert sum(e.op.chars for e in entries) == total == len(TEXT) + 1
