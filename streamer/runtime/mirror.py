@@ -190,8 +190,6 @@ class MirrorStream(Stream):
         self.finish_reason = complete.finish_reason if complete is not None else "error"
         if complete is not None:
             self.markdown, self.html = complete.markdown, complete.html
-        if not log.evicted:
-            self.final_blocks = log.snapshot()[1]
         self.state = "done"
         self.caught_up.set()
         self.done.set()

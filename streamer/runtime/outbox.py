@@ -179,3 +179,7 @@ class Outbox:
                         sent.heartbeat(data)
                 elif sent is not None:
                     sent.event(data)
+                # the last frame (a stream_complete holds the whole answer) must not outlive
+                # its write in this frame: a closed connection's frames can stay referenced
+                # from a cancellation's traceback until a full garbage collection
+                item, data = None, b""
