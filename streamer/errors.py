@@ -229,3 +229,11 @@ class ResumeGap(ClientError):
 class ServerShuttingDown(ClientError):
     code = "server_shutting_down"
     retryable = True
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The non-group exceptions inside ``exc``, nested groups flattened, in order (``[exc]``
+    when it is not a group): what Trio's strict exception groups hold."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]

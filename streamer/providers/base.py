@@ -29,7 +29,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 import trio
 
 from streamer.conversation import EchoOptions, Message
-from streamer.errors import ProviderError
+from streamer.errors import ProviderError, leaves
 from streamer.tools import Tool, ToolResult
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
@@ -292,15 +292,8 @@ async def _pump(agen: AsyncGenerator[Any, None], send: trio.MemorySendChannel[An
 def _single(group: BaseExceptionGroup) -> BaseException:
     """The one exception a stream's nursery group stands for: its only error (cancellations
     aside), or its first cancellation; the group itself when there are several errors."""
-    leaves: list[BaseException] = []
-    todo: list[BaseException] = [group]
-    while todo:
-        exc = todo.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            todo[:0] = list(exc.exceptions)
-        else:
-            leaves.append(exc)
-    errors = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    found = leaves(group)
+    errors = [e for e in found if not isinstance(e, trio.Cancelled)]
     if len(errors) == 1:
         return errors[0]
-    return leaves[0] if not errors and leaves else group
+    return found[0] if not errors and found else group

@@ -39,6 +39,7 @@ from streamer.errors import (
     StreamerError,
     StreamNotFound,
     UnsupportedProtocol,
+    leaves,
 )
 from streamer.log import resume
 from streamer.observability.logs import bind_log_context
@@ -226,7 +227,7 @@ class Connection:
                 except Exception:
                     pass
         elif all(isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError)
-                 for e in _leaves(exc)):
+                 for e in leaves(exc)):
             logger.info("connection %s closed by peer: %r", self.connection_id, exc)
         else:
             logger.exception("connection %s failed", self.connection_id)
@@ -487,10 +488,3 @@ CONTROLS: dict[type, Callable[[Connection, Any], Awaitable[None]]] = {
     Speed: Connection._on_delivery,
     ResumeFrom: Connection._on_resume_from,
 }
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """The non-group exceptions inside ``exc`` (itself if it is not a group)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
-    return [exc]

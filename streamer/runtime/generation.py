@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -44,6 +44,7 @@ from streamer.errors import (
     ProviderUnavailable,
     ResponseTooLarge,
     StreamerError,
+    leaves,
 )
 from streamer.log.stream_log import StreamLog
 from streamer.providers import (
@@ -270,19 +271,11 @@ def retry_delay_s(exc: ProviderError, attempt: int, policy: RetryPolicy, *,
     return None if delay_s > time_left_s else delay_s
 
 
-def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
 def single_error(group: BaseExceptionGroup) -> BaseException:
     """The one exception an exception group holds (nested groups flattened): what a nursery
     raised when a single task, or its body, failed. A group of several is returned as is."""
-    leaves = list(_leaves(group))
-    return leaves[0] if len(leaves) == 1 else group
+    found = leaves(group)
+    return found[0] if len(found) == 1 else group
 
 
 def after_first_output(exc: ProviderError) -> ProviderError:
@@ -404,8 +397,7 @@ def closed_by(error: BaseException) -> dict[str, Any]:
     ``{"closed_by": "cancel"}`` (the stream's cancel scope: stop, grace period, drain; the
     trace adds the reason), else ``{"closed_by": "error", "code": …}`` (the error's code,
     ``internal_error`` for anything that is not a :class:`~streamer.errors.StreamerError`)."""
-    leaves = list(_leaves(error)) if isinstance(error, BaseExceptionGroup) else [error]
-    if all(isinstance(leaf, trio.Cancelled) for leaf in leaves):
+    if all(isinstance(leaf, trio.Cancelled) for leaf in leaves(error)):
         return {"closed_by": "cancel"}
     return {"closed_by": "error",
             "code": error.code if isinstance(error, StreamerError) else "internal_error"}

@@ -45,6 +45,7 @@ from streamer.engines.redis_meta import (
     save_session,
     watched_key_name,
 )
+from streamer.runtime.generation import single_error
 from streamer.runtime.mirror import MirrorStream
 from streamer.runtime.session import Session
 from streamer.runtime.stream import Stream
@@ -197,8 +198,8 @@ class RedisEngine:
                 stream.on_subscribers_changed()
 
     def _failed(self, stream: Stream, during: str, exc: BaseException) -> None:
-        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-            exc = exc.exceptions[0]  # the keep-alive's nursery wraps the publisher's error
+        if isinstance(exc, BaseExceptionGroup):  # the keep-alive's nursery wraps it
+            exc = single_error(exc)
         self.failures += 1
         logger.error("stream %s: replication to redis failed (%s): %s", stream.stream_id,
                      during, exc)
