@@ -333,7 +333,7 @@ class Connection:
         ``stream_not_found``)."""
         session, host = self.session, self.host
         sid = session.session_id
-        stream = await host.resumable(session, cursor.stream_id)
+        stream = await host.resumable(session, cursor.stream_id, cursor.last_seq)
         started = stream if stream is not None and stream in session.started else None
         record = None
         if host.store is not None and stream is None:

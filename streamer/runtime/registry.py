@@ -280,12 +280,15 @@ class Registry:
             raise Forbidden("this session belongs to another identity")
         return await self.open_session(session_id, owner)
 
-    async def resumable(self, session: Session, stream_id: str) -> Stream | None:
+    async def resumable(self, session: Session, stream_id: str, after_seq: int = 0
+                        ) -> Stream | None:
         """The session's stream ``stream_id`` to resume: in memory, or (redis engine) a
-        mirror of another process's stream, caught up with Redis."""
+        mirror of another process's stream, caught up with Redis and, if it gets there
+        within :data:`~streamer.runtime.replication.CURSOR_WAIT_S`, with ``after_seq`` (a
+        client cut off on the generating process may hold entries not yet published)."""
         if self.engine is None:
             return session.streams.get(stream_id)
-        return await self.engine.mirror(session, stream_id)
+        return await self.engine.mirror(session, stream_id, until_seq=after_seq)
 
     async def open_session(self, session_id: str | None = None,
                            owner: Identity = ANONYMOUS) -> Session:

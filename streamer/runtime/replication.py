@@ -45,10 +45,12 @@ from streamer.engines.redis_meta import (
     save_session,
     watched_key_name,
 )
+from streamer.log.stream_log import StreamLog
 from streamer.runtime.generation import single_error
 from streamer.runtime.mirror import MirrorStream
 from streamer.runtime.session import Session
 from streamer.runtime.stream import Stream
+from streamer.runtime.waiter import Waiter
 from streamer.security.identity import Identity
 
 logger = logging.getLogger("streamer.runtime")
@@ -68,6 +70,10 @@ PUBLISH_INTERVAL_S = 0.02
 #: looks (s); the mark lives :data:`WATCH_TTL_INTERVALS` times that
 WATCH_INTERVAL_S = 1.0
 WATCH_TTL_INTERVALS = 3
+#: how long a resume on a mirror waits for the entries up to the client's cursor (s): a
+#: client cut off on the generating process may have entries that are not published yet
+#: (at most :data:`PUBLISH_INTERVAL_S` behind, plus Redis round trips)
+CURSOR_WAIT_S = 2.0
 
 
 class RedisEngine:
@@ -231,10 +237,11 @@ class RedisEngine:
         if current is not None:  # (a mirror started by another connection: caught up)
             await self.mirror(session, current, current=True)
 
-    async def mirror(self, session: Session, stream_id: str, *, current: bool = False
-                     ) -> Stream | None:
+    async def mirror(self, session: Session, stream_id: str, *, current: bool = False,
+                     until_seq: int = 0) -> Stream | None:
         """The session's stream ``stream_id``: this process's own, or a mirror of another's
-        (started if needed, caught up with Redis); ``None`` if neither this process nor
+        (started if needed, caught up with Redis, and waited for up to :data:`CURSOR_WAIT_S`
+        until its log reaches ``until_seq`` or ends); ``None`` if neither this process nor
         Redis knows it as this session's (or it cannot be mirrored)."""
         known = session.streams.get(stream_id)
         if known is None:
@@ -250,6 +257,7 @@ class RedisEngine:
             await known.caught_up.wait()
             if known.failed:
                 return None
+            await _reach(known.log, until_seq)
         return known
 
     def _start_mirror(self, redis: coredis.Redis[Any], nursery: trio.Nursery,
@@ -303,3 +311,17 @@ async def probe(url: str, timeout_s: float = 5.0) -> None:
             raise
         raise RedisUnavailable(f"redis at {describe_url(url)} does not answer"
                                f" ({type(exc).__name__})") from exc
+
+
+async def _reach(log: StreamLog, seq: int) -> None:
+    """Wait up to :data:`CURSOR_WAIT_S` until ``log`` holds ``seq`` or is finished."""
+    if log.last_seq >= seq or log.finished:
+        return
+    waiter = Waiter()
+    log.attach(waiter)
+    try:
+        with trio.move_on_after(CURSOR_WAIT_S):
+            while log.last_seq < seq and not log.finished:
+                await waiter.wait()
+    finally:
+        log.detach(waiter)

@@ -84,9 +84,11 @@ class Host(Protocol):
 
     def stream_services(self) -> StreamServices: ...
 
-    async def resumable(self, session: Session, stream_id: str) -> Stream | None:
+    async def resumable(self, session: Session, stream_id: str, after_seq: int = 0
+                        ) -> Stream | None:
         """The session's stream ``stream_id`` to resume (another process's, mirrored, with
-        the redis engine); ``None``: not known."""
+        the redis engine, and caught up to ``after_seq`` if it gets there in time);
+        ``None``: not known."""
 
     def frame_interval_s(self) -> float:
         """The least time between frames to one connection now (it rises under load)."""
