@@ -160,8 +160,8 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 MEASURES = ["measure", "median", "min", "max", "unit", "note"]
 MATRIX = ["streams", "deltas_per_s", "pacing", "complete", "all_complete", "lag_p50_ms",
-          "lag_p99_ms", "late_p50_s", "late_max_s", "server_cpu_pct", "load_cpu_pct",
-          "frames_per_delta"]
+          "lag_p99_ms", "ttft_p50_ms", "ttft_p99_ms", "run_lag_p50_ms", "run_lag_p99_ms",
+          "late_p50_s", "late_max_s", "server_cpu_pct", "load_cpu_pct", "frames_per_delta"]
 
 
 def format_row(row: dict[str, Any], columns: list[str]) -> str:

@@ -4,7 +4,11 @@ Runs in the harness's own process, pinned to the load core; every connection goe
 127.0.0.1. Clients are :class:`bench.wsclient.MiniWS` (cheap) or trio-websocket (to compare),
 sessions are made with a raw keep-alive ``POST /api/sessions`` (no HTTP library per request).
 Lag of a chunk: its arrival minus the moment a perfectly paced provider would have produced its
-last character (delta ``i`` at ``i * interval`` after the ``start`` was sent); text is counted
+last character (delta ``i`` at ``i * interval`` after the ``start`` was sent). Every stream of
+a fan-out row starts at the same instant, so that lag includes the burst's start-up, which every
+later chunk inherits (echo's schedule begins when the server opens its call); the rows also
+give TTFT (``start`` sent to the first chunk) and the *running lag*, behind the schedule that
+began with the stream's first chunk: what the server adds once an answer runs. Text is counted
 by stripping tags from ``append``/``replace``/``splice`` HTML and adding ``text`` ops, exact for
 the plain one-paragraph answers the fan-out streams (a block's newlines outside its text do not
 count).
@@ -166,7 +170,13 @@ async def answer(base: str, sid: str, text: str, kind: str = "mini") -> dict[str
 
 @dataclass
 class StreamResult:
+    #: each chunk's lag behind the schedule that began when ``start`` was sent (s)
     lags: list[float] = field(default_factory=list)
+    #: the same, behind the schedule that began with the first chunk: the server's delivery
+    #: once the answer runs, without the start-up (TTFT) every later chunk inherits (s)
+    running_lags: list[float] = field(default_factory=list)
+    #: ``start`` sent to the first chunk received (s)
+    ttft: float | None = None
     late: float | None = None
     frames: int = 0
     complete: bool = False
@@ -209,7 +219,11 @@ async def paced_stream(ws: Client, text: str, pacing: str, interval_s: float,
             total = sum(lengths)
             if total > delivered:
                 delivered = total
-                result.lags.append(now - t0 - (delivered - 1) // 4 * interval_s)
+                due = (delivered - 1) // 4 * interval_s
+                result.lags.append(now - t0 - due)
+                if result.ttft is None:
+                    result.ttft, anchor = now - t0, now - due
+                result.running_lags.append(now - anchor - due)
         elif kind == "stream_complete":
             result.late = now - t0 - last_delta
             result.complete = event["finish_reason"] == "stop"
@@ -266,6 +280,8 @@ async def fanout(base: str, pid: int, streams: int, seconds: float, pacing: str,
         load_cpu = time.process_time() - load0
         nursery.cancel_scope.cancel()
     lags = sorted(lag for r in results for lag in r.lags)
+    running = sorted(lag for r in results for lag in r.running_lags)
+    ttfts = sorted(r.ttft for r in results if r.ttft is not None)
     lates = sorted(r.late for r in results if r.late is not None)
     deltas = -(-len(text) // 4) * streams
     return {"streams": streams, "deltas_per_s": 20, "pacing": pacing, "seconds": seconds,
@@ -274,6 +290,10 @@ async def fanout(base: str, pid: int, streams: int, seconds: float, pacing: str,
             "all_complete": all(r.complete for r in results),
             "lag_p50_ms": round(pct(lags, .5) * 1000, 1),
             "lag_p99_ms": round(pct(lags, .99) * 1000, 1),
+            "ttft_p50_ms": round(pct(ttfts, .5) * 1000, 1),
+            "ttft_p99_ms": round(pct(ttfts, .99) * 1000, 1),
+            "run_lag_p50_ms": round(pct(running, .5) * 1000, 1),
+            "run_lag_p99_ms": round(pct(running, .99) * 1000, 1),
             "late_p50_s": round(pct(lates, .5), 2), "late_max_s": round(pct(lates, 1), 2),
             "server_cpu_pct": round(cpu / wall * 100),
             "load_cpu_pct": round(load_cpu / wall * 100),

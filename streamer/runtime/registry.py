@@ -112,6 +112,8 @@ class Registry:
         #: what each identity may spend (providers, models, max_tokens, daily budgets)
         self.policy = Policy(config)
         self.sessions: dict[str, Session] = {}
+        #: the same sessions by their owner's subject (a limit counts one identity's only)
+        self._by_subject: dict[str, dict[str, Session]] = {}
         self.live_connections: set[Follower] = set()
         #: this app's counts for ``GET /metrics`` (the gauges are read from this registry)
         self.metrics = Metrics(self)
@@ -202,18 +204,26 @@ class Registry:
         if session is None:
             session = Session(self, session_id, owner, key)
             self.sessions[key] = session
+            self._by_subject.setdefault(owner.subject, {})[key] = session
             self.limits.session_created(owner.subject)
         session.touch()
         return session
 
     def _forget(self, session: Session) -> None:
         if self.sessions.pop(session.key, None) is not None:
-            self.limits.session_forgotten(session.owner.subject)
+            subject = session.owner.subject
+            mine = self._by_subject.get(subject, {})
+            mine.pop(session.key, None)
+            if not mine:
+                self._by_subject.pop(subject, None)
+            self.limits.session_forgotten(subject)
 
     def active_streams(self, subject: str) -> int:
-        """Streams of ``subject``'s sessions running or queued now (``[limits]``)."""
+        """Streams of ``subject``'s sessions running or queued now (``[limits]``); the work
+        is linear in that identity's sessions (``limits.max_sessions_per_identity``), not in
+        every session of the process."""
         return sum(len(s.queue) + (s.current is not None and s.current.state == "running")
-                   for s in self.sessions.values() if s.owner.subject == subject)
+                   for s in self._by_subject.get(subject, {}).values())
 
     async def create_session(self, owner: Identity,
                              session_id: str | None = None) -> tuple[Session, bool]:

@@ -226,7 +226,9 @@ class Session:
             host.metrics.limit_hit("streams.max_prompt_chars")
             raise PayloadTooLarge(f"start: the prompt and system exceed {max_chars:,} characters")
         policy, owner = host.policy, self.owner
-        host.limits.check_new_stream(owner.subject, host.active_streams(owner.subject))
+        counted = config.limits.max_streams_per_identity  # (0: no limit, nothing to count)
+        host.limits.check_new_stream(owner.subject,
+                                     host.active_streams(owner.subject) if counted else 0)
         admission = policy.admit(owner, start)
         start = admission.start
         if len(self.queue) >= config.streams.max_queued:

@@ -20,8 +20,16 @@ what the model's server saw), with ``closed_by``: ``end`` (with the ``finish``),
 A trace is bounded (``streams.max_trace_entries``): it keeps its first half (how the stream
 began) and a ring of its latest entries; what fell out between them is counted by event
 name and shown as one ``dropped`` entry (``{"event": "dropped", "counts": {"control": 19990}}``),
-so 20,000 ``pause``/``resume`` frames cost a fixed amount of memory. Frequent events
-(``control``, ``subscriber_joined``/``_left``) are logged at DEBUG, the rest at INFO.
+so 20,000 ``pause``/``resume`` frames cost a fixed amount of memory.
+
+Log levels: a stream's beginning and end and everything unusual are INFO (``started``,
+``completed`` with ``ttft_ms``, the milliseconds from ``started`` to ``first_token``;
+``retry``, ``cancel_requested``, ``cancelled``, ``error``, ``resume_gap``, tools,
+``backpressure``, a ``provider_call_closed`` by an error or a cancel). The routine steps every
+stream makes (``queued``, ``provider_call_opened``, ``first_token``, a
+``provider_call_closed`` at the answer's end) and what a client can repeat (``control``,
+``subscriber_joined``/``_left``, ``heartbeat``) are DEBUG: two INFO records per answer, so a
+burst of starts is not slowed by its own log (every entry stays in the trace either way).
 
 What a trace may hold: event names, codes, reasons (``cancel_requested``/``cancelled``),
 counts, connection and call ids and an error's ``error_id``; never exception text, URLs,
@@ -58,6 +66,8 @@ class TraceEntry:
 TraceListener = Callable[[str, float, Mapping[str, Any]], None]
 #: events logged at DEBUG (a client can make many of them), the rest at INFO
 FREQUENT = frozenset({"control", "subscriber_joined", "subscriber_left", "heartbeat"})
+#: the steps every answer makes, also logged at DEBUG (``completed`` carries ``ttft_ms``)
+ROUTINE = frozenset({"queued", "provider_call_opened", "first_token"})
 #: the default bound of one trace (``streams.max_trace_entries``)
 MAX_ENTRIES = 256
 
@@ -85,6 +95,9 @@ class Trace:
         self.t0 = trio.current_time()
         #: the latest ``cancel_requested``: its ``t_ms`` and reason
         self._cancel: tuple[float, Any] | None = None
+        #: ``t_ms`` of ``started`` and of the first ``first_token`` after it (``ttft_ms``)
+        self._started_ms: float | None = None
+        self._ttft_ms: float | None = None
 
     def record(self, name: str, **detail: Any) -> None:
         """Add an entry (ms since the stream was created) and log it."""
@@ -95,6 +108,12 @@ class Trace:
                 and self._cancel is not None:
             detail = {**detail, "reason": self._cancel[1],
                       "since_cancel_ms": round(t_ms - self._cancel[0], 3)}
+        elif name == "started":
+            self._started_ms, self._ttft_ms = t_ms, None
+        elif name == "first_token" and self._ttft_ms is None and self._started_ms is not None:
+            self._ttft_ms = round(t_ms - self._started_ms, 3)
+        elif name == "completed" and self._ttft_ms is not None:
+            detail = {**detail, "ttft_ms": self._ttft_ms}
         entry = TraceEntry(t_ms, name, detail)
         if len(self.head) < self._head_size:
             self.head.append(entry)
@@ -102,9 +121,12 @@ class Trace:
             if len(self.tail) == self.tail.maxlen:
                 self.dropped[self.tail[0].event] += 1
             self.tail.append(entry)
-        logger.log(logging.DEBUG if name in FREQUENT else logging.INFO, "stream %s", name,
-                   extra=fields(stream_id=self.stream_id, session_id=self.session_id,
-                                event=name, **detail))
+        level = logging.DEBUG if name in FREQUENT or name in ROUTINE or (
+            name == "provider_call_closed" and detail.get("closed_by") == "end") \
+            else logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(level, "stream %s", name, extra=fields(
+                stream_id=self.stream_id, session_id=self.session_id, event=name, **detail))
         if self.listener is not None:
             self.listener(name, t_ms, detail)
 
