@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Sequence
 import trio
 
 from streamer.config import EchoProviderConfig
+from streamer.providers import ticker
 from streamer.providers.base import (
     Finish,
     Provider,
@@ -31,7 +32,9 @@ class EchoProvider(Provider):
     ``providers.echo.absolute_schedule`` delta ``i`` is due ``i * interval_ms`` after the first
     (no drift from the time each delta takes: what the load benchmark's lag assumes); a delta
     that is late goes at once. ``max_tokens`` counts characters here; an answer cut by it
-    finishes with ``length``.
+    finishes with ``length``. Its waits share one timer per Trio run
+    (:mod:`streamer.providers.ticker`), so a thousand echo streams cost the server one timer
+    expiry per millisecond at most, not one per delta.
     """
 
     name = "echo"
@@ -68,9 +71,9 @@ class EchoProvider(Provider):
             if start and interval_s > 0 and self.config.absolute_schedule:
                 due = t0 + start // delta_chars * interval_s
                 if due > trio.current_time():  # behind schedule: what is due goes at once
-                    await trio.sleep_until(due)
+                    await ticker.sleep_until(due)  # (one timer for every echo stream)
             elif start and interval_s > 0:
-                await trio.sleep(interval_s)
+                await ticker.sleep_until(trio.current_time() + interval_s)
             else:
                 await trio.lowlevel.checkpoint()
             yield TextDelta(text[start:start + delta_chars])
