@@ -26,7 +26,7 @@ Log levels: a stream's beginning and end and everything unusual are INFO (``star
 ``completed`` with ``ttft_ms``, the milliseconds from ``started`` to ``first_token``;
 ``retry``, ``cancel_requested``, ``cancelled``, ``error``, ``resume_gap``, tools,
 ``backpressure``, a ``provider_call_closed`` by an error or a cancel). The routine steps every
-stream makes (``queued``, ``provider_call_opened``, ``first_token``, a
+stream makes (``queued``, ``history``, ``provider_call_opened``, ``first_token``, a
 ``provider_call_closed`` at the answer's end) and what a client can repeat (``control``,
 ``subscriber_joined``/``_left``, ``heartbeat``) are DEBUG: two INFO records per answer, so a
 burst of starts is not slowed by its own log (every entry stays in the trace either way).
@@ -67,7 +67,7 @@ TraceListener = Callable[[str, float, Mapping[str, Any]], None]
 #: events logged at DEBUG (a client can make many of them), the rest at INFO
 FREQUENT = frozenset({"control", "subscriber_joined", "subscriber_left", "heartbeat"})
 #: the steps every answer makes, also logged at DEBUG (``completed`` carries ``ttft_ms``)
-ROUTINE = frozenset({"queued", "provider_call_opened", "first_token"})
+ROUTINE = frozenset({"queued", "history", "provider_call_opened", "first_token"})
 #: the default bound of one trace (``streams.max_trace_entries``)
 MAX_ENTRIES = 256
 

@@ -135,7 +135,7 @@ async def test_json_logs_carry_ids_as_fields_and_never_the_text(tmp_path: Path) 
     events = [r.get("event") for r in ours]
     for name in ("started", "completed"):  # the routine steps between are DEBUG
         assert name in events, events
-    assert not {"queued", "provider_call_opened", "first_token"} & set(events), events
+    assert not {"queued", "history", "provider_call_opened", "first_token"} & set(events), events
     completed = next(r for r in ours if r.get("event") == "completed")
     assert completed["level"] == "INFO" and completed["ttft_ms"] >= 0, completed
     assert all(r["session_id"] == ids["session_id"] for r in ours)
