@@ -59,7 +59,12 @@ class Followed(Protocol):
 class Wakeable(Protocol):
     """A re-armable wake-up flag (``runtime.waiter.Waiter``)."""
 
+    #: while set, a new log entry does not wake the flag (other wakes do)
+    entries_muted: bool
+
     def wake(self) -> None: ...
+
+    def wake_for_entry(self) -> None: ...
 
     async def wait(self) -> None: ...
 
@@ -164,15 +169,24 @@ class Subscription:
                         break
                     next_progress = await self._progress(next_progress)
                     deadline = self._deadline(next_progress)
+                    # entries already pending: a new one changes nothing until the pacer's
+                    # deadline (or the writer's readiness), so it does not wake the loop
+                    self.waiter.entries_muted = self._blocked or self.cursor.has_pending
                     if deadline == math.inf:
-                        await self.waiter.wait()  # (the timer's deadline is inf)
+                        await self._wait()  # (the timer's deadline is inf)
                         continue
                     timer.deadline = deadline
-                    await self.waiter.wait()
+                    await self._wait()
                     if timer.cancel_called:  # woken as the deadline passed: a fresh timer
                         break
                     timer.deadline = math.inf
         await self._end()
+
+    async def _wait(self) -> None:
+        try:
+            await self.waiter.wait()
+        finally:
+            self.waiter.entries_muted = False
 
     async def _begin(self) -> None:
         stream = self.stream

@@ -4,8 +4,8 @@ be resumed.
 The stream's task appends (synchronously: appending never waits); every reader follows it
 with its own :class:`LogCursor` (a position; nothing is copied per reader), so several tabs can
 follow one stream and a reconnecting client can be given exactly the entries after its last
-``seq``. Waiting is done by the readers: the log calls ``wake()`` on each attached
-:class:`Waiter` when something changes.
+``seq``. Waiting is done by the readers: the log calls ``wake_for_entry()`` on each attached
+:class:`Waiter` for a new entry and ``wake()`` when it finishes.
 
 ``seq`` starts at 1 and numbers the log's entries. Besides them the log keeps:
 
@@ -42,9 +42,13 @@ from streamer.wire.events import Error, LogEvent, StreamComplete
 
 
 class Waiter(Protocol):
-    """Anything a log can wake (the runtime's re-armable Trio flag)."""
+    """Anything a log can wake (the runtime's re-armable Trio flag): ``wake`` when the log
+    finishes, ``wake_for_entry`` for a new entry (its reader may have said that entries
+    cannot change what it waits for: a subscription waiting for its next frame)."""
 
     def wake(self) -> None: ...
+
+    def wake_for_entry(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +279,8 @@ class MemoryStreamLog:
         entry = LogEntry(self._last_seq, op, self._total_chars, None, self._source_count,
                          op.chars)
         self._entries.append(entry)
-        self._wake(self._waiters)
+        for waiter in self._waiters:
+            waiter.wake_for_entry()
         return entry
 
     def append_event(self, ev: LogEvent) -> LogEntry:
@@ -283,7 +288,8 @@ class MemoryStreamLog:
         self._last_seq += 1
         entry = LogEntry(self._last_seq, None, self._total_chars, ev, self._source_count)
         self._entries.append(entry)
-        self._wake(self._waiters)
+        for waiter in self._waiters:
+            waiter.wake_for_entry()
         return entry
 
     def append_source(self, text: str) -> None:

@@ -15,6 +15,7 @@ import trio
 from streamer.config import EchoProviderConfig
 from streamer.providers import ticker
 from streamer.providers.base import (
+    EVENT_BUFFER,
     Finish,
     Provider,
     ProviderEvent,
@@ -28,7 +29,8 @@ from streamer.providers.base import (
 class EchoProvider(Provider):
     """Echo the last user message in ``delta_chars`` pieces every ``interval_ms``.
 
-    ``interval_ms == 0`` sends as fast as the stream takes them. With
+    ``interval_ms == 0`` sends as fast as the stream takes them, a buffer's worth
+    (:data:`~streamer.providers.base.EVENT_BUFFER`) between checkpoints. With
     ``providers.echo.absolute_schedule`` delta ``i`` is due ``i * interval_ms`` after the first
     (no drift from the time each delta takes: what the load benchmark's lag assumes); a delta
     that is late goes at once. ``max_tokens`` counts characters here; an answer cut by it
@@ -74,7 +76,9 @@ class EchoProvider(Provider):
                     await ticker.sleep_until(due)  # (one timer for every echo stream)
             elif start and interval_s > 0:
                 await ticker.sleep_until(trio.current_time() + interval_s)
-            else:
+            elif start // delta_chars % EVENT_BUFFER == 0:
+                # as fast as the stream takes them: a buffer's worth at a time, as a network
+                # read hands a reader what arrived (the full buffer is the flow control)
                 await trio.lowlevel.checkpoint()
             yield TextDelta(text[start:start + delta_chars])
         yield Usage(input_chars, len(text), unit="chars")

@@ -15,9 +15,15 @@ class Waiter:
     per-token path (issue 16). Only one task may wait on a waiter at a time.
     """
 
-    __slots__ = ("_task", "_woken")
+    __slots__ = ("_task", "_woken", "entries_muted")
 
     def __init__(self) -> None:
+        #: set by the waiting task while new log entries cannot change what it waits for
+        #: (a subscription with entries pending waits for its pacer's deadline, or for its
+        #: writer): :meth:`wake_for_entry` then does nothing, so a subscription wakes once
+        #: per frame, not once per token (issue 16). Other wakes (controls, the end of the
+        #: stream, the writer's readiness) always wake it.
+        self.entries_muted = False
         #: the task parked in :meth:`wait`, if any
         self._task: trio.lowlevel.Task | None = None
         #: a wake arrived while no task was waiting: the next :meth:`wait` returns at once
@@ -30,6 +36,11 @@ class Waiter:
             trio.lowlevel.reschedule(task)
         else:
             self._woken = True
+
+    def wake_for_entry(self) -> None:
+        """A new log entry: :meth:`wake`, unless :attr:`entries_muted`."""
+        if not self.entries_muted:
+            self.wake()
 
     async def wait(self) -> None:
         """Return after the next :meth:`wake` (at once, after a checkpoint, if one came since

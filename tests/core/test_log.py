@@ -17,9 +17,14 @@ from streamer.wire.events import Error, Reasoning, StreamComplete
 class Counter:
     def __init__(self) -> None:
         self.woken = 0
+        self.entries = 0
 
     def wake(self) -> None:
         self.woken += 1
+
+    def wake_for_entry(self) -> None:
+        self.entries += 1
+        self.wake()
 
 
 def complete(log: MemoryStreamLog) -> StreamComplete:
@@ -74,6 +79,7 @@ def test_waiters_wake_on_entries_and_the_end_and_source_readers_on_text() -> Non
     log.append(Op("append", 0, "<p>ab</p>\n", chars=2))
     log.finish(complete(log), Error("provider_error", "boom", False))
     assert (entries.woken, source.woken) == (2, 3)
+    assert (entries.entries, source.entries) == (1, 1)  # the entry; the end is a wake
     log.detach(source)
     log.finish(complete(log))  # the first finish wins, and wakes nobody again
     assert source.woken == 3 and log.error is not None

@@ -142,6 +142,9 @@ class Flag:
     def wake(self) -> None:
         pass
 
+    def wake_for_entry(self) -> None:
+        pass
+
 
 def test_compaction_waits_for_the_last_reader_and_eviction_keeps_the_document() -> None:
     log = MemoryStreamLog("s_r")
