@@ -11,7 +11,10 @@ runtime's side of replication:
 - sessions are shared: the identity a session was created with and its current stream
   (``streamer.engines.redis_meta``), so another process checks who may connect and resume;
 - a stream this process does not know, asked for by a resume cursor or as the session's
-  current stream, is mirrored (:class:`~streamer.runtime.mirror.MirrorStream`).
+  current stream, is mirrored (:class:`~streamer.runtime.mirror.MirrorStream`);
+- one owner per generation (:class:`~streamer.runtime.ownership.Ownership`): a stream's lease
+  is held while it runs; a mirror whose owner's lease is gone ends with ``generation_lost``
+  and its partial answer; a ``stop`` on a mirror is routed to the owner.
 
 Redis down at start-up: :meth:`RedisEngine.run` raises (``streamer serve`` checks first and
 refuses to start with a clear message). Later outages are retried for :data:`RETRY_S`.
@@ -48,8 +51,9 @@ from streamer.engines.redis_meta import (
 from streamer.log.stream_log import StreamLog
 from streamer.runtime.generation import single_error
 from streamer.runtime.mirror import MirrorStream
+from streamer.runtime.ownership import Ownership
 from streamer.runtime.session import Session
-from streamer.runtime.stream import Stream
+from streamer.runtime.stream import Stream, new_id
 from streamer.runtime.waiter import Waiter
 from streamer.security.identity import Identity
 
@@ -95,6 +99,10 @@ class RedisEngine:
         self._redis: coredis.Redis[Any] | None = None
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
+        #: this process's name in leases and control streams (new at each start)
+        self.process_id = new_id("p", 9)
+        self.ownership = Ownership(self.prefix, self.process_id, engine.lease_ttl_s,
+                                   self.ttl_s)
         #: streams published and mirrored by this process, and publishing failures
         self.published = 0
         self.mirrored = 0
@@ -112,6 +120,8 @@ class RedisEngine:
                 await redis.ping()
                 async with trio.open_nursery() as nursery:
                     self._redis, self._nursery = redis, nursery
+                    nursery.start_soon(self.ownership.serve_controls, redis,
+                                       name="routed controls")
                     self._ready.set()
                     task_status.started()
                     await trio.sleep_forever()
@@ -149,6 +159,7 @@ class RedisEngine:
                           stream.request.pacing.mode, stream.request.pacing.cps)
         try:
             epoch = await with_retry(lambda: new_epoch(redis, prefix), RETRY_S)
+            await self.ownership.take(redis, stream, RETRY_S)
             await with_retry(lambda: save_session(redis, prefix, owner.key, owner.owner,
                                                   ttl_s, meta), RETRY_S)
         except RedisUnavailable as exc:
@@ -167,19 +178,23 @@ class RedisEngine:
 
     async def _publish(self, redis: coredis.Redis[Any], stream: Stream,
                        publisher: RedisLogPublisher, meta: StreamMeta) -> None:
-        """Run the publisher until the ``end`` is stored, with :meth:`_beside` while it
-        runs; refresh the shared metadata once it is over (it then expires with the stream's
-        key)."""
+        """Run the publisher until the ``end`` is stored, with :meth:`_beside` and the
+        lease's renewal while it runs; then mark the lease ended and refresh the shared
+        metadata (it then expires with the stream's key)."""
         try:
             with trio.CancelScope() as beside:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._beside, redis, stream, meta)
+                    nursery.start_soon(self.ownership.hold, redis, stream)
                     await publisher.run()
                     beside.cancel()
+            await self.ownership.release(redis, stream.stream_id, RETRY_S)
             await with_retry(lambda: refresh(redis, self.prefix, meta.session_key,
                                              meta.stream_id, self.ttl_s), RETRY_S)
         except Exception as exc:  # a Redis failure never ends the stream, nor the server
             self._failed(stream, "publish", exc)
+        finally:
+            self.ownership.running.pop(stream.stream_id, None)
 
     async def _beside(self, redis: coredis.Redis[Any], stream: Stream,
                       meta: StreamMeta) -> None:
@@ -263,6 +278,7 @@ class RedisEngine:
     def _start_mirror(self, redis: coredis.Redis[Any], nursery: trio.Nursery,
                       session: Session, meta: StreamMeta, current: bool) -> MirrorStream:
         mirror = MirrorStream(session, meta, session.host.stream_services())
+        mirror.router = lambda: self.ownership.route_stop(redis, mirror)
         session.streams[meta.stream_id] = mirror
         if current:
             session.stream_started(mirror)  # its connections take it up
@@ -274,9 +290,12 @@ class RedisEngine:
             async with trio.open_nursery() as beside:
                 beside.start_soon(mirror.announce, redis, watched_key_name(
                     self.prefix, meta.stream_id), WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
+                beside.start_soon(self.ownership.watch, redis, mirror)
                 await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
                                     block_ms=FOLLOW_BLOCK_MS)
                 beside.cancel_scope.cancel()
+            if mirror.lost:
+                await self.ownership.persist_lost(redis, mirror)
             if mirror.failed:
                 session.streams.pop(meta.stream_id, None)
                 if mirror in session.started:
