@@ -41,9 +41,11 @@ from streamer.engines.redis_log import (
 from streamer.engines.redis_meta import (
     MIN_TTL_S,
     StreamMeta,
+    last_start_id,
     load_session,
     load_stream,
     queue_session,
+    read_starts,
     refresh,
     save_session,
     watched_key_name,
@@ -87,15 +89,19 @@ class RedisEngine:
         config: the server's configuration (``[engine]``; ``resume.window_s`` is the life
             of every key after its last write).
         keep: called with a mirror once it is finished (the registry's replay window).
+        sessions: the session this process holds under a key, if any (a stream begun on
+            another process reaches its idle connections here: :meth:`_follow_starts`).
     """
 
-    def __init__(self, config: Config, keep: Callable[[Stream], None]) -> None:
+    def __init__(self, config: Config, keep: Callable[[Stream], None],
+                 sessions: Callable[[str], Session | None] = lambda key: None) -> None:
         engine = config.engine
         self.url = engine.redis_url
         self.prefix = engine.key_prefix
         self.maxlen = engine.replay_maxlen
         self.ttl_s = max(config.resume.window_s, MIN_TTL_S)
         self._keep = keep
+        self._sessions = sessions
         self._redis: coredis.Redis[Any] | None = None
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
@@ -103,6 +109,9 @@ class RedisEngine:
         self.process_id = new_id("p", 9)
         self.ownership = Ownership(self.prefix, self.process_id, engine.lease_ttl_s,
                                    self.ttl_s)
+        #: publishers running now, and woken when one ends (:meth:`flush`)
+        self.publishing = 0
+        self._publisher_ended = Waiter()
         #: streams published and mirrored by this process, and publishing failures
         self.published = 0
         self.mirrored = 0
@@ -122,6 +131,8 @@ class RedisEngine:
                     self._redis, self._nursery = redis, nursery
                     nursery.start_soon(self.ownership.serve_controls, redis,
                                        name="routed controls")
+                    nursery.start_soon(self._follow_starts, redis, nursery,
+                                       name="streams begun elsewhere")
                     self._ready.set()
                     task_status.started()
                     await trio.sleep_forever()
@@ -174,6 +185,7 @@ class RedisEngine:
         nursery.start_soon(self._publish, redis, stream, publisher, meta,
                            name=f"publish {stream.stream_id}")
         self.published += 1
+        self.publishing += 1
         return epoch
 
     async def _publish(self, redis: coredis.Redis[Any], stream: Stream,
@@ -195,6 +207,17 @@ class RedisEngine:
             self._failed(stream, "publish", exc)
         finally:
             self.ownership.running.pop(stream.stream_id, None)
+            self.publishing -= 1
+            self._publisher_ended.wake()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until every publisher stored its stream's ``end`` and
+        marked its lease ended (the drain calls it once its streams are over, before the
+        server nursery closes); ``True`` if they all did."""
+        with trio.move_on_after(timeout_s):
+            while self.publishing:
+                await self._publisher_ended.wait()
+        return not self.publishing
 
     async def _beside(self, redis: coredis.Redis[Any], stream: Stream,
                       meta: StreamMeta) -> None:
@@ -217,6 +240,35 @@ class RedisEngine:
             if elsewhere != stream.watched_elsewhere:
                 stream.watched_elsewhere = elsewhere
                 stream.on_subscribers_changed()
+
+    async def _follow_starts(self, redis: coredis.Redis[Any], nursery: trio.Nursery) -> None:
+        """Read ``{prefix}starts`` until cancelled: a stream begun on another process for a
+        session that a connection here follows is mirrored as the session's current stream,
+        so that connection takes it up without reconnecting. Connection errors are retried
+        (the reader goes on from where it was: nothing is lost while Redis keeps it)."""
+        last_id: str | None = None
+        while True:
+            try:
+                if last_id is None:
+                    last_id = await last_start_id(redis, self.prefix)
+                batch = await read_starts(redis, self.prefix, last_id, FOLLOW_BLOCK_MS)
+            except CONNECTION_ERRORS:
+                await trio.sleep(0.5)
+                continue
+            for entry_id, session_key, stream_id in batch:
+                last_id = entry_id
+                session = self._sessions(session_key)
+                if session is not None and session.watched() \
+                        and stream_id not in session.streams:
+                    nursery.start_soon(self._take_up, session, stream_id,
+                                       name=f"take up {stream_id}")
+
+    async def _take_up(self, session: Session, stream_id: str) -> None:
+        try:
+            await self.mirror(session, stream_id, current=True)
+        except (RedisUnavailable, trio.TooSlowError) as exc:
+            logger.error("stream %s: not mirrored for session %s: %s", stream_id,
+                         session.session_id, exc)
 
     def _failed(self, stream: Stream, during: str, exc: BaseException) -> None:
         if isinstance(exc, BaseExceptionGroup):  # the keep-alive's nursery wraps it
