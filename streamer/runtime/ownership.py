@@ -159,7 +159,7 @@ class Ownership:
             ControlNotDelivered: no owner holds the stream's lease, Redis does not answer,
                 or the owner did not confirm in time.
         """
-        stream_id = stream.stream_id
+        stream_id, began = stream.stream_id, trio.current_time()
         try:
             with trio.fail_after(ACK_TIMEOUT_S + 1):
                 owner = await lease_holder(redis, self.prefix, stream_id)
@@ -176,7 +176,8 @@ class Ownership:
             raise ControlNotDelivered(f"stop of {stream_id}: {owner} did not answer in "
                                       f"{ACK_TIMEOUT_S:g} s")
         self.routed += 1
-        stream.record("control_routed", action="stop", owner=owner, result=result)
+        stream.record("control_routed", action="stop", owner=owner, result=result,
+                      ms=round((trio.current_time() - began) * 1000, 1))
 
     async def watch(self, redis: coredis.Redis[bytes], mirror: Stream) -> None:
         """End ``mirror`` with ``generation_lost`` once its lease has been gone for half the

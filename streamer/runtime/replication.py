@@ -174,6 +174,7 @@ class RedisEngine:
             await with_retry(lambda: save_session(redis, prefix, owner.key, owner.owner,
                                                   ttl_s, meta), RETRY_S)
         except RedisUnavailable as exc:
+            self.ownership.running.pop(stream.stream_id, None)
             self._failed(stream, "begin", exc)
             return None
         publisher = RedisLogPublisher(
