@@ -189,6 +189,9 @@ class EngineConfig:
     replay_maxlen: int = 10_000
     #: redis: the prefix of every key this server writes
     key_prefix: str = "streamer:"
+    #: redis: a stream's generation lease (s), renewed every third of it while the stream runs;
+    #: a stream whose owner died ends on the other processes within twice this
+    lease_ttl_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,7 +142,7 @@ RANGES: dict[type, dict[str, Range]] = {
                    "offload_tail_chars": NATURAL},
     ResumeConfig: {"window_s": NATURAL, "max_finished_logs": NATURAL,
                    "max_finished_bytes": NATURAL},
-    EngineConfig: {"replay_maxlen": ONE_UP},
+    EngineConfig: {"replay_maxlen": ONE_UP, "lease_ttl_s": Range(0.5, 3_600)},
     PersistenceConfig: {"checkpoint_interval_s": POSITIVE, "retention_days": NATURAL},
     ToolsConfig: {"max_steps": Range(1, 64)},
     LocalProviderConfig: {"n_threads": Range(1, 256), "n_ctx": Range(16, 1 << 20),

@@ -19,6 +19,8 @@
     │   ├── PausedTooLong              paused_too_long       yes
     │   ├── ResumeGap                  resume_gap            no
     │   └── ServerShuttingDown         server_shutting_down  yes
+    ├── GenerationLost                 generation_lost       yes         a fixed text
+    ├── ControlNotDelivered            control_not_delivered yes         a fixed text
     └── ProviderError                  provider_error        depends     a fixed text
         ├── ProviderUnavailable        provider_unavailable  yes         a fixed text
         │   └── ProviderRateLimited    rate_limited          yes (``retry_after_ms``)
@@ -229,6 +231,25 @@ class ResumeGap(ClientError):
 class ServerShuttingDown(ClientError):
     code = "server_shutting_down"
     retryable = True
+
+
+class GenerationLost(StreamerError):
+    """The process that ran the stream's model call stopped holding its lease (it died, or
+    lost Redis) before the end (the redis engine, ``docs/engines.md``): the stream ends with
+    its partial answer. Retryable: a new ``start`` runs on a live process."""
+
+    code = "generation_lost"
+    retryable = True
+    public_message = "the server generating this answer stopped; the partial answer is kept"
+
+
+class ControlNotDelivered(StreamerError):
+    """A control for a stream another process runs (``stop``) got no confirmation from that
+    process in time (the redis engine): it may not have been applied."""
+
+    code = "control_not_delivered"
+    retryable = True
+    public_message = "the server generating this answer did not confirm the control in time"
 
 
 def leaves(exc: BaseException) -> list[BaseException]:

@@ -13,6 +13,11 @@ key                                     value
 ``{prefix}watched:{stream_id}``         set while another process has subscribers of the
                                         stream (a short TTL, renewed): the generating
                                         process's grace period counts them
+``{prefix}starts``                      a Redis Stream: one entry per stream begun on any
+                                        process (``k`` its session key, ``s`` its id;
+                                        ``MAXLEN ~`` :data:`STARTS_MAXLEN`): every process
+                                        reads it, so a connection idle on one process takes
+                                        up a stream its session began on another
 ======================================  =====================================================
 
 Every key expires ``ttl_s`` after its last write (``resume.window_s``, at least
@@ -27,11 +32,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import coredis
+from coredis.tokens import PureToken
 
 from streamer.security.identity import Identity
 
 #: the shortest life of a metadata key (s): a window of 0 still lets a running stream be found
 MIN_TTL_S = 60.0
+#: entries kept in ``{prefix}starts`` (``MAXLEN ~``): its readers follow it live
+STARTS_MAXLEN = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,10 @@ def watched_key_name(prefix: str, stream_id: str) -> str:
     return f"{prefix}watched:{stream_id}"
 
 
+def starts_key_name(prefix: str) -> str:
+    return f"{prefix}starts"
+
+
 def _ttl_ms(ttl_s: float) -> int:
     return int(max(ttl_s, MIN_TTL_S) * 1000)
 
@@ -94,8 +106,8 @@ def identity_of(raw: str) -> Identity:
 def queue_session(pipe: Any, prefix: str, session_key: str, identity: Identity, ttl_s: float,
                   stream: StreamMeta | None = None) -> None:
     """Add to the pipeline ``pipe`` the commands that store the session's identity (and,
-    with ``stream``, its current stream and the stream's metadata); every key written
-    expires ``ttl_s`` later."""
+    with ``stream``, its current stream, the stream's metadata and its entry in
+    ``{prefix}starts``); every key written expires ``ttl_s`` later (but ``starts``)."""
     key, ttl_ms = session_key_name(prefix, session_key), _ttl_ms(ttl_s)
     fields = {"identity": identity_json(identity)}
     if stream is not None:
@@ -105,6 +117,7 @@ def queue_session(pipe: Any, prefix: str, session_key: str, identity: Identity, 
     if stream is not None:
         pipe.set(meta_key_name(prefix, stream.stream_id), json.dumps(asdict(stream)),
                  px=ttl_ms)
+        queue_start(pipe, prefix, stream)
 
 
 async def save_session(redis: coredis.Redis[bytes], prefix: str, session_key: str,
@@ -145,3 +158,32 @@ async def load_stream(redis: coredis.Redis[bytes], prefix: str, stream_id: str
         return StreamMeta(**json.loads(_text(raw) or ""))
     except (TypeError, json.JSONDecodeError):
         return None
+
+
+def queue_start(pipe: Any, prefix: str, stream: StreamMeta) -> None:
+    """Add to ``pipe`` the entry that tells every process the stream began
+    (``{prefix}starts``)."""
+    pipe.xadd(starts_key_name(prefix), {"k": stream.session_key, "s": stream.stream_id},
+              trim_strategy=PureToken.MAXLEN, threshold=STARTS_MAXLEN,
+              trim_operator=PureToken.APPROXIMATELY)
+
+
+async def last_start_id(redis: coredis.Redis[bytes], prefix: str) -> str:
+    """The id of the latest entry of ``{prefix}starts`` (``0-0``: none): a reader that begins
+    now reads what comes after it."""
+    entries = await redis.xrevrange(starts_key_name(prefix), count=1)
+    return str(_text(entries[0].identifier)) if entries else "0-0"
+
+
+async def read_starts(redis: coredis.Redis[bytes], prefix: str, last_id: str, block_ms: int
+                      ) -> list[tuple[str, str, str]]:
+    """The streams begun after ``last_id`` (blocking ``XREAD`` up to ``block_ms``):
+    ``[(entry id, session key, stream id)]``; malformed entries are skipped."""
+    reply = await redis.xread({starts_key_name(prefix): last_id}, count=256, block=block_ms)
+    out = []
+    for entries in (reply or {}).values():
+        for entry in entries:
+            fields = {_text(k): _text(v) for k, v in entry.field_values.items()}
+            out.append((str(_text(entry.identifier)), fields.get("k") or "",
+                        fields.get("s") or ""))
+    return out

@@ -433,7 +433,9 @@ class Connection:
             await self.send(stream.start_event(position=session.queue_position(stream)), None)
 
     async def _on_stop(self, control: Stop) -> None:
-        self.session.stop(control.stream_id)
+        stream = self.session.stop(control.stream_id)
+        if stream is not None:
+            await stream.stop_confirmed()
 
     async def _on_ping(self, control: Ping) -> None:
         await self.send(Pong(self.session.session_id, control.ts), None)

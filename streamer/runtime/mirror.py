@@ -10,12 +10,16 @@ republished the log under a new epoch) the mirror starts again from the new epoc
 record, and every connection that followed the old one is re-followed from its cursor, so it
 gets ``resume_gap`` + ``snapshot`` and then the live entries: never a silent partial replay.
 Entries that Redis no longer has (trimmed by ``MAXLEN``), Redis down for longer than the
-retry time, or a malformed record end the mirror with an ``error``.
+retry time, or a malformed record end the mirror with an ``error``; so does the owner's lease
+gone without an ``end`` (``generation_lost``, ``runtime/ownership.py``). A client's ``stop``
+here is routed to the owner (:attr:`MirrorStream.router`) and waited for
+(:meth:`MirrorStream.stop_confirmed`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import coredis
@@ -32,6 +36,8 @@ from streamer.engines.redis_log import (
 from streamer.engines.redis_meta import StreamMeta
 from streamer.errors import StreamerError
 from streamer.log.stream_log import MemoryStreamLog
+from streamer.persistence import MessageRecord
+from streamer.runtime.ownership import LOST_REASON
 from streamer.runtime.session import Session
 from streamer.runtime.stream import Stream, StreamServices
 from streamer.runtime.trace import Trace
@@ -44,9 +50,9 @@ logger = logging.getLogger("streamer.runtime")
 
 #: epoch changes a mirror follows before it gives up (each one restarts it from seq 1)
 MAX_EPOCH_CHANGES = 8
-#: the cancel reasons that end a mirror here; the others (``stop``, ``queue_remove``) are
-#: controls for the process that generates the stream, not routed there yet
-LOCAL_ENDINGS = ("session deleted", "server shutdown")
+#: the cancel reasons that end a mirror here; the others (a client's ``stop``) are controls
+#: for the process that generates the stream: routed there (:attr:`MirrorStream.router`)
+LOCAL_ENDINGS = ("session deleted", "server shutdown", LOST_REASON)
 
 
 class ReplicationFailed(StreamerError):
@@ -65,6 +71,8 @@ class MirrorStream(Stream):
             :attr:`failed`); a resume is planned only after it.
         failed: it could not catch up at all (then it is not resumable here).
         epoch_changes: how often the stream's epoch changed while it was followed.
+        router: sends a client's ``stop`` to the process that runs the stream and waits for
+            its ack (raises ``ControlNotDelivered``); ``None``: not routed (recorded only).
     """
 
     def __init__(self, session: Session, meta: StreamMeta, services: StreamServices) -> None:
@@ -82,6 +90,8 @@ class MirrorStream(Stream):
         self.failed = False
         self.epoch_changes = 0
         self._watch_changed = Waiter()
+        self.router: Callable[[], Awaitable[None]] | None = None
+        self._stop_pending = False
         self.record("mirrored", provider=meta.provider, model=meta.model)
 
     def on_subscribers_changed(self) -> None:
@@ -108,13 +118,35 @@ class MirrorStream(Stream):
             with trio.move_on_after(interval_s):
                 await self._watch_changed.wait()
 
+    @property
+    def lost(self) -> bool:
+        """The mirror ended because its owner's lease was gone (``generation_lost``)."""
+        return self.cancel_reason is not None and self.cancel_reason[0] == LOST_REASON
+
     def cancel(self, reason: str, error: StreamerError | None = None) -> None:
-        """End the mirror here on a session delete or a server shutdown; other reasons
-        (a client's ``stop``) belong to the generating process and are only recorded."""
-        if reason not in LOCAL_ENDINGS:
+        """End the mirror here on a session delete, a server shutdown or a lost owner; other
+        reasons (a client's ``stop``) belong to the generating process: :meth:`stop_confirmed`
+        routes them there."""
+        if reason in LOCAL_ENDINGS:
+            super().cancel(reason, error)
+        elif self.state != "done" and self.router is not None:
+            self._stop_pending = True
+        elif self.state != "done":
             self.record("control_not_routed", reason=reason)
-            return
-        super().cancel(reason, error)
+
+    async def stop_confirmed(self) -> None:
+        """Route the ``stop`` asked by :meth:`cancel` to the owner and wait for its ack.
+
+        Raises:
+            ControlNotDelivered: the owner did not confirm it in time.
+        """
+        if self._stop_pending and self.router is not None:
+            self._stop_pending = False
+            await self.router()
+
+    def records(self) -> list[MessageRecord]:
+        """The answer only: the user message is the owner's (a mirror does not know it)."""
+        return [record for record in super().records() if record.role == "assistant"]
 
     async def follow(self, redis: coredis.Redis[Any], *, prefix: str, retry_s: float,
                      block_ms: int) -> None:

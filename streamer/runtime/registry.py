@@ -134,7 +134,7 @@ class Registry:
         self.engine: RedisEngine | None = None
         if config.engine.kind == "redis":  # imported here: coredis only when it is used
             from streamer.runtime.replication import RedisEngine
-            self.engine = RedisEngine(config, self.keep_for_replay)
+            self.engine = RedisEngine(config, self.keep_for_replay, self.sessions.get)
 
     # ------------------------------------------------------------------ the host
 
@@ -459,6 +459,8 @@ class Registry:
         with trio.move_on_after(CANCEL_GRACE_S):
             while self.running_streams() or self.active_subscriptions:
                 await self.activity.wait()
+        if self.engine is not None:  # the streams' ends reach the other processes
+            await self.engine.flush(CANCEL_GRACE_S)
         self.closing = True
         notice = Error.of(shutting_down)
         async with trio.open_nursery() as nursery:

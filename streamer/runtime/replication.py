@@ -11,7 +11,10 @@ runtime's side of replication:
 - sessions are shared: the identity a session was created with and its current stream
   (``streamer.engines.redis_meta``), so another process checks who may connect and resume;
 - a stream this process does not know, asked for by a resume cursor or as the session's
-  current stream, is mirrored (:class:`~streamer.runtime.mirror.MirrorStream`).
+  current stream, is mirrored (:class:`~streamer.runtime.mirror.MirrorStream`);
+- one owner per generation (:class:`~streamer.runtime.ownership.Ownership`): a stream's lease
+  is held while it runs; a mirror whose owner's lease is gone ends with ``generation_lost``
+  and its partial answer; a ``stop`` on a mirror is routed to the owner.
 
 Redis down at start-up: :meth:`RedisEngine.run` raises (``streamer serve`` checks first and
 refuses to start with a clear message). Later outages are retried for :data:`RETRY_S`.
@@ -38,9 +41,11 @@ from streamer.engines.redis_log import (
 from streamer.engines.redis_meta import (
     MIN_TTL_S,
     StreamMeta,
+    last_start_id,
     load_session,
     load_stream,
     queue_session,
+    read_starts,
     refresh,
     save_session,
     watched_key_name,
@@ -48,8 +53,9 @@ from streamer.engines.redis_meta import (
 from streamer.log.stream_log import StreamLog
 from streamer.runtime.generation import single_error
 from streamer.runtime.mirror import MirrorStream
+from streamer.runtime.ownership import Ownership
 from streamer.runtime.session import Session
-from streamer.runtime.stream import Stream
+from streamer.runtime.stream import Stream, new_id
 from streamer.runtime.waiter import Waiter
 from streamer.security.identity import Identity
 
@@ -83,18 +89,29 @@ class RedisEngine:
         config: the server's configuration (``[engine]``; ``resume.window_s`` is the life
             of every key after its last write).
         keep: called with a mirror once it is finished (the registry's replay window).
+        sessions: the session this process holds under a key, if any (a stream begun on
+            another process reaches its idle connections here: :meth:`_follow_starts`).
     """
 
-    def __init__(self, config: Config, keep: Callable[[Stream], None]) -> None:
+    def __init__(self, config: Config, keep: Callable[[Stream], None],
+                 sessions: Callable[[str], Session | None] = lambda key: None) -> None:
         engine = config.engine
         self.url = engine.redis_url
         self.prefix = engine.key_prefix
         self.maxlen = engine.replay_maxlen
         self.ttl_s = max(config.resume.window_s, MIN_TTL_S)
         self._keep = keep
+        self._sessions = sessions
         self._redis: coredis.Redis[Any] | None = None
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
+        #: this process's name in leases and control streams (new at each start)
+        self.process_id = new_id("p", 9)
+        self.ownership = Ownership(self.prefix, self.process_id, engine.lease_ttl_s,
+                                   self.ttl_s)
+        #: publishers running now, and woken when one ends (:meth:`flush`)
+        self.publishing = 0
+        self._publisher_ended = Waiter()
         #: streams published and mirrored by this process, and publishing failures
         self.published = 0
         self.mirrored = 0
@@ -112,6 +129,10 @@ class RedisEngine:
                 await redis.ping()
                 async with trio.open_nursery() as nursery:
                     self._redis, self._nursery = redis, nursery
+                    nursery.start_soon(self.ownership.serve_controls, redis,
+                                       name="routed controls")
+                    nursery.start_soon(self._follow_starts, redis, nursery,
+                                       name="streams begun elsewhere")
                     self._ready.set()
                     task_status.started()
                     await trio.sleep_forever()
@@ -149,9 +170,11 @@ class RedisEngine:
                           stream.request.pacing.mode, stream.request.pacing.cps)
         try:
             epoch = await with_retry(lambda: new_epoch(redis, prefix), RETRY_S)
+            await self.ownership.take(redis, stream, RETRY_S)
             await with_retry(lambda: save_session(redis, prefix, owner.key, owner.owner,
                                                   ttl_s, meta), RETRY_S)
         except RedisUnavailable as exc:
+            self.ownership.running.pop(stream.stream_id, None)
             self._failed(stream, "begin", exc)
             return None
         publisher = RedisLogPublisher(
@@ -163,23 +186,39 @@ class RedisEngine:
         nursery.start_soon(self._publish, redis, stream, publisher, meta,
                            name=f"publish {stream.stream_id}")
         self.published += 1
+        self.publishing += 1
         return epoch
 
     async def _publish(self, redis: coredis.Redis[Any], stream: Stream,
                        publisher: RedisLogPublisher, meta: StreamMeta) -> None:
-        """Run the publisher until the ``end`` is stored, with :meth:`_beside` while it
-        runs; refresh the shared metadata once it is over (it then expires with the stream's
-        key)."""
+        """Run the publisher until the ``end`` is stored, with :meth:`_beside` and the
+        lease's renewal while it runs; then mark the lease ended and refresh the shared
+        metadata (it then expires with the stream's key)."""
         try:
             with trio.CancelScope() as beside:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._beside, redis, stream, meta)
+                    nursery.start_soon(self.ownership.hold, redis, stream)
                     await publisher.run()
                     beside.cancel()
+            await self.ownership.release(redis, stream.stream_id, RETRY_S)
             await with_retry(lambda: refresh(redis, self.prefix, meta.session_key,
                                              meta.stream_id, self.ttl_s), RETRY_S)
         except Exception as exc:  # a Redis failure never ends the stream, nor the server
             self._failed(stream, "publish", exc)
+        finally:
+            self.ownership.running.pop(stream.stream_id, None)
+            self.publishing -= 1
+            self._publisher_ended.wake()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until every publisher stored its stream's ``end`` and
+        marked its lease ended (the drain calls it once its streams are over, before the
+        server nursery closes); ``True`` if they all did."""
+        with trio.move_on_after(timeout_s):
+            while self.publishing:
+                await self._publisher_ended.wait()
+        return not self.publishing
 
     async def _beside(self, redis: coredis.Redis[Any], stream: Stream,
                       meta: StreamMeta) -> None:
@@ -202,6 +241,35 @@ class RedisEngine:
             if elsewhere != stream.watched_elsewhere:
                 stream.watched_elsewhere = elsewhere
                 stream.on_subscribers_changed()
+
+    async def _follow_starts(self, redis: coredis.Redis[Any], nursery: trio.Nursery) -> None:
+        """Read ``{prefix}starts`` until cancelled: a stream begun on another process for a
+        session that a connection here follows is mirrored as the session's current stream,
+        so that connection takes it up without reconnecting. Connection errors are retried
+        (the reader goes on from where it was: nothing is lost while Redis keeps it)."""
+        last_id: str | None = None
+        while True:
+            try:
+                if last_id is None:
+                    last_id = await last_start_id(redis, self.prefix)
+                batch = await read_starts(redis, self.prefix, last_id, FOLLOW_BLOCK_MS)
+            except CONNECTION_ERRORS:
+                await trio.sleep(0.5)
+                continue
+            for entry_id, session_key, stream_id in batch:
+                last_id = entry_id
+                session = self._sessions(session_key)
+                if session is not None and session.watched() \
+                        and stream_id not in session.streams:
+                    nursery.start_soon(self._take_up, session, stream_id,
+                                       name=f"take up {stream_id}")
+
+    async def _take_up(self, session: Session, stream_id: str) -> None:
+        try:
+            await self.mirror(session, stream_id, current=True)
+        except (RedisUnavailable, trio.TooSlowError) as exc:
+            logger.error("stream %s: not mirrored for session %s: %s", stream_id,
+                         session.session_id, exc)
 
     def _failed(self, stream: Stream, during: str, exc: BaseException) -> None:
         if isinstance(exc, BaseExceptionGroup):  # the keep-alive's nursery wraps it
@@ -263,6 +331,7 @@ class RedisEngine:
     def _start_mirror(self, redis: coredis.Redis[Any], nursery: trio.Nursery,
                       session: Session, meta: StreamMeta, current: bool) -> MirrorStream:
         mirror = MirrorStream(session, meta, session.host.stream_services())
+        mirror.router = lambda: self.ownership.route_stop(redis, mirror)
         session.streams[meta.stream_id] = mirror
         if current:
             session.stream_started(mirror)  # its connections take it up
@@ -274,9 +343,12 @@ class RedisEngine:
             async with trio.open_nursery() as beside:
                 beside.start_soon(mirror.announce, redis, watched_key_name(
                     self.prefix, meta.stream_id), WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
+                beside.start_soon(self.ownership.watch, redis, mirror)
                 await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
                                     block_ms=FOLLOW_BLOCK_MS)
                 beside.cancel_scope.cancel()
+            if mirror.lost:
+                await self.ownership.persist_lost(redis, mirror)
             if mirror.failed:
                 session.streams.pop(meta.stream_id, None)
                 if mirror in session.started:

@@ -261,8 +261,9 @@ class Session:
         running = self.current is not None and self.current.state == "running"
         return ahead + (1 if running else 0)
 
-    def stop(self, stream_id: str | None) -> None:
-        """``stop``: cancel the named (default: running) stream, or drop it from the queue.
+    def stop(self, stream_id: str | None) -> Stream | None:
+        """``stop``: cancel the named (default: running) stream, or drop it from the queue;
+        returns the stream asked to stop (its :meth:`Stream.stop_confirmed` waits for it).
 
         Raises:
             StreamNotFound: no such stream in this session.
@@ -270,13 +271,15 @@ class Session:
         if stream_id is None:
             if self.current is not None and self.current.state == "running":
                 self.current.cancel("stop from client")
-            return
+                return self.current
+            return None
         stream = self.streams.get(stream_id)
         if stream is None:
             raise StreamNotFound(f"no stream {stream_id} in this session")
         # a queued stream stays in the queue, cancelled: its turn then ends it at once, so
         # every connection still sees its stream_start and stream_complete (cancelled)
         stream.cancel("stop from client")
+        return stream
 
     def _queued(self, stream_id: str) -> Stream:
         stream = self.streams.get(stream_id)

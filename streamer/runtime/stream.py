@@ -217,6 +217,10 @@ class Stream:
         self.record("cancel_requested", reason=reason)
         self.cancel_scope.cancel()
 
+    async def stop_confirmed(self) -> None:
+        """Wait until a client's ``stop`` (:meth:`cancel`) is applied: at once here; a mirror
+        of another process's stream waits for that process (``runtime/mirror.py``)."""
+
     # ------------------------------------------------------------------ subscribers
 
     def start_event(self, *, resumed: bool = False, position: int | None = None

@@ -33,6 +33,7 @@ HTTP_STATUS = {
     "session_not_found": 404, "stream_not_found": 404, "rate_limited": 429,
     "provider_unavailable": 503, "provider_error": 502, "provider_timeout": 504,
     "server_shutting_down": 503, "unauthorized": 401, "forbidden": 403,
+    "generation_lost": 503, "control_not_delivered": 503,
 }
 
 

@@ -1,0 +1,220 @@
+"""One owner per generation, with the redis engine (``docs/engines.md``, "Ownership"):
+
+- the process that runs a stream holds its lease (``engines/redis_lease.py``) while the
+  stream runs (:meth:`Ownership.hold`), and marks it ended once its ``end`` record is stored
+  (:meth:`Ownership.release`);
+- a process that mirrors a stream watches the lease (:meth:`Ownership.watch`): gone for half
+  its TTL while the mirror has no ``end``, the owner is taken as lost (killed, or cut off from
+  Redis), and the mirror ends with ``generation_lost`` and its partial answer, which exactly
+  one process persists (:meth:`Ownership.persist_lost`, a ``SET NX`` claim);
+- a client's ``stop`` that arrives on a process that only mirrors the stream is routed to the
+  lease holder's control stream (``engines/redis_control.py``) and waited for
+  (:meth:`Ownership.route_stop`); the owner applies it as a local ``stop``
+  (:meth:`Ownership.serve_controls`), its trace naming the process it came from.
+
+Bounds: an owner that dies is noticed within the lease TTL (its last renewal's), plus half the
+TTL (the lease is taken again within a third of it after a ``FLUSHALL``, so a flush is not a
+death), plus a quarter (the watch's period): under twice ``engine.lease_ttl_s``. A routed
+``stop`` is confirmed within :data:`ACK_TIMEOUT_S` or answered ``control_not_delivered``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import coredis
+import trio
+
+from streamer.engines.redis_control import (
+    ControlMessage,
+    read_controls,
+    send_ack,
+    send_control,
+    wait_ack,
+)
+from streamer.engines.redis_lease import (
+    ENDED,
+    claim_lost,
+    lease_holder,
+    release_lease,
+    renew_lease,
+    take_lease,
+)
+from streamer.engines.redis_log import CONNECTION_ERRORS, RedisUnavailable, with_retry
+from streamer.errors import ControlNotDelivered, GenerationLost
+from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream
+
+logger = logging.getLogger("streamer.runtime")
+
+#: how long a routed control waits for the owner's ack (s)
+ACK_TIMEOUT_S = 2.0
+#: one blocking read of the process's control stream (ms)
+CONTROL_BLOCK_MS = 1_000
+#: the cancel reason of a mirror whose owner was lost (``mirror.LOCAL_ENDINGS``)
+LOST_REASON = "generation lost"
+
+
+class Ownership:
+    """The leases of the streams this process runs, and the controls routed between processes.
+
+    Args:
+        prefix: the keys' prefix (``engine.key_prefix``).
+        process_id: this process's name in leases and control streams (new at each start).
+        lease_ttl_s: ``engine.lease_ttl_s``.
+        keep_s: how long a lease marked ended and a lost stream's claim stay (the replay
+            window).
+    """
+
+    def __init__(self, prefix: str, process_id: str, lease_ttl_s: float,
+                 keep_s: float) -> None:
+        self.prefix = prefix
+        self.process_id = process_id
+        self.lease_ttl_s = lease_ttl_s
+        self.lease_ms = max(1, int(lease_ttl_s * 1000))
+        self.keep_ms = max(self.lease_ms, int(keep_s * 1000))
+        #: the streams this process runs and holds the lease of, by id
+        self.running: dict[str, Stream] = {}
+        #: controls applied here for other processes, and routed from here (for tests)
+        self.applied = 0
+        self.routed = 0
+
+    # ------------------------------------------------------------------ the owner
+
+    async def take(self, redis: coredis.Redis[bytes], stream: Stream, retry_s: float) -> None:
+        """Take the new stream's lease (before its metadata is shared). Raises
+        :class:`RedisUnavailable`."""
+        taken = await with_retry(lambda: take_lease(redis, self.prefix, stream.stream_id,
+                                                    self.process_id, self.lease_ms), retry_s)
+        if not taken:  # a stream id is new: another holder would be a bug
+            logger.error("stream %s: its lease is held by another process", stream.stream_id)
+            stream.record("lease_not_taken")
+        self.running[stream.stream_id] = stream
+
+    async def hold(self, redis: coredis.Redis[bytes], stream: Stream) -> None:
+        """Renew the stream's lease every third of its TTL until cancelled (taking it again
+        if Redis lost it). Connection errors are skipped: the lease then expires, and the
+        other processes end their mirrors (they could not follow either)."""
+        while True:
+            await trio.sleep(self.lease_ttl_s / 3)
+            try:
+                renewed = await renew_lease(redis, self.prefix, stream.stream_id,
+                                            self.process_id, self.lease_ms)
+            except CONNECTION_ERRORS:
+                continue
+            if renewed == 2:
+                stream.record("lease_taken_again")
+            elif renewed == 0:
+                stream.record("lease_held_elsewhere")
+
+    async def release(self, redis: coredis.Redis[bytes], stream_id: str,
+                      retry_s: float) -> None:
+        """The stream's ``end`` is stored: its lease says so (:data:`ENDED`) for the replay
+        window, so a mirror that lags behind is not taken for an orphan."""
+        self.running.pop(stream_id, None)
+        await with_retry(lambda: release_lease(redis, self.prefix, stream_id,
+                                               self.process_id, self.keep_ms), retry_s)
+
+    async def serve_controls(self, redis: coredis.Redis[bytes]) -> None:
+        """Apply the controls other processes send here, each acknowledged, until cancelled
+        (connection errors are retried; a malformed message is logged and skipped)."""
+        last_id = "0-0"
+        while True:
+            try:
+                batch = await read_controls(redis, self.prefix, self.process_id, last_id,
+                                            CONTROL_BLOCK_MS)
+            except CONNECTION_ERRORS:
+                await trio.sleep(0.5)
+                continue
+            for entry_id, fields in batch:
+                last_id = entry_id
+                try:
+                    message = ControlMessage.of(fields)
+                except ValueError as exc:
+                    logger.error("a malformed control message in redis: %s", exc)
+                    continue
+                result = self.apply(message)
+                try:
+                    await send_ack(redis, self.prefix, message.request_id, result)
+                except CONNECTION_ERRORS:
+                    logger.error("control %s: the ack was lost", message.request_id)
+
+    def apply(self, message: ControlMessage) -> str:
+        """Apply a routed control as a local one: ``applied`` or ``not_running``."""
+        stream = self.running.get(message.stream_id)
+        if message.action != "stop" or stream is None or stream.state == "done":
+            return "not_running"
+        self.applied += 1
+        stream.record("control_routed", action=message.action, sender=message.sender,
+                      request_id=message.request_id)
+        stream.cancel(f"stop from client on process {message.sender}")
+        return "applied"
+
+    # ------------------------------------------------------------------ the followers
+
+    async def route_stop(self, redis: coredis.Redis[bytes], stream: Stream) -> None:
+        """Send a client's ``stop`` of the mirrored ``stream`` to its owner and wait for the
+        ack (:data:`ACK_TIMEOUT_S`).
+
+        Raises:
+            ControlNotDelivered: no owner holds the stream's lease, Redis does not answer,
+                or the owner did not confirm in time.
+        """
+        stream_id, began = stream.stream_id, trio.current_time()
+        try:
+            with trio.fail_after(ACK_TIMEOUT_S + 1):
+                owner = await lease_holder(redis, self.prefix, stream_id)
+                if owner is None or owner == ENDED:
+                    raise ControlNotDelivered(f"stop of {stream_id}: no process holds it")
+                message = ControlMessage.new("stop", stream_id, self.process_id)
+                await send_control(redis, self.prefix, owner, message)
+                result = await wait_ack(redis, self.prefix, message.request_id,
+                                        ACK_TIMEOUT_S)
+        except (trio.TooSlowError, *CONNECTION_ERRORS) as exc:
+            raise ControlNotDelivered(f"stop of {stream_id}: redis: {exc!r}") from exc
+        if result is None:
+            stream.record("control_not_delivered", action="stop", owner=owner)
+            raise ControlNotDelivered(f"stop of {stream_id}: {owner} did not answer in "
+                                      f"{ACK_TIMEOUT_S:g} s")
+        self.routed += 1
+        stream.record("control_routed", action="stop", owner=owner, result=result,
+                      ms=round((trio.current_time() - began) * 1000, 1))
+
+    async def watch(self, redis: coredis.Redis[bytes], mirror: Stream) -> None:
+        """End ``mirror`` with ``generation_lost`` once its lease has been gone for half the
+        TTL while it has no ``end``; returns then, or runs until cancelled."""
+        missing_since: float | None = None
+        while not mirror.log.finished:
+            await trio.sleep(self.lease_ttl_s / 4)
+            try:
+                holder = await lease_holder(redis, self.prefix, mirror.stream_id)
+            except CONNECTION_ERRORS:  # the follower reports Redis's absence
+                continue
+            if holder is not None:
+                missing_since = None
+                continue
+            now = trio.current_time()
+            missing_since = now if missing_since is None else missing_since
+            if now - missing_since >= self.lease_ttl_s / 2 and not mirror.log.finished:
+                mirror.record("lease_lost", missing_ms=round((now - missing_since) * 1000))
+                mirror.cancel(LOST_REASON, GenerationLost(
+                    f"stream {mirror.stream_id}: its lease is gone without an end"))
+                return
+
+    async def persist_lost(self, redis: coredis.Redis[bytes], mirror: Stream) -> bool:
+        """Persist a lost mirror's partial answer if this process wins the claim (exactly
+        one does); ``True`` if it wrote it."""
+        store = mirror.services.store()
+        try:
+            claimed = await with_retry(lambda: claim_lost(
+                redis, self.prefix, mirror.stream_id, self.process_id, self.keep_ms), 2.0)
+        except RedisUnavailable as exc:
+            logger.error("stream %s: the partial answer was not claimed: %s",
+                         mirror.stream_id, exc)
+            return False
+        if not claimed or store is None or mirror.owner.deleted:
+            return False
+        with trio.CancelScope(shield=True), trio.move_on_after(PERSIST_TIMEOUT_S):
+            await store.save_messages(mirror.records())
+            mirror.record("partial_persisted", chars=len(mirror.markdown))
+            return True
+        return False  # pragma: no cover - a stuck store
