@@ -38,7 +38,7 @@ from streamer.errors import (
 )
 from streamer.observability.logs import log_stream_text
 from streamer.observability.metrics import Metrics
-from streamer.persistence import Store
+from streamer.persistence import MessageStore
 from streamer.providers import Providers
 from streamer.render.markdown import Renderer
 from streamer.runtime.offload import Offload
@@ -124,8 +124,9 @@ class Registry:
         self._nursery: trio.Nursery | None = None
         #: names this process's in-memory logs: a cursor from another epoch cannot replay
         self.epoch = secrets.token_hex(4)
-        #: the SQLite store (``None``: persistence off), opened by the app at start-up
-        self.store: Store | None = None
+        #: the store (SQLite, or Redis with the redis engine; ``None``: persistence off),
+        #: opened by the app at start-up
+        self.store: MessageStore | None = None
         #: finished streams whose logs are still in memory, oldest first (replay window)
         self._finished: dict[str, tuple[float, Stream]] = {}
         #: ``engine.kind = "redis"``: streams and sessions shared through Redis (engines.md)

@@ -31,7 +31,7 @@ from streamer.errors import (
 )
 from streamer.observability.logs import log_context
 from streamer.observability.metrics import Metrics
-from streamer.persistence import Store
+from streamer.persistence import MessageStore
 from streamer.runtime.stream import Stream, StreamServices
 from streamer.runtime.waiter import Waiter
 from streamer.security.identity import ANONYMOUS, Identity
@@ -62,7 +62,7 @@ class Host(Protocol):
         """The server is closing: session runners stop."""
 
     @property
-    def store(self) -> Store | None: ...
+    def store(self) -> MessageStore | None: ...
 
     @property
     def policy(self) -> Policy:
