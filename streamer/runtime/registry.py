@@ -52,6 +52,7 @@ from streamer.tools import BUILTIN_TOOLS, Tools
 from streamer.wire.events import Error
 
 if TYPE_CHECKING:
+    from streamer.engines.redis_limits import RedisStreamLimits
     from streamer.runtime.replication import RedisEngine
 
 logger = logging.getLogger("streamer.runtime")
@@ -131,9 +132,13 @@ class Registry:
         self._finished: dict[str, tuple[float, Stream]] = {}
         #: ``engine.kind = "redis"``: streams and sessions shared through Redis (engines.md)
         self.engine: RedisEngine | None = None
+        self.shared_limits: RedisStreamLimits | None = None
         if config.engine.kind == "redis":  # imported here: coredis only when it is used
+            from streamer.engines.redis_limits import RedisStreamLimits
             from streamer.runtime.replication import RedisEngine
             self.engine = RedisEngine(config, self.keep_for_replay)
+            # the streams each identity runs and starts, counted for every process
+            self.limits.shared = self.shared_limits = RedisStreamLimits(config)
 
     # ------------------------------------------------------------------ the host
 
@@ -149,6 +154,8 @@ class Registry:
         self._nursery = nursery
         if self.engine is not None:
             nursery.start_soon(self.engine.run, name="redis engine")
+        if self.shared_limits is not None:
+            nursery.start_soon(self.shared_limits.run, name="redis limits")
 
     def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
         self.nursery.start_soon(fn, name=name)
@@ -359,6 +366,7 @@ class Registry:
     def on_stream_finished(self, stream: Stream) -> None:
         """Keep the finished log for the replay window; evict the oldest beyond the limit."""
         self.metrics.stream_finished(stream)
+        self.limits.stream_ended(stream.stream_id)
         if self.config.log.content:
             log_stream_text(stream.stream_id, stream.session_id,
                             stream.request.messages[-1].content, stream.markdown)

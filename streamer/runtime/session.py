@@ -250,6 +250,25 @@ class Session:
             host.start_task(self._runner, f"session {self.session_id}")
         return stream
 
+    async def start(self, start: Start) -> Stream:
+        """:meth:`submit`, once the limits every process shares admitted it (the redis
+        engine counts the owner's streams and starts in Redis: ``ClientLimits.
+        reserve_stream``; with the memory engine :meth:`submit` counts them here).
+
+        Raises:
+            RateLimited: as :meth:`submit`, counted over every process.
+            (and the other errors of :meth:`submit`)
+        """
+        limits, subject = self.host.limits, self.owner.subject
+        token = await limits.reserve_stream(subject, self.host.active_streams(subject))
+        try:
+            stream = self.submit(start)
+        except BaseException:
+            limits.refund(token)
+            raise
+        limits.admitted(token, stream)
+        return stream
+
     def queue_position(self, stream: Stream) -> int:
         """How many streams run or wait before this one (0 = it is running)."""
         try:

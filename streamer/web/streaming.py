@@ -152,7 +152,7 @@ async def ai_sdk_chat() -> Response:
     max_bytes = reg.config.server.max_message_bytes
     session_id, control = aisdk.parse_chat_request(await read_json(max_bytes), max_bytes)
     session, _ = await reg.create_session(identity(), session_id)
-    stream = session.submit(control)
+    stream = await session.start(control)
     return _ui_message_response(session, stream)
 
 
