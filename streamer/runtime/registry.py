@@ -275,13 +275,13 @@ class Registry:
     async def _load_session(self, owner: Identity, session_id: str, key: str) -> Session:
         """A session this process does not hold: from the store, or (redis engine) with the
         identity it was created with on another process. Raises like :meth:`find_session`."""
-        stored_owner = await self.store.session_owner(key) if self.store is not None else None
-        if stored_owner is None and self.engine is not None:
+        if self.engine is not None:  # first: the identity it was created with, policy too
             shared = await self.engine.session_identity(key)
             if shared is not None:
                 if shared.subject != owner.subject:
                     raise Forbidden("this session belongs to another identity")
                 return await self.open_session(session_id, shared)
+        stored_owner = await self.store.session_owner(key) if self.store is not None else None
         if stored_owner is None:
             raise SessionNotFound(f"no session {session_id}")
         if stored_owner != owner.subject:

@@ -14,9 +14,14 @@ import pytest
 import trio
 
 from streamer.config import Config, ConfigError, PersistenceConfig
+from streamer.conversation import Message
 from streamer.engines.redis_log import connect
 from streamer.engines.redis_store import RedisStore
+from streamer.errors import SessionNotFound
 from streamer.persistence import MessageRecord, MessageStore, Store, open_store, store_kind
+from streamer.runtime.registry import Registry
+from streamer.security.identity import Identity
+from streamer.wire.controls import Start
 from tests.conftest import ServerProcess, create_session, make_config
 from tests.engines.test_redis_log import RedisServer, running_redis
 from tests.engines.test_redis_serve import pair  # noqa: F401 - A and B, a module fixture
@@ -159,3 +164,27 @@ async def test_an_answer_streamed_on_a_is_read_through_b(
         assert messages[0]["markdown"] == "# Title\n\nstored on A"
         assert messages[1]["message_id"] == answer["stream_id"]
         assert messages[1]["html"] == answer["html"] and messages[1]["finish_reason"] == "stop"
+
+
+async def test_a_session_opened_on_another_process_has_its_owner_and_history(
+        redis_server: RedisServer, nursery: trio.Nursery) -> None:
+    """Two registries (two processes' worth) with the Redis store: a session made and
+    answered on the first opens on the second with the identity it was created with, and
+    the conversation the model is sent there is the stored one."""
+    config = redis_config(redis_server)
+    alice = Identity("alice", "api_key", {"max_tokens": 50}, "alice-key-1")
+    first, second = Registry(config), Registry(config)
+    with trio.fail_after(BOUND_S):
+        for registry in (first, second):
+            registry.bind(nursery)
+            registry.store = await open_store(config, nursery)
+        made, _ = await first.create_session(alice, "alice-chat-02")
+        stream = await made.start(Start((Message("user", "remember 42"),), provider="echo"))
+        await stream.done.wait()
+        other_credential = Identity("alice", "api_key", {}, "alice-key-2")
+        found = await second.find_session(other_credential, "alice-chat-02")
+        assert found.owner == alice
+        assert [(m.role, m.content) for m in found.history] == [
+            ("user", "remember 42"), ("assistant", stream.markdown)]
+        with pytest.raises(SessionNotFound):  # bob's own namespace: no such session
+            await second.find_session(Identity("bob", "api_key"), "alice-chat-02")
