@@ -15,7 +15,7 @@ import trio
 
 from streamer.config import Config, ConfigError, PersistenceConfig
 from streamer.conversation import Message
-from streamer.engines.redis_log import connect
+from streamer.engines.redis_log import RedisUnavailable, connect
 from streamer.engines.redis_store import RedisStore
 from streamer.errors import SessionNotFound
 from streamer.persistence import MessageRecord, MessageStore, Store, open_store, store_kind
@@ -188,3 +188,11 @@ async def test_a_session_opened_on_another_process_has_its_owner_and_history(
             ("user", "remember 42"), ("assistant", stream.markdown)]
         with pytest.raises(SessionNotFound):  # bob's own namespace: no such session
             await second.find_session(Identity("bob", "api_key"), "alice-chat-02")
+
+
+async def test_a_redis_store_that_does_not_answer_is_refused_at_open(
+        nursery: trio.Nursery) -> None:
+    down = RedisServer()  # a free port, never started
+    config = make_config(**{"engine.kind": "redis", "engine.redis_url": down.url})
+    with trio.fail_after(BOUND_S), pytest.raises(RedisUnavailable, match="does not answer"):
+        await open_store(config, nursery)
