@@ -8,9 +8,9 @@ window edge). Every refusal is ``rate_limited`` with ``retry_after_ms``. A limit
 none. With ``auth.mode = "none"`` every client is the one anonymous identity, so the
 per-identity limits bound the whole server (raise them, or set 0, for load tests).
 Counts live in this process; with ``engine.kind = "redis"`` the streams an identity runs or
-queues, and the streams it started in the last minute, are counted in Redis for every process
-together (:attr:`ClientLimits.shared`, ``streamer.engines.redis_limits``; ``docs/engines.md``),
-with the same refusals.
+queues, the streams it started in the last minute and the connections of an identity and of
+an address are counted in Redis for every process together (:attr:`ClientLimits.shared`,
+``streamer.engines.redis_limits``; ``docs/engines.md``), with the same refusals.
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ class SharedStreams(Protocol):
         """Count a new stream of ``subject`` unless it runs or queues ``max_streams`` or
         started ``per_minute`` in the last minute (0: no limit). Raises on a lost store
         (the caller then counts in this process)."""
+
+    async def reserve_connection(self, subject: str, address: str, max_identity: int,
+                                 max_address: int) -> Verdict:
+        """Count a connection of ``subject`` from ``address`` unless either holds its
+        limit (0: none); release it with :meth:`release`. Raises like :meth:`reserve`."""
 
     def bind(self, token: str, stream: Ending) -> None:
         """The admitted stream: its count is held while it runs, released when it ends."""
@@ -124,23 +129,56 @@ class ClientLimits:
         if self.sessions[subject] <= 0:
             del self.sessions[subject]
 
+    async def reserve_connection(self, subject: str, address: str | None) -> str | None:
+        """With :attr:`shared`: count a connection of ``subject`` from ``address`` for
+        every process; pass the token to :meth:`connection`. ``None``: counted there, in
+        this process (no shared count, or it failed: logged).
+
+        Raises:
+            RateLimited: ``max_connections_per_identity`` or ``…_per_address`` reached,
+                over every process.
+        """
+        config = self.config
+        if self.shared is None or not (config.max_connections_per_identity
+                                       or config.max_connections_per_address):
+            return None
+        try:
+            verdict = await self.shared.reserve_connection(
+                subject, address or "-", config.max_connections_per_identity,
+                config.max_connections_per_address)
+        except Exception as exc:  # the shared store is down: count here rather than not
+            logger.error("limits: the shared count failed (%s); counting in this process",
+                         exc)
+            return None
+        if verdict.token is not None:
+            return verdict.token
+        if verdict.refused == "max_connections_per_address":
+            self._refuse(config.max_connections_per_address, "connections per address")
+        self._refuse(config.max_connections_per_identity, "connections per identity")
+
     @contextmanager
-    def connection(self, subject: str, address: str | None) -> Iterator[None]:
-        """Hold one connection slot of ``subject`` and ``address`` for the block.
+    def connection(self, subject: str, address: str | None, token: str | None = None
+                   ) -> Iterator[None]:
+        """Hold one connection slot of ``subject`` and ``address`` for the block (counted
+        here, unless :meth:`reserve_connection` counted it for every process: ``token``,
+        released when the block ends).
 
         Raises:
             RateLimited: ``max_connections_per_identity`` or ``…_per_address`` reached.
         """
         where = address or "-"
-        self._check(self.connections[subject], self.config.max_connections_per_identity,
-                    "connections per identity")
-        self._check(self.addresses[where], self.config.max_connections_per_address,
-                    "connections per address")
+        if token is None:
+            self._check(self.connections[subject], self.config.max_connections_per_identity,
+                        "connections per identity")
+            self._check(self.addresses[where], self.config.max_connections_per_address,
+                        "connections per address")
         self.connections[subject] += 1
         self.addresses[where] += 1
         try:
             yield
         finally:
+            if token is not None and self.shared is not None:
+                self.shared.release(token)
             for counter, key in ((self.connections, subject), (self.addresses, where)):
                 counter[key] -= 1
                 if counter[key] <= 0:

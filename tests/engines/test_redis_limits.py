@@ -1,20 +1,22 @@
-"""``[limits]`` counted in Redis with the redis engine (issue 17): the streams an identity runs
-and the streams it starts per minute hold over every process together, with the refusals of
-one process (``rate_limited``); a mirror of another process's stream is not a second stream;
-an ended stream frees its place at once; the streams of a process that died lapse with their
-lease, while a living process's are renewed."""
+"""``[limits]`` counted in Redis with the redis engine (issue 17): the connections and the
+streams of an identity, and the streams it starts per minute, hold over every process
+together, with the refusals of one process (``rate_limited``); a mirror of another process's
+stream is not a second stream; an ended stream or a closed connection frees its place at
+once; the counts of a process that died lapse with their lease, a living one's are renewed."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, ExitStack
+from contextlib import AsyncExitStack, ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from streamer.config import Config
 from streamer.conversation import Message
@@ -36,20 +38,27 @@ MAX_STREAMS = 2
 BOUND_S = 60.0
 
 
-@pytest.fixture(scope="module")
-def limited_pair(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Processes A and B (``--engine redis``), each allowing :data:`MAX_STREAMS` streams
-    per identity (every client is the anonymous identity)."""
-    tmp = tmp_path_factory.mktemp("limits-pair")
+@contextmanager
+def limited(redis_server: RedisServer, tmp: Path, env: dict[str, str]
+            ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Processes A and B (``--engine redis``) with the limits of ``env`` (every client is
+    the anonymous identity)."""
     command = [sys.executable, "-m", "streamer", "serve", "--port", "0", "--engine", "redis",
                "--redis-url", redis_server.url]
-    env = {"STREAMER_LIMITS_MAX_STREAMS_PER_IDENTITY": str(MAX_STREAMS),
-           "STREAMER_ENGINE_KEY_PREFIX": "lim:"}
     with ExitStack() as stack:
         a = stack.enter_context(serving(command, {**serve_env(tmp, "a"), **env}))
         b = stack.enter_context(serving(command, {**serve_env(tmp, "b"), **env}))
         yield a, b
+
+
+@pytest.fixture(scope="module")
+def limited_pair(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """A and B, each allowing :data:`MAX_STREAMS` streams per identity."""
+    with limited(redis_server, tmp_path_factory.mktemp("limits-pair"), {
+            "STREAMER_LIMITS_MAX_STREAMS_PER_IDENTITY": str(MAX_STREAMS),
+            "STREAMER_ENGINE_KEY_PREFIX": "lim:"}) as pair:
+        yield pair
 
 
 async def answer(conn: WebSocketConnection) -> dict[str, Any]:
@@ -101,6 +110,38 @@ async def test_concurrent_streams_are_limited_over_both_processes(
                     await trio.sleep(0.01)
             _, ev = await start(stack, b, "limits-3")
             assert ev["type"] == "stream_start", ev
+
+
+async def test_connections_are_limited_over_both_processes(
+        redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    env = {"STREAMER_LIMITS_MAX_CONNECTIONS_PER_IDENTITY": "2",
+           "STREAMER_ENGINE_KEY_PREFIX": "conn:"}
+    with limited(redis_server, tmp_path_factory.mktemp("conn-pair"), env) as (a, b), \
+            trio.fail_after(BOUND_S):
+        await create_session(a.base_url, "conn-sess-1")
+        async with AsyncExitStack() as stack:
+            held = []
+            for server in (a, b):
+                conn = await stack.enter_async_context(open_websocket_url(
+                    f"{ws(server)}/ws/stream/conn-sess-1"))
+                assert json.loads(await conn.get_message())["type"] == "connected"
+                held.append(conn)
+            async with open_websocket_url(f"{ws(a)}/ws/stream/conn-sess-1") as third:
+                ev = json.loads(await third.get_message())
+                assert (ev["type"], ev["code"]) == ("error", "rate_limited"), ev
+                assert ev["message"] == "connections per identity (2) reached"
+                with pytest.raises(ConnectionClosed) as closed:
+                    await third.get_message()
+                assert closed.value.reason.code == 1013  # try again later
+            async with httpx.AsyncClient(base_url=b.base_url, timeout=BOUND_S) as client:
+                refused = await client.get("/api/sessions/conn-sess-1/events")
+            assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+            await held[0].aclose()  # A's connection ends: its place is free on B too
+            async with connect(redis_server.url) as redis:
+                while await redis.zcard("conn:limits:conns:anonymous") >= 2:  # noqa: ASYNC110
+                    await trio.sleep(0.01)  # A releases it in Redis as the socket closes
+            async with open_websocket_url(f"{ws(b)}/ws/stream/conn-sess-1") as again:
+                assert json.loads(await again.get_message())["type"] == "connected"
 
 
 def limits_config(redis_server: RedisServer, prefix: str, **changes: Any) -> Config:
