@@ -98,7 +98,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 
 
-class RedisStreamLimits:
+class RedisLimits:
     """This process's side of the shared counts (``ClientLimits.shared``); run :meth:`run`
     in the server nursery.
 
@@ -156,7 +156,7 @@ class RedisStreamLimits:
                                 RETRY_S)
 
     async def reserve(self, subject: str, max_streams: int, per_minute: int) -> Verdict:
-        """See ``security.ratelimits.SharedStreams.reserve``. Raises ``RedisUnavailable``
+        """See ``security.ratelimits.SharedCounts.reserve``. Raises ``RedisUnavailable``
         or ``trio.TooSlowError`` when Redis does not answer in :data:`RETRY_S`."""
         if not max_streams and not per_minute:
             return Verdict(f"-{secrets.token_hex(8)}")  # nothing to count
@@ -175,7 +175,7 @@ class RedisStreamLimits:
 
     async def reserve_connection(self, subject: str, address: str, max_identity: int,
                                  max_address: int) -> Verdict:
-        """See ``security.ratelimits.SharedStreams.reserve_connection``; raises like
+        """See ``security.ratelimits.SharedCounts.reserve_connection``; raises like
         :meth:`reserve`."""
         token = secrets.token_hex(8)
         keys = [self._key("conns", subject), self._key("addrs", address)]

@@ -52,7 +52,7 @@ from streamer.tools import BUILTIN_TOOLS, Tools
 from streamer.wire.events import Error
 
 if TYPE_CHECKING:
-    from streamer.engines.redis_limits import RedisStreamLimits
+    from streamer.engines.redis_limits import RedisLimits
     from streamer.runtime.replication import RedisEngine
 
 logger = logging.getLogger("streamer.runtime")
@@ -132,13 +132,13 @@ class Registry:
         self._finished: dict[str, tuple[float, Stream]] = {}
         #: ``engine.kind = "redis"``: streams and sessions shared through Redis (engines.md)
         self.engine: RedisEngine | None = None
-        self.shared_limits: RedisStreamLimits | None = None
+        self.shared_limits: RedisLimits | None = None
         if config.engine.kind == "redis":  # imported here: coredis only when it is used
-            from streamer.engines.redis_limits import RedisStreamLimits
+            from streamer.engines.redis_limits import RedisLimits
             from streamer.runtime.replication import RedisEngine
             self.engine = RedisEngine(config, self.keep_for_replay)
             # the streams each identity runs and starts, counted for every process
-            self.limits.shared = self.shared_limits = RedisStreamLimits(config)
+            self.limits.shared = self.shared_limits = RedisLimits(config)
 
     # ------------------------------------------------------------------ the host
 

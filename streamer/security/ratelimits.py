@@ -39,9 +39,10 @@ HELD_RETRY_AFTER_MS = 5_000
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A shared count's answer to a new stream: ``token`` names the admitted stream's place
-    (``None``: refused); ``refused`` the limit (``max_streams_per_identity`` or
-    ``streams_per_minute``), ``retry_after_ms`` until the window frees a start."""
+    """A shared count's answer to a new stream or connection: ``token`` names its place
+    (``None``: refused); ``refused`` the limit (``max_streams_per_identity``,
+    ``streams_per_minute``, ``max_connections_per_identity`` or ``…_per_address``),
+    ``retry_after_ms`` until the minute's window frees a start."""
 
     token: str | None
     refused: str = ""
@@ -59,8 +60,9 @@ class Ending(Protocol):
         """``queued``, ``running`` or ``done``."""
 
 
-class SharedStreams(Protocol):
-    """Streams counted where every process sees them (``engines.redis_limits``)."""
+class SharedCounts(Protocol):
+    """Streams and connections counted where every process sees them
+    (``engines.redis_limits``)."""
 
     async def reserve(self, subject: str, max_streams: int, per_minute: int) -> Verdict:
         """Count a new stream of ``subject`` unless it runs or queues ``max_streams`` or
@@ -99,8 +101,9 @@ class ClientLimits:
         self.hits: Counter[str] = Counter()
         self._window = MovingWindowRateLimiter(MemoryStorage())
         self._per_minute = RateLimitItemPerMinute(max(1, config.streams_per_minute))
-        #: the redis engine's count of streams, shared by every process (``None``: here)
-        self.shared: SharedStreams | None = None
+        #: the redis engine's counts of streams and connections, shared by every process
+        #: (``None``: counted here)
+        self.shared: SharedCounts | None = None
 
     def _check(self, count: int, limit: int, what: str) -> None:
         if limit and count >= limit:

@@ -21,7 +21,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 from streamer.config import Config
 from streamer.conversation import Message
 from streamer.engines import redis_limits
-from streamer.engines.redis_limits import RedisStreamLimits
+from streamer.engines.redis_limits import RedisLimits
 from streamer.engines.redis_log import connect
 from streamer.errors import RateLimited
 from streamer.runtime.registry import Registry
@@ -201,7 +201,7 @@ async def test_a_dead_process_s_streams_lapse_and_a_living_one_s_are_renewed(
     monkeypatch.setattr(redis_limits, "LEASE_S", 0.6)
     monkeypatch.setattr(redis_limits, "RENEW_S", 0.2)
     config = limits_config(redis_server, "lease:")
-    living, dying, other = (RedisStreamLimits(config) for _ in range(3))
+    living, dying, other = (RedisLimits(config) for _ in range(3))
     for limits in (living, other):
         await nursery.start(limits.run)
     async with trio.open_nursery() as process:
