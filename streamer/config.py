@@ -196,8 +196,11 @@ class EngineConfig:
 
 @dataclass(frozen=True, slots=True)
 class PersistenceConfig:
-    #: keep sessions and messages in SQLite (off: memory only, lost on restart)
+    #: keep sessions and messages (off: memory only, lost on restart)
     enabled: bool = True
+    #: where: ``sqlite`` (this process's file), ``redis`` (``engine.redis_url``: every
+    #: process reads it; needs ``engine.kind = "redis"``), ``auto`` (redis with that engine)
+    store: Literal["auto", "sqlite", "redis"] = "auto"
     #: the SQLite file; empty = $XDG_DATA_HOME/streamer/streamer.db (~/.local/share/streamer)
     database_path: str = ""
     #: a running stream's partial answer is saved this often (never per token)
@@ -448,6 +451,8 @@ def _validate(config: Config) -> None:
         (config.persistence.checkpoint_interval_s > 0,
          "persistence.checkpoint_interval_s must be > 0"),
         (config.persistence.retention_days >= 0, "persistence.retention_days must be >= 0"),
+        (config.persistence.store != "redis" or config.engine.kind == "redis",
+         'persistence.store = "redis" needs engine.kind = "redis"'),
         (config.tools.max_steps >= 1, "tools.max_steps must be >= 1"),
         (min(config.limits.max_sessions_per_identity, config.limits.max_connections_per_identity,
              config.limits.max_connections_per_address, config.limits.max_streams_per_identity,

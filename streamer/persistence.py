@@ -1,4 +1,11 @@
-"""SQLite persistence: sessions and their messages, so answers survive a restart.
+"""Persistence: sessions and their messages, so answers survive a restart.
+
+:class:`MessageStore` is the interface the runtime uses; two stores are behind it, chosen by
+``persistence.store`` (:func:`open_store`): :class:`Store`, the SQLite file of one process
+(the default), and ``streamer.engines.redis_store.RedisStore``, Redis itself, which every
+process of a deployment with ``engine.kind = "redis"`` reads (``docs/engines.md``).
+
+The SQLite store:
 
 Stdlib :mod:`sqlite3` in WAL mode (https://sqlite.org/wal.html: readers never block the
 writer). Every statement runs in a worker thread (``trio.to_thread.run_sync``) behind a
@@ -31,11 +38,14 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import trio
 
-from streamer.config import PersistenceConfig
+from streamer.config import Config, PersistenceConfig
+
+if TYPE_CHECKING:
+    from streamer.engines.redis_store import RedisStore
 
 T = TypeVar("T")
 
@@ -129,6 +139,69 @@ class MessageRecord:
 
 _COLUMNS = ("message_id", "session_id", "role", "markdown", "html", "blocks", "provider",
             "model", "usage", "finish_reason", "last_seq", "created_at", "completed_at")
+
+
+class MessageStore(Protocol):
+    """Where sessions and messages are kept (the SQLite :class:`Store` of one process, or
+    ``streamer.engines.redis_store.RedisStore`` shared by several). Every method is a
+    coroutine; a store's own failures (a full disk, Redis down) raise from it, and callers
+    that must not fail (a stream's saves) log them."""
+
+    #: where it lives, for the start-up log (a file path; a Redis address and key prefix)
+    path: str
+
+    async def aclose(self) -> None: ...
+
+    async def save_messages(self, records: list[MessageRecord]) -> None:
+        """Insert or update messages at once (touching their sessions, made if needed); a
+        message keeps the position it was first saved at."""
+
+    async def save_message(self, record: MessageRecord) -> None:
+        """:meth:`save_messages` of one message."""
+
+    async def create_session(self, session_id: str, owner: str) -> None:
+        """Record a new session and its owner's subject (a no-op if it exists)."""
+
+    async def session_owner(self, session_id: str) -> str | None:
+        """The subject owning a stored session (``"anonymous"`` when none was recorded);
+        ``None``: unknown."""
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session and its messages; ``True`` if it existed."""
+
+    async def purge(self, older_than_s: float) -> int:
+        """Delete sessions not updated for ``older_than_s`` seconds; how many."""
+
+    async def messages(self, session_id: str) -> list[MessageRecord]:
+        """A session's messages, oldest first (empty if unknown)."""
+
+    async def message(self, message_id: str) -> MessageRecord | None:
+        """One message by id (an assistant message's id is its ``stream_id``)."""
+
+    async def has_session(self, session_id: str) -> bool: ...
+
+
+def store_kind(config: Config) -> str:
+    """``sqlite`` or ``redis``: ``persistence.store``, where ``auto`` is ``redis`` with the
+    redis engine (every process must read every answer) and ``sqlite`` otherwise."""
+    kind = config.persistence.store
+    if kind == "auto":
+        return "redis" if config.engine.kind == "redis" else "sqlite"
+    return kind
+
+
+async def open_store(config: Config, nursery: trio.Nursery) -> Store | RedisStore:
+    """Open the store ``config`` chooses (:func:`store_kind`): :meth:`Store.open`, or a
+    ``RedisStore`` whose client lives in a task of ``nursery`` until :meth:`aclose`.
+
+    Raises:
+        sqlite3.Error: the SQLite file is unusable.
+        streamer.engines.redis_log.RedisUnavailable: Redis does not answer.
+    """
+    if store_kind(config) == "redis":  # imported here: coredis only when it is used
+        from streamer.engines.redis_store import RedisStore
+        return await RedisStore.open(config, nursery)
+    return await Store.open(config.persistence)
 
 
 def _record(row: sqlite3.Row) -> MessageRecord:
@@ -322,4 +395,5 @@ class _Transaction:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
-__all__ = ["MessageRecord", "Store", "default_database_path"]
+__all__ = ["MessageRecord", "MessageStore", "Store", "default_database_path", "open_store",
+           "store_kind"]

@@ -428,7 +428,7 @@ class Connection:
 
     async def _on_start(self, control: Start) -> None:
         session = self.session
-        stream = session.submit(control)
+        stream = await session.start(control)
         if stream.queued_behind:
             await self.send(stream.start_event(position=session.queue_position(stream)), None)
 

@@ -38,7 +38,7 @@ from streamer.errors import (
 )
 from streamer.observability.logs import log_stream_text
 from streamer.observability.metrics import Metrics
-from streamer.persistence import Store
+from streamer.persistence import MessageStore
 from streamer.providers import Providers
 from streamer.render.markdown import Renderer
 from streamer.runtime.offload import Offload
@@ -52,6 +52,7 @@ from streamer.tools import BUILTIN_TOOLS, Tools
 from streamer.wire.events import Error
 
 if TYPE_CHECKING:
+    from streamer.engines.redis_limits import RedisLimits
     from streamer.runtime.replication import RedisEngine
 
 logger = logging.getLogger("streamer.runtime")
@@ -126,15 +127,20 @@ class Registry:
         self._nursery: trio.Nursery | None = None
         #: names this process's in-memory logs: a cursor from another epoch cannot replay
         self.epoch = secrets.token_hex(4)
-        #: the SQLite store (``None``: persistence off), opened by the app at start-up
-        self.store: Store | None = None
+        #: the store (SQLite, or Redis with the redis engine; ``None``: persistence off),
+        #: opened by the app at start-up
+        self.store: MessageStore | None = None
         #: finished streams whose logs are still in memory, oldest first (replay window)
         self._finished: dict[str, tuple[float, Stream]] = {}
         #: ``engine.kind = "redis"``: streams and sessions shared through Redis (engines.md)
         self.engine: RedisEngine | None = None
+        self.shared_limits: RedisLimits | None = None
         if config.engine.kind == "redis":  # imported here: coredis only when it is used
+            from streamer.engines.redis_limits import RedisLimits
             from streamer.runtime.replication import RedisEngine
             self.engine = RedisEngine(config, self.keep_for_replay, self.sessions.get)
+            # the streams each identity runs and starts, counted for every process
+            self.limits.shared = self.shared_limits = RedisLimits(config)
 
     # ------------------------------------------------------------------ the host
 
@@ -150,6 +156,8 @@ class Registry:
         self._nursery = nursery
         if self.engine is not None:
             nursery.start_soon(self.engine.run, name="redis engine")
+        if self.shared_limits is not None:
+            nursery.start_soon(self.shared_limits.run, name="redis limits")
 
     def start_task(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
         self.nursery.start_soon(fn, name=name)
@@ -277,13 +285,13 @@ class Registry:
     async def _load_session(self, owner: Identity, session_id: str, key: str) -> Session:
         """A session this process does not hold: from the store, or (redis engine) with the
         identity it was created with on another process. Raises like :meth:`find_session`."""
-        stored_owner = await self.store.session_owner(key) if self.store is not None else None
-        if stored_owner is None and self.engine is not None:
+        if self.engine is not None:  # first: the identity it was created with, policy too
             shared = await self.engine.session_identity(key)
             if shared is not None:
                 if shared.subject != owner.subject:
                     raise Forbidden("this session belongs to another identity")
                 return await self.open_session(session_id, shared)
+        stored_owner = await self.store.session_owner(key) if self.store is not None else None
         if stored_owner is None:
             raise SessionNotFound(f"no session {session_id}")
         if stored_owner != owner.subject:
@@ -368,6 +376,7 @@ class Registry:
     def on_stream_finished(self, stream: Stream) -> None:
         """Keep the finished log for the replay window; evict the oldest beyond the limit."""
         self.metrics.stream_finished(stream)
+        self.limits.stream_ended(stream.stream_id)
         if self.config.log.content:
             log_stream_text(stream.stream_id, stream.session_id,
                             stream.request.messages[-1].content, stream.markdown)

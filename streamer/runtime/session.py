@@ -31,7 +31,7 @@ from streamer.errors import (
 )
 from streamer.observability.logs import log_context
 from streamer.observability.metrics import Metrics
-from streamer.persistence import Store
+from streamer.persistence import MessageStore
 from streamer.runtime.stream import Stream, StreamServices
 from streamer.runtime.waiter import Waiter
 from streamer.security.identity import ANONYMOUS, Identity
@@ -62,7 +62,7 @@ class Host(Protocol):
         """The server is closing: session runners stop."""
 
     @property
-    def store(self) -> Store | None: ...
+    def store(self) -> MessageStore | None: ...
 
     @property
     def policy(self) -> Policy:
@@ -250,6 +250,27 @@ class Session:
         if not self._runner_started:
             self._runner_started = True
             host.start_task(self._runner, f"session {self.session_id}")
+        return stream
+
+    async def start(self, start: Start) -> Stream:
+        """:meth:`submit`, once the limits every process shares admitted it (the redis
+        engine counts the owner's streams and starts in Redis: ``ClientLimits.
+        reserve_stream``; with the memory engine :meth:`submit` counts them here).
+
+        Raises:
+            RateLimited: as :meth:`submit`, counted over every process.
+            (and the other errors of :meth:`submit`)
+        """
+        limits, subject = self.host.limits, self.owner.subject
+        if limits.shared is None:
+            return self.submit(start)
+        token = await limits.reserve_stream(subject, self.host.active_streams(subject))
+        try:
+            stream = self.submit(start)
+        except BaseException:
+            limits.refund(token)
+            raise
+        limits.admitted(token, stream)
         return stream
 
     def queue_position(self, stream: Stream) -> int:

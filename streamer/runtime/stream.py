@@ -29,7 +29,7 @@ from streamer.conversation import Message
 from streamer.delivery.subscription import Subscription
 from streamer.errors import PausedTooLong, StreamerError
 from streamer.log.stream_log import MemoryStreamLog
-from streamer.persistence import MessageRecord, Store
+from streamer.persistence import MessageRecord, MessageStore
 from streamer.providers import Provider, ProviderRequest, Providers, ToolRound
 from streamer.render.chunker import Chunker
 from streamer.render.markdown import Renderer
@@ -62,7 +62,7 @@ class StreamServices:
     Attributes:
         config: the server's configuration.
         providers, renderer, tools: the shared, expensive objects built once.
-        store: the SQLite store now (``None``: persistence off or closed).
+        store: the store now (``None``: persistence off or closed).
         on_finished: called once the stream's log is finished (the replay window keeps it).
         activity: woken when the stream is done, saved included (drain waits on it).
         render_threads: the worker thread(s) a stream's large renders take turns in
@@ -75,7 +75,7 @@ class StreamServices:
     providers: Providers
     renderer: Renderer
     tools: Tools
-    store: Callable[[], Store | None]
+    store: Callable[[], MessageStore | None]
     on_finished: Callable[[Stream], None]
     activity: Waiter
     render_threads: trio.CapacityLimiter = field(
@@ -490,7 +490,7 @@ class Stream:
             created_at=self.created_at, completed_at=time.time() if done else None))
         return out
 
-    async def _persist(self, store: Store) -> None:
+    async def _persist(self, store: MessageStore) -> None:
         if self.owner.deleted:
             return
         try:
@@ -498,7 +498,7 @@ class Stream:
         except Exception:  # a disk problem must not end the stream or the server
             logger.exception("stream %s: could not persist the answer", self.stream_id)
 
-    async def _checkpoints(self, store: Store) -> None:
+    async def _checkpoints(self, store: MessageStore) -> None:
         """Save the user message at once, then the partial answer every checkpoint interval."""
         interval_s = self.services.config.persistence.checkpoint_interval_s
         saved_seq = -1

@@ -25,7 +25,7 @@ from quart_trio import QuartTrio
 from streamer.config import Config
 from streamer.errors import StreamerError
 from streamer.observability.health import install_health
-from streamer.persistence import Store
+from streamer.persistence import open_store
 from streamer.runtime.registry import Registry
 from streamer.security.identity import AuthHook
 from streamer.security.origins import allowed_origins
@@ -82,7 +82,7 @@ def create_app(config: Config, registry: Registry | None = None,
     async def start() -> None:
         registry.bind(app.nursery)
         if config.persistence.enabled and registry.store is None:
-            registry.store = await Store.open(config.persistence)
+            registry.store = await open_store(config, app.nursery)
             logger.info("persistence: %s", registry.store.path)
         app.nursery.start_soon(registry.reap_idle_sessions, name="session reaper")
         app.nursery.start_soon(registry.housekeeping, name="housekeeping")

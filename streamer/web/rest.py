@@ -105,7 +105,7 @@ async def complete(session_id: str) -> Response:
     if not isinstance(control, Start):
         raise InvalidMessage("complete: the body is a 'start' message")
     with session.hold():  # the waiting call counts as a subscriber for the grace period
-        stream = session.submit(control)
+        stream = await session.start(control)
         await stream.done.wait()
     assert stream.log.complete is not None
     result = stream.log.complete.to_json()

@@ -74,8 +74,9 @@ async def ws_stream(session_id: str) -> None:
             try:
                 g.identity = await guard.websocket_identity()
                 session = await reg.find_session(g.identity, valid_session_id(session_id))
-                slot.enter_context(reg.limits.connection(g.identity.subject,
-                                                         websocket.remote_addr))
+                subject, address = g.identity.subject, websocket.remote_addr
+                token = await reg.limits.reserve_connection(subject, address)
+                slot.enter_context(reg.limits.connection(subject, address, token))
             except StreamerError as exc:
                 status = f"refused:{exc.code}"
                 reg.metrics.error(exc.code)
@@ -129,8 +130,10 @@ async def sse_events(session_id: str) -> Response:
     session = await reg.find_session(identity(), valid_session_id(session_id))
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     resume = parse_event_id(last_event_id) if last_event_id else None
+    subject, address = identity().subject, request.remote_addr
+    token = await reg.limits.reserve_connection(subject, address)
     slot = ExitStack()
-    slot.enter_context(reg.limits.connection(identity().subject, request.remote_addr))
+    slot.enter_context(reg.limits.connection(subject, address, token))
     return streaming(Response(HeldBody(SSEBody(session, resume), slot),
                               mimetype="text/event-stream", headers=SSE_HEADERS))
 
@@ -152,7 +155,7 @@ async def ai_sdk_chat() -> Response:
     max_bytes = reg.config.server.max_message_bytes
     session_id, control = aisdk.parse_chat_request(await read_json(max_bytes), max_bytes)
     session, _ = await reg.create_session(identity(), session_id)
-    stream = session.submit(control)
+    stream = await session.start(control)
     return _ui_message_response(session, stream)
 
 

@@ -1,51 +1,23 @@
-"""The SQLite store on a real file: upserts keep order, deletes cascade, retention purges."""
+"""The SQLite store on a real file: WAL, private files, old schemas, answers a killed process
+left. What every store does (upserts keep order, deletes cascade, retention purges, owners)
+runs on SQLite and on Redis alike in ``tests/engines/test_redis_store.py``."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-import trio
-
 from streamer.config import PersistenceConfig
 from streamer.persistence import MessageRecord, Store
 
 
-async def test_messages_keep_their_position_through_updates(tmp_path: Path) -> None:
+async def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "streamer.db"
     store = await Store.open(PersistenceConfig(database_path=str(path)))
-    await store.save_messages([MessageRecord("u1", "sess-0001", "user", "hi"),
-                               MessageRecord("a1", "sess-0001", "assistant", "par")])
-    await store.save_message(MessageRecord("u2", "sess-0001", "user", "more"))
-    # a checkpoint, then the final answer, of the first assistant message
-    await store.save_message(MessageRecord("a1", "sess-0001", "assistant", "partial answer",
-                                           blocks=["<p>partial answer</p>"], last_seq=9,
-                                           usage={"input_tokens": 1, "output_tokens": 2},
-                                           finish_reason="stop"))
-    records = await store.messages("sess-0001")
-    assert [(r.message_id, r.markdown) for r in records] == [
-        ("u1", "hi"), ("a1", "partial answer"), ("u2", "more")]
-    assert records[1].blocks == ["<p>partial answer</p>"] and records[1].last_seq == 9
-    assert records[1].usage == {"input_tokens": 1, "output_tokens": 2}
-    assert (await store.message("a1")) == records[1]
-    assert await store.message("nope") is None
+    await store.save_message(MessageRecord("u1", "sess-0001", "user", "hi"))
     await store.aclose()
     with sqlite3.connect(path) as db:  # WAL: readers never block the writer
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
-async def test_delete_cascades_and_purge_drops_old_sessions(tmp_path: Path) -> None:
-    store = await Store.open(PersistenceConfig(database_path=str(tmp_path / "s.db")))
-    for sid in ("sess-old-1", "sess-new-1"):
-        await store.save_message(MessageRecord(f"m-{sid}", sid, "user", "x"))
-    assert await store.delete_session("sess-new-1")
-    assert not await store.delete_session("sess-new-1")
-    assert await store.messages("sess-new-1") == []
-    assert await store.purge(older_than_s=3600) == 0  # the old one is only seconds old
-    await trio.sleep(0.01)  # wall clock: the store stamps Unix time
-    assert await store.purge(older_than_s=0.001) == 1
-    assert not await store.has_session("sess-old-1")
-    await store.aclose()
 
 
 async def test_answers_left_streaming_by_a_killed_process_are_marked_error(
