@@ -44,11 +44,12 @@ from bench.table import MEASURES, format_row, head, spread, table
 #: redis-server shares the load core (see the module's docstring)
 REDIS_CPU = procs.LOAD_CPU
 NGINX = Path("/usr/sbin/nginx")
-SETUP = ["setup", "streams", "pacing", "complete", "lag_p50_ms", "lag_p99_ms", "late_p50_s",
-         "late_max_s", "tokens_per_s", "server_cpu_pct", "load_cpu_pct", "frames_per_delta",
-         "websockets_served_by"]
+SETUP = ["setup", "streams", "pacing", "complete", "first_p50_ms", "first_p99_ms",
+         "lag_p50_ms", "lag_p99_ms", "late_p50_s", "late_max_s", "tokens_per_s",
+         "server_cpu_pct", "load_cpu_pct", "frames_per_delta", "websockets_served_by"]
 #: the figures a ratio row divides
-RATIOS = ("lag_p50_ms", "lag_p99_ms", "late_p50_s", "tokens_per_s", "server_cpu_pct")
+RATIOS = ("first_p99_ms", "lag_p50_ms", "lag_p99_ms", "late_p50_s", "tokens_per_s",
+          "server_cpu_pct")
 
 
 @contextmanager

@@ -197,6 +197,8 @@ class StreamResult:
     error: str = ""
     #: when the answer's ``start`` was sent (``time.perf_counter``): lags count from it
     t0: float = 0.0
+    #: seconds from ``t0`` to the first text (the answer's start, or a follower's join)
+    first: float | None = None
     #: set once the client has part of the answer (a follower elsewhere may join then)
     started: trio.Event = field(default_factory=trio.Event)
 
@@ -261,6 +263,8 @@ async def read_answer(ws: Client, result: StreamResult, interval_s: float,
         else:
             continue
         result.started.set()
+        if result.first is None and sum(lengths):
+            result.first = now - result.t0
         if (total := sum(lengths)) > delivered:
             delivered = total
             result.lags.append(now - result.t0 - (delivered - 1) // 4 * interval_s)
@@ -361,11 +365,14 @@ async def fanout(base: str, pid: int | list[int], streams: int, seconds: float, 
 def summary(results: list[StreamResult], deltas: int, wall: float) -> dict[str, Any]:
     """The fan-out's figures over ``results`` (answers of ``deltas`` deltas each, the run
     ``wall`` seconds long): lag quantiles, lateness, frames per delta, tokens per second
-    (deltas of complete answers over the run's wall time)."""
+    (deltas of complete answers over the run's wall time), time to the first text."""
     lags = sorted(lag for r in results for lag in r.lags)
     lates = sorted(r.late for r in results if r.late is not None)
+    firsts = sorted(r.first for r in results if r.first is not None)
     complete = sum(r.complete for r in results)
     return {"complete": complete,
+            "first_p50_ms": round(pct(firsts, .5) * 1000, 1),
+            "first_p99_ms": round(pct(firsts, .99) * 1000, 1),
             "errors": sorted({r.error for r in results if r.error})[:3],
             "all_complete": all(r.complete for r in results),
             "lag_p50_ms": round(pct(lags, .5) * 1000, 1),
