@@ -46,7 +46,7 @@ REDIS_CPU = procs.LOAD_CPU
 NGINX = Path("/usr/sbin/nginx")
 SETUP = ["setup", "streams", "pacing", "complete", "first_p50_ms", "first_p99_ms",
          "lag_p50_ms", "lag_p99_ms", "late_p50_s", "late_max_s", "tokens_per_s",
-         "server_cpu_pct", "load_cpu_pct", "frames_per_delta", "websockets_served_by"]
+         "server_cpu_pct", "load_cpu_pct", "frames_per_delta", "served_by"]
 #: the figures a ratio row divides
 RATIOS = ("first_p99_ms", "lag_p50_ms", "lag_p99_ms", "late_p50_s", "tokens_per_s",
           "server_cpu_pct")
@@ -187,7 +187,8 @@ async def behind_nginx(a: procs.Server, b: procs.Server, folder: Path,
                     proxy.base_url, pids, streams, args.seconds, args.pacing.split(",")[0],
                     procs.cpu_seconds, args.limit)}
                 await trio.sleep(0.5 if args.quick else 1)  # nginx logs closed ones
-                got[name]["websockets_served_by"] = served(log, seen, names)
+                by = got[name]["websockets_served_by"] = served(log, seen, names)
+                got[name]["served_by"] = ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
             batch = [got[name] for name, _, _ in setups]
             batch.append(ratio("2 processes / 1", batch[1], batch[0]))
             show(batch, SETUP)
