@@ -96,7 +96,9 @@ async def single(servers: dict[str, procs.Server], args: argparse.Namespace) -> 
     from bench.chunker_bench import make_answer
 
     text = make_answer(args.tokens * 4)[:args.tokens * 4]
-    sids = {name: await load.make_sessions(s.url, args.reps) for name, s in servers.items()}
+    with trio.fail_after(60):
+        sids = {name: await load.make_sessions(s.url, args.reps)
+                for name, s in servers.items()}
     rates: dict[str, list[float]] = {name: [] for name in servers}
     for rep in range(args.reps):
         for name in interleaved(list(servers), rep):

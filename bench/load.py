@@ -323,7 +323,8 @@ async def fanout(base: str, pid: int | list[int], streams: int, seconds: float, 
     same ``start``). ``pid``: the server process (or processes: CPU summed)."""
     interval = 0.05
     text = plain_text(seconds)
-    sids = await make_sessions(base, streams)
+    with trio.fail_after(120):
+        sids = await make_sessions(base, streams)
     results = [StreamResult() for _ in sids]
     mirrors = [StreamResult() for _ in sids] if follow_base else []
     fan = Fan(len(results), len(mirrors))
