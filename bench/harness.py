@@ -8,8 +8,10 @@ repeats; ratios taken within each repetition) and the fan-out matrix, and writes
 ``load.json`` and ``load.md`` under ``--out``, headed by the date, the machine and its load
 average. Everything binds 127.0.0.1 and is bounded: each fan-out run by ``--limit`` seconds
 after its starts, each other step by a fixed time limit. The soak (``bench/soak.py``) and the
-slow clients (``bench/slow_clients.py``) run on fresh servers too. Not measured yet (issue
-16): resume replay under load.
+slow clients (``bench/slow_clients.py``) run on fresh servers too. ``--engines memory,redis``
+and ``--proxy`` add the redis engine's rows (``bench/cluster.py``, docs/engines.md: by engine,
+across two processes, behind nginx to one process or two); ``--only`` picks sections. Not
+measured yet (issue 16): resume replay under load.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,19 +28,16 @@ from typing import Any
 
 import trio
 
-from bench import load, procs, slow_clients, soak
+from bench import cluster, load, procs, slow_clients, soak
+from bench.table import MEASURES, format_row, head, spread, table
 
-FULL = {"streams": "100,250,500,1000", "seconds": 10.0, "reps": 5, "tokens": 15_000,
+FULL = {"streams": "100,250,500,1000", "proxy_streams": "250,500", "seconds": 10.0,
+        "reps": 5, "tokens": 15_000,
         "idle": "5000,10000", "answers": 8, "answer_chars": 60_000, "pacing": "off,default",
         "soak_seconds": 600.0, "soak_workers": 16, "slow": 10, "slow_streams": 100}
-QUICK = {"streams": "1,10,50", "seconds": 3.0, "reps": 2, "tokens": 4_000,
+QUICK = {"streams": "1,10,50", "proxy_streams": "10,50", "seconds": 3.0, "reps": 2, "tokens": 4_000,
          "idle": "200", "answers": 2, "answer_chars": 16_000, "pacing": "off",
          "soak_seconds": 8.0, "soak_workers": 4, "slow": 3, "slow_streams": 10}
-
-
-def spread(values: list[float], digits: int = 2) -> dict[str, float]:
-    return {"median": round(statistics.median(values), digits),
-            "min": round(min(values), digits), "max": round(max(values), digits)}
 
 
 async def ceiling(urls: dict[str, str], base: str, args: argparse.Namespace) -> list[dict]:
@@ -107,7 +106,7 @@ async def idle_memory(base: str, pid: int, args: argparse.Namespace) -> list[dic
 
 async def matrix(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
     rows = []
-    print("\n| " + " | ".join(MATRIX) + " |", flush=True)
+    print("\n" + head(MATRIX), flush=True)
     for pacing in args.pacing.split(","):
         for streams in [int(s) for s in args.streams.split(",")]:
             row = await load.fanout(base, pid, streams, args.seconds, pacing,
@@ -130,7 +129,7 @@ async def on_fresh_server(folder: Path, section: Any, args: argparse.Namespace,
     return rows
 
 
-async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+async def ceiling_rows(args: argparse.Namespace, folder: Path) -> list[dict]:
     started: dict[str, procs.Server] = {}
 
     async def start(name: str, make: Any, *args: Any) -> None:
@@ -148,33 +147,48 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             server.stop()
     for row in measures:
         print(format_row(row, MEASURES), flush=True)
-    for section, env in ((answers_memory, None), (idle_memory, None),
-                         (soak.rows, soak.SERVER_ENV), (slow_clients.rows, None)):
-        rows = await on_fresh_server(folder, section, args, env)
-        for row in rows:
-            print(format_row(row, MEASURES), flush=True)
-        measures += rows
-    fan = await on_fresh_server(folder, matrix, args)
-    return {"measures": measures, "fanout": fan}
+    return measures
 
 
-MEASURES = ["measure", "median", "min", "max", "unit", "note"]
+async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """The sections of ``--only`` in order; ``engines`` with ``--engines`` beyond memory or
+    ``--proxy`` (``bench/cluster.py``)."""
+    if set(args.only) & {"ceiling", "answers", "idle", "soak", "slow"}:
+        print("\n" + head(MEASURES), flush=True)
+    measures = await ceiling_rows(args, folder) if "ceiling" in args.only else []
+    for name, section, env in (("answers", answers_memory, None), ("idle", idle_memory, None),
+                               ("soak", soak.rows, soak.SERVER_ENV),
+                               ("slow", slow_clients.rows, None)):
+        if name in args.only:
+            rows = await on_fresh_server(folder, section, args, env)
+            for row in rows:
+                print(format_row(row, MEASURES), flush=True)
+            measures += rows
+    result: dict[str, Any] = {"measures": measures, "fanout": []}
+    if "fanout" in args.only:
+        result["fanout"] = await on_fresh_server(folder, matrix, args)
+    if "engines" in args.only and (args.engines != "memory" or args.proxy):
+        result["engines"] = await cluster.run(args, folder)
+    return result
+
+
+SECTIONS = ("ceiling", "answers", "idle", "soak", "slow", "fanout", "engines")
+
+
 MATRIX = ["streams", "deltas_per_s", "pacing", "complete", "all_complete", "lag_p50_ms",
-          "lag_p99_ms", "ttft_p50_ms", "ttft_p99_ms", "run_lag_p50_ms", "run_lag_p99_ms",
+          "lag_p99_ms", "first_p50_ms", "first_p99_ms", "run_lag_p50_ms", "run_lag_p99_ms",
           "late_p50_s", "late_max_s", "server_cpu_pct", "load_cpu_pct", "frames_per_delta"]
 
 
-def format_row(row: dict[str, Any], columns: list[str]) -> str:
-    return "| " + " | ".join(str(row.get(c, "")) for c in columns) + " |"
-
-
 def markdown(result: dict[str, Any]) -> str:
-    def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-        head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-        return head + "\n".join(format_row(r, columns) for r in rows) + "\n"
-
-    return (f"{result['header']}\n\n" + table(result["measures"], MEASURES) + "\n"
-            + table(result["fanout"], MATRIX))
+    text = f"{result['header']}\n"
+    if result["measures"]:
+        text += "\n" + table(result["measures"], MEASURES)
+    if result["fanout"]:
+        text += "\n" + table(result["fanout"], MATRIX)
+    if result.get("engines"):
+        text += "\n" + cluster.markdown(result["engines"])
+    return text
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -194,8 +208,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--slow-streams", type=int, help="others streaming meanwhile")
     ap.add_argument("--limit", type=float, default=120.0,
                     help="seconds a fan-out run may take after its starts (then incomplete)")
+    ap.add_argument("--engines", default="memory",
+                    help="engines compared (memory,redis): single stream and fan-out rows "
+                         "on each, interleaved, with ratios, and the fan-out across two redis "
+                         "processes (a redis-server of its own; bench/cluster.py)")
+    ap.add_argument("--proxy", action="store_true",
+                    help="and the fan-out through nginx to one redis process vs two")
+    ap.add_argument("--proxy-streams", help="stream counts of the nginx rows")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help=f"sections to run, comma-separated: {', '.join(SECTIONS)}")
     ap.add_argument("--out", default="var/bench", help="folder for load.json, load.md")
     args = ap.parse_args(argv)
+    args.only = [s for s in args.only.split(",") if s]
+    if unknown := set(args.only) - set(SECTIONS):
+        ap.error(f"--only: unknown sections {sorted(unknown)}")
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -210,8 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     header = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, "
               f"{os.cpu_count()} CPUs, load average {loadavg[0]:.2f} {loadavg[1]:.2f} "
               f"{loadavg[2]:.2f}; server on CPU {procs.SERVER_CPU}, load on CPU "
-              f"{procs.LOAD_CPU}; python -m bench {'--quick' if args.quick else ''}".strip())
-    print(header + "\n\n| " + " | ".join(MEASURES) + " |", flush=True)
+              f"{procs.LOAD_CPU}; python -m bench "
+              + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         result = {"header": header, "load_average": loadavg, "args": vars(args),
                   **trio.run(run, args, Path(tmp))}

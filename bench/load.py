@@ -7,8 +7,9 @@ Lag of a chunk: its arrival minus the moment a perfectly paced provider would ha
 last character (delta ``i`` at ``i * interval`` after the ``start`` was sent). Every stream of
 a fan-out row starts at the same instant, so that lag includes the burst's start-up, which every
 later chunk inherits (echo's schedule begins when the server opens its call); the rows also
-give TTFT (``start`` sent to the first chunk) and the *running lag*, behind the schedule that
-began with the stream's first chunk: what the server adds once an answer runs. Text is counted
+give the time to the first text (``first_*``: TTFT) and the *running lag* (``run_lag_*``),
+behind the schedule that began with the stream's first text: what the server adds once an
+answer runs. Text is counted
 by stripping tags from ``append``/``replace``/``splice`` HTML and adding ``text`` ops, exact for
 the plain one-paragraph answers the fan-out streams (a block's newlines outside its text do not
 count).
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -30,6 +33,28 @@ import trio
 from bench.wsclient import Closed, MiniWS
 
 TAG = re.compile(r"<[^>]*>")
+#: the client context for ``https://`` and ``wss://`` URLs (the harness's own certificate for
+#: nginx in front of the servers, ``bench/cluster.py``); set with :func:`trust`
+TLS: list[ssl.SSLContext] = []
+
+
+def trust(context: ssl.SSLContext) -> None:
+    """Use ``context`` for every later ``https://`` / ``wss://`` connection."""
+    TLS[:] = [context]
+
+
+async def open_stream(url: str) -> trio.abc.Stream:
+    """A TCP connection to ``url``'s host and port; TLS (:data:`TLS`'s context) for
+    ``https``/``wss``."""
+    parts = urlsplit(url)
+    secure = parts.scheme in ("https", "wss")
+    stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1",
+                                        parts.port or (443 if secure else 80))
+    if not secure:
+        return stream
+    tls = trio.SSLStream(stream, TLS[0], server_hostname=parts.hostname)
+    await tls.do_handshake()
+    return tls
 
 
 class Client(Protocol):
@@ -60,8 +85,8 @@ async def open_client(kind: str, url: str) -> AsyncIterator[Client]:
             yield TrioWS(ws)
         return
     parts = urlsplit(url)
-    mini = await MiniWS.connect(parts.hostname or "127.0.0.1", parts.port or 80,
-                                parts.path or "/")
+    mini = await MiniWS.over(await open_stream(url), parts.hostname or "127.0.0.1",
+                             parts.port or 80, parts.path or "/")
     try:
         yield mini
     finally:
@@ -86,7 +111,7 @@ async def make_sessions(base: str, count: int, workers: int = 8) -> list[str]:
 
     async def worker(n: int) -> None:
         while n:  # a connection the server closes (its keep-alive request limit): a new one
-            stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1", parts.port or 80)
+            stream = await open_stream(base)
             conn = h11.Connection(our_role=h11.CLIENT)
             async with stream:
                 while n and conn.our_state is h11.IDLE:
@@ -95,7 +120,7 @@ async def make_sessions(base: str, count: int, workers: int = 8) -> list[str]:
                     if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                         conn.start_next_cycle()
 
-    async def post(stream: trio.SocketStream, conn: h11.Connection) -> str:
+    async def post(stream: trio.abc.Stream, conn: h11.Connection) -> str:
         await stream.send_all(conn.send(h11.Request(
             method="POST", target="/api/sessions", headers=headers))
             + conn.send(h11.Data(data=b"{}")) + conn.send(h11.EndOfMessage()))
@@ -170,22 +195,30 @@ async def answer(base: str, sid: str, text: str, kind: str = "mini") -> dict[str
 
 @dataclass
 class StreamResult:
-    #: each chunk's lag behind the schedule that began when ``start`` was sent (s)
     lags: list[float] = field(default_factory=list)
-    #: the same, behind the schedule that began with the first chunk: the server's delivery
-    #: once the answer runs, without the start-up (TTFT) every later chunk inherits (s)
-    running_lags: list[float] = field(default_factory=list)
-    #: ``start`` sent to the first chunk received (s)
-    ttft: float | None = None
     late: float | None = None
     frames: int = 0
     complete: bool = False
     error: str = ""
+    #: when the answer's ``start`` was sent (``time.perf_counter``): lags count from it
+    t0: float = 0.0
+    #: seconds from ``t0`` to the first text (the answer's start, or a follower's join)
+    first: float | None = None
+    #: each chunk's lag behind the schedule that began with the first text: what the server
+    #: adds once the answer runs, without the start-up every later chunk inherits (s)
+    running_lags: list[float] = field(default_factory=list)
+    #: set once the client has part of the answer (a follower elsewhere may join then)
+    started: trio.Event = field(default_factory=trio.Event)
 
 
 def plain_text(seconds: float, rate: float = 20, chars: int = 4) -> str:
     """One paragraph of ``word`` that ``echo`` streams in ``seconds`` at ``rate`` deltas/s."""
     return ("word " * int(seconds * rate * chars / 5 + 1)).rstrip()
+
+
+def deltas_of(text: str) -> int:
+    """How many 4-character deltas ``echo`` streams ``text`` in."""
+    return -(-len(text) // 4)
 
 
 async def paced_stream(ws: Client, text: str, pacing: str, interval_s: float,
@@ -195,11 +228,22 @@ async def paced_stream(ws: Client, text: str, pacing: str, interval_s: float,
              "echo": {"delta_chars": 4, "interval_ms": interval_s * 1000}}
     if pacing == "default":
         del start["pacing"]
-    t0 = time.perf_counter()
+    result.t0 = time.perf_counter()
     await ws.send(json.dumps(start))
+    await read_answer(ws, result, interval_s, (deltas_of(text) - 1) * interval_s)
+
+
+def text_length(html: str) -> int:
+    return len(TAG.sub("", html).strip("\n"))
+
+
+async def read_answer(ws: Client, result: StreamResult, interval_s: float,
+                      last_delta_s: float) -> None:
+    """Read an answer paced at ``interval_s`` per 4-character delta (its last one due
+    ``last_delta_s`` after ``result.t0``) to its end: a lag per chunk that adds text, from a
+    ``snapshot`` on for a client that joins a running answer."""
     lengths: list[int] = []
     delivered = 0
-    last_delta = (-(-len(text) // 4) - 1) * interval_s
     while True:
         message = await ws.receive()
         now = time.perf_counter()
@@ -213,91 +257,144 @@ async def paced_stream(ws: Client, text: str, pacing: str, interval_s: float,
             if op == "text":
                 lengths[block] += len(event["text"])
             elif op == "splice":  # (not in a plain paragraph; its trim is markup)
-                lengths[block] += len(TAG.sub("", event["html"]).strip("\n"))
+                lengths[block] += text_length(event["html"])
             else:
-                lengths[block] = len(TAG.sub("", event["html"]).strip("\n"))
-            total = sum(lengths)
-            if total > delivered:
-                delivered = total
-                due = (delivered - 1) // 4 * interval_s
-                result.lags.append(now - t0 - due)
-                if result.ttft is None:
-                    result.ttft, anchor = now - t0, now - due
-                result.running_lags.append(now - anchor - due)
+                lengths[block] = text_length(event["html"])
+        elif kind == "snapshot":
+            lengths = [text_length(html) for html in event["blocks"]]
         elif kind == "stream_complete":
-            result.late = now - t0 - last_delta
+            result.late = now - result.t0 - last_delta_s
             result.complete = event["finish_reason"] == "stop"
             return
         elif kind == "error":
             raise RuntimeError(event)
+        else:
+            continue
+        result.started.set()
+        if (total := sum(lengths)) > delivered:
+            delivered = total
+            due = (delivered - 1) // 4 * interval_s
+            result.lags.append(now - result.t0 - due)
+            if result.first is None:
+                result.first, anchor = now - result.t0, now - due
+            result.running_lags.append(now - anchor - due)
 
 
-async def fanout(base: str, pid: int, streams: int, seconds: float, pacing: str,
-                 cpu_seconds: Any, limit_s: float) -> dict[str, Any]:
-    """``streams`` answers at once, each 20 deltas/s of 4 characters for ``seconds``, every
-    one on its own session and connection; bounded by ``limit_s`` after the starts."""
-    interval = 0.05
-    text = plain_text(seconds)
-    sids = await make_sessions(base, streams)
-    results = [StreamResult() for _ in sids]
-    go = trio.Event()
-    ready = trio.Semaphore(0)
-    connect_slots = trio.Semaphore(64)
+class Fan:
+    """One fan-out's clients: at most 64 connecting at once, the starters' ``go``, the end."""
 
-    all_done = trio.Event()
-    finished = 0
+    ERRORS = (RuntimeError, ConnectionError, Closed, trio.BrokenResourceError)
 
-    async def one(sid: str, result: StreamResult) -> None:
-        nonlocal finished
-        async with connect_slots:
-            ctx = open_client("mini", ws_url(base, f"/ws/stream/{sid}"))
-            ws = await ctx.__aenter__()
-            await wait_connected(ws)
+    def __init__(self, starters: int, followers: int) -> None:
+        self.go = trio.Event()
+        self.ready = trio.Semaphore(0)
+        self.slots = trio.Semaphore(64)
+        self.starters, self.left = starters, starters + followers
+        self.done = trio.Event()
+
+    async def wait_ready(self) -> None:
+        """Until every starter is connected (or failed to)."""
+        for _ in range(self.starters):
+            await self.ready.acquire()
+
+    async def client(self, url: str, result: StreamResult, body: Any,
+                     after: StreamResult | None = None) -> None:
+        """Connect to ``url`` and run ``body(ws)``: a starter (``after`` None) once ``go``
+        is set, a follower once ``after`` started; errors go to ``result``."""
         try:
-            ready.release()
-            await go.wait()
-            await paced_stream(ws, text, pacing, interval, result)
-        except (RuntimeError, ConnectionError, Closed, trio.BrokenResourceError) as exc:
+            async with AsyncExitStack() as stack:
+                if after is not None:
+                    await after.started.wait()
+                try:
+                    async with self.slots:
+                        ws = await stack.enter_async_context(open_client("mini", url))
+                        await wait_connected(ws)
+                finally:
+                    if after is None:
+                        self.ready.release()
+                if after is None:
+                    await self.go.wait()
+                await body(ws)
+        except self.ERRORS as exc:
             result.error = str(exc)[:200]
         finally:
-            finished += 1
-            if finished == len(sids):
-                all_done.set()
-            await ctx.__aexit__(None, None, None)
+            self.left -= 1
+            if not self.left:
+                self.done.set()
 
-    cpu0 = t0 = 0.0
+
+async def fanout(base: str, pid: int | list[int], streams: int, seconds: float, pacing: str,
+                 cpu_seconds: Any, limit_s: float,
+                 follow_base: str | None = None) -> dict[str, Any]:
+    """``streams`` answers at once, each 20 deltas/s of 4 characters for ``seconds``, every
+    one on its own session and connection; bounded by ``limit_s`` after the starts. With
+    ``follow_base`` (another process of the redis engine) a second client per session joins
+    its answer there once the first has part of it (``mirror``: its lags, counted from the
+    same ``start``). ``pid``: the server process (or processes: CPU summed)."""
+    interval = 0.05
+    text = plain_text(seconds)
+    with trio.fail_after(120):
+        sids = await make_sessions(base, streams)
+    results = [StreamResult() for _ in sids]
+    mirrors = [StreamResult() for _ in sids] if follow_base else []
+    fan = Fan(len(results), len(mirrors))
+    last = (deltas_of(text) - 1) * interval
+    pids = pid if isinstance(pid, list) else [pid]
+
+    async def follow(ws: Client, starter: StreamResult, result: StreamResult) -> None:
+        result.t0 = starter.t0
+        await read_answer(ws, result, interval, last)
+
     async with trio.open_nursery() as nursery:
         for sid, result in zip(sids, results, strict=True):
-            nursery.start_soon(one, sid, result)
+            nursery.start_soon(fan.client, ws_url(base, f"/ws/stream/{sid}"), result, partial(
+                paced_stream, text=text, pacing=pacing, interval_s=interval, result=result))
+        for sid, starter, mirror in zip(sids, results, mirrors, strict=False):
+            nursery.start_soon(fan.client, ws_url(follow_base or "", f"/ws/stream/{sid}"),
+                               mirror, partial(follow, starter=starter, result=mirror), starter)
         with trio.fail_after(120):
-            for _ in sids:
-                await ready.acquire()
-        cpu0, t0, load0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
-        go.set()
+            await fan.wait_ready()
+        cpu0 = [cpu_seconds(p) for p in pids]
+        t0, load0 = time.perf_counter(), time.process_time()
+        fan.go.set()
         with trio.move_on_after(limit_s):
-            await all_done.wait()
-        wall, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
-        load_cpu = time.process_time() - load0
+            await fan.done.wait()
+        wall, load_cpu = time.perf_counter() - t0, time.process_time() - load0
+        cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
         nursery.cancel_scope.cancel()
+    row = {"streams": streams, "deltas_per_s": 20, "pacing": pacing, "seconds": seconds,
+           **summary(results, deltas_of(text), wall),
+           "server_cpu_pct": round(sum(cpu) / wall * 100),
+           "load_cpu_pct": round(load_cpu / wall * 100)}
+    if len(pids) > 1:
+        row["server_cpu_pct_each"] = [round(c / wall * 100) for c in cpu]
+    if mirrors:
+        row["mirror"] = summary(mirrors, deltas_of(text), wall)
+    return row
+
+
+def summary(results: list[StreamResult], deltas: int, wall: float) -> dict[str, Any]:
+    """The fan-out's figures over ``results`` (answers of ``deltas`` deltas each, the run
+    ``wall`` seconds long): lag quantiles, lateness, frames per delta, tokens per second
+    (deltas of complete answers over the run's wall time), time to the first text."""
     lags = sorted(lag for r in results for lag in r.lags)
     running = sorted(lag for r in results for lag in r.running_lags)
-    ttfts = sorted(r.ttft for r in results if r.ttft is not None)
     lates = sorted(r.late for r in results if r.late is not None)
-    deltas = -(-len(text) // 4) * streams
-    return {"streams": streams, "deltas_per_s": 20, "pacing": pacing, "seconds": seconds,
-            "complete": sum(r.complete for r in results),
+    firsts = sorted(r.first for r in results if r.first is not None)
+    complete = sum(r.complete for r in results)
+    return {"complete": complete,
+            "first_p50_ms": round(pct(firsts, .5) * 1000, 1),
+            "first_p99_ms": round(pct(firsts, .99) * 1000, 1),
             "errors": sorted({r.error for r in results if r.error})[:3],
             "all_complete": all(r.complete for r in results),
             "lag_p50_ms": round(pct(lags, .5) * 1000, 1),
             "lag_p99_ms": round(pct(lags, .99) * 1000, 1),
-            "ttft_p50_ms": round(pct(ttfts, .5) * 1000, 1),
-            "ttft_p99_ms": round(pct(ttfts, .99) * 1000, 1),
             "run_lag_p50_ms": round(pct(running, .5) * 1000, 1),
             "run_lag_p99_ms": round(pct(running, .99) * 1000, 1),
             "late_p50_s": round(pct(lates, .5), 2), "late_max_s": round(pct(lates, 1), 2),
-            "server_cpu_pct": round(cpu / wall * 100),
-            "load_cpu_pct": round(load_cpu / wall * 100),
-            "frames_per_delta": round(sum(r.frames for r in results) / deltas, 2)}
+            "tokens_per_s": round(complete * deltas / wall),
+            "frames_per_delta": round(sum(r.frames for r in results)
+                                      / max(1, deltas * len(results)), 2)}
 
 
 def pct(values: list[float], p: float) -> float:

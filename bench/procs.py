@@ -53,13 +53,14 @@ def rss_bytes(pid: int) -> int:
 
 
 class Server:
-    """A server subprocess pinned to ``SERVER_CPU``; ``url`` once it listens."""
+    """A server subprocess pinned to ``cpu`` (``SERVER_CPU``); ``url`` once it listens."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path, ready: str) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path, ready: str,
+                 cpu: int = SERVER_CPU) -> None:
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                ["taskset", "-c", str(SERVER_CPU), *argv], stdout=out,
+                ["taskset", "-c", str(cpu), *argv], stdout=out,
                 stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=ROOT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and self.process.poll() is None:
@@ -101,11 +102,13 @@ def streamer_env(absolute: bool = True) -> dict[str, str]:
             "STREAMER_LIMITS_IDLE_CONNECTION_TIMEOUT_S": "0"}
 
 
-def start_streamer(folder: Path, env: dict[str, str] | None = None) -> Server:
-    """``streamer serve`` with :func:`streamer_env` and ``env`` (a section's own settings)."""
+def start_streamer(folder: Path, env: dict[str, str] | None = None, name: str = "streamer",
+                   cpu: int = SERVER_CPU) -> Server:
+    """``streamer serve`` with :func:`streamer_env` and ``env`` (a section's own settings),
+    pinned to ``cpu``, its output in ``folder/{name}.log``."""
     return Server([sys.executable, "-m", "streamer", "serve", "--port", "0"],
-                  {**streamer_env(), **(env or {})}, folder / "streamer.log",
-                  r"serving on (http://\S+) ")
+                  {**streamer_env(), **(env or {})}, folder / f"{name}.log",
+                  r"serving on (http://\S+) ", cpu)
 
 
 def start_bare(kind: str, folder: Path) -> Server:

@@ -40,7 +40,7 @@ def frame(opcode: int, payload: bytes) -> bytes:
 class MiniWS:
     """An open connection: :meth:`connect`, then :meth:`send` / :meth:`receive` text."""
 
-    def __init__(self, stream: trio.SocketStream, buffered: bytes = b"") -> None:
+    def __init__(self, stream: trio.abc.Stream, buffered: bytes = b"") -> None:
         self.stream = stream
         self.buf = bytearray(buffered)
 
@@ -58,6 +58,12 @@ class MiniWS:
             sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, rcvbuf)
             await sock.connect((host, port))
             stream = trio.SocketStream(sock)
+        return await cls.over(stream, host, port, path)
+
+    @classmethod
+    async def over(cls, stream: trio.abc.Stream, host: str, port: int, path: str) -> MiniWS:
+        """The opening handshake on an open ``stream`` (TCP, or a ``trio.SSLStream`` for
+        ``wss://``); raises :class:`ConnectionError` unless ``101``."""
         key = base64.b64encode(os.urandom(16)).decode()
         await stream.send_all(
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"

@@ -126,15 +126,16 @@ def site_config(upstream_port: int, https_port: int, http_port: int, cert: Certi
     return text
 
 
-def main_config(prefix: Path) -> str:
-    """What Debian's /etc/nginx/nginx.conf gives a site file, in ``prefix``: one worker,
-    logs and temp folders of its own, the site included inside ``http {}``."""
+def main_config(prefix: Path, connections: int = 512) -> str:
+    """What Debian's /etc/nginx/nginx.conf gives a site file, in ``prefix``: one worker
+    (``connections`` at once, each proxied one counting twice), logs and temp folders of its
+    own, the site included inside ``http {}``."""
     temp = "\n".join(f"    {kind}_temp_path {prefix / kind};"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers read the test's files
     return (f"{user}worker_processes 1;\npid {prefix / 'nginx.pid'};\n"
             f"error_log {prefix / 'error.log'} info;\n"
-            "events { worker_connections 512; }\n"
+            f"events {{ worker_connections {connections}; }}\n"
             f"http {{\n    access_log {prefix / 'access.log'};\n{temp}\n"
             f"    include {prefix / 'streamer.conf'};\n}}\n")
 
@@ -154,7 +155,8 @@ class Nginx:
 
 
 def prepare_nginx(folder: Path, upstream_port: int, cert: Certificate,
-                  site: Callable[[Nginx], str] | None = None) -> tuple[Nginx, list[str]]:
+                  site: Callable[[Nginx], str] | None = None,
+                  connections: int = 512) -> tuple[Nginx, list[str]]:
     """Write the configs into ``folder``: the server (its free ports) and nginx's command
     (``site``: another site file for those ports than ``deploy/nginx/streamer.conf``)."""
     if not Path(NGINX).exists():
@@ -164,17 +166,19 @@ def prepare_nginx(folder: Path, upstream_port: int, cert: Certificate,
     (folder / "streamer.conf").write_text(
         site(server) if site is not None else
         site_config(upstream_port, server.https_port, server.http_port, cert))
-    (folder / "nginx.conf").write_text(main_config(folder))
+    (folder / "nginx.conf").write_text(main_config(folder, connections))
     return server, [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"),
                     "-e", str(folder / "error.log"), "-g", "daemon off;"]
 
 
 @asynccontextmanager
 async def nginx(folder: Path, upstream_port: int, cert: Certificate,
-                site: Callable[[Nginx], str] | None = None) -> AsyncIterator[Nginx]:
+                site: Callable[[Nginx], str] | None = None,
+                connections: int = 512) -> AsyncIterator[Nginx]:
     """The real nginx with the repository's site config (or ``site``'s), in the foreground;
-    stopped (and reaped) when the block ends."""
-    server, command = prepare_nginx(folder, upstream_port, cert, site)
+    stopped (and reaped) when the block ends (``connections``: its worker's limit, the load
+    harness's is larger)."""
+    server, command = prepare_nginx(folder, upstream_port, cert, site, connections)
     check = await trio.run_process([*command, "-t"], capture_stdout=True,
                                    capture_stderr=True, check=False)
     assert check.returncode == 0, check.stderr.decode()
