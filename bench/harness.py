@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from bench import load, procs, slow_clients, soak
+from bench import bare_idle, load, procs, slow_clients, soak
 
 FULL = {"streams": "100,250,500,1000", "seconds": 10.0, "reps": 5, "tokens": 15_000,
         "idle": "5000,10000", "answers": 8, "answer_chars": 60_000, "pacing": "off,default",
@@ -131,6 +131,25 @@ async def on_fresh_server(folder: Path, section: Any, args: argparse.Namespace,
 
 
 async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    measures: list[dict] = []
+    if "ceiling" in args.only:
+        measures += await ceiling_rows(args, folder)
+    sections = {"answers": (answers_memory, None), "idle": (idle_memory, None),
+                "floor": (bare_idle.rows, None), "soak": (soak.rows, soak.SERVER_ENV),
+                "slow": (slow_clients.rows, None)}
+    for name, (section, env) in sections.items():
+        if name not in args.only:
+            continue
+        rows = await (section(args, folder) if name == "floor"
+                      else on_fresh_server(folder, section, args, env))
+        for row in rows:
+            print(format_row(row, MEASURES), flush=True)
+        measures += rows
+    fan = await on_fresh_server(folder, matrix, args) if "fanout" in args.only else []
+    return {"measures": measures, "fanout": fan}
+
+
+async def ceiling_rows(args: argparse.Namespace, folder: Path) -> list[dict]:
     started: dict[str, procs.Server] = {}
 
     async def start(name: str, make: Any, *args: Any) -> None:
@@ -148,16 +167,11 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             server.stop()
     for row in measures:
         print(format_row(row, MEASURES), flush=True)
-    for section, env in ((answers_memory, None), (idle_memory, None),
-                         (soak.rows, soak.SERVER_ENV), (slow_clients.rows, None)):
-        rows = await on_fresh_server(folder, section, args, env)
-        for row in rows:
-            print(format_row(row, MEASURES), flush=True)
-        measures += rows
-    fan = await on_fresh_server(folder, matrix, args)
-    return {"measures": measures, "fanout": fan}
+    return measures
 
 
+#: the harness's sections, in the order they run (``--only``)
+SECTIONS = ("ceiling", "answers", "idle", "floor", "soak", "slow", "fanout")
 MEASURES = ["measure", "median", "min", "max", "unit", "note"]
 MATRIX = ["streams", "deltas_per_s", "pacing", "complete", "all_complete", "lag_p50_ms",
           "lag_p99_ms", "late_p50_s", "late_max_s", "server_cpu_pct", "load_cpu_pct",
@@ -195,7 +209,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--limit", type=float, default=120.0,
                     help="seconds a fan-out run may take after its starts (then incomplete)")
     ap.add_argument("--out", default="var/bench", help="folder for load.json, load.md")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help=f"sections to run, comma-separated (default all: {','.join(SECTIONS)})")
     args = ap.parse_args(argv)
+    args.only = [name for name in args.only.split(",") if name]
+    if unknown := set(args.only) - set(SECTIONS):
+        ap.error(f"--only: unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -7,9 +7,11 @@ The connection owns its nursery and everything in it (:meth:`Connection.serve`):
   :data:`OUTBOX_EVENTS`; a put that waits longer than ``send_timeout_s`` gives the peer up;
 - its **writer**, the only task that writes to the socket: it encodes events (the transport's
   framing), sends a **heartbeat** when the connection has been idle for
-  ``heartbeat_interval_s``, and puts a ``send_timeout_s`` deadline on every write, so a dead or
+  ``heartbeat_interval_s``, and each write has a ``send_timeout_s`` deadline, so a dead or
   stuck peer is noticed even where the server cannot see the socket close
-  (pgjones/hypercorn#210); a peer given up is closed with 1013 and may resume;
+  (pgjones/hypercorn#210); a peer given up is closed with 1013 and may resume. The
+  heartbeats and the deadlines are kept by the process's one clock task
+  (:class:`~streamer.runtime.outbox.Clock`), not by a task per connection;
 - the **follower** of the session's streams (:meth:`Connection.follow`): one subscription at a
   time (``delivery/subscription.py``), from a resume cursor if it has one (``log/resume.py``);
 - the transport's control receiver, if it has one (:meth:`Connection.receive`): each message
@@ -183,11 +185,12 @@ class Connection:
         bind_log_context(session_id=session.session_id, connection_id=self.connection_id)
         session.add_connection(self)
         self.host.connection_opened(self)
+        # the clock queues heartbeats and gives a stuck write up (cancelling the nursery)
+        outbox.start_clock(config.heartbeat_interval_s, self.cancel_scope.cancel)
         try:
             with self.cancel_scope:
                 async with trio.open_nursery() as nursery:  # the connection's nursery
                     nursery.start_soon(self._write, transport)
-                    nursery.start_soon(outbox.watch, config.heartbeat_interval_s)
                     await self.send(Connected(
                         session.session_id, self.connection_id,
                         round(config.heartbeat_interval_s * 1000), transport.name,
@@ -196,9 +199,12 @@ class Connection:
                     nursery.start_soon(self.follow)
                     if receive_controls is not None:
                         nursery.start_soon(receive_controls, self)
+            if outbox.too_slow:  # a stuck write: the clock cancelled the connection
+                await self._ended_by(None, transport, outbox.too_slow)
         except Exception as exc:  # the nursery groups its tasks' errors; sort them by kind
             await self._ended_by(exc, transport, outbox.too_slow)
         finally:
+            outbox.shut()
             self.gate.release()
             self.host.connection_closed(self)
             session.remove_connection(self)
@@ -214,7 +220,7 @@ class Connection:
         if self.stream is not None and self.stream.state != "done":
             self.stream.record("heartbeat", connection=self.connection_id)
 
-    async def _ended_by(self, exc: Exception, transport: Transport,
+    async def _ended_by(self, exc: Exception | None, transport: Transport,
                         too_slow: list[PeerTooSlow]) -> None:
         if too_slow:
             self.host.metrics.limit_hit("server.send_timeout_s")
@@ -226,6 +232,8 @@ class Connection:
                     await transport.close(CLOSE_TOO_SLOW, "too slow; reconnect and resume")
                 except Exception:
                     pass
+        elif exc is None:
+            return
         elif all(isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError)
                  for e in leaves(exc)):
             logger.info("connection %s closed by peer: %r", self.connection_id, exc)
