@@ -125,6 +125,11 @@ class Connection:
         #: where to resume following (from the URL, or a ``resume`` control with a cursor)
         self.resume: Cursor | None = None
         self._follow_scope: trio.CancelScope | None = None
+        #: the connection's nursery (:meth:`serve`), and whether its follower task runs
+        self._nursery: trio.Nursery | None = None
+        self._following = False
+        #: waits for the session's first stream while nothing is followed yet
+        self._first_stream: FirstStream | None = None
         #: cancelling it ends the connection's tasks
         self.cancel_scope = trio.CancelScope()
         server = session.host.config.server
@@ -196,7 +201,8 @@ class Connection:
                         round(config.heartbeat_interval_s * 1000), transport.name,
                         resume is not None, self.host.epoch), None)
                     task_status.started(self)
-                    nursery.start_soon(self.follow)
+                    self._nursery = nursery
+                    self._follow_when_needed()
                     if receive_controls is not None:
                         nursery.start_soon(receive_controls, self)
             if outbox.too_slow:  # a stuck write: the clock cancelled the connection
@@ -205,6 +211,9 @@ class Connection:
             await self._ended_by(exc, transport, outbox.too_slow)
         finally:
             outbox.shut()
+            self._nursery = None
+            if self._first_stream is not None:
+                session.watchers.discard(self._first_stream)
             self.gate.release()
             self.host.connection_closed(self)
             session.remove_connection(self)
@@ -241,6 +250,40 @@ class Connection:
             logger.exception("connection %s failed", self.connection_id)
 
     # ------------------------------------------------------------------ following
+
+    def _follow_when_needed(self) -> None:
+        """Start the follower task now if there is something to follow (a resume cursor, a
+        stream started or queued), else once the session's first stream starts or a
+        ``resume`` control comes: an idle connection holds no follower task (issue 16,
+        memory per idle connection); its idle timeout is an alarm on the clock."""
+        session = self.session
+        if self.resume is not None or session.started or session.busy:
+            self._start_follower()
+            return
+        self._first_stream = FirstStream(self)
+        session.watchers.add(self._first_stream)
+        idle_s = self.host.config.limits.idle_connection_timeout_s
+        if idle_s > 0 and self.outbox is not None:
+            self.outbox.set_alarm(trio.current_time() + idle_s, self._idle_alarm)
+
+    def _start_follower(self) -> None:
+        if self._following or self._nursery is None:
+            return
+        self._following = True
+        if self._first_stream is not None:
+            self.session.watchers.discard(self._first_stream)
+            self._first_stream = None
+        if self.outbox is not None:
+            self.outbox.set_alarm(math.inf, None)
+        self._nursery.start_soon(self.follow)
+
+    def _idle_alarm(self) -> None:
+        """``limits.idle_connection_timeout_s`` passed with nothing followed: close, unless
+        a stream is queued (then follow it)."""
+        if self.session.busy:
+            self._start_follower()
+        elif not self._following and self._nursery is not None:
+            self._nursery.start_soon(self._close_idle)
 
     async def follow(self) -> None:
         """Follow the session's streams in the order they started, for the connection's life.
@@ -298,10 +341,14 @@ class Connection:
             return False
         if self.session.busy:
             return False
+        await self._close_idle()
+        return True
+
+    async def _close_idle(self) -> None:
+        idle_s = self.host.config.limits.idle_connection_timeout_s
         self.host.metrics.limit_hit("limits.idle_connection_timeout_s")
         logger.info("connection %s closed: idle for %g s", self.connection_id, idle_s)
         await self.close_after(None, CLOSE_GOING_AWAY, "idle")
-        return True
 
     async def deliver(self, stream: Stream, after_seq: int | None, resumed: bool) -> None:
         """Follow one stream to its end: a :class:`Subscription`, registered while it runs.
@@ -469,6 +516,20 @@ class Connection:
         self.resume = control.cursor
         if self._follow_scope is not None:
             self._follow_scope.cancel()
+        self._start_follower()  # (if it was not following yet)
+
+
+class FirstStream:
+    """A connection's watch on its session (in ``Session.watchers``) while it follows
+    nothing: the session's next stream starts the connection's follower."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def wake(self) -> None:
+        self.connection._start_follower()
 
 
 #: each resume plan's outcome label (``/metrics``)

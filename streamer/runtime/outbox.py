@@ -73,12 +73,14 @@ class Outbox:
     """
 
     __slots__ = (
+        "_alarm_at",
         "_check_at",
         "_clock",
         "_closed",
         "_heartbeat_s",
         "_items",
         "_last_write",
+        "_on_alarm",
         "_on_stuck",
         "_space",
         "_unwritten",
@@ -117,6 +119,9 @@ class Outbox:
         self._check_at = math.inf
         self._heartbeat_s = math.inf
         self._on_stuck: Callable[[], None] | None = None
+        #: the connection's own alarm (:meth:`set_alarm`)
+        self._alarm_at = math.inf
+        self._on_alarm: Callable[[], None] | None = None
 
     def _give_up(self, reason: str) -> PeerTooSlow:
         self.too_slow.append(PeerTooSlow(reason))
@@ -176,7 +181,7 @@ class Outbox:
         self._closed = True
         self._items.clear()
         self._check_at = math.inf
-        self._on_stuck = self.on_ready = None
+        self._on_stuck = self.on_ready = self._on_alarm = None
         if self._space is not None:
             self._space.unpark_all()
 
@@ -190,10 +195,26 @@ class Outbox:
         self._heartbeat_s, self._on_stuck = heartbeat_s, on_stuck
         self._clock.at(self._last_write + heartbeat_s, self)
 
+    def set_alarm(self, when: float, fn: Callable[[], None] | None) -> None:
+        """Call ``fn`` at ``when`` (trio time) from the clock, instead of any alarm set
+        before (``fn=None``: none); the connection's idle timeout without a task of its own.
+        Needs :meth:`start_clock` first."""
+        self._alarm_at, self._on_alarm = when, fn
+        if self._clock is not None and when < self._check_at:
+            self._clock.at(when, self)
+
+    def _next(self, when: float) -> None:
+        assert self._clock is not None
+        self._clock.at(min(when, self._alarm_at), self)
+
     def _tick(self, now: float) -> None:
         """The clock's look at this outbox (due at :attr:`_check_at`)."""
         if self._closed or self._clock is None:
             return
+        if now >= self._alarm_at:
+            alarm, self._on_alarm, self._alarm_at = self._on_alarm, None, math.inf
+            if alarm is not None:
+                alarm()
         started = self._write_started
         if started is not None:
             if now - started >= self.send_timeout_s:
@@ -202,7 +223,7 @@ class Outbox:
                     self._on_stuck()
                 self._check_at = math.inf
                 return
-            self._clock.at(started + self.send_timeout_s, self)
+            self._next(started + self.send_timeout_s)
             return
         due = self._last_write + self._heartbeat_s
         if now >= due:
@@ -211,7 +232,7 @@ class Outbox:
                 self._unwritten += 1
                 self._wake.wake()
             due = now + self._heartbeat_s
-        self._clock.at(due, self)
+        self._next(due)
 
     # ------------------------------------------------------------------ the writer
 

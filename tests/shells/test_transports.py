@@ -3,8 +3,10 @@ socket, in virtual time."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -108,3 +110,30 @@ async def test_a_write_stuck_on_an_idle_connection_is_given_up(
     assert 3.0 + 2.0 <= trio.current_time() - t0 <= 3.0 + 3.0 + 1.0
     assert transport.closed == (CLOSE_TOO_SLOW, "too slow; reconnect and resume")
     assert not session.connections
+
+
+async def test_an_idle_connection_follows_the_first_stream_or_closes_when_idle(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    registry, session = await open_pipeline(
+        nursery, **{"limits.idle_connection_timeout_s": 5.0, "server.heartbeat_interval_s": 60.0})
+    waiting, idle = ReadingTransport(), ReadingTransport()
+    connection = await nursery.start(Connection(session, "websocket").serve, waiting)
+    t0 = trio.current_time()
+    await trio.sleep(3.0)  # nothing to follow yet: no follower task, no subscription
+    assert connection.subscription is None and connection._follow_scope is None
+    stream = session.submit(start("word " * 20, mode="off", interval_ms=10))
+    with trio.fail_after(30):
+        await stream.done.wait()
+    await trio.sleep(0.1)
+    kinds = [json.loads(frame)["type"] for frame in waiting.frames]
+    assert kinds[0] == "connected" and "stream_start" in kinds
+    assert kinds[-1] == "stream_complete" and waiting.closed is None
+    ended = trio.current_time()
+    # a connection to a session with nothing to follow is closed once idle (1001, "idle")
+    await Connection(registry.get_or_create("other"), "websocket").serve(idle)
+    assert idle.closed == (1001, "idle") and [json.loads(f)["type"] for f in idle.frames] \
+        == ["connected"]
+    assert trio.current_time() - idle.times[0] == pytest.approx(5.0)
+    # as the one that followed a stream is, counted from the stream's end
+    await trio.sleep(ended + 5.0 - trio.current_time() + 0.01)
+    assert waiting.closed == (1001, "idle") and t0 < ended
