@@ -203,8 +203,8 @@ class Connection:
                     task_status.started(self)
                     self._nursery = nursery
                     self._follow_when_needed()
-                    if receive_controls is not None:
-                        nursery.start_soon(receive_controls, self)
+                    if receive_controls is not None:  # in this task: one task fewer
+                        await receive_controls(self)
             if outbox.too_slow:  # a stuck write: the clock cancelled the connection
                 await self._ended_by(None, transport, outbox.too_slow)
         except Exception as exc:  # the nursery groups its tasks' errors; sort them by kind
