@@ -8,8 +8,10 @@ repeats; ratios taken within each repetition) and the fan-out matrix, and writes
 ``load.json`` and ``load.md`` under ``--out``, headed by the date, the machine and its load
 average. Everything binds 127.0.0.1 and is bounded: each fan-out run by ``--limit`` seconds
 after its starts, each other step by a fixed time limit. The soak (``bench/soak.py``) and the
-slow clients (``bench/slow_clients.py``) run on fresh servers too. Not measured yet (issue
-16): resume replay under load.
+slow clients (``bench/slow_clients.py``) run on fresh servers too, and the idle-memory floor
+(``bench/bare_idle.py``: the bare stack's idle WebSockets, measured as ours are). ``--only``
+runs chosen sections (:data:`SECTIONS`). Not measured yet (issue 16): resume replay under
+load.
 """
 
 from __future__ import annotations
