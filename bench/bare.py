@@ -2,8 +2,10 @@
 
 ``python -m bench.bare ws PORT``: trio-websocket alone; ``python -m bench.bare asgi PORT``: a
 bare ASGI app on hypercorn's Trio worker (the stack streamer runs on, without quart or
-streamer). Both bind 127.0.0.1 and answer a text message ``"N"`` with ``N`` messages of four
-characters, then ``"done"``; nothing else. The harness starts them pinned to the server's core.
+streamer); ``python -m bench.bare quart PORT``: a bare quart-trio app on hypercorn (the
+idle-memory floor, ``bench/bare_idle.py``). All bind 127.0.0.1 and answer a text message
+``"N"`` with ``N`` messages of four characters, then ``"done"``; nothing else. The harness
+starts them pinned to the server's core.
 """
 
 from __future__ import annotations
@@ -55,7 +57,25 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             return
 
 
-async def serve_hypercorn(port: int) -> None:
+def quart_app() -> Any:
+    """The bare quart-trio app: one WebSocket route (any path) speaking the same protocol."""
+    from quart import websocket
+    from quart_trio import QuartTrio
+
+    app = QuartTrio("bare")
+
+    @app.websocket("/")
+    @app.websocket("/<path:rest>")
+    async def ws(rest: str = "") -> None:
+        while True:
+            for _ in range(int(await websocket.receive())):
+                await websocket.send(TOKEN)
+            await websocket.send("done")
+
+    return app
+
+
+async def serve_hypercorn(port: int, app: Any = asgi_app) -> None:
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -63,9 +83,12 @@ async def serve_hypercorn(port: int) -> None:
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     print(f"listening on {port}", flush=True)
-    await serve(asgi_app, config)  # type: ignore[arg-type]
+    await serve(app, config)
 
 
 if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
-    trio.run(serve_trio_websocket if kind == "ws" else serve_hypercorn, port)
+    if kind == "ws":
+        trio.run(serve_trio_websocket, port)
+    else:
+        trio.run(serve_hypercorn, port, quart_app() if kind == "quart" else asgi_app)

@@ -8,10 +8,12 @@ repeats; ratios taken within each repetition) and the fan-out matrix, and writes
 ``load.json`` and ``load.md`` under ``--out``, headed by the date, the machine and its load
 average. Everything binds 127.0.0.1 and is bounded: each fan-out run by ``--limit`` seconds
 after its starts, each other step by a fixed time limit. The soak (``bench/soak.py``) and the
-slow clients (``bench/slow_clients.py``) run on fresh servers too. ``--engines memory,redis``
-and ``--proxy`` add the redis engine's rows (``bench/cluster.py``, docs/engines.md: by engine,
-across two processes, behind nginx to one process or two); ``--only`` picks sections. Not
-measured yet (issue 16): resume replay under load.
+slow clients (``bench/slow_clients.py``) run on fresh servers too, and the idle-memory floor
+(``bench/bare_idle.py``: the bare stack's idle WebSockets, measured as ours are).
+``--engines memory,redis`` and ``--proxy`` add the redis engine's rows (``bench/cluster.py``,
+docs/engines.md: by engine, across two processes, behind nginx to one process or two);
+``--only`` runs chosen sections (:data:`SECTIONS`). Not measured yet (issue 16): resume replay
+under load.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import trio
 
-from bench import cluster, load, procs, slow_clients, soak
+from bench import bare_idle, cluster, load, procs, slow_clients, soak
 from bench.table import MEASURES, format_row, head, spread, table
 
 FULL = {"streams": "100,250,500,1000", "proxy_streams": "250,500", "seconds": 10.0,
@@ -153,14 +155,16 @@ async def ceiling_rows(args: argparse.Namespace, folder: Path) -> list[dict]:
 async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """The sections of ``--only`` in order; ``engines`` with ``--engines`` beyond memory or
     ``--proxy`` (``bench/cluster.py``)."""
-    if set(args.only) & {"ceiling", "answers", "idle", "soak", "slow"}:
+    if set(args.only) & {"ceiling", "answers", "idle", "floor", "soak", "slow"}:
         print("\n" + head(MEASURES), flush=True)
     measures = await ceiling_rows(args, folder) if "ceiling" in args.only else []
     for name, section, env in (("answers", answers_memory, None), ("idle", idle_memory, None),
+                               ("floor", bare_idle.rows, None),
                                ("soak", soak.rows, soak.SERVER_ENV),
                                ("slow", slow_clients.rows, None)):
         if name in args.only:
-            rows = await on_fresh_server(folder, section, args, env)
+            rows = await (section(args, folder) if name == "floor"
+                          else on_fresh_server(folder, section, args, env))
             for row in rows:
                 print(format_row(row, MEASURES), flush=True)
             measures += rows
@@ -172,7 +176,8 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return result
 
 
-SECTIONS = ("ceiling", "answers", "idle", "soak", "slow", "fanout", "engines")
+#: the harness's sections, in the order they run (``--only``)
+SECTIONS = ("ceiling", "answers", "idle", "floor", "soak", "slow", "fanout", "engines")
 
 
 MATRIX = ["streams", "deltas_per_s", "pacing", "complete", "all_complete", "lag_p50_ms",
@@ -219,9 +224,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                     help=f"sections to run, comma-separated: {', '.join(SECTIONS)}")
     ap.add_argument("--out", default="var/bench", help="folder for load.json, load.md")
     args = ap.parse_args(argv)
-    args.only = [s for s in args.only.split(",") if s]
+    args.only = [name for name in args.only.split(",") if name]
     if unknown := set(args.only) - set(SECTIONS):
-        ap.error(f"--only: unknown sections {sorted(unknown)}")
+        ap.error(f"--only: unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)

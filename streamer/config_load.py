@@ -118,6 +118,7 @@ RANGES: dict[type, dict[str, Range]] = {
         "sse_retry_ms": Range(0, 3_600_000), "drain_timeout_s": Range(0, 86_400),
         "shutdown_retry_after_ms": Range(0, 3_600_000), "session_idle_timeout_s": POSITIVE,
         "gc_gen0_threshold": NATURAL, "proxy_trusted_hops": Range(0, 8),
+        "gc_full_interval_s": Range(0, 86_400),
     },
     AuthConfig: {"jwt_leeway_s": Range(0, 3_600), "ws_auth_timeout_s": Range(0, 600, True)},
     PolicyConfig: {"daily_chars": NATURAL, "daily_tokens": NATURAL},

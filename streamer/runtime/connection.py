@@ -7,9 +7,11 @@ The connection owns its nursery and everything in it (:meth:`Connection.serve`):
   :data:`OUTBOX_EVENTS`; a put that waits longer than ``send_timeout_s`` gives the peer up;
 - its **writer**, the only task that writes to the socket: it encodes events (the transport's
   framing), sends a **heartbeat** when the connection has been idle for
-  ``heartbeat_interval_s``, and puts a ``send_timeout_s`` deadline on every write, so a dead or
+  ``heartbeat_interval_s``, and each write has a ``send_timeout_s`` deadline, so a dead or
   stuck peer is noticed even where the server cannot see the socket close
-  (pgjones/hypercorn#210); a peer given up is closed with 1013 and may resume;
+  (pgjones/hypercorn#210); a peer given up is closed with 1013 and may resume. The
+  heartbeats and the deadlines are kept by the process's one clock task
+  (:class:`~streamer.runtime.outbox.Clock`), not by a task per connection;
 - the **follower** of the session's streams (:meth:`Connection.follow`): one subscription at a
   time (``delivery/subscription.py``), from a resume cursor if it has one (``log/resume.py``);
 - the transport's control receiver, if it has one (:meth:`Connection.receive`): each message
@@ -123,6 +125,11 @@ class Connection:
         #: where to resume following (from the URL, or a ``resume`` control with a cursor)
         self.resume: Cursor | None = None
         self._follow_scope: trio.CancelScope | None = None
+        #: the connection's nursery (:meth:`serve`), and whether its follower task runs
+        self._nursery: trio.Nursery | None = None
+        self._following = False
+        #: waits for the session's first stream while nothing is followed yet
+        self._first_stream: FirstStream | None = None
         #: cancelling it ends the connection's tasks
         self.cancel_scope = trio.CancelScope()
         server = session.host.config.server
@@ -183,22 +190,30 @@ class Connection:
         bind_log_context(session_id=session.session_id, connection_id=self.connection_id)
         session.add_connection(self)
         self.host.connection_opened(self)
+        # the clock queues heartbeats and gives a stuck write up (cancelling the nursery)
+        outbox.start_clock(config.heartbeat_interval_s, self.cancel_scope.cancel)
         try:
             with self.cancel_scope:
                 async with trio.open_nursery() as nursery:  # the connection's nursery
                     nursery.start_soon(self._write, transport)
-                    nursery.start_soon(outbox.watch, config.heartbeat_interval_s)
                     await self.send(Connected(
                         session.session_id, self.connection_id,
                         round(config.heartbeat_interval_s * 1000), transport.name,
                         resume is not None, self.host.epoch), None)
                     task_status.started(self)
-                    nursery.start_soon(self.follow)
-                    if receive_controls is not None:
-                        nursery.start_soon(receive_controls, self)
+                    self._nursery = nursery
+                    self._follow_when_needed()
+                    if receive_controls is not None:  # in this task: one task fewer
+                        await receive_controls(self)
+            if outbox.too_slow:  # a stuck write: the clock cancelled the connection
+                await self._ended_by(None, transport, outbox.too_slow)
         except Exception as exc:  # the nursery groups its tasks' errors; sort them by kind
             await self._ended_by(exc, transport, outbox.too_slow)
         finally:
+            outbox.shut()
+            self._nursery = None
+            if self._first_stream is not None:
+                session.watchers.discard(self._first_stream)
             self.gate.release()
             self.host.connection_closed(self)
             session.remove_connection(self)
@@ -214,7 +229,7 @@ class Connection:
         if self.stream is not None and self.stream.state != "done":
             self.stream.record("heartbeat", connection=self.connection_id)
 
-    async def _ended_by(self, exc: Exception, transport: Transport,
+    async def _ended_by(self, exc: Exception | None, transport: Transport,
                         too_slow: list[PeerTooSlow]) -> None:
         if too_slow:
             self.host.metrics.limit_hit("server.send_timeout_s")
@@ -226,6 +241,8 @@ class Connection:
                     await transport.close(CLOSE_TOO_SLOW, "too slow; reconnect and resume")
                 except Exception:
                     pass
+        elif exc is None:
+            return
         elif all(isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError)
                  for e in leaves(exc)):
             logger.info("connection %s closed by peer: %r", self.connection_id, exc)
@@ -233,6 +250,40 @@ class Connection:
             logger.exception("connection %s failed", self.connection_id)
 
     # ------------------------------------------------------------------ following
+
+    def _follow_when_needed(self) -> None:
+        """Start the follower task now if there is something to follow (a resume cursor, a
+        stream started or queued), else once the session's first stream starts or a
+        ``resume`` control comes: an idle connection holds no follower task (issue 16,
+        memory per idle connection); its idle timeout is an alarm on the clock."""
+        session = self.session
+        if self.resume is not None or session.started or session.busy:
+            self._start_follower()
+            return
+        self._first_stream = FirstStream(self)
+        session.watchers.add(self._first_stream)
+        idle_s = self.host.config.limits.idle_connection_timeout_s
+        if idle_s > 0 and self.outbox is not None:
+            self.outbox.set_alarm(trio.current_time() + idle_s, self._idle_alarm)
+
+    def _start_follower(self) -> None:
+        if self._following or self._nursery is None:
+            return
+        self._following = True
+        if self._first_stream is not None:
+            self.session.watchers.discard(self._first_stream)
+            self._first_stream = None
+        if self.outbox is not None:
+            self.outbox.set_alarm(math.inf, None)
+        self._nursery.start_soon(self.follow)
+
+    def _idle_alarm(self) -> None:
+        """``limits.idle_connection_timeout_s`` passed with nothing followed: close, unless
+        a stream is queued (then follow it)."""
+        if self.session.busy:
+            self._start_follower()
+        elif not self._following and self._nursery is not None:
+            self._nursery.start_soon(self._close_idle)
 
     async def follow(self) -> None:
         """Follow the session's streams in the order they started, for the connection's life.
@@ -290,10 +341,14 @@ class Connection:
             return False
         if self.session.busy:
             return False
+        await self._close_idle()
+        return True
+
+    async def _close_idle(self) -> None:
+        idle_s = self.host.config.limits.idle_connection_timeout_s
         self.host.metrics.limit_hit("limits.idle_connection_timeout_s")
         logger.info("connection %s closed: idle for %g s", self.connection_id, idle_s)
         await self.close_after(None, CLOSE_GOING_AWAY, "idle")
-        return True
 
     async def deliver(self, stream: Stream, after_seq: int | None, resumed: bool) -> None:
         """Follow one stream to its end: a :class:`Subscription`, registered while it runs.
@@ -463,6 +518,20 @@ class Connection:
         self.resume = control.cursor
         if self._follow_scope is not None:
             self._follow_scope.cancel()
+        self._start_follower()  # (if it was not following yet)
+
+
+class FirstStream:
+    """A connection's watch on its session (in ``Session.watchers``) while it follows
+    nothing: the session's next stream starts the connection's follower."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def wake(self) -> None:
+        self.connection._start_follower()
 
 
 #: each resume plan's outcome label (``/metrics``)
