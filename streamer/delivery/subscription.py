@@ -232,11 +232,14 @@ class Subscription:
         self._last_delivery = now
 
     async def _progress(self, next_progress: float) -> float:
-        """A ``progress`` event when one is due and the numbers changed; the next due time."""
+        """A ``progress`` event when one is due and the numbers changed (none before the
+        model's first output: the ``stream_start`` said all there is); the next due time."""
         now = trio.current_time()
         if now < next_progress:
             return next_progress
         progress = self._progress_event()
+        if not progress.received_chars and not progress.generation_done:
+            return next_progress  # nothing to report yet (the first chunk goes first)
         key = (progress.received_chars, progress.delivered_chars, progress.generation_done)
         if key != self._last_progress:
             self._last_progress = key

@@ -21,7 +21,7 @@ ANSWER = (Path(__file__).resolve().parents[1] / "corpus" / "answers"
 BOUND_S = 30.0
 
 
-async def test_redis_lost_mid_stream_is_reported_and_the_stream_goes_on(
+async def test_redis_lost_mid_stream_is_reported_the_stream_goes_on_and_redis_back_is_used(
         redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(replication, "RETRY_S", 0.5)
@@ -44,10 +44,16 @@ async def test_redis_lost_mid_stream_is_reported_and_the_stream_goes_on(
             # a new stream while Redis is down runs on this process alone
             second = session.submit(start("again *here*", mode="off"))
             again = await recorder.wait_for("stream_complete", 2)
+            # Redis back: the same process replicates its new streams again (epoch from Redis)
+            redis_server.start()
+            third = session.submit(start("back *again*", mode="off"))
+            back = await recorder.wait_for("stream_complete", 3)
             nursery.cancel_scope.cancel()
     assert complete["finish_reason"] == "stop" and not recorder.of("error")
     assert document == complete["html"]
     assert complete["markdown"] == ANSWER
     assert "replication_failed" in [entry.event for entry in stream.trace]
     assert again["finish_reason"] == "stop" and second.epoch == registry.epoch
+    assert back["finish_reason"] == "stop" and back["markdown"] == "back *again*"
+    assert re.fullmatch(r"\d+-[0-9a-f]{6}", third.epoch) and third.epoch != registry.epoch
     assert "replication to redis failed" in caplog.text
