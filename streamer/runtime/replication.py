@@ -1,8 +1,11 @@
 """The redis engine wired into a process (``engine.kind = "redis"``, ``docs/engines.md``).
 
-:class:`RedisEngine` holds the process's Redis client (its task, :meth:`RedisEngine.run`,
+:class:`RedisEngine` holds the process's Redis clients (its task, :meth:`RedisEngine.run`,
 lives in the server nursery; the publishers and mirrors run in its own nursery) and does the
-runtime's side of replication:
+runtime's side of replication. Two clients: one for short commands, and one for the blocking
+reads (the mirrors' multi-key reader ``engines/redis_reader.py``, the routed controls' and
+the starts' readers, a routed stop's ack wait), so a blocked read never holds a connection
+that an ``INCR``, a lookup, a publisher's pipeline or a lease renewal waits for:
 
 - every stream this process runs gets its epoch from Redis (``INCR``) and a
   :class:`~streamer.engines.redis_log.RedisLogPublisher` for its lifetime
@@ -50,6 +53,7 @@ from streamer.engines.redis_meta import (
     save_session,
     watched_key_name,
 )
+from streamer.engines.redis_reader import StreamReaders
 from streamer.log.stream_log import StreamLog
 from streamer.runtime.generation import single_error
 from streamer.runtime.mirror import MirrorStream
@@ -103,6 +107,10 @@ class RedisEngine:
         self._keep = keep
         self._sessions = sessions
         self._redis: coredis.Redis[Any] | None = None
+        #: the client of blocking reads (:attr:`readers`, the control and starts readers,
+        #: a routed stop's wait): its connections are never the short commands' ones
+        self._blocking: coredis.Redis[Any] | None = None
+        self.readers: StreamReaders | None = None
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
         #: this process's name in leases and control streams (new at each start)
@@ -125,13 +133,18 @@ class RedisEngine:
             RedisUnavailable: Redis does not answer at start-up.
         """
         try:
-            async with connect(self.url) as redis:
+            async with connect(self.url) as redis, connect(self.url) as blocking:
                 await redis.ping()
                 async with trio.open_nursery() as nursery:
                     self._redis, self._nursery = redis, nursery
-                    nursery.start_soon(self.ownership.serve_controls, redis,
+                    self._blocking = blocking
+                    self.readers = StreamReaders(blocking, prefix=self.prefix,
+                                                 process_id=self.process_id,
+                                                 block_ms=FOLLOW_BLOCK_MS, retry_s=RETRY_S)
+                    await nursery.start(self.readers.run)
+                    nursery.start_soon(self.ownership.serve_controls, blocking,
                                        name="routed controls")
-                    nursery.start_soon(self._follow_starts, redis, nursery,
+                    nursery.start_soon(self._follow_starts, blocking, nursery,
                                        name="streams begun elsewhere")
                     self._ready.set()
                     task_status.started()
@@ -331,7 +344,9 @@ class RedisEngine:
     def _start_mirror(self, redis: coredis.Redis[Any], nursery: trio.Nursery,
                       session: Session, meta: StreamMeta, current: bool) -> MirrorStream:
         mirror = MirrorStream(session, meta, session.host.stream_services())
-        mirror.router = lambda: self.ownership.route_stop(redis, mirror)
+        blocking = self._blocking
+        assert blocking is not None
+        mirror.router = lambda: self.ownership.route_stop(blocking, mirror)
         session.streams[meta.stream_id] = mirror
         if current:
             session.stream_started(mirror)  # its connections take it up
@@ -345,7 +360,7 @@ class RedisEngine:
                     self.prefix, meta.stream_id), WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
                 beside.start_soon(self.ownership.watch, redis, mirror)
                 await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
-                                    block_ms=FOLLOW_BLOCK_MS)
+                                    block_ms=FOLLOW_BLOCK_MS, reader=self.readers)
                 beside.cancel_scope.cancel()
             if mirror.lost:
                 await self.ownership.persist_lost(redis, mirror)
