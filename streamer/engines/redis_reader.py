@@ -15,12 +15,15 @@ A stream added while its reader is blocked wakes the read at once: the read also
 reader's wake stream ``{prefix}wake:{process_id}:{n}`` from its last id, and the adding task
 appends to it (``XADD MAXLEN 1``, expiring after :data:`WAKE_TTL_MS`); the read returns and
 is issued again with the new key. A stream removed is only dropped from the next read.
-Connection errors are retried for ``retry_s`` (``with_retry``); after that every stream the
-reader followed gets :class:`~streamer.engines.redis_log.RedisUnavailable`.
+Connection errors are retried for ``retry_s`` (``with_retry``); after that (or when Redis
+refuses the read, e.g. a key of another type) every stream the reader followed gets
+:class:`~streamer.engines.redis_log.RedisUnavailable` (logged); the reader goes on for the
+streams added later.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +34,8 @@ from coredis.tokens import PureToken
 
 from streamer.engines.redis_log import CONNECTION_ERRORS, RedisUnavailable, with_retry
 from streamer.runtime.waiter import Waiter
+
+logger = logging.getLogger("streamer.runtime")
 
 #: streams one ``XREAD`` follows at most (a reader more starts beyond)
 MAX_KEYS = 256
@@ -120,7 +125,8 @@ class _Reader:
                 pass  # the read is failing too; its retry reads the new key
 
     def remove(self, follow: Following) -> None:
-        self.follows.remove(follow)
+        if follow in self.follows:
+            self.follows.remove(follow)
 
     async def run(self) -> None:
         while True:
@@ -130,9 +136,13 @@ class _Reader:
             self._reading, self._woken = True, False
             try:
                 reply = await with_retry(self._read, self._retry_s)
-            except RedisUnavailable as exc:
+            except Exception as exc:  # Redis gone, or refused the read: the followers end
+                error = exc if isinstance(exc, RedisUnavailable) else RedisUnavailable(
+                    f"the stream reader's XREAD failed: {exc!r}")
+                logger.error("redis stream reader: %s", error)
                 for follow in self.follows:
-                    follow.fail(exc)
+                    follow.fail(error)
+                await trio.sleep(0.05)  # they leave; a read that keeps failing never spins
                 continue
             finally:
                 self._reading = False
@@ -202,8 +212,8 @@ class StreamReaders:
         is open. Raises :class:`RedisUnavailable` when the readers are not running."""
         reader = self._reader()
         follow = Following(key, last_id)
-        await reader.add(follow)
         try:
+            await reader.add(follow)  # (cancelled during its wake: removed all the same)
             yield follow
         finally:
             reader.remove(follow)

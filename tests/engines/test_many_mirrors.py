@@ -195,3 +195,17 @@ async def test_the_reader_gives_up_with_a_clear_error_when_redis_is_gone(
             with pytest.raises(RedisUnavailable):
                 await follower.run()
             assert readers.followed == 0
+
+
+async def test_a_read_redis_refuses_ends_its_followers_not_the_reader(
+        redis_server: RedisServer) -> None:
+    log = published_log("s_after", 200)
+    with trio.fail_after(BOUND_S):
+        async with running_readers(redis_server.url, block_ms=200) as (source, readers):
+            await source.set("t:stream:s_bad", "not a stream")  # XREAD: WRONGTYPE
+            bad = RedisLogFollower(source, "s_bad", prefix="t:", reader=readers)
+            with pytest.raises(RedisUnavailable, match="wrong kind of value"):
+                await bad.run()
+            await RedisLogPublisher(source, log, prefix="t:").run()
+            after = await RedisLogFollower(source, "s_after", prefix="t:", reader=readers).run()
+    assert_equal_logs(after, log)
