@@ -99,12 +99,21 @@ def stream_key(prefix: str, stream_id: str) -> str:
     return f"{prefix}stream:{stream_id}"
 
 
-async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
-    """A stream epoch from Redis: ``INCR {prefix}epoch`` and a random suffix (the counter
-    restarts after a flush; the suffix keeps a new epoch from equalling an old one), as
+def epoch_key(prefix: str) -> str:
+    """The key of the epochs' counter (``INCR``)."""
+    return f"{prefix}epoch"
+
+
+def epoch_of(count: int) -> str:
+    """The epoch of the counter's value ``count`` and a random suffix (the counter restarts
+    after a flush; the suffix keeps a new epoch from equalling an old one), as
     ``"{count}-{6 hex}"`` (a cursor's epoch: ``[A-Za-z0-9_-]{1,32}``, ``wire/cursor.py``)."""
-    count = await redis.incr(f"{prefix}epoch")
     return f"{count}-{secrets.token_hex(3)}"
+
+
+async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
+    """A stream epoch from Redis: ``INCR {prefix}epoch`` (:func:`epoch_of`)."""
+    return epoch_of(await redis.incr(epoch_key(prefix)))
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], retry_s: float) -> T:

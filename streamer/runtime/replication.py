@@ -7,7 +7,8 @@ reads (the mirrors' multi-key reader ``engines/redis_reader.py``, the routed con
 the starts' readers, a routed stop's ack wait), so a blocked read never holds a connection
 that an ``INCR``, a lookup, a publisher's pipeline or a lease renewal waits for:
 
-- every stream this process runs gets its epoch from Redis (``INCR``) and a
+- every stream this process runs gets its epoch from Redis (``INCR``, in one ``MULTI``/``EXEC``
+  with its lease and its shared metadata) and a
   :class:`~streamer.engines.redis_log.RedisLogPublisher` for its lifetime
   (:meth:`RedisEngine.begin`); a failure to publish is logged and recorded in the stream's
   trace, the stream itself goes on (its clients on this process lose nothing);
@@ -31,14 +32,17 @@ from typing import Any, TypeVar
 
 import coredis
 import trio
+from coredis.tokens import PureToken
 
 from streamer.config import Config
+from streamer.engines.redis_lease import lease_key_name
 from streamer.engines.redis_log import (
     CONNECTION_ERRORS,
     RedisLogPublisher,
     RedisUnavailable,
     connect,
-    new_epoch,
+    epoch_key,
+    epoch_of,
     with_retry,
 )
 from streamer.engines.redis_meta import (
@@ -182,10 +186,7 @@ class RedisEngine:
         meta = StreamMeta(stream.stream_id, owner.key, stream.provider_name, stream.model,
                           stream.request.pacing.mode, stream.request.pacing.cps)
         try:
-            epoch = await with_retry(lambda: new_epoch(redis, prefix), RETRY_S)
-            await self.ownership.take(redis, stream, RETRY_S)
-            await with_retry(lambda: save_session(redis, prefix, owner.key, owner.owner,
-                                                  ttl_s, meta), RETRY_S)
+            epoch = await with_retry(lambda: self._claim(redis, stream, meta), RETRY_S)
         except RedisUnavailable as exc:
             self.ownership.running.pop(stream.stream_id, None)
             self._failed(stream, "begin", exc)
@@ -200,6 +201,25 @@ class RedisEngine:
                            name=f"publish {stream.stream_id}")
         self.published += 1
         self.publishing += 1
+        return epoch
+
+    async def _claim(self, redis: coredis.Redis[Any], stream: Stream, meta: StreamMeta
+                     ) -> str:
+        """One round trip for a new stream, one ``MULTI``/``EXEC``: its epoch (``INCR``), its
+        lease (``SET NX PX``, ``runtime/ownership.py``), then its shared metadata, in that
+        order, so no process sees the metadata without the lease. Returns the epoch; the
+        stream is then this process's (``Ownership.running``). Raises connection errors."""
+        own, owner = self.ownership, stream.owner
+        async with redis.pipeline(transaction=True) as pipe:
+            count = pipe.incr(epoch_key(self.prefix))
+            taken = pipe.set(lease_key_name(self.prefix, stream.stream_id), own.process_id,
+                             px=own.lease_ms, condition=PureToken.NX)
+            queue_session(pipe, self.prefix, owner.key, owner.owner, self.ttl_s, meta)
+        epoch, held = epoch_of(await count), await taken
+        if not held:  # a stream id is new: another holder would be a bug
+            logger.error("stream %s: its lease is held by another process", stream.stream_id)
+            stream.record("lease_not_taken")
+        own.running[stream.stream_id] = stream
         return epoch
 
     async def _publish(self, redis: coredis.Redis[Any], stream: Stream,
