@@ -6,9 +6,10 @@
   as one pipeline of ``XADD`` commands (``MAXLEN ~`` the replay window, counted in Redis
   entries) to the key ``{prefix}stream:{stream_id}``, ending with the ``end`` record; a Redis
   entry holds one record, or up to :data:`BATCH_RECORDS` of them (:func:`batch_fields`).
-- :class:`RedisLogFollower` runs on any other process: blocking ``XREAD`` from its Redis id
-  cursor into a mirror ``MemoryStreamLog`` (the existing subscriptions read it unchanged),
-  finished on the ``end`` record.
+- :class:`RedisLogFollower` runs on any other process: ``XREAD`` from its Redis id cursor
+  into a mirror ``MemoryStreamLog`` (the existing subscriptions read it unchanged), finished
+  on the ``end`` record; live, through the process's one multi-key reader
+  (``engines/redis_reader.py``) when it is given one.
 
 The epoch comes from Redis: every ``XADD`` after the first uses ``NOMKSTREAM``, so a key that
 Redis lost (``FLUSHALL``, a restart without persistence, a failover) answers nil; the publisher
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import coredis
 import trio
@@ -34,6 +35,9 @@ from coredis.tokens import PureToken
 from streamer.log.codec import Record, decode_record, encode_record
 from streamer.log.stream_log import LogEntry, MemoryStreamLog
 from streamer.runtime.waiter import Waiter
+
+if TYPE_CHECKING:
+    from streamer.engines.redis_reader import StreamReaders
 
 T = TypeVar("T")
 
@@ -95,12 +99,21 @@ def stream_key(prefix: str, stream_id: str) -> str:
     return f"{prefix}stream:{stream_id}"
 
 
-async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
-    """A stream epoch from Redis: ``INCR {prefix}epoch`` and a random suffix (the counter
-    restarts after a flush; the suffix keeps a new epoch from equalling an old one), as
+def epoch_key(prefix: str) -> str:
+    """The key of the epochs' counter (``INCR``)."""
+    return f"{prefix}epoch"
+
+
+def epoch_of(count: int) -> str:
+    """The epoch of the counter's value ``count`` and a random suffix (the counter restarts
+    after a flush; the suffix keeps a new epoch from equalling an old one), as
     ``"{count}-{6 hex}"`` (a cursor's epoch: ``[A-Za-z0-9_-]{1,32}``, ``wire/cursor.py``)."""
-    count = await redis.incr(f"{prefix}epoch")
     return f"{count}-{secrets.token_hex(3)}"
+
+
+async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
+    """A stream epoch from Redis: ``INCR {prefix}epoch`` (:func:`epoch_of`)."""
+    return epoch_of(await redis.incr(epoch_key(prefix)))
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], retry_s: float) -> T:
@@ -252,12 +265,18 @@ class RedisLogFollower:
         block_ms: one ``XREAD``'s blocking time (a read that times out is simply repeated).
         count: at most this many records per ``XREAD``.
         retry_s: how long connection errors are retried before :class:`RedisUnavailable`.
+        reader: the process's :class:`~streamer.engines.redis_reader.StreamReaders`: the
+            live part of :meth:`run` is read there (one multi-key ``XREAD`` for many
+            streams, on a client of its own); ``None``: a blocking ``XREAD`` of its own on
+            ``redis`` (holds one of its pooled connections while it blocks).
     """
 
     def __init__(self, redis: coredis.Redis[bytes], stream_id: str, *,
                  prefix: str = "streamer:", epoch: str | None = None, block_ms: int = 1_000,
-                 count: int = 512, retry_s: float = 30.0) -> None:
+                 count: int = 512, retry_s: float = 30.0,
+                 reader: StreamReaders | None = None) -> None:
         self._redis = redis
+        self._reader = reader
         self._key = stream_key(prefix, stream_id)
         self._block_ms = block_ms
         self._count = count
@@ -275,6 +294,10 @@ class RedisLogFollower:
             RedisUnavailable: connection errors for longer than ``retry_s``.
             ValueError: a record that is not the codec's.
         """
+        if self._reader is not None and not self.log.finished:
+            async with self._reader.follow(self._key, self.last_id) as following:
+                while not self.log.finished:
+                    self._apply_batch(await following.next())
         while not self.log.finished:
             self._apply_batch(await with_retry(self._read, self._retry_s))
         return self.log

@@ -4,7 +4,8 @@
 the resume plan use it unchanged. It never runs a model.
 
 Its follower task (:meth:`MirrorStream.follow`, in the engine's nursery) catches up with what
-Redis holds, then follows with blocking ``XREAD`` until the ``end`` record. When the stream's
+Redis holds (``XREAD`` without blocking), then follows through the process's one multi-key
+reader (``engines/redis_reader.py``) until the ``end`` record. When the stream's
 epoch changes in Redis (``FLUSHALL``, a restart without persistence, a failover: the owner
 republished the log under a new epoch) the mirror starts again from the new epoch's first
 record, and every connection that followed the old one is re-followed from its cursor, so it
@@ -34,6 +35,7 @@ from streamer.engines.redis_log import (
     RedisUnavailable,
 )
 from streamer.engines.redis_meta import StreamMeta
+from streamer.engines.redis_reader import StreamReaders
 from streamer.errors import StreamerError
 from streamer.log.stream_log import MemoryStreamLog
 from streamer.persistence import MessageRecord
@@ -149,23 +151,26 @@ class MirrorStream(Stream):
         return [record for record in super().records() if record.role == "assistant"]
 
     async def follow(self, redis: coredis.Redis[Any], *, prefix: str, retry_s: float,
-                     block_ms: int) -> None:
+                     block_ms: int, reader: StreamReaders | None = None) -> None:
         """Mirror the stream until its ``end``, following epoch changes; never raises for
-        the stream's own failures (they end the mirror with an ``error``)."""
+        the stream's own failures (they end the mirror with an ``error``). ``redis`` serves
+        the catch-up reads (not blocking); the live part is read by ``reader``, the process's
+        one multi-key reader (``None``: a blocking ``XREAD`` of its own on ``redis``)."""
         error: StreamerError | None = None
         try:
             with self.cancel_scope:
-                error = await self._follow(redis, prefix, retry_s, block_ms)
+                error = await self._follow(redis, prefix, retry_s, block_ms, reader)
             if self.cancel_reason is not None:
                 error = self.cancel_reason[1] or ReplicationFailed(self.cancel_reason[0])
         finally:
             self._end_mirror(error)
 
     async def _follow(self, redis: coredis.Redis[Any], prefix: str, retry_s: float,
-                      block_ms: int) -> StreamerError | None:
+                      block_ms: int, reader: StreamReaders | None
+                      ) -> StreamerError | None:
         while True:
             follower = RedisLogFollower(redis, self.stream_id, prefix=prefix,
-                                        block_ms=block_ms, retry_s=retry_s)
+                                        block_ms=block_ms, retry_s=retry_s, reader=reader)
             if not self.caught_up.is_set():
                 follower.log = self.log  # early subscribers already wait on it
             try:

@@ -1,10 +1,14 @@
 """The redis engine wired into a process (``engine.kind = "redis"``, ``docs/engines.md``).
 
-:class:`RedisEngine` holds the process's Redis client (its task, :meth:`RedisEngine.run`,
+:class:`RedisEngine` holds the process's Redis clients (its task, :meth:`RedisEngine.run`,
 lives in the server nursery; the publishers and mirrors run in its own nursery) and does the
-runtime's side of replication:
+runtime's side of replication. Two clients: one for short commands, and one for the blocking
+reads (the mirrors' multi-key reader ``engines/redis_reader.py``, the routed controls' and
+the starts' readers, a routed stop's ack wait), so a blocked read never holds a connection
+that an ``INCR``, a lookup, a publisher's pipeline or a lease renewal waits for:
 
-- every stream this process runs gets its epoch from Redis (``INCR``) and a
+- every stream this process runs gets its epoch from Redis (``INCR``, in one ``MULTI``/``EXEC``
+  with its lease and its shared metadata) and a
   :class:`~streamer.engines.redis_log.RedisLogPublisher` for its lifetime
   (:meth:`RedisEngine.begin`); a failure to publish is logged and recorded in the stream's
   trace, the stream itself goes on (its clients on this process lose nothing);
@@ -28,14 +32,17 @@ from typing import Any, TypeVar
 
 import coredis
 import trio
+from coredis.tokens import PureToken
 
 from streamer.config import Config
+from streamer.engines.redis_lease import lease_key_name
 from streamer.engines.redis_log import (
     CONNECTION_ERRORS,
     RedisLogPublisher,
     RedisUnavailable,
     connect,
-    new_epoch,
+    epoch_key,
+    epoch_of,
     with_retry,
 )
 from streamer.engines.redis_meta import (
@@ -50,6 +57,7 @@ from streamer.engines.redis_meta import (
     save_session,
     watched_key_name,
 )
+from streamer.engines.redis_reader import StreamReaders
 from streamer.log.stream_log import StreamLog
 from streamer.runtime.generation import single_error
 from streamer.runtime.mirror import MirrorStream
@@ -103,6 +111,10 @@ class RedisEngine:
         self._keep = keep
         self._sessions = sessions
         self._redis: coredis.Redis[Any] | None = None
+        #: the client of blocking reads (:attr:`readers`, the control and starts readers,
+        #: a routed stop's wait): its connections are never the short commands' ones
+        self._blocking: coredis.Redis[Any] | None = None
+        self.readers: StreamReaders | None = None
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
         #: this process's name in leases and control streams (new at each start)
@@ -125,13 +137,18 @@ class RedisEngine:
             RedisUnavailable: Redis does not answer at start-up.
         """
         try:
-            async with connect(self.url) as redis:
+            async with connect(self.url) as redis, connect(self.url) as blocking:
                 await redis.ping()
                 async with trio.open_nursery() as nursery:
                     self._redis, self._nursery = redis, nursery
-                    nursery.start_soon(self.ownership.serve_controls, redis,
+                    self._blocking = blocking
+                    self.readers = StreamReaders(blocking, prefix=self.prefix,
+                                                 process_id=self.process_id,
+                                                 block_ms=FOLLOW_BLOCK_MS, retry_s=RETRY_S)
+                    await nursery.start(self.readers.run)
+                    nursery.start_soon(self.ownership.serve_controls, blocking,
                                        name="routed controls")
-                    nursery.start_soon(self._follow_starts, redis, nursery,
+                    nursery.start_soon(self._follow_starts, blocking, nursery,
                                        name="streams begun elsewhere")
                     self._ready.set()
                     task_status.started()
@@ -169,10 +186,7 @@ class RedisEngine:
         meta = StreamMeta(stream.stream_id, owner.key, stream.provider_name, stream.model,
                           stream.request.pacing.mode, stream.request.pacing.cps)
         try:
-            epoch = await with_retry(lambda: new_epoch(redis, prefix), RETRY_S)
-            await self.ownership.take(redis, stream, RETRY_S)
-            await with_retry(lambda: save_session(redis, prefix, owner.key, owner.owner,
-                                                  ttl_s, meta), RETRY_S)
+            epoch = await with_retry(lambda: self._claim(redis, stream, meta), RETRY_S)
         except RedisUnavailable as exc:
             self.ownership.running.pop(stream.stream_id, None)
             self._failed(stream, "begin", exc)
@@ -187,6 +201,25 @@ class RedisEngine:
                            name=f"publish {stream.stream_id}")
         self.published += 1
         self.publishing += 1
+        return epoch
+
+    async def _claim(self, redis: coredis.Redis[Any], stream: Stream, meta: StreamMeta
+                     ) -> str:
+        """One round trip for a new stream, one ``MULTI``/``EXEC``: its epoch (``INCR``), its
+        lease (``SET NX PX``, ``runtime/ownership.py``), then its shared metadata, in that
+        order, so no process sees the metadata without the lease. Returns the epoch; the
+        stream is then this process's (``Ownership.running``). Raises connection errors."""
+        own, owner = self.ownership, stream.owner
+        async with redis.pipeline(transaction=True) as pipe:
+            count = pipe.incr(epoch_key(self.prefix))
+            taken = pipe.set(lease_key_name(self.prefix, stream.stream_id), own.process_id,
+                             px=own.lease_ms, condition=PureToken.NX)
+            queue_session(pipe, self.prefix, owner.key, owner.owner, self.ttl_s, meta)
+        epoch, held = epoch_of(await count), await taken
+        if not held:  # a stream id is new: another holder would be a bug
+            logger.error("stream %s: its lease is held by another process", stream.stream_id)
+            stream.record("lease_not_taken")
+        own.running[stream.stream_id] = stream
         return epoch
 
     async def _publish(self, redis: coredis.Redis[Any], stream: Stream,
@@ -331,7 +364,9 @@ class RedisEngine:
     def _start_mirror(self, redis: coredis.Redis[Any], nursery: trio.Nursery,
                       session: Session, meta: StreamMeta, current: bool) -> MirrorStream:
         mirror = MirrorStream(session, meta, session.host.stream_services())
-        mirror.router = lambda: self.ownership.route_stop(redis, mirror)
+        blocking = self._blocking
+        assert blocking is not None
+        mirror.router = lambda: self.ownership.route_stop(blocking, mirror)
         session.streams[meta.stream_id] = mirror
         if current:
             session.stream_started(mirror)  # its connections take it up
@@ -345,7 +380,7 @@ class RedisEngine:
                     self.prefix, meta.stream_id), WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
                 beside.start_soon(self.ownership.watch, redis, mirror)
                 await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
-                                    block_ms=FOLLOW_BLOCK_MS)
+                                    block_ms=FOLLOW_BLOCK_MS, reader=self.readers)
                 beside.cancel_scope.cancel()
             if mirror.lost:
                 await self.ownership.persist_lost(redis, mirror)
