@@ -11,6 +11,9 @@ key                                     value
                                         process's stream goes)
 ``{prefix}ack:{request_id}``            a list: the owner's answer to one message (``LPUSH``,
                                         short-lived), read by the sender with ``BLPOP``
+``{prefix}queued:{stream_id}``          a string: the process whose session queue holds the
+                                        stream, while it waits (``SET PX``, deleted when it
+                                        begins)
 ======================================  =====================================================
 
 A Redis Stream rather than pub/sub: a message sent while the owner's reader reconnects is
