@@ -11,6 +11,9 @@ key                                     value
                                         process's stream goes)
 ``{prefix}ack:{request_id}``            a list: the owner's answer to one message (``LPUSH``,
                                         short-lived), read by the sender with ``BLPOP``
+``{prefix}queued:{stream_id}``          a string: the process whose session queue holds the
+                                        stream, while it waits (``SET PX``, deleted when it
+                                        begins)
 ======================================  =====================================================
 
 A Redis Stream rather than pub/sub: a message sent while the owner's reader reconnects is
@@ -40,29 +43,40 @@ class ControlMessage:
 
     Attributes:
         request_id: names the ack (``c_`` + 12 hex characters).
-        action: what to do (``stop``).
+        action: what to do (``stop``, ``queue_remove``, ``queue_move``).
         stream_id: the stream it is about.
         sender: the process that sent it (recorded in the owner's trace).
+        session: the session key the sender's client is in (the queue controls: the holder
+            checks the stream is that session's); ``""`` for ``stop``.
+        position: ``queue_move``'s position (0 = next).
     """
 
     request_id: str
     action: str
     stream_id: str
     sender: str
+    session: str = ""
+    position: int = 0
 
     @classmethod
-    def new(cls, action: str, stream_id: str, sender: str) -> ControlMessage:
-        return cls(f"c_{secrets.token_hex(6)}", action, stream_id, sender)
+    def new(cls, action: str, stream_id: str, sender: str, session: str = "",
+            position: int = 0) -> ControlMessage:
+        return cls(f"c_{secrets.token_hex(6)}", action, stream_id, sender, session, position)
 
     def fields(self) -> dict[str, str]:
-        return {"r": self.request_id, "a": self.action, "s": self.stream_id, "f": self.sender}
+        fields = {"r": self.request_id, "a": self.action, "s": self.stream_id,
+                  "f": self.sender}
+        if self.session:
+            fields.update(k=self.session, p=str(self.position))
+        return fields
 
     @classmethod
     def of(cls, fields: dict[Any, Any]) -> ControlMessage:
         """The message of a Redis entry's fields. Raises ``ValueError`` on anything else."""
         text = {_text(key): _text(value) for key, value in fields.items()}
         try:
-            return cls(str(text["r"]), str(text["a"]), str(text["s"]), str(text["f"]))
+            return cls(str(text["r"]), str(text["a"]), str(text["s"]), str(text["f"]),
+                       text.get("k", ""), int(text.get("p", 0)))
         except KeyError as exc:
             raise ValueError(f"a control message without {exc}") from exc
 
@@ -77,6 +91,30 @@ def control_key_name(prefix: str, process_id: str) -> str:
 
 def ack_key_name(prefix: str, request_id: str) -> str:
     return f"{prefix}ack:{request_id}"
+
+
+def queued_key_name(prefix: str, stream_id: str) -> str:
+    """``{prefix}queued:{stream_id}``: the process holding the queued stream (a string, set
+    while it waits in its session's queue, expiring after the replay window)."""
+    return f"{prefix}queued:{stream_id}"
+
+
+async def share_queued(redis: coredis.Redis[bytes], prefix: str, stream_id: str,
+                       process_id: str, ttl_ms: int) -> None:
+    """Record that ``process_id`` holds the queued ``stream_id`` (``SET PX``)."""
+    await redis.set(queued_key_name(prefix, stream_id), process_id, px=ttl_ms)
+
+
+async def forget_queued(redis: coredis.Redis[bytes], prefix: str, stream_id: str) -> None:
+    """The stream left its queue (it began): its holder is no longer recorded."""
+    await redis.delete([queued_key_name(prefix, stream_id)])
+
+
+async def queued_holder(redis: coredis.Redis[bytes], prefix: str, stream_id: str
+                        ) -> str | None:
+    """The process holding the queued ``stream_id``, or ``None``."""
+    value = await redis.get(queued_key_name(prefix, stream_id))
+    return _text(value) if value is not None else None
 
 
 async def send_control(redis: coredis.Redis[bytes], prefix: str, owner: str,

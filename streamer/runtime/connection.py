@@ -496,10 +496,10 @@ class Connection:
         await self.send(Pong(self.session.session_id, control.ts), None)
 
     async def _on_queue_remove(self, control: QueueRemove) -> None:
-        self.session.queue_remove(control.stream_id)
+        await self.session.queue_control("queue_remove", control.stream_id)
 
     async def _on_queue_move(self, control: QueueMove) -> None:
-        self.session.queue_move(control.stream_id, control.position)
+        await self.session.queue_control("queue_move", control.stream_id, control.position)
 
     async def _on_delivery(self, control: Pause | Resume | Skip | Speed) -> None:
         """``pause``, ``resume``, ``skip``, ``speed``: the current subscription's pacing."""

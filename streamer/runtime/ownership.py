@@ -10,7 +10,10 @@
 - a client's ``stop`` that arrives on a process that only mirrors the stream is routed to the
   lease holder's control stream (``engines/redis_control.py``) and waited for
   (:meth:`Ownership.route_stop`); the owner applies it as a local ``stop``
-  (:meth:`Ownership.serve_controls`), its trace naming the process it came from.
+  (:meth:`Ownership.serve_controls`), its trace naming the process it came from;
+- a stream queued here is recorded in Redis (:meth:`Ownership.share_queued`) until it begins,
+  so a ``queue_remove`` / ``queue_move`` arriving on another process is routed here the same
+  way (:meth:`Ownership.route_queue`) and applied to the session's queue as a local one.
 
 Bounds: an owner that dies is noticed within the lease TTL (its last renewal's), plus half the
 TTL (the lease is taken again within a third of it after a ``FLUSHALL``, so a flush is not a
@@ -21,15 +24,20 @@ death), plus a quarter (the watch's period): under twice ``engine.lease_ttl_s``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import coredis
 import trio
 
 from streamer.engines.redis_control import (
     ControlMessage,
+    forget_queued,
+    queued_holder,
     read_controls,
     send_ack,
     send_control,
+    share_queued,
     wait_ack,
 )
 from streamer.engines.redis_lease import (
@@ -41,8 +49,11 @@ from streamer.engines.redis_lease import (
     take_lease,
 )
 from streamer.engines.redis_log import CONNECTION_ERRORS, RedisUnavailable, with_retry
-from streamer.errors import ControlNotDelivered, GenerationLost
+from streamer.errors import ControlNotDelivered, GenerationLost, StreamNotFound
 from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream
+
+if TYPE_CHECKING:
+    from streamer.runtime.session import Session
 
 logger = logging.getLogger("streamer.runtime")
 
@@ -52,6 +63,8 @@ ACK_TIMEOUT_S = 2.0
 CONTROL_BLOCK_MS = 1_000
 #: the cancel reason of a mirror whose owner was lost (``mirror.LOCAL_ENDINGS``)
 LOST_REASON = "generation lost"
+#: the controls routed to the process holding a queued stream
+QUEUE_ACTIONS = frozenset({"queue_remove", "queue_move"})
 
 
 class Ownership:
@@ -74,6 +87,8 @@ class Ownership:
         self.keep_ms = max(self.lease_ms, int(keep_s * 1000))
         #: the streams this process runs and holds the lease of, by id
         self.running: dict[str, Stream] = {}
+        #: the streams queued here (not begun yet), with their session, by id
+        self.queued: dict[str, tuple[Session, Stream]] = {}
         #: controls applied here for other processes, and routed from here (for tests)
         self.applied = 0
         self.routed = 0
@@ -89,6 +104,23 @@ class Ownership:
             logger.error("stream %s: its lease is held by another process", stream.stream_id)
             stream.record("lease_not_taken")
         self.running[stream.stream_id] = stream
+        if self.queued.pop(stream.stream_id, None) is not None:
+            try:  # (else it expires: a control for it then finds it no longer queued)
+                await forget_queued(redis, self.prefix, stream.stream_id)
+            except CONNECTION_ERRORS:
+                pass
+
+    async def share_queued(self, redis: coredis.Redis[bytes], session: Session,
+                           stream: Stream) -> None:
+        """``stream`` waits in ``session``'s queue here: record this process as its holder
+        (for the replay window, or until it begins: :meth:`take`). Redis not answering is
+        recorded in its trace (a queue control from another process then finds nothing)."""
+        self.queued[stream.stream_id] = (session, stream)
+        try:
+            await share_queued(redis, self.prefix, stream.stream_id, self.process_id,
+                               self.keep_ms)
+        except CONNECTION_ERRORS as exc:
+            stream.record("queued_not_shared", error=repr(exc))
 
     async def hold(self, redis: coredis.Redis[bytes], stream: Stream) -> None:
         """Renew the stream's lease every third of its TTL until cancelled (taking it again
@@ -139,7 +171,11 @@ class Ownership:
                     logger.error("control %s: the ack was lost", message.request_id)
 
     def apply(self, message: ControlMessage) -> str:
-        """Apply a routed control as a local one: ``applied`` or ``not_running``."""
+        """Apply a routed control as a local one: ``applied``, or ``not_running`` (a stop of
+        a stream not running here), ``not_queued`` (a queue control for a stream not waiting
+        in that session's queue here)."""
+        if message.action in QUEUE_ACTIONS:
+            return self._apply_queue(message)
         stream = self.running.get(message.stream_id)
         if message.action != "stop" or stream is None or stream.state == "done":
             return "not_running"
@@ -147,6 +183,25 @@ class Ownership:
         stream.record("control_routed", action=message.action, sender=message.sender,
                       request_id=message.request_id)
         stream.cancel(f"stop from client on process {message.sender}")
+        return "applied"
+
+    def _apply_queue(self, message: ControlMessage) -> str:
+        """``queue_remove`` / ``queue_move`` of a stream queued here, for the same session
+        only (the session's own methods: the same effect and events as a local one)."""
+        held = self.queued.get(message.stream_id)
+        if held is None or held[0].key != message.session:
+            return "not_queued"
+        session, stream = held
+        stream.record("control_routed", action=message.action, sender=message.sender,
+                      request_id=message.request_id)
+        try:
+            if message.action == "queue_remove":
+                session.queue_remove(message.stream_id)
+            else:
+                session.queue_move(message.stream_id, message.position)
+        except StreamNotFound:
+            return "not_queued"
+        self.applied += 1
         return "applied"
 
     # ------------------------------------------------------------------ the followers
@@ -159,25 +214,65 @@ class Ownership:
             ControlNotDelivered: no owner holds the stream's lease, Redis does not answer,
                 or the owner did not confirm in time.
         """
-        stream_id, began = stream.stream_id, trio.current_time()
+        async def holder() -> str | None:
+            return await lease_holder(redis, self.prefix, stream.stream_id)
+
+        message = ControlMessage.new("stop", stream.stream_id, self.process_id)
+        await self.route(redis, message, holder, stream)
+
+    async def route_queue(self, redis: coredis.Redis[bytes], session: Session, action: str,
+                          stream_id: str, position: int = 0) -> None:
+        """Send a client's ``queue_remove`` / ``queue_move`` (``action``) of ``stream_id``,
+        queued on another process, to that process and wait for the ack.
+
+        Raises:
+            StreamNotFound: no process holds it queued in this session (as a local one).
+            ControlNotDelivered: Redis does not answer, or the holder did not confirm in
+                :data:`ACK_TIMEOUT_S`.
+        """
+        async def holder() -> str | None:
+            found = await queued_holder(redis, self.prefix, stream_id)
+            if found is None or found == self.process_id:
+                raise StreamNotFound(f"no queued stream {stream_id} in this session")
+            return found
+
+        message = ControlMessage.new(action, stream_id, self.process_id, session.key,
+                                     position)
+        if await self.route(redis, message, holder, None) != "applied":
+            raise StreamNotFound(f"no queued stream {stream_id} in this session")
+
+    async def route(self, redis: coredis.Redis[bytes], message: ControlMessage,
+                    holder: Callable[[], Awaitable[str | None]], stream: Stream | None
+                    ) -> str:
+        """Send ``message`` to the process ``holder()`` names and wait for its ack (at most
+        :data:`ACK_TIMEOUT_S`); the ack's result (``applied``, …). ``stream``'s trace (if
+        any) records the routing.
+
+        Raises:
+            ControlNotDelivered: no process holds the stream, Redis does not answer, or the
+                holder did not confirm in time.
+        """
+        what, began = f"{message.action} of {message.stream_id}", trio.current_time()
         try:
             with trio.fail_after(ACK_TIMEOUT_S + 1):
-                owner = await lease_holder(redis, self.prefix, stream_id)
+                owner = await holder()
                 if owner is None or owner == ENDED:
-                    raise ControlNotDelivered(f"stop of {stream_id}: no process holds it")
-                message = ControlMessage.new("stop", stream_id, self.process_id)
+                    raise ControlNotDelivered(f"{what}: no process holds it")
                 await send_control(redis, self.prefix, owner, message)
                 result = await wait_ack(redis, self.prefix, message.request_id,
                                         ACK_TIMEOUT_S)
         except (trio.TooSlowError, *CONNECTION_ERRORS) as exc:
-            raise ControlNotDelivered(f"stop of {stream_id}: redis: {exc!r}") from exc
+            raise ControlNotDelivered(f"{what}: redis: {exc!r}") from exc
         if result is None:
-            stream.record("control_not_delivered", action="stop", owner=owner)
-            raise ControlNotDelivered(f"stop of {stream_id}: {owner} did not answer in "
+            if stream is not None:
+                stream.record("control_not_delivered", action=message.action, owner=owner)
+            raise ControlNotDelivered(f"{what}: {owner} did not answer in "
                                       f"{ACK_TIMEOUT_S:g} s")
         self.routed += 1
-        stream.record("control_routed", action="stop", owner=owner, result=result,
-                      ms=round((trio.current_time() - began) * 1000, 1))
+        if stream is not None:
+            stream.record("control_routed", action=message.action, owner=owner,
+                          result=result, ms=round((trio.current_time() - began) * 1000, 1))
+        return result
 
     async def watch(self, redis: coredis.Redis[bytes], mirror: Stream) -> None:
         """End ``mirror`` with ``generation_lost`` once its lease has been gone for half the

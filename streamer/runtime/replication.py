@@ -175,6 +175,19 @@ class RedisEngine:
             logger.error("redis engine: %s failed: %s", what, exc)
             return None
 
+    # ------------------------------------------------------------------ queued streams
+
+    async def share_queued(self, session: Session, stream: Stream) -> None:
+        """``stream`` waits in ``session``'s queue here (``session.QueueRouter``)."""
+        redis, _ = await self._client()
+        await self.ownership.share_queued(redis, session, stream)
+
+    async def route_queue(self, session: Session, action: str, stream_id: str,
+                          position: int) -> None:
+        """A queue control for a stream queued elsewhere (``session.QueueRouter``)."""
+        redis, _ = await self._client()
+        await self.ownership.route_queue(redis, session, action, stream_id, position)
+
     # ------------------------------------------------------------------ publishing
 
     async def begin(self, stream: Stream) -> str | None:

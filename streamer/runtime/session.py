@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import trio
 
@@ -98,6 +98,20 @@ class Host(Protocol):
     def connection_opened(self, connection: Follower) -> None: ...
 
     def connection_closed(self, connection: Follower) -> None: ...
+
+
+@runtime_checkable
+class QueueRouter(Protocol):
+    """An engine that shares queued streams between processes (the redis engine:
+    ``runtime/ownership.py``, ``docs/engines.md`` "Controls routed to the owner")."""
+
+    async def share_queued(self, session: Session, stream: Stream) -> None:
+        """``stream`` waits in ``session``'s queue on this process: say so to the others."""
+
+    async def route_queue(self, session: Session, action: str, stream_id: str,
+                          position: int) -> None:
+        """Apply ``queue_remove`` / ``queue_move`` (``action``) on the process holding
+        ``stream_id`` queued. Raises ``StreamNotFound`` (none does), ``ControlNotDelivered``."""
 
 
 class Watcher(Protocol):
@@ -270,14 +284,18 @@ class Session:
         """
         limits, subject = self.host.limits, self.owner.subject
         if limits.shared is None:
-            return self.submit(start)
-        token = await limits.reserve_stream(subject, self.host.active_streams(subject))
-        try:
             stream = self.submit(start)
-        except BaseException:
-            limits.refund(token)
-            raise
-        limits.admitted(token, stream)
+        else:
+            token = await limits.reserve_stream(subject, self.host.active_streams(subject))
+            try:
+                stream = self.submit(start)
+            except BaseException:
+                limits.refund(token)
+                raise
+            limits.admitted(token, stream)
+        engine = stream.services.engine
+        if stream.queued_behind and isinstance(engine, QueueRouter):
+            await engine.share_queued(self, stream)  # its queue controls may come elsewhere
         return stream
 
     def queue_position(self, stream: Stream) -> int:
@@ -332,6 +350,25 @@ class Session:
         stream = self._queued(stream_id)
         self.queue.remove(stream)
         self.queue.insert(min(position, len(self.queue)), stream)
+
+    async def queue_control(self, action: str, stream_id: str, position: int = 0) -> None:
+        """``queue_remove`` / ``queue_move`` (``action``) from a client: here, or (the redis
+        engine) on the process whose queue holds the stream (its ``start`` went there).
+
+        Raises:
+            StreamNotFound: no process holds the stream queued in this session.
+            ControlNotDelivered: the holder did not confirm in time (the redis engine).
+        """
+        try:
+            if action == "queue_remove":
+                self.queue_remove(stream_id)
+            else:
+                self.queue_move(stream_id, position)
+        except StreamNotFound:
+            engine = self.host.stream_services().engine
+            if stream_id in self.streams or not isinstance(engine, QueueRouter):
+                raise
+            await engine.route_queue(self, action, stream_id, position)
 
     def stream_started(self, stream: Stream) -> None:
         """The stream runs now: connections following the session take it up."""
