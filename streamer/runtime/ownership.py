@@ -46,7 +46,6 @@ from streamer.engines.redis_lease import (
     lease_holder,
     release_lease,
     renew_lease,
-    take_lease,
 )
 from streamer.engines.redis_log import CONNECTION_ERRORS, RedisUnavailable, with_retry
 from streamer.errors import ControlNotDelivered, GenerationLost, StreamNotFound
@@ -95,14 +94,9 @@ class Ownership:
 
     # ------------------------------------------------------------------ the owner
 
-    async def take(self, redis: coredis.Redis[bytes], stream: Stream, retry_s: float) -> None:
-        """Take the new stream's lease (before its metadata is shared). Raises
-        :class:`RedisUnavailable`."""
-        taken = await with_retry(lambda: take_lease(redis, self.prefix, stream.stream_id,
-                                                    self.process_id, self.lease_ms), retry_s)
-        if not taken:  # a stream id is new: another holder would be a bug
-            logger.error("stream %s: its lease is held by another process", stream.stream_id)
-            stream.record("lease_not_taken")
+    async def began(self, redis: coredis.Redis[bytes], stream: Stream) -> None:
+        """``stream`` began here with its lease taken (``RedisEngine._claim``): it is this
+        process's now, and no longer a queued stream others route queue controls to."""
         self.running[stream.stream_id] = stream
         if self.queued.pop(stream.stream_id, None) is not None:
             try:  # (else it expires: a control for it then finds it no longer queued)
@@ -113,7 +107,7 @@ class Ownership:
     async def share_queued(self, redis: coredis.Redis[bytes], session: Session,
                            stream: Stream) -> None:
         """``stream`` waits in ``session``'s queue here: record this process as its holder
-        (for the replay window, or until it begins: :meth:`take`). Redis not answering is
+        (for the replay window, or until it begins: :meth:`began`). Redis not answering is
         recorded in its trace (a queue control from another process then finds nothing)."""
         self.queued[stream.stream_id] = (session, stream)
         try:

@@ -232,7 +232,7 @@ class RedisEngine:
         if not held:  # a stream id is new: another holder would be a bug
             logger.error("stream %s: its lease is held by another process", stream.stream_id)
             stream.record("lease_not_taken")
-        own.running[stream.stream_id] = stream
+        await own.began(redis, stream)
         return epoch
 
     async def _publish(self, redis: coredis.Redis[Any], stream: Stream,
