@@ -129,7 +129,8 @@ async def rows(base: str, pid: int, args: Any) -> list[dict[str, Any]]:
 
     options = {"streams": args.slow_streams, "slow": args.slow, "seconds": args.seconds,
                "reps": min(args.reps, 3), "limit": args.limit, "slow_answer_s": 1000.0,
-               "give_up_s": 12.0}  # the server's send_timeout_s (10 s) and a margin
+               # past 1.5 x the server's send_timeout_s (10 s): a stuck write's latest notice
+               "give_up_s": 16.0}
     with trio.fail_after(options["reps"] * 2 * (args.limit + 60)):
         done = await slow_clients(base, pid, options, rss_bytes, cpu_seconds)
     ratios = [b / a for a, b in zip(done["p99_alone_ms"], done["p99_with_slow_ms"],

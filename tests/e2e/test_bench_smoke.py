@@ -19,7 +19,8 @@ MEASURES = ["ceiling: bare trio-websocket", "ceiling: bare ASGI on hypercorn",
             "single stream, pacing off", "single stream / bare trio-websocket",
             "single stream / bare hypercorn", "load client CPU: minimal (bench/wsclient.py)",
             "load client CPU: trio-websocket", "memory per finished answer",
-            "idle connections at 20", "soak: RSS growth after warm-up",
+            "idle connections at 20", "idle connections at 20, bare ASGI on hypercorn",
+            "idle connections at 20, bare quart-trio", "soak: RSS growth after warm-up",
             "soak: open fds growth after warm-up", "soak: errors (not injected)",
             "slow clients: others' p99 lag, with / without", "slow clients: server memory each"]
 #: rows whose figure may be 0 or below (a growth, a count of errors)
