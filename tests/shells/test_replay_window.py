@@ -44,7 +44,8 @@ async def test_a_finished_answer_is_compacted_and_resumes_exactly_at_and_inside_
     registry.bind(nursery)
     session = registry.get_or_create("s-compact")
     connection, recorder = await connect(nursery, session)  # follows it live, then leaves
-    stream = session.submit(start(ANSWER, mode="off"))
+    # a delta per entry (echo at interval 0 would join a buffer's worth into one)
+    stream = session.submit(start(ANSWER, mode="off", interval_ms=1.0))
     await stream.done.wait()
     ops = [(e.seq, e.op) for e in stream.log.entries if e.op is not None]
     await recorder.wait_for("stream_complete")
