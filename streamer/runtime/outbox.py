@@ -223,7 +223,9 @@ class Outbox:
                     self._on_stuck()
                 self._check_at = math.inf
                 return
-            self._next(started + self.send_timeout_s)
+            # look again at the write's deadline, or sooner if a heartbeat may fall due
+            # before it: the write may end at once, and the connection then idle
+            self._next(min(started + self.send_timeout_s, now + self._heartbeat_s))
             return
         due = self._last_write + self._heartbeat_s
         if now >= due:
