@@ -131,7 +131,9 @@ class Registry:
         #: opened by the app at start-up
         self.store: MessageStore | None = None
         #: finished streams whose logs are still in memory, oldest first (replay window)
-        self._finished: dict[str, tuple[float, Stream]] = {}
+        #: (when it finished, the stream, its log's bytes then), and the sum of those bytes
+        self._finished: dict[str, tuple[float, Stream, int]] = {}
+        self._finished_bytes = 0
         #: ``engine.kind = "redis"``: streams and sessions shared through Redis (engines.md)
         self.engine: RedisEngine | None = None
         self.shared_limits: RedisLimits | None = None
@@ -337,7 +339,7 @@ class Registry:
         for connection in list(session.connections):
             connection.cancel_scope.cancel()
         for stream_id in list(session.streams):
-            self._finished.pop(stream_id, None)
+            self._forget_finished(stream_id)
         if self.store is not None:
             # let cancelled streams write their last checkpoint before the delete
             with trio.move_on_after(PERSIST_TIMEOUT_S):
@@ -384,32 +386,53 @@ class Registry:
 
     def keep_for_replay(self, stream: Stream) -> None:
         """A finished stream's (or mirror's) log stays for the replay window."""
-        self._finished[stream.stream_id] = (trio.current_time(), stream)
+        self._forget_finished(stream.stream_id)
+        size = stream.log.retained_bytes
+        self._finished[stream.stream_id] = (trio.current_time(), stream, size)
+        self._finished_bytes += size
         self.evict_finished_logs()
+
+    def _forget_finished(self, stream_id: str) -> None:
+        kept = self._finished.pop(stream_id, None)
+        if kept is not None:
+            self._finished_bytes -= kept[2]
 
     def evict_finished_logs(self) -> None:
         """Drop finished logs, oldest first, past ``resume.window_s``, beyond
         ``resume.max_finished_logs``, and while they hold more than
         ``resume.max_finished_bytes`` (those clients still follow are kept until they
-        leave). An evicted stream keeps its final document (a late resume's snapshot)."""
+        leave). An evicted stream keeps its final document (a late resume's snapshot).
+
+        O(1) while nothing is due (the oldest log is looked at first, and the bytes are a
+        running total of each log's size when it was kept); the sizes are measured again
+        only when that total is over the limit (a log kept while readers followed it
+        compacts, and shrinks, once they leave)."""
         resume = self.config.resume
         deadline = trio.current_time() - resume.window_s
         excess = len(self._finished) - resume.max_finished_logs
-        excess_bytes = self.finished_log_bytes() - resume.max_finished_bytes
-        for stream_id, (finished_at, stream) in list(self._finished.items()):
+        excess_bytes = self._finished_bytes - resume.max_finished_bytes
+        if excess_bytes > 0:
+            self._finished = {stream_id: (at, stream, stream.log.retained_bytes)
+                              for stream_id, (at, stream, _) in self._finished.items()}
+            self._finished_bytes = sum(size for _, _, size in self._finished.values())
+            excess_bytes = self._finished_bytes - resume.max_finished_bytes
+        evicted = []
+        for stream_id, (finished_at, stream, size) in self._finished.items():
             if finished_at > deadline and excess <= 0 and excess_bytes <= 0:
                 break
             if stream.subscribers:
                 continue
-            excess_bytes -= stream.log.retained_bytes
-            stream.log.evict()
-            del self._finished[stream_id]
+            excess_bytes -= size
+            evicted.append(stream)
             excess -= 1
+        for stream in evicted:
+            self._forget_finished(stream.stream_id)
+            stream.log.evict()
 
     def finished_log_bytes(self) -> int:
         """What the finished logs in the replay window hold, estimated (bytes:
         ``MemoryStreamLog.retained_bytes``, measured once per log and state)."""
-        return sum(stream.log.retained_bytes for _, stream in self._finished.values())
+        return sum(stream.log.retained_bytes for _, stream, _ in self._finished.values())
 
     async def housekeeping(self) -> None:
         """Every minute (or sooner for short windows): evict finished logs past the replay

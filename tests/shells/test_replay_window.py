@@ -104,3 +104,31 @@ async def test_finished_logs_are_bounded_in_bytes_oldest_evicted_first(
     evicted = streams[0]
     assert "".join(evicted.snapshot()[1]) == evicted.html
     assert evicted.snapshot()[0] == evicted.log.last_seq
+
+
+async def test_the_byte_bound_counts_a_followed_log_at_its_compacted_size(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    """A log kept while a reader still followed it is kept whole, and compacts (shrinks)
+    once the reader leaves: the bound then counts its compacted size, so it does not evict
+    answers that fit."""
+    probe = Registry(make_config(**{"policy.providers": ("echo",)}))
+    probe.bind(nursery)
+    size = (await finished(probe, "s-probe")).log.retained_bytes
+    registry = Registry(make_config(**{"policy.providers": ("echo",),
+                                       "resume.max_finished_bytes": int(size * 2.5)}))
+    registry.bind(nursery)
+    session = registry.get_or_create("s-followed")
+    connection, recorder = await connect(nursery, session)
+    followed = session.submit(start(ANSWER, cps=400.0))
+    await followed.done.wait()
+    whole = followed.log.retained_bytes
+    assert whole > size * 1.5  # uncompacted: over the bound with one more answer
+    await recorder.wait_for("stream_complete")
+    connection.cancel_scope.cancel()
+    await trio.testing.wait_all_tasks_blocked()
+    assert followed.log.compacted and followed.log.retained_bytes == size
+    later = await finished(registry, "s-later")
+    assert not followed.log.evicted and not later.log.evicted
+    assert registry.finished_log_bytes() == 2 * size
+    third = await finished(registry, "s-third")  # now over: the oldest goes
+    assert [followed.log.evicted, later.log.evicted, third.log.evicted] == [True, False, False]
