@@ -417,7 +417,7 @@ class Registry:
             self._finished_bytes = sum(size for _, _, size in self._finished.values())
             excess_bytes = self._finished_bytes - resume.max_finished_bytes
         evicted = []
-        for stream_id, (finished_at, stream, size) in self._finished.items():
+        for finished_at, stream, size in self._finished.values():
             if finished_at > deadline and excess <= 0 and excess_bytes <= 0:
                 break
             if stream.subscribers:
