@@ -109,13 +109,15 @@ async def idle_memory(base: str, pid: int, args: argparse.Namespace) -> list[dic
 async def matrix(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
     rows = []
     print("\n" + head(MATRIX), flush=True)
-    for pacing in args.pacing.split(","):
-        for streams in [int(s) for s in args.streams.split(",")]:
-            row = await load.fanout(base, pid, streams, args.seconds, pacing,
-                                    procs.cpu_seconds, args.limit)
-            print(format_row(row, MATRIX), flush=True)
-            rows.append(row)
-            await trio.sleep(0.2 if args.quick else 1)
+    for arrival in args.arrival.split(","):
+        spread_s = 0.0 if arrival == "burst" else args.spread_s
+        for pacing in args.pacing.split(","):
+            for streams in [int(s) for s in args.streams.split(",")]:
+                row = await load.fanout(base, pid, streams, args.seconds, pacing,
+                                        procs.cpu_seconds, args.limit, spread_s=spread_s)
+                print(format_row(row, MATRIX), flush=True)
+                rows.append(row)
+                await trio.sleep(0.2 if args.quick else 1)
     return rows
 
 
@@ -180,9 +182,10 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 SECTIONS = ("ceiling", "answers", "idle", "floor", "soak", "slow", "fanout", "engines")
 
 
-MATRIX = ["streams", "deltas_per_s", "pacing", "complete", "all_complete", "lag_p50_ms",
-          "lag_p99_ms", "first_p50_ms", "first_p99_ms", "run_lag_p50_ms", "run_lag_p99_ms",
-          "late_p50_s", "late_max_s", "server_cpu_pct", "load_cpu_pct", "frames_per_delta"]
+MATRIX = ["streams", "deltas_per_s", "pacing", "arrival", "complete", "all_complete",
+          "lag_p50_ms", "lag_p99_ms", "first_p50_ms", "first_p99_ms", "run_lag_p50_ms",
+          "run_lag_p99_ms", "late_p50_s", "late_max_s", "server_cpu_pct", "load_cpu_pct",
+          "frames_per_delta"]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -202,6 +205,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--streams", help="fan-out stream counts, comma-separated")
     ap.add_argument("--seconds", type=float, help="length of each fan-out answer")
     ap.add_argument("--pacing", help="fan-out pacing modes: off, default (comma-separated)")
+    ap.add_argument("--arrival", default="burst,spread",
+                    help="fan-out starts: burst (all in one instant), spread (evenly over "
+                         "--spread-s), comma-separated")
+    ap.add_argument("--spread-s", type=float, default=1.0,
+                    help="seconds the spread arrival's starts take in all")
     ap.add_argument("--reps", type=int, help="interleaved repetitions of the ceiling rows")
     ap.add_argument("--tokens", type=int, help="tokens per ceiling / single-stream run")
     ap.add_argument("--idle", help="idle connection counts, comma-separated")

@@ -222,8 +222,11 @@ def deltas_of(text: str) -> int:
 
 
 async def paced_stream(ws: Client, text: str, pacing: str, interval_s: float,
-                       result: StreamResult) -> None:
-    """Send ``start`` now and read the answer to its end, filling ``result``."""
+                       result: StreamResult, delay_s: float = 0.0) -> None:
+    """Send ``start`` after ``delay_s`` and read the answer to its end, filling ``result``
+    (lags count from when the ``start`` was sent)."""
+    if delay_s:
+        await trio.sleep(delay_s)
     start = {"type": "start", "prompt": text, "provider": "echo", "pacing": {"mode": pacing},
              "echo": {"delta_chars": 4, "interval_ms": interval_s * 1000}}
     if pacing == "default":
@@ -325,9 +328,11 @@ class Fan:
 
 async def fanout(base: str, pid: int | list[int], streams: int, seconds: float, pacing: str,
                  cpu_seconds: Any, limit_s: float,
-                 follow_base: str | None = None) -> dict[str, Any]:
+                 follow_base: str | None = None, spread_s: float = 0.0) -> dict[str, Any]:
     """``streams`` answers at once, each 20 deltas/s of 4 characters for ``seconds``, every
-    one on its own session and connection; bounded by ``limit_s`` after the starts. With
+    one on its own session and connection; bounded by ``limit_s`` after the starts. The
+    starts go out in the same instant (``spread_s`` 0: a burst), or evenly spread over
+    ``spread_s`` seconds (the ``i``-th at ``i * spread_s / streams``), as users arrive. With
     ``follow_base`` (another process of the redis engine) a second client per session joins
     its answer there once the first has part of it (``mirror``: its lags, counted from the
     same ``start``). ``pid``: the server process (or processes: CPU summed)."""
@@ -346,9 +351,10 @@ async def fanout(base: str, pid: int | list[int], streams: int, seconds: float, 
         await read_answer(ws, result, interval, last)
 
     async with trio.open_nursery() as nursery:
-        for sid, result in zip(sids, results, strict=True):
+        for i, (sid, result) in enumerate(zip(sids, results, strict=True)):
             nursery.start_soon(fan.client, ws_url(base, f"/ws/stream/{sid}"), result, partial(
-                paced_stream, text=text, pacing=pacing, interval_s=interval, result=result))
+                paced_stream, text=text, pacing=pacing, interval_s=interval, result=result,
+                delay_s=i * spread_s / streams))
         for sid, starter, mirror in zip(sids, results, mirrors, strict=False):
             nursery.start_soon(fan.client, ws_url(follow_base or "", f"/ws/stream/{sid}"),
                                mirror, partial(follow, starter=starter, result=mirror), starter)
@@ -362,7 +368,8 @@ async def fanout(base: str, pid: int | list[int], streams: int, seconds: float, 
         wall, load_cpu = time.perf_counter() - t0, time.process_time() - load0
         cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
         nursery.cancel_scope.cancel()
-    row = {"streams": streams, "deltas_per_s": 20, "pacing": pacing, "seconds": seconds,
+    row = {"streams": streams, "deltas_per_s": 20, "pacing": pacing,
+           "arrival": f"spread {spread_s:g} s" if spread_s else "burst", "seconds": seconds,
            **summary(results, deltas_of(text), wall),
            "server_cpu_pct": round(sum(cpu) / wall * 100),
            "load_cpu_pct": round(load_cpu / wall * 100)}

@@ -39,7 +39,9 @@ def test_quick_run_prints_and_writes_every_row(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     data = json.loads((out / "load.json").read_text())
     assert [row["measure"] for row in data["measures"]] == MEASURES
-    assert [(row["streams"], row["pacing"]) for row in data["fanout"]] == [(1, "off"), (5, "off")]
+    assert [(row["streams"], row["pacing"], row["arrival"]) for row in data["fanout"]] == [
+        (1, "off", "burst"), (5, "off", "burst"),
+        (1, "off", "spread 1 s"), (5, "off", "spread 1 s")]
     assert all(row["all_complete"] and row["complete"] == row["streams"]
                for row in data["fanout"]), data["fanout"]
     for row in data["measures"]:
@@ -56,7 +58,7 @@ def test_quick_run_prints_and_writes_every_row(tmp_path: Path) -> None:
     printed = run.stdout
     for name in MEASURES:
         assert f"| {name} |" in table and f"| {name} |" in printed
-    assert table.count("| off |") == 2 and printed.count("| off |") == 2
+    assert table.count("| off |") == 4 and printed.count("| off |") == 4
 
 
 def test_engine_rows_run_on_memory_and_redis_across_processes_and_behind_nginx(
