@@ -66,7 +66,8 @@ class Wakeable(Protocol):
 
     def wake_for_entry(self) -> None: ...
 
-    async def wait(self) -> None: ...
+    async def wait(self, deadline: float = math.inf) -> None:
+        """Until woken, or until ``deadline`` (Trio's clock, s)."""
 
 
 class Subscription:
@@ -153,40 +154,27 @@ class Subscription:
     async def run(self) -> None:
         """Deliver the stream to the connection, paced, then its terminal events.
 
-        The waits between frames share one cancel scope as their timer, its deadline moved
-        for each wait and lifted while sending; a new scope is made only after the timer
-        fired (a scope per wait was a twentieth of the server's time at 100 streams).
+        Waits between frames are the waiter's, with the pacer's deadline on the process's
+        timers (``runtime/timers.py``): no cancel scope per frame (a scope expiry per frame
+        kept the default pacing seconds behind at 250 streams, issue 16).
         """
         await self._begin()
         next_progress = trio.current_time()
-        done = False
-        while not done:
-            with trio.CancelScope() as timer:
-                while True:
-                    await self._deliver_due()
-                    if self.cursor.at_end:
-                        done = True
-                        break
-                    next_progress = await self._progress(next_progress)
-                    deadline = self._deadline(next_progress)
-                    # entries already pending: a new one changes nothing until the pacer's
-                    # deadline (or the writer's readiness), so it does not wake the loop
-                    self.waiter.entries_muted = self._blocked or self.cursor.has_pending
-                    if deadline == math.inf:
-                        await self._wait()  # (the timer's deadline is inf)
-                        continue
-                    timer.deadline = deadline
-                    await self._wait()
-                    if timer.cancel_called:  # woken as the deadline passed: a fresh timer
-                        break
-                    timer.deadline = math.inf
+        while True:
+            await self._deliver_due()
+            if self.cursor.at_end:
+                break
+            next_progress = await self._progress(next_progress)
+            deadline = self._deadline(next_progress)
+            # entries already pending: a new one changes nothing until the deadline (the
+            # pacer's, the next progress event's) or the writer's readiness, so it does not
+            # wake the loop
+            self.waiter.entries_muted = self._blocked or self.cursor.has_pending
+            try:
+                await self.waiter.wait(deadline)
+            finally:
+                self.waiter.entries_muted = False
         await self._end()
-
-    async def _wait(self) -> None:
-        try:
-            await self.waiter.wait()
-        finally:
-            self.waiter.entries_muted = False
 
     async def _begin(self) -> None:
         stream = self.stream
@@ -268,7 +256,10 @@ class Subscription:
             return math.inf
         deadline = self.pacer.next_deadline(self.cursor.has_pending)
         if deadline is None:
-            return math.inf
+            # paused with entries pending (muted): the next progress event still says what
+            # arrived meanwhile; nothing pending: a new entry wakes the loop
+            return next_progress if self.cursor.has_pending and self._last_progress \
+                is not None else math.inf
         if self._last_progress is not None:
             deadline = min(deadline, next_progress)
         return deadline

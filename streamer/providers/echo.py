@@ -13,7 +13,6 @@ from collections.abc import AsyncGenerator, Sequence
 import trio
 
 from streamer.config import EchoProviderConfig
-from streamer.providers import ticker
 from streamer.providers.base import (
     EVENT_BUFFER,
     Finish,
@@ -24,6 +23,7 @@ from streamer.providers.base import (
     Usage,
     event_stream,
 )
+from streamer.runtime import timers
 
 
 class EchoProvider(Provider):
@@ -35,7 +35,7 @@ class EchoProvider(Provider):
     (no drift from the time each delta takes: what the load benchmark's lag assumes); a delta
     that is late goes at once. ``max_tokens`` counts characters here; an answer cut by it
     finishes with ``length``. Its waits share one timer per Trio run
-    (:mod:`streamer.providers.ticker`), so a thousand echo streams cost the server one timer
+    (:mod:`streamer.runtime.timers`), so a thousand echo streams cost the server one timer
     expiry per millisecond at most, not one per delta.
     """
 
@@ -73,9 +73,9 @@ class EchoProvider(Provider):
             if start and interval_s > 0 and self.config.absolute_schedule:
                 due = t0 + start // delta_chars * interval_s
                 if due > trio.current_time():  # behind schedule: what is due goes at once
-                    await ticker.sleep_until(due)  # (one timer for every echo stream)
+                    await timers.sleep_until(due)  # (one timer for every echo stream)
             elif start and interval_s > 0:
-                await ticker.sleep_until(trio.current_time() + interval_s)
+                await timers.sleep_until(trio.current_time() + interval_s)
             elif start // delta_chars % EVENT_BUFFER == 0:
                 # as fast as the stream takes them: a buffer's worth at a time, as a network
                 # read hands a reader what arrived (the full buffer is the flow control)

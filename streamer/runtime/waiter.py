@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import trio
+
+from streamer.runtime.timers import Timers
 
 
 class Waiter:
@@ -42,19 +46,33 @@ class Waiter:
         if not self.entries_muted:
             self.wake()
 
-    async def wait(self) -> None:
+    async def wait(self, deadline: float = math.inf) -> None:
         """Return after the next :meth:`wake` (at once, after a checkpoint, if one came since
-        the last return). Cancellable; raises ``RuntimeError`` if another task waits."""
+        the last return), or at ``deadline`` (Trio's clock, s; on the process's
+        :class:`~streamer.runtime.timers.Timers`, so up to their slack early: no cancel
+        scope per wait). Cancellable; raises ``RuntimeError`` if another task waits."""
         if self._woken:
             self._woken = False
             await trio.lowlevel.checkpoint()
             return
         if self._task is not None:
             raise RuntimeError("another task is waiting on this waiter")
-        self._task = trio.lowlevel.current_task()
+        task = self._task = trio.lowlevel.current_task()
+        timer = None
+        if deadline != math.inf:
+
+            def expire() -> None:
+                if self._task is task:
+                    self.wake()
+
+            timer = Timers.current().call_at(deadline, expire)
 
         def abort(_: object) -> trio.lowlevel.Abort:
             self._task = None
             return trio.lowlevel.Abort.SUCCEEDED
 
-        await trio.lowlevel.wait_task_rescheduled(abort)
+        try:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        finally:
+            if timer is not None:
+                timer.cancel()

@@ -202,6 +202,26 @@ async def test_pause_holds_delivery_and_resume_continues_exactly(
     assert t_resume - t_pause == pytest.approx(10, abs=0.01)
 
 
+async def test_a_paused_connection_still_gets_progress_of_what_arrives(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    """Paused, nothing is delivered, but ``progress`` says what arrived meanwhile (the demo's
+    "N waiting"), at most every ``pacing.progress_interval_ms``."""
+    registry, session = await open_pipeline(nursery)
+    connection, recorder = await connect(nursery, session)
+    session.submit(start("word " * 200, cps=20.0, interval_ms=100.0))  # 40 chars/s arrive
+    await recorder.wait_for("chunk", 3)
+    await connection.handle_control(Pause())
+    assert (await recorder.wait_for("state"))["state"] == "paused"
+    delivered, before = len(recorder.of("chunk")), len(recorder.of("progress"))
+    await trio.sleep(5)
+    assert len(recorder.of("chunk")) == delivered
+    during = [ev for _, ev in recorder.of("progress")[before:]]
+    assert 5 <= len(during) <= 5 / 0.25 + 1, len(during)
+    assert during[-1]["received_chars"] - during[0]["received_chars"] >= 150
+    assert during[-1]["delivered_chars"] == during[0]["delivered_chars"]
+    connection.cancel_scope.cancel()
+
+
 async def test_skip_sends_the_backlog_at_once_then_unpaced(
         nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
     registry, session = await open_pipeline(nursery)

@@ -3,6 +3,8 @@ pending for its next frame, new log entries do not wake it; controls and the end
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import trio
 import trio.testing
@@ -35,9 +37,9 @@ async def test_a_fast_answer_wakes_its_subscription_about_twice_per_frame(
     woken = 0
     wait = Waiter.wait
 
-    async def counted(self: Waiter) -> None:
+    async def counted(self: Waiter, deadline: float = math.inf) -> None:
         nonlocal woken
-        await wait(self)
+        await wait(self, deadline)
         woken += 1
 
     monkeypatch.setattr(Waiter, "wait", counted)
