@@ -194,29 +194,37 @@ class Connection:
         outbox.start_clock(config.heartbeat_interval_s, self.cancel_scope.cancel)
         try:
             with self.cancel_scope:
-                async with trio.open_nursery() as nursery:  # the connection's nursery
-                    nursery.start_soon(self._write, transport)
-                    await self.send(Connected(
-                        session.session_id, self.connection_id,
-                        round(config.heartbeat_interval_s * 1000), transport.name,
-                        resume is not None, self.host.epoch), None)
-                    task_status.started(self)
-                    self._nursery = nursery
-                    self._follow_when_needed()
-                    if receive_controls is not None:  # in this task: one task fewer
-                        await receive_controls(self)
+                try:
+                    async with trio.open_nursery() as nursery:  # the connection's nursery
+                        nursery.start_soon(self._write, transport)
+                        await self.send(Connected(
+                            session.session_id, self.connection_id,
+                            round(config.heartbeat_interval_s * 1000), transport.name,
+                            resume is not None, self.host.epoch), None)
+                        task_status.started(self)
+                        self._nursery = nursery
+                        self._follow_when_needed()
+                        if receive_controls is not None:  # in this task: one task fewer
+                            await receive_controls(self)
+                finally:  # before the goodbye (up to 1 s): nothing may start in it now
+                    self._forget_nursery()
             if outbox.too_slow:  # a stuck write: the clock cancelled the connection
                 await self._ended_by(None, transport, outbox.too_slow)
         except Exception as exc:  # the nursery groups its tasks' errors; sort them by kind
             await self._ended_by(exc, transport, outbox.too_slow)
         finally:
             outbox.shut()
-            self._nursery = None
-            if self._first_stream is not None:
-                session.watchers.discard(self._first_stream)
+            self._forget_nursery()
             self.gate.release()
             self.host.connection_closed(self)
             session.remove_connection(self)
+
+    def _forget_nursery(self) -> None:
+        """The connection's nursery is closed (or closing): no follower starts in it."""
+        self._nursery = None
+        if self._first_stream is not None:
+            self.session.watchers.discard(self._first_stream)
+            self._first_stream = None
 
     async def _write(self, transport: Transport) -> None:
         assert self.outbox is not None
@@ -296,6 +304,8 @@ class Connection:
         ``resume_gap`` error and a ``snapshot`` when that cannot be exact (protocol.md,
         "Resume").
         """
+        # started lazily, from whichever task woke it: its records name this connection
+        bind_log_context(session_id=self.session.session_id, connection_id=self.connection_id)
         while True:
             cursor, self.resume = self.resume, None
             with trio.CancelScope() as scope:
@@ -345,6 +355,7 @@ class Connection:
         return True
 
     async def _close_idle(self) -> None:
+        bind_log_context(session_id=self.session.session_id, connection_id=self.connection_id)
         idle_s = self.host.config.limits.idle_connection_timeout_s
         self.host.metrics.limit_hit("limits.idle_connection_timeout_s")
         logger.info("connection %s closed: idle for %g s", self.connection_id, idle_s)

@@ -480,16 +480,16 @@ class Registry:
             while self.running_streams() or any(s.queue for s in self.sessions.values()):
                 await self.activity.wait()
         for session in self.sessions.values():
-            for stream in list(session.queue):
-                stream.cancel("server shutdown")
-            session.queue.clear()
+            for stream in session.queue:  # each ends as cancelled when its turn comes at once
+                stream.cancel("server shutdown")  # (counted, persisted, limits released)
         shutting_down = ServerShuttingDown(
             "the server is shutting down",
             retry_after_ms=self.config.server.shutdown_retry_after_ms)
         for stream in self.running_streams():
             stream.cancel("server shutdown", shutting_down)
         with trio.move_on_after(CANCEL_GRACE_S):
-            while self.running_streams() or self.active_subscriptions:
+            while self.running_streams() or self.active_subscriptions \
+                    or any(s.queue for s in self.sessions.values()):
                 await self.activity.wait()
         if self.engine is not None:  # the streams' ends reach the other processes
             await self.engine.flush(CANCEL_GRACE_S)

@@ -301,7 +301,7 @@ class Session:
     def queue_position(self, stream: Stream) -> int:
         """How many streams run or wait before this one (0 = it is running)."""
         try:
-            ahead = list(self.queue).index(stream)
+            ahead = self.queue.index(stream)
         except ValueError:
             return 0
         running = self.current is not None and self.current.state == "running"

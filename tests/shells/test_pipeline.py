@@ -431,11 +431,15 @@ async def test_drain_cancels_running_streams_and_tells_why(
     registry, session = await open_pipeline(nursery)
     connection, recorder = await connect(nursery, session)
     stream = session.submit(start(provider="slow", mode="off"))
+    queued = session.submit(start(provider="slow", mode="off"))  # waits behind it
     await recorder.wait_for("chunk", 2)
     t0 = trio.current_time()
     await registry.drain(timeout_s=3.0)
     assert stream.finish_reason == "error"
     assert trio.current_time() - t0 == pytest.approx(3.0, abs=0.1)
+    # the queued one ended as cancelled, and both were counted as finished
+    assert queued.state == "done" and queued.finish_reason == "cancelled"
+    assert registry.metrics.streams_finished == {"error": 1, "cancelled": 1}
     error = await recorder.wait_for("error")
     assert error["code"] == "server_shutting_down" and error["retry_after_ms"] > 0
     assert (await recorder.wait_for("stream_complete"))["markdown"].startswith("word0")
