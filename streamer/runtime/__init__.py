@@ -21,7 +21,7 @@ Imports (no cycles): ``generation`` imports none of the others; ``waiter`` impor
 ``timers``; ``stream`` imports ``generation``, ``trace``, ``waiter``; ``session`` imports
 ``stream``; ``connection`` imports ``session`` and ``stream``; ``registry`` imports
 ``session`` and ``stream``. Upward, they see each other only through narrow protocols: a
-stream its session as ``StreamOwner`` and the process as ``StreamServices``; sessions and connections the registry as ``session.Host``;
-a session its connections as ``session.Follower``; a subscription its stream as
-``delivery.subscription.Followed``.
+stream its session as ``StreamOwner`` and the process as ``StreamServices``; sessions and
+connections the registry as ``session.Host``; a session its connections as
+``session.Follower``; a subscription its stream as ``delivery.subscription.Followed``.
 """
