@@ -82,6 +82,8 @@ class Pacer:
         self.generation_done = False
         self._next_send_at = float("-inf")
         self._last_frame_at = float("-inf")
+        #: the last :meth:`take` left entries behind (they were waiting for their time)
+        self._backlogged = False
 
     # ------------------------------------------------------------------ inputs
 
@@ -170,13 +172,19 @@ class Pacer:
                 self.delivered_chars += max(0, chars)
         else:
             # GCRA: the virtual clock may trail ``now`` by up to one frame, so a frame carries
-            # the characters that accrued while we waited for it; further behind means we
-            # were idle (nothing to send), and pacing restarts from ``now`` without a burst.
+            # the characters that accrued while we waited for it. Further behind: if we were
+            # idle (the last take sent everything), pacing restarts from ``now`` without a
+            # burst; if entries were waiting for their time, this take is late (a busy event
+            # loop, a writer that was not ready) and carries what accrued meanwhile, so the
+            # rate holds under load (dropping that credit let the display fall behind
+            # generation by seconds at 250 streams, issue 16).
             send_at = self._next_send_at
-            if send_at < now - self.frame_interval_s - EPSILON_S:
+            if send_at < now - self.frame_interval_s - EPSILON_S and not self._backlogged:
                 send_at = now
+            self._backlogged = False
             for chars in pending_chars:
                 if send_at > now + EPSILON_S:
+                    self._backlogged = True
                     break
                 count += 1
                 self.delivered_chars += max(0, chars)

@@ -101,3 +101,36 @@ def test_progress_reports_backlog_and_eta() -> None:
 def test_invalid_rates_are_refused() -> None:
     with pytest.raises(ValueError):
         Pacer("fixed", 0)
+
+
+def test_a_late_take_carries_what_accrued_while_entries_waited() -> None:
+    """Entries waiting for their time, and the shell asks late (a busy event loop): the
+    frame carries everything due by now at the rate, so delivery keeps the rate under load;
+    after an idle spell (nothing pending) pacing restarts without a burst."""
+    pacer = Pacer("fixed", 120, frame_interval_s=0.033)
+    entries = [4] * 200
+    assert pacer.take(0.0, iter(entries)) == 1  # 4 chars: the next is due at 1/30 s
+    assert pacer.next_deadline(True) == pytest.approx(0.033 + 0.0004, abs=0.001)
+    late = pacer.take(0.5, iter(entries[1:]))  # asked 0.47 s late
+    assert late == 15  # 0.5 s at 120 cps = 60 chars = 15 entries (1 + 14 accrued + due)
+    assert pacer.delivered_chars == 64
+    # the same lateness after idleness (everything sent) is no credit: no burst
+    idle = Pacer("fixed", 120, frame_interval_s=0.033)
+    assert idle.take(0.0, iter([4])) == 1
+    assert idle.take(0.5, iter(entries)) == 1
+
+
+def test_smooth_keeps_up_with_generation_when_every_take_is_late() -> None:
+    """Generation at 80 chars/s, the shell able to ask only every 0.2 s (saturated): smooth
+    pacing at 120 cps delivers as fast as the text arrives (the backlog stays bounded)."""
+    pacer = Pacer("smooth", 120, frame_interval_s=0.033, max_lag_s=1.5)
+    received = delivered = 0
+    backlogs = []
+    for step in range(1, 101):  # 20 s
+        now = step * 0.2
+        received = int(now * 80) // 4 * 4
+        pacer.on_received(received)
+        count = pacer.take(now, iter([4] * ((received - delivered) // 4)))
+        delivered += 4 * count
+        backlogs.append(received - delivered)
+    assert max(backlogs[-50:]) <= 0.2 * 120 + 4, backlogs[-10:]
