@@ -81,7 +81,8 @@ def retry_after_ms(headers: Mapping[str, str] | None, *, now: float | None = Non
     if not value:
         return None
     value = value.strip()
-    if value.replace(".", "", 1).isdigit():
+    digits = value.replace(".", "", 1)
+    if digits.isascii() and digits.isdigit():  # (isdigit alone takes "²", which float refuses)
         return int(float(value) * 1000)
     try:
         when = email.utils.parsedate_to_datetime(value)

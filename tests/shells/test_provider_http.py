@@ -14,6 +14,7 @@ NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
     (None, None), ("", None), ("3", 3000), ("1.5", 1500), (" 2 ", 2000), ("soon", None),
     ("Tue, 14 Nov 2023 22:13:25 GMT", 5000),  # an HTTP-date 5 s ahead (RFC 9110 §10.2.3)
     ("Tue, 14 Nov 2023 22:13:00 GMT", 0),     # in the past: no wait
+    ("²", None), ("1.٣", None),               # not ASCII digits: unreadable, not a crash
 ])
 def test_retry_after_reads_seconds_and_http_dates(value: str | None, expected: int | None) -> None:
     headers = None if value is None else {"retry-after": value}
