@@ -137,3 +137,33 @@ async def test_an_idle_connection_follows_the_first_stream_or_closes_when_idle(
     # as the one that followed a stream is, counted from the stream's end
     await trio.sleep(ended + 5.0 - trio.current_time() + 0.01)
     assert waiting.closed == (1001, "idle") and t0 < ended
+
+
+class SlowToCloseTransport(StuckTransport):
+    """Reads nothing after ``connected``; its close takes the whole second it is given."""
+
+    async def close(self, code: int, reason: str) -> None:
+        await trio.sleep(5)
+        await super().close(code, reason)
+
+
+async def test_a_stream_starting_while_a_given_up_connection_says_goodbye_runs(
+        nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    """An idle connection whose write got stuck spends up to 1 s closing; a stream the
+    session starts meanwhile (another tab) must not try to start the dying connection's
+    follower in its closed nursery (which crashed that stream)."""
+    _, session = await open_pipeline(nursery, **{"server.heartbeat_interval_s": 1.0,
+                                                 "server.send_timeout_s": 1.0})
+    reader = ReadingTransport()
+    await nursery.start(Connection(session, "websocket").serve, reader)
+    stuck = SlowToCloseTransport(accept=1)
+    nursery.start_soon(Connection(session, stuck.name).serve, stuck)
+    await trio.sleep(2.8)  # its heartbeat (1 s) stuck, given up by 2.5 s: in its goodbye
+    assert stuck.closed is None and len(session.connections) == 2
+    stream = session.submit(start("word " * 20, mode="off"))
+    with trio.fail_after(30):
+        await stream.done.wait()
+    assert stream.finish_reason == "stop", stream.trace
+    with trio.fail_after(30):  # and the other tab got all of it
+        while not any(json.loads(f).get("type") == "stream_complete" for f in reader.frames):
+            await trio.sleep(0.1)
