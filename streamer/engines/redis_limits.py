@@ -33,7 +33,7 @@ import coredis
 import trio
 
 from streamer.config import Config
-from streamer.engines.redis_log import CONNECTION_ERRORS, connect, with_retry
+from streamer.engines.redis_log import REDIS_ERRORS, connect, with_retry
 from streamer.runtime.waiter import Waiter
 from streamer.security.ratelimits import Ending, Verdict
 
@@ -218,8 +218,9 @@ class RedisLimits:
             await self._wake.wait()
             try:
                 await self._flush()
-            except CONNECTION_ERRORS as exc:  # the counts lapse within LEASE_S anyway
-                logger.error("limits: releasing counts in redis failed: %s", exc)
+            except REDIS_ERRORS as exc:  # the counts lapse within LEASE_S anyway
+                logger.error("limits: releasing counts in redis failed: %r", exc)
+                await trio.sleep(RETRY_S)  # (they stay pending: the next wake retries)
 
     async def _flush(self) -> None:
         """Remove the released tokens from their counts; they stay pending (a start on
@@ -252,8 +253,8 @@ class RedisLimits:
                     for key, tokens in leases.items():
                         self._scripts["renew"](keys=[key], args=[int(LEASE_S * 1000), *tokens],
                                                client=pipe)
-            except CONNECTION_ERRORS as exc:
-                logger.error("limits: renewing counts in redis failed: %s", exc)
+            except REDIS_ERRORS as exc:  # (refused writes too: OOM, READONLY)
+                logger.error("limits: renewing counts in redis failed: %r", exc)
 
 
 def _by_key(items: Iterable[tuple[str, tuple[str, ...]]]) -> dict[str, list[str]]:

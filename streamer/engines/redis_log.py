@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import coredis
 import trio
 from coredis.exceptions import ConnectionError as RedisConnectionError
+from coredis.exceptions import RedisError, UnblockedError
 from coredis.tokens import PureToken
 
 from streamer.log.codec import Record, decode_record, encode_record
@@ -43,6 +44,13 @@ T = TypeVar("T")
 
 #: what a lost connection raises (coredis' own, and timeouts of a half-open socket)
 CONNECTION_ERRORS = (RedisConnectionError, TimeoutError, OSError)
+#: what any Redis command may raise: a lost connection, or Redis refusing the command
+#: (``OOM`` under ``maxmemory-policy noeviction``, ``MISCONF``, ``READONLY`` on a replica,
+#: ``EXECABORT``: coredis' ``ResponseError``); a long-lived loop survives all of them
+REDIS_ERRORS = (RedisError, TimeoutError, OSError)
+#: what :func:`with_retry` retries: a lost connection, and a blocking read that Redis ended
+#: (``UNBLOCKED``: its role changed, a failover) and answers again
+RETRIED_ERRORS = (*CONNECTION_ERRORS, UnblockedError)
 
 
 #: the field of a Redis entry that carries several records: the JSON list of their fields
@@ -117,14 +125,15 @@ async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], retry_s: float) -> T:
-    """``await call()``, again after connection errors (backoff 50 ms doubling to 1 s) for at
-    most ``retry_s`` seconds. Raises :class:`RedisUnavailable` after that."""
+    """``await call()``, again after connection errors (and ``UNBLOCKED`` reads:
+    :data:`RETRIED_ERRORS`; backoff 50 ms doubling to 1 s) for at most ``retry_s``
+    seconds. Raises :class:`RedisUnavailable` after that."""
     deadline = trio.current_time() + retry_s
     delay = 0.05
     while True:
         try:
             return await call()
-        except CONNECTION_ERRORS as exc:
+        except RETRIED_ERRORS as exc:
             if trio.current_time() + delay > deadline:
                 raise RedisUnavailable(f"redis unavailable for {retry_s} s: {exc}") from exc
         await trio.sleep(delay)

@@ -32,7 +32,7 @@ import coredis
 import trio
 from coredis.tokens import PureToken
 
-from streamer.engines.redis_log import CONNECTION_ERRORS, RedisUnavailable, with_retry
+from streamer.engines.redis_log import REDIS_ERRORS, RedisUnavailable, with_retry
 from streamer.runtime.waiter import Waiter
 
 logger = logging.getLogger("streamer.runtime")
@@ -121,8 +121,8 @@ class _Reader:
                     pipe.xadd(self.wake_key, {"w": "1"}, trim_strategy=PureToken.MAXLEN,
                               threshold=1)
                     pipe.pexpire(self.wake_key, WAKE_TTL_MS)
-            except CONNECTION_ERRORS:
-                pass  # the read is failing too; its retry reads the new key
+            except REDIS_ERRORS:  # the read is failing too (its retry reads the new key),
+                pass  # or Redis refuses writes: the new key is read when the read returns
 
     def remove(self, follow: Following) -> None:
         if follow in self.follows:

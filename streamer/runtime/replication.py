@@ -38,6 +38,7 @@ from streamer.config import Config
 from streamer.engines.redis_lease import lease_key_name
 from streamer.engines.redis_log import (
     CONNECTION_ERRORS,
+    REDIS_ERRORS,
     RedisLogPublisher,
     RedisUnavailable,
     connect,
@@ -83,6 +84,8 @@ PUBLISH_INTERVAL_S = 0.02
 #: how often a process that mirrors a watched stream says so, and the generating process
 #: looks (s); the mark lives :data:`WATCH_TTL_INTERVALS` times that
 WATCH_INTERVAL_S = 1.0
+#: how long a long-lived engine task that failed waits before it starts again (s)
+RESTART_S = 1.0
 WATCH_TTL_INTERVALS = 3
 #: how long a resume on a mirror waits for the entries up to the client's cursor (s): a
 #: client cut off on the generating process may have entries that are not published yet
@@ -146,10 +149,10 @@ class RedisEngine:
                                                  process_id=self.process_id,
                                                  block_ms=FOLLOW_BLOCK_MS, retry_s=RETRY_S)
                     await nursery.start(self.readers.run)
-                    nursery.start_soon(self.ownership.serve_controls, blocking,
-                                       name="routed controls")
-                    nursery.start_soon(self._follow_starts, blocking, nursery,
-                                       name="streams begun elsewhere")
+                    spawn(nursery, "routed controls", self.ownership.serve_controls,
+                          blocking, again=True)
+                    spawn(nursery, "streams begun elsewhere", self._follow_starts,
+                          blocking, nursery, again=True)
                     self._ready.set()
                     task_status.started()
                     await trio.sleep_forever()
@@ -171,7 +174,7 @@ class RedisEngine:
         redis, _ = await self._client()
         try:
             return await with_retry(lambda: call(redis), LOOKUP_RETRY_S)
-        except (RedisUnavailable, ValueError) as exc:
+        except (RedisUnavailable, ValueError, *REDIS_ERRORS) as exc:
             logger.error("redis engine: %s failed: %s", what, exc)
             return None
 
@@ -193,14 +196,15 @@ class RedisEngine:
     async def begin(self, stream: Stream) -> str | None:
         """The stream runs on this process: its epoch from Redis, its metadata shared, its
         publisher started. ``None`` (logged, recorded in its trace) when Redis does not
-        answer within :data:`RETRY_S`: the stream then runs on this process only."""
+        answer within :data:`RETRY_S` or refuses the writes (``OOM``, ``READONLY``): the
+        stream then runs on this process only."""
         redis, nursery = await self._client()
         owner, prefix, ttl_s = stream.owner, self.prefix, self.ttl_s
         meta = StreamMeta(stream.stream_id, owner.key, stream.provider_name, stream.model,
                           stream.request.pacing.mode, stream.request.pacing.cps)
         try:
             epoch = await with_retry(lambda: self._claim(redis, stream, meta), RETRY_S)
-        except RedisUnavailable as exc:
+        except (RedisUnavailable, *REDIS_ERRORS) as exc:
             self.ownership.running.pop(stream.stream_id, None)
             self._failed(stream, "begin", exc)
             return None
@@ -271,7 +275,8 @@ class RedisEngine:
         """While the stream runs: every :data:`WATCH_INTERVAL_S`, whether another process has
         subscribers of it (its grace period counts them: ``Stream.watched_elsewhere``), and
         every third of the keys' TTL, their refresh. Connection errors are skipped (the
-        publisher reports Redis's absence); meanwhile nobody elsewhere counts."""
+        publisher reports Redis's absence), and so are writes Redis refuses; meanwhile
+        nobody elsewhere counts."""
         watched = watched_key_name(self.prefix, meta.stream_id)
         refreshed = trio.current_time()
         while True:
@@ -282,7 +287,7 @@ class RedisEngine:
                     await refresh(redis, self.prefix, meta.session_key, meta.stream_id,
                                   self.ttl_s)
                     refreshed = trio.current_time()
-            except CONNECTION_ERRORS:
+            except REDIS_ERRORS:
                 elsewhere = False
             if elsewhere != stream.watched_elsewhere:
                 stream.watched_elsewhere = elsewhere
@@ -291,15 +296,17 @@ class RedisEngine:
     async def _follow_starts(self, redis: coredis.Redis[Any], nursery: trio.Nursery) -> None:
         """Read ``{prefix}starts`` until cancelled: a stream begun on another process for a
         session that a connection here follows is mirrored as the session's current stream,
-        so that connection takes it up without reconnecting. Connection errors are retried
-        (the reader goes on from where it was: nothing is lost while Redis keeps it)."""
+        so that connection takes it up without reconnecting. Redis errors are retried after
+        a pause (the reader goes on from where it was: nothing is lost while Redis keeps
+        it)."""
         last_id: str | None = None
         while True:
             try:
                 if last_id is None:
                     last_id = await last_start_id(redis, self.prefix)
                 batch = await read_starts(redis, self.prefix, last_id, FOLLOW_BLOCK_MS)
-            except CONNECTION_ERRORS:
+            except REDIS_ERRORS as exc:
+                logger.debug("streams begun elsewhere: read failed: %r", exc)
                 await trio.sleep(0.5)
                 continue
             for entry_id, session_key, stream_id in batch:
@@ -307,13 +314,13 @@ class RedisEngine:
                 session = self._sessions(session_key)
                 if session is not None and session.watched() \
                         and stream_id not in session.streams:
-                    nursery.start_soon(self._take_up, session, stream_id,
-                                       name=f"take up {stream_id}")
+                    spawn(nursery, f"take up {stream_id}", self._take_up, session,
+                          stream_id)
 
     async def _take_up(self, session: Session, stream_id: str) -> None:
         try:
             await self.mirror(session, stream_id, current=True)
-        except (RedisUnavailable, trio.TooSlowError) as exc:
+        except (RedisUnavailable, trio.TooSlowError, *REDIS_ERRORS) as exc:
             logger.error("stream %s: not mirrored for session %s: %s", stream_id,
                          session.session_id, exc)
 
@@ -333,7 +340,7 @@ class RedisEngine:
         try:
             await with_retry(lambda: save_session(redis, self.prefix, session.key,
                                                   session.owner, self.ttl_s), LOOKUP_RETRY_S)
-        except RedisUnavailable as exc:
+        except (RedisUnavailable, *REDIS_ERRORS) as exc:
             logger.error("session %s: not shared through redis: %s", session.session_id, exc)
 
     async def session_identity(self, session_key: str) -> Identity | None:
@@ -404,8 +411,29 @@ class RedisEngine:
             else:
                 self._keep(mirror)
 
-        nursery.start_soon(follow, name=f"mirror {meta.stream_id}")
+        spawn(nursery, f"mirror {meta.stream_id}", follow)
         return mirror
+
+
+def spawn(nursery: trio.Nursery, name: str, fn: Callable[..., Awaitable[None]], *args: Any,
+          again: bool = False) -> None:
+    """Start ``fn(*args)`` in the engine's ``nursery`` so that its failure ends it alone,
+    never the engine's other tasks (a stream's publisher, the mirrors, the readers) nor the
+    server: an error is logged, and with ``again`` the task starts again after
+    :data:`RESTART_S` (the long-lived readers)."""
+    async def guarded() -> None:
+        while True:
+            try:
+                await fn(*args)
+                return
+            except Exception:
+                logger.exception("redis engine: %s failed%s", name,
+                                 f"; starting it again in {RESTART_S:g} s" if again else "")
+                if not again:
+                    return
+            await trio.sleep(RESTART_S)
+
+    nursery.start_soon(guarded, name=name)
 
 
 def describe_url(url: str) -> str:
