@@ -150,8 +150,9 @@ class RedisLogPublisher:
         prefix: the keys' prefix (``engine.key_prefix``).
         maxlen: ``XADD … MAXLEN ~ maxlen`` (``engine.replay_maxlen``, entries).
         retry_s: how long connection errors are retried before :class:`RedisUnavailable`.
-        ttl_s: the key expires this long after the ``end`` record (``resume.window_s``;
-            0: never), so finished streams do not pile up in Redis.
+        ttl_s: the key expires this long after the last batch (every pipeline sets it, the
+            ``end``'s too: ``resume.window_s``; 0: never), so finished streams, and the
+            streams of a publisher that died before its ``end``, do not pile up in Redis.
         on_create: called with the pipeline of every batch that creates the key (the
             first, and the first after a lost key): what it queues there (the stream's
             metadata) is stored with the stream's first records, again after a flush.
@@ -251,7 +252,7 @@ class RedisLogPublisher:
                     self._key, batch_fields(records[start:start + BATCH_RECORDS]),
                     nomkstream=self._created or None, trim_strategy=PureToken.MAXLEN,
                     threshold=self._maxlen, trim_operator=PureToken.APPROXIMATELY))
-            if records[-1].kind == "end" and self._ttl_ms > 0:
+            if self._ttl_ms > 0:  # (a publisher killed mid-stream leaves no key forever)
                 pipe.pexpire(self._key, self._ttl_ms)
             if not self._created and self._on_create is not None:
                 self._on_create(pipe)
@@ -337,15 +338,22 @@ class RedisLogFollower:
                 for entries in reply.values() for entry in entries]
 
     def apply(self, record: Record) -> None:
-        """Apply one record to the mirror. Raises :class:`LogGap` (nothing applied) when it
-        does not continue the mirror exactly."""
+        """Apply one record to the mirror. A record the mirror already holds (same epoch, an
+        entry's seq or a source record's pieces already applied: the publisher resent a
+        pipeline whose reply was lost, ``with_retry``) is skipped. Raises :class:`LogGap`
+        (nothing applied) when it does not continue the mirror exactly."""
         log = self.log
+        if log.finished:
+            return  # (a resent end, in the same read as the first)
         if self.epoch is None:
             self.epoch = record.epoch
         if record.epoch != self.epoch:
             raise LogGap(f"the stream's epoch changed ({self.epoch} → {record.epoch})",
                          record.epoch)
         entry = record.entry
+        if record.parts <= log.source_count and (
+                entry.seq <= log.last_seq if entry is not None else record.kind == "source"):
+            return  # applied already: a resent record
         if entry is not None and entry.seq != log.last_seq + 1:
             raise LogGap(f"entries missing: seq {entry.seq} after {log.last_seq}", record.epoch)
         if log.source_count + len(record.sources) != record.parts:

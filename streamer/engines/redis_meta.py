@@ -34,6 +34,7 @@ from typing import Any
 import coredis
 from coredis.tokens import PureToken
 
+from streamer.engines.redis_log import stream_key
 from streamer.security.identity import Identity
 
 #: the shortest life of a metadata key (s): a window of 0 still lets a running stream be found
@@ -130,11 +131,13 @@ async def save_session(redis: coredis.Redis[bytes], prefix: str, session_key: st
 
 async def refresh(redis: coredis.Redis[bytes], prefix: str, session_key: str, stream_id: str,
                   ttl_s: float) -> None:
-    """The session's and the stream's keys expire ``ttl_s`` from now."""
+    """The session's and the stream's keys (its metadata and its log) expire ``ttl_s`` from
+    now."""
     ttl_ms = _ttl_ms(ttl_s)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.pexpire(session_key_name(prefix, session_key), ttl_ms)
         pipe.pexpire(meta_key_name(prefix, stream_id), ttl_ms)
+        pipe.pexpire(stream_key(prefix, stream_id), ttl_ms)
 
 
 async def load_session(redis: coredis.Redis[bytes], prefix: str, session_key: str

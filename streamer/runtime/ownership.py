@@ -47,7 +47,7 @@ from streamer.engines.redis_lease import (
     release_lease,
     renew_lease,
 )
-from streamer.engines.redis_log import REDIS_ERRORS, RedisUnavailable, with_retry
+from streamer.engines.redis_log import REDIS_ERRORS, RedisUnavailable, stream_key, with_retry
 from streamer.errors import ControlNotDelivered, GenerationLost, StreamNotFound
 from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream
 
@@ -295,7 +295,8 @@ class Ownership:
 
     async def persist_lost(self, redis: coredis.Redis[bytes], mirror: Stream) -> bool:
         """Persist a lost mirror's partial answer if this process wins the claim (exactly
-        one does); ``True`` if it wrote it."""
+        one does; it also makes the stream's log expire with the claim, its owner being
+        gone); ``True`` if it wrote it. A store error is logged, never raised."""
         store = mirror.services.store()
         try:
             claimed = await with_retry(lambda: claim_lost(
@@ -304,6 +305,11 @@ class Ownership:
             logger.error("stream %s: the partial answer was not claimed: %r",
                          mirror.stream_id, exc)
             return False
+        if claimed:  # the owner died before its end: its log expires with the claim
+            try:
+                await redis.pexpire(stream_key(self.prefix, mirror.stream_id), self.keep_ms)
+            except REDIS_ERRORS as exc:
+                logger.error("stream %s: no expiry set on its log: %r", mirror.stream_id, exc)
         if not claimed or store is None or mirror.owner.deleted:
             return False
         with trio.CancelScope(shield=True), trio.move_on_after(PERSIST_TIMEOUT_S):

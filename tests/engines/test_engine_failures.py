@@ -103,7 +103,10 @@ async def test_a_store_error_while_persisting_a_lost_answer_is_logged_not_fatal(
             await trio.sleep(0.05)  # (persisted after the clients got the end)
         # B's engine is still running: a new stream there is replicated (its epoch Redis's)
         after = await local_answer(b, "after")
+        async with connect(redis_server.url) as redis:
+            ttl_ms = await redis.pttl(f"store:stream:{stream.stream_id}")
     assert error["code"] == "generation_lost"
+    assert 0 < ttl_ms <= 900_000  # its log expires (A never sent its end)
     assert after.epoch != b.epoch
     assert "could not persist the partial answer" in caplog.text
 
