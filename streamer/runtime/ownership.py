@@ -104,6 +104,12 @@ class Ownership:
             except REDIS_ERRORS as exc:
                 stream.record("queued_not_forgotten", error=repr(exc))
 
+    def forget(self, stream_id: str) -> None:
+        """The stream's begin failed (Redis did not answer or refused): it runs here without
+        a lease, neither running under one nor queued any more."""
+        self.running.pop(stream_id, None)
+        self.queued.pop(stream_id, None)
+
     async def share_queued(self, redis: coredis.Redis[bytes], session: Session,
                            stream: Stream) -> None:
         """``stream`` waits in ``session``'s queue here: record this process as its holder

@@ -205,7 +205,7 @@ class RedisEngine:
         try:
             epoch = await with_retry(lambda: self._claim(redis, stream, meta), RETRY_S)
         except (RedisUnavailable, *REDIS_ERRORS) as exc:
-            self.ownership.running.pop(stream.stream_id, None)
+            self.ownership.forget(stream.stream_id)
             self._failed(stream, "begin", exc)
             return None
         publisher = RedisLogPublisher(

@@ -163,3 +163,26 @@ async def test_an_ack_redis_refuses_is_logged_and_controls_go_on(
                 await redis.replicaof("no", "one")
                 nursery.cancel_scope.cancel()
     assert reply is not None and reply[1] == b"not_running"
+
+
+async def test_a_queued_stream_whose_begin_fails_is_forgotten(
+        redis_server: RedisServer, nursery: trio.Nursery) -> None:
+    with trio.fail_after(BOUND_S):
+        registry, session = await open_pipeline(nursery, **engine_settings(
+            redis_server, "queued:"))
+        assert registry.engine is not None
+        ownership = registry.engine.ownership
+        busy = await session.start(start("x", provider="slow", mode="off"))
+        while busy.log.last_seq < 1:  # noqa: ASYNC110 - it runs: the next start queues
+            await trio.sleep(0.02)
+        queued = await session.start(start("after *it*", mode="off"))
+        assert list(ownership.queued) == [queued.stream_id]
+        async with connect(redis_server.url) as redis:
+            await redis.replicaof("127.0.0.1", dead_port())  # its begin: READONLY
+            try:
+                busy.cancel("a client's stop")
+                await queued.done.wait()
+            finally:
+                await redis.replicaof("no", "one")
+    assert queued.finish_reason == "stop" and queued.epoch == registry.epoch  # unreplicated
+    assert ownership.queued == {} and queued.stream_id not in ownership.running
