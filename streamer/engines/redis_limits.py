@@ -108,6 +108,7 @@ class RedisLimits:
 
     def __init__(self, config: Config) -> None:
         self.url = config.engine.redis_url
+        self._timeout_s = config.engine.command_timeout_s
         self._prefix = f"{config.engine.key_prefix}limits:"
         self._redis: coredis.Redis[Any] | None = None
         self._ready = trio.Event()
@@ -128,7 +129,7 @@ class RedisLimits:
         """Hold the client; renew held counts every :data:`RENEW_S`, remove released ones
         at once. Redis errors are logged and retried (a lapsed count errs towards
         admitting); at the end, this process's counts are removed."""
-        async with connect(self.url) as redis:
+        async with connect(self.url, self._timeout_s) as redis:
             self._redis = redis
             for name, script in (("reserve", RESERVE), ("connect", CONNECT),
                                  ("renew", RENEW)):
@@ -149,11 +150,13 @@ class RedisLimits:
                         logger.debug("limits: final release failed: %r", exc)
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a script; ``trio.TooSlowError`` when Redis did not answer (a frozen Redis
+        too) in :data:`RETRY_S` from the call."""
         with trio.fail_after(RETRY_S):
             await self._ready.wait()
-        script = self._scripts[name]
-        return await with_retry(lambda: script(keys=keys, args=args, client=self._redis),
-                                RETRY_S)
+            script = self._scripts[name]
+            return await with_retry(lambda: script(keys=keys, args=args, client=self._redis),
+                                    RETRY_S)
 
     async def reserve(self, subject: str, max_streams: int, per_minute: int) -> Verdict:
         """See ``security.ratelimits.SharedCounts.reserve``. Raises ``RedisUnavailable``

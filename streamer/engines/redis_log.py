@@ -97,9 +97,23 @@ class RedisUnavailable(Exception):
     """Redis did not answer for ``retry_s`` (the last connection error is the cause)."""
 
 
-def connect(url: str) -> coredis.Redis[bytes]:
-    """A client for ``url`` (``redis://host:port/db``); use it as ``async with client:``."""
-    return coredis.Redis.from_url(url, decode_responses=False)
+#: what a blocking client's commands wait beyond ``timeout_s`` (:func:`connect`): the
+#: longest block the engine asks for (a routed stop's ``BLPOP``, 2 s) and a margin
+BLOCKING_EXTRA_S = 3.0
+
+
+def connect(url: str, timeout_s: float | None = None, *, blocking: bool = False
+            ) -> coredis.Redis[bytes]:
+    """A client for ``url`` (``redis://host:port/db``); use it as ``async with client:``.
+
+    ``timeout_s`` (``engine.command_timeout_s``; ``None``: none) bounds the connection and
+    every reply (coredis' ``connect_timeout``, ``stream_timeout``): a Redis that stops
+    answering raises ``TimeoutError`` (one of :data:`CONNECTION_ERRORS`) rather than hang.
+    A ``blocking`` client (blocking ``XREAD`` and ``BLPOP`` only) waits
+    :data:`BLOCKING_EXTRA_S` more for its replies."""
+    reply_s = None if timeout_s is None else timeout_s + (BLOCKING_EXTRA_S if blocking else 0)
+    return coredis.Redis.from_url(url, decode_responses=False, connect_timeout=timeout_s,
+                                  stream_timeout=reply_s)
 
 
 def stream_key(prefix: str, stream_id: str) -> str:

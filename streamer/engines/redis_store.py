@@ -159,7 +159,7 @@ class RedisStore:
         Raises:
             RedisUnavailable: Redis does not answer.
         """
-        client = HeldClient(config.engine.redis_url)
+        client = HeldClient(config.engine.redis_url, config.engine.command_timeout_s)
         await client.start(nursery)
         return cls(client, config.engine.key_prefix,
                    config.persistence.retention_days * 86_400)

@@ -108,6 +108,7 @@ class RedisEngine:
                  sessions: Callable[[str], Session | None] = lambda key: None) -> None:
         engine = config.engine
         self.url = engine.redis_url
+        self.timeout_s = engine.command_timeout_s
         self.prefix = engine.key_prefix
         self.maxlen = engine.replay_maxlen
         self.ttl_s = max(config.resume.window_s, MIN_TTL_S)
@@ -140,7 +141,8 @@ class RedisEngine:
             RedisUnavailable: Redis does not answer at start-up.
         """
         try:
-            async with connect(self.url) as redis, connect(self.url) as blocking:
+            async with connect(self.url, self.timeout_s) as redis, \
+                    connect(self.url, self.timeout_s, blocking=True) as blocking:
                 await redis.ping()
                 async with trio.open_nursery() as nursery:
                     self._redis, self._nursery = redis, nursery
@@ -198,13 +200,14 @@ class RedisEngine:
         publisher started. ``None`` (logged, recorded in its trace) when Redis does not
         answer within :data:`RETRY_S` or refuses the writes (``OOM``, ``READONLY``): the
         stream then runs on this process only."""
-        redis, nursery = await self._client()
         owner, prefix, ttl_s = stream.owner, self.prefix, self.ttl_s
         meta = StreamMeta(stream.stream_id, owner.key, stream.provider_name, stream.model,
                           stream.request.pacing.mode, stream.request.pacing.cps)
         try:
-            epoch = await with_retry(lambda: self._claim(redis, stream, meta), RETRY_S)
-        except (RedisUnavailable, *REDIS_ERRORS) as exc:
+            with trio.fail_after(RETRY_S):  # (a frozen Redis: every try times out)
+                redis, nursery = await self._client()
+                epoch = await with_retry(lambda: self._claim(redis, stream, meta), RETRY_S)
+        except (RedisUnavailable, trio.TooSlowError, *REDIS_ERRORS) as exc:
             self.ownership.forget(stream.stream_id)
             self._failed(stream, "begin", exc)
             return None

@@ -11,6 +11,8 @@ real ``redis-server``: two registries in one process stand for two processes on 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -186,3 +188,31 @@ async def test_a_queued_stream_whose_begin_fails_is_forgotten(
                 await redis.replicaof("no", "one")
     assert queued.finish_reason == "stop" and queued.epoch == registry.epoch  # unreplicated
     assert ownership.queued == {} and queued.stream_id not in ownership.running
+
+
+async def test_a_frozen_redis_delays_starts_and_connections_boundedly(
+        redis_server: RedisServer, nursery: trio.Nursery,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replication, "RETRY_S", 1.5)
+    registry, _ = await open_pipeline(nursery, **engine_settings(
+        redis_server, "frozen:", **{"engine.command_timeout_s": 0.5,
+                                    "limits.max_streams_per_identity": 4,
+                                    "limits.max_connections_per_identity": 4}))
+    with trio.fail_after(BOUND_S):
+        await local_answer(registry, "before")  # replicated: Redis answers
+        assert redis_server.process is not None
+        os.kill(redis_server.process.pid, signal.SIGSTOP)  # Redis stops answering
+        try:
+            began = trio.current_time()
+            connection = await registry.limits.reserve_connection("anonymous", "127.0.0.1")
+            counted_s = trio.current_time() - began
+            stream = await local_answer(registry, "frozen")
+            started_s = trio.current_time() - began
+        finally:
+            os.kill(redis_server.process.pid, signal.SIGCONT)
+    assert connection is None  # counted by this process alone
+    assert counted_s < 2.5  # the limits' bound (2 s)
+    assert stream.epoch == registry.epoch  # not replicated: run here only
+    # the start's count (2 s), then the begin's bound (RETRY_S), and the answer
+    assert started_s - counted_s < 2.5 + 1.5 + 1.0
+    assert "replication_failed" in [entry.event for entry in stream.trace]
