@@ -8,7 +8,8 @@ Keys (``P`` = ``engine.key_prefix`` + ``store:``)::
                               (the subject; absent = "anonymous", as SQLite's NULL),
                               refreshed (when its messages' where-keys were last renewed)
     P order:{session_key}     sorted set: message_id -> position (the count when first saved)
-    P messages:{session_key}  hash: message_id -> the MessageRecord as JSON
+    P messages:{session_key}  hash: message_id -> the MessageRecord as JSON, and
+                              message_id#rank -> how far it got (:func:`rank_of`)
     P where:{message_id}      string: the message's session_key (``message(id)``)
     P sessions                sorted set: session_key -> updated_at (``purge``)
 
@@ -65,9 +66,12 @@ end
 """
 
 #: KEYS: session, order, messages, where, sessions; ARGV: session_key, message_id, JSON,
-#: ttl_ms (0: none), P
+#: ttl_ms (0: none), P, rank (:func:`rank_of`) -> 0 when a stored record of a higher rank
+#: is kept (a late partial save after the answer's end), else 1
 SAVE = _NOW + """
-local ttl = tonumber(ARGV[4])
+local ttl, rank = tonumber(ARGV[4]), tonumber(ARGV[6])
+if tonumber(redis.call('HGET', KEYS[3], ARGV[2] .. '#rank') or '-1') > rank then return 0 end
+redis.call('HSET', KEYS[3], ARGV[2] .. '#rank', rank)
 redis.call('HSETNX', KEYS[1], 'created_at', now)
 redis.call('HSET', KEYS[1], 'updated_at', now)
 if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then
@@ -87,6 +91,7 @@ if ttl > 0 then
     redis.call('HSET', KEYS[1], 'refreshed', now)
   end
 end
+return 1
 """
 
 #: KEYS: session, sessions; ARGV: session_key, owner, ttl_ms
@@ -114,6 +119,14 @@ return {count, #old}
 def record_json(record: MessageRecord) -> str:
     """A message as the JSON the store keeps (every field of :class:`MessageRecord`)."""
     return json.dumps(dataclasses.asdict(record), ensure_ascii=False, separators=(",", ":"))
+
+
+def rank_of(record: MessageRecord) -> int:
+    """How far ``record`` got: its ``last_seq``, then final (a ``finish_reason``) over a
+    checkpoint. A save never replaces a stored record of a higher rank, so a late partial
+    save (a lost stream's, after its owner came back and ended it; a checkpoint that
+    arrives after the end) cannot undo a finished answer; an equal rank is replaced."""
+    return record.last_seq * 2 + (record.finish_reason is not None)
 
 
 def record_of(raw: bytes | str) -> MessageRecord:
@@ -177,7 +190,8 @@ class RedisStore:
 
     async def save_messages(self, records: list[MessageRecord]) -> None:
         """Insert or update messages in one ``MULTI`` (touching their sessions, made if
-        needed). A message keeps the position it was first saved at."""
+        needed). A message keeps the position it was first saved at, and a stored record
+        that got further (:func:`rank_of`) is kept."""
 
         async def write(redis: coredis.Redis[Any]) -> None:
             async with redis.pipeline(transaction=True) as pipe:
@@ -188,7 +202,7 @@ class RedisStore:
                                      self._key("where", r.message_id),
                                      f"{self._prefix}sessions"],
                                args=[sid, r.message_id, record_json(r), self._ttl_ms,
-                                     self._prefix], client=pipe)
+                                     self._prefix, rank_of(r)], client=pipe)
 
         if records:
             await self._call(write)
@@ -262,4 +276,4 @@ class RedisStore:
         return bool(found)
 
 
-__all__ = ["RedisStore", "record_json", "record_of"]
+__all__ = ["RedisStore", "rank_of", "record_json", "record_of"]
