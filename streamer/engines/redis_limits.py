@@ -77,8 +77,10 @@ return {0, 0}
 """
 
 #: KEYS: an identity's connections, an address's; ARGV: token, max_identity, max_address,
-#: lease_ms -> 0: admitted | 1: the identity's limit | 2: the address's
+#: lease_ms, tokens to release first... -> 0: admitted | 1: the identity's limit | 2: the
+#: address's
 CONNECT = _NOW + """
+for i = 5, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) redis.call('ZREM', KEYS[2], ARGV[i]) end
 for i = 1, 2 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now) end
 for i = 1, 2 do
   local max = tonumber(ARGV[i + 1])
@@ -182,8 +184,10 @@ class RedisLimits:
         :meth:`reserve`."""
         token = secrets.token_hex(8)
         keys = [self._key("conns", subject), self._key("addrs", address)]
+        # this process's closed connections leave the counts first (as :meth:`reserve`)
+        pending = [t for t, held in self._releasing.items() if set(held) & set(keys)]
         code = await self._script("connect", keys, [token, max_identity, max_address,
-                                                    int(LEASE_S * 1000)])
+                                                    int(LEASE_S * 1000), *pending])
         if int(code) == 0:
             self._held[token] = ((*keys,), None)
             return Verdict(token)

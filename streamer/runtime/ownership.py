@@ -102,7 +102,7 @@ class Ownership:
             try:  # (else it expires: a control for it then finds it no longer queued)
                 await forget_queued(redis, self.prefix, stream.stream_id)
             except REDIS_ERRORS as exc:
-                stream.record("queued_not_forgotten", error=repr(exc))
+                stream.record("queued_not_forgotten", error=type(exc).__name__)
 
     def forget(self, stream_id: str) -> None:
         """The stream's begin failed (Redis did not answer or refused): it runs here without
@@ -120,7 +120,7 @@ class Ownership:
             await share_queued(redis, self.prefix, stream.stream_id, self.process_id,
                                self.keep_ms)
         except REDIS_ERRORS as exc:
-            stream.record("queued_not_shared", error=repr(exc))
+            stream.record("queued_not_shared", error=type(exc).__name__)
 
     async def hold(self, redis: coredis.Redis[bytes], stream: Stream) -> None:
         """Renew the stream's lease every third of its TTL until cancelled (taking it again
@@ -171,8 +171,18 @@ class Ownership:
                 result = self.apply(message)
                 try:
                     await send_ack(redis, self.prefix, message.request_id, result)
-                except REDIS_ERRORS as exc:
+                except REDIS_ERRORS as exc:  # applied, but its sender will not know
                     logger.error("control %s: the ack was lost: %r", message.request_id, exc)
+                    self._ack_lost(message, exc)
+
+    def _ack_lost(self, message: ControlMessage, exc: BaseException) -> None:
+        """The stream's trace says its routed control's ack was lost (the sender answers
+        its client ``control_not_delivered``, though the control may have been applied)."""
+        held = self.queued.get(message.stream_id)
+        stream = self.running.get(message.stream_id) or (held[1] if held else None)
+        if stream is not None:
+            stream.record("control_ack_lost", action=message.action,
+                          request_id=message.request_id, error=type(exc).__name__)
 
     def apply(self, message: ControlMessage) -> str:
         """Apply a routed control as a local one: ``applied``, or ``not_running`` (a stop of

@@ -147,11 +147,14 @@ async def test_redis_refusing_writes_never_ends_a_process(
 
 
 async def test_an_ack_redis_refuses_is_logged_and_controls_go_on(
-        redis_server: RedisServer) -> None:
+        redis_server: RedisServer, nursery: trio.Nursery) -> None:
     ownership = Ownership("acks:", "p_owner", LEASE_TTL_S, 60.0)
+    _, session = await open_pipeline(nursery)  # (a memory registry: the stream runs here)
+    running = session.submit(start("x", provider="slow", mode="off"))
+    ownership.running[running.stream_id] = running
     with trio.fail_after(BOUND_S):
         async with connect(redis_server.url) as redis, trio.open_nursery() as nursery:
-            message = ControlMessage.new("stop", "s_gone", "p_sender")
+            message = ControlMessage.new("stop", running.stream_id, "p_sender")
             await send_control(redis, "acks:", "p_owner", message)
             await redis.replicaof("127.0.0.1", dead_port())
             try:
@@ -165,6 +168,9 @@ async def test_an_ack_redis_refuses_is_logged_and_controls_go_on(
                 await redis.replicaof("no", "one")
                 nursery.cancel_scope.cancel()
     assert reply is not None and reply[1] == b"not_running"
+    await running.done.wait()  # the stop was applied; its trace says the ack was lost
+    assert running.finish_reason == "cancelled"
+    assert "control_ack_lost" in [entry.event for entry in running.trace]
 
 
 async def test_a_queued_stream_whose_begin_fails_is_forgotten(
