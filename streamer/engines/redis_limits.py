@@ -33,6 +33,7 @@ import coredis
 import trio
 
 from streamer.config import Config
+from streamer.engines.redis_keys import Keys
 from streamer.engines.redis_log import REDIS_ERRORS, connect, with_retry
 from streamer.runtime.waiter import Waiter
 from streamer.security.ratelimits import Ending, Verdict
@@ -111,7 +112,7 @@ class RedisLimits:
     def __init__(self, config: Config) -> None:
         self.url = config.engine.redis_url
         self._timeout_s = config.engine.command_timeout_s
-        self._prefix = f"{config.engine.key_prefix}limits:"
+        self._prefix = Keys(config.engine.key_prefix).limits
         self._redis: coredis.Redis[Any] | None = None
         self._ready = trio.Event()
         self._scripts: dict[str, Any] = {}

@@ -33,6 +33,7 @@ from coredis.exceptions import ConnectionError as RedisConnectionError
 from coredis.exceptions import RedisError, UnblockedError
 from coredis.tokens import PureToken
 
+from streamer.engines.redis_keys import Keys
 from streamer.log.codec import Record, decode_record, encode_record
 from streamer.log.stream_log import LogEntry, MemoryStreamLog
 from streamer.runtime.waiter import Waiter
@@ -116,16 +117,6 @@ def connect(url: str, timeout_s: float | None = None, *, blocking: bool = False
                                   stream_timeout=reply_s)
 
 
-def stream_key(prefix: str, stream_id: str) -> str:
-    """The Redis key of a stream's log."""
-    return f"{prefix}stream:{stream_id}"
-
-
-def epoch_key(prefix: str) -> str:
-    """The key of the epochs' counter (``INCR``)."""
-    return f"{prefix}epoch"
-
-
 def epoch_of(count: int) -> str:
     """The epoch of the counter's value ``count`` and a random suffix (the counter restarts
     after a flush; the suffix keeps a new epoch from equalling an old one), as
@@ -135,7 +126,7 @@ def epoch_of(count: int) -> str:
 
 async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
     """A stream epoch from Redis: ``INCR {prefix}epoch`` (:func:`epoch_of`)."""
-    return epoch_of(await redis.incr(epoch_key(prefix)))
+    return epoch_of(await redis.incr(Keys(prefix).epoch))
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], retry_s: float) -> T:
@@ -182,7 +173,7 @@ class RedisLogPublisher:
                  interval_s: float = 0.0) -> None:
         self._redis = redis
         self._log = log
-        self._key = stream_key(prefix, log.stream_id)
+        self._key = Keys(prefix).stream(log.stream_id)
         self._prefix = prefix
         self._maxlen = maxlen
         self._retry_s = retry_s
@@ -301,7 +292,7 @@ class RedisLogFollower:
                  reader: StreamReaders | None = None) -> None:
         self._redis = redis
         self._reader = reader
-        self._key = stream_key(prefix, stream_id)
+        self._key = Keys(prefix).stream(stream_id)
         self._block_ms = block_ms
         self._count = count
         self._retry_s = retry_s

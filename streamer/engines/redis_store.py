@@ -38,6 +38,7 @@ import trio
 
 from streamer.config import Config
 from streamer.engines.redis_client import HeldClient
+from streamer.engines.redis_keys import Keys, text
 from streamer.engines.redis_log import with_retry
 from streamer.persistence import MessageRecord
 
@@ -137,10 +138,6 @@ def record_of(raw: bytes | str) -> MessageRecord:
         raise ValueError(f"malformed message in redis: {exc}") from exc
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class RedisStore:
     """The :class:`~streamer.persistence.MessageStore` in Redis.
 
@@ -156,7 +153,7 @@ class RedisStore:
 
     def __init__(self, client: HeldClient, prefix: str, ttl_s: float) -> None:
         self._client = client
-        self._prefix = f"{prefix}store:"
+        self._prefix = Keys(prefix).store
         self._ttl_ms = int(ttl_s * 1000)
         self.path = f"redis {client.url.rsplit('@', 1)[-1]} keys {self._prefix}*"
         redis = client.redis
@@ -247,7 +244,7 @@ class RedisStore:
             self._key("session", session_id), ["created_at", "owner"]))
         if created is None:
             return None
-        return "anonymous" if owner is None else _text(owner)
+        return "anonymous" if owner is None else str(text(owner))
 
     async def messages(self, session_id: str) -> list[MessageRecord]:
         """A session's messages, oldest first (empty if the session is unknown)."""
@@ -259,8 +256,8 @@ class RedisStore:
             return await order, await stored
 
         order, stored = await self._call(read)
-        by_id = {_text(k): v for k, v in stored.items()}
-        return [record_of(by_id[_text(i)]) for i in order if _text(i) in by_id]
+        by_id = {text(k): v for k, v in stored.items()}
+        return [record_of(by_id[text(i)]) for i in order if text(i) in by_id]
 
     async def message(self, message_id: str) -> MessageRecord | None:
         """One message by id (an assistant message's id is its ``stream_id``)."""
@@ -268,7 +265,7 @@ class RedisStore:
         if session is None:
             return None
         raw = await self._call(lambda redis: redis.hget(
-            self._key("messages", _text(session)), message_id))
+            self._key("messages", str(text(session))), message_id))
         return None if raw is None else record_of(raw)
 
     async def has_session(self, session_id: str) -> bool:

@@ -40,6 +40,7 @@ from streamer.engines.redis_control import (
     share_queued,
     wait_ack,
 )
+from streamer.engines.redis_keys import Keys
 from streamer.engines.redis_lease import (
     ENDED,
     claim_lost,
@@ -47,7 +48,7 @@ from streamer.engines.redis_lease import (
     release_lease,
     renew_lease,
 )
-from streamer.engines.redis_log import REDIS_ERRORS, RedisUnavailable, stream_key, with_retry
+from streamer.engines.redis_log import REDIS_ERRORS, RedisUnavailable, with_retry
 from streamer.errors import ControlNotDelivered, GenerationLost, StreamNotFound
 from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream
 
@@ -323,7 +324,8 @@ class Ownership:
             return False
         if claimed:  # the owner died before its end: its log expires with the claim
             try:
-                await redis.pexpire(stream_key(self.prefix, mirror.stream_id), self.keep_ms)
+                await redis.pexpire(Keys(self.prefix).stream(mirror.stream_id),
+                                    self.keep_ms)
             except REDIS_ERRORS as exc:
                 logger.error("stream %s: no expiry set on its log: %r", mirror.stream_id, exc)
         if not claimed or store is None or mirror.owner.deleted:

@@ -35,14 +35,13 @@ import trio
 from coredis.tokens import PureToken
 
 from streamer.config import Config
-from streamer.engines.redis_lease import lease_key_name
+from streamer.engines.redis_keys import Keys
 from streamer.engines.redis_log import (
     CONNECTION_ERRORS,
     REDIS_ERRORS,
     RedisLogPublisher,
     RedisUnavailable,
     connect,
-    epoch_key,
     epoch_of,
     with_retry,
 )
@@ -56,7 +55,6 @@ from streamer.engines.redis_meta import (
     read_starts,
     refresh,
     save_session,
-    watched_key_name,
 )
 from streamer.engines.redis_reader import StreamReaders
 from streamer.log.stream_log import StreamLog
@@ -110,6 +108,7 @@ class RedisEngine:
         self.url = engine.redis_url
         self.timeout_s = engine.command_timeout_s
         self.prefix = engine.key_prefix
+        self.keys = Keys(self.prefix)
         self.maxlen = engine.replay_maxlen
         self.ttl_s = max(config.resume.window_s, MIN_TTL_S)
         self._keep = keep
@@ -231,8 +230,8 @@ class RedisEngine:
         stream is then this process's (``Ownership.running``). Raises connection errors."""
         own, owner = self.ownership, stream.owner
         async with redis.pipeline(transaction=True) as pipe:
-            count = pipe.incr(epoch_key(self.prefix))
-            taken = pipe.set(lease_key_name(self.prefix, stream.stream_id), own.process_id,
+            count = pipe.incr(self.keys.epoch)
+            taken = pipe.set(self.keys.lease(stream.stream_id), own.process_id,
                              px=own.lease_ms, condition=PureToken.NX)
             queue_session(pipe, self.prefix, owner.key, owner.owner, self.ttl_s, meta)
         epoch, held = epoch_of(await count), await taken
@@ -280,7 +279,7 @@ class RedisEngine:
         every third of the keys' TTL, their refresh. Connection errors are skipped (the
         publisher reports Redis's absence), and so are writes Redis refuses; meanwhile
         nobody elsewhere counts."""
-        watched = watched_key_name(self.prefix, meta.stream_id)
+        watched = self.keys.watched(meta.stream_id)
         refreshed = trio.current_time()
         while True:
             await trio.sleep(WATCH_INTERVAL_S)
@@ -399,8 +398,8 @@ class RedisEngine:
 
         async def follow() -> None:
             async with trio.open_nursery() as beside:
-                beside.start_soon(mirror.announce, redis, watched_key_name(
-                    self.prefix, meta.stream_id), WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
+                beside.start_soon(mirror.announce, redis, self.keys.watched(meta.stream_id),
+                                  WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
                 beside.start_soon(self.ownership.watch, redis, mirror)
                 await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
                                     block_ms=FOLLOW_BLOCK_MS, reader=self.readers)

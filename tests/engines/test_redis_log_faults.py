@@ -11,6 +11,7 @@ import pytest
 import trio
 from coredis.exceptions import ConnectionError as RedisConnectionError
 
+from streamer.engines.redis_keys import Keys, text
 from streamer.engines.redis_log import RedisLogFollower, RedisLogPublisher
 from streamer.log.stream_log import MemoryStreamLog
 from tests.engines.test_redis_log import ANSWERS, BOUND_S, assert_equal_logs, feed_answer
@@ -63,3 +64,15 @@ async def test_a_stream_whose_publisher_died_before_its_end_expires(redis: Any) 
         # killed here (SIGKILL): no more pipelines, never the end record
         assert not log.finished and await redis.xlen("t:stream:s_killed") >= 3
         assert 0 < await redis.pttl("t:stream:s_killed") <= 60_000
+
+
+def test_every_key_is_named_under_the_prefix_and_replies_read_as_text() -> None:
+    keys = Keys("p:")
+    named = [keys.stream("s_1"), keys.lease("s_1"), keys.lost("s_1"), keys.queued("s_1"),
+             keys.meta("s_1"), keys.watched("s_1"), keys.control("p_1"), keys.ack("c_1"),
+             keys.session("anonymous:x"), keys.wake("p_1", 2), keys.epoch, keys.starts]
+    assert named == ["p:stream:s_1", "p:lease:s_1", "p:lost:s_1", "p:queued:s_1",
+                     "p:meta:s_1", "p:watched:s_1", "p:control:p_1", "p:ack:c_1",
+                     "p:session:anonymous:x", "p:wake:p_1:2", "p:epoch", "p:starts"]
+    assert (keys.store, keys.limits) == ("p:store:", "p:limits:")
+    assert [text(None), text(b"1-0"), text("x"), text(3)] == [None, "1-0", "x", "3"]
