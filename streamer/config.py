@@ -199,6 +199,9 @@ class EngineConfig:
     #: redis: a stream's generation lease (s), renewed every third of it while the stream runs;
     #: a stream whose owner died ends on the other processes within twice this
     lease_ttl_s: float = 5.0
+    #: redis: how long one command waits for Redis's answer (s); a Redis that stops
+    #: answering (frozen, a dead host) is then down for the process, as a refused connection
+    command_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

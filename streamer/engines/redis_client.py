@@ -22,10 +22,12 @@ class HeldClient:
 
     Args:
         url: ``redis://host:port/db`` (``engine.redis_url``).
+        timeout_s: how long a command waits for Redis's answer (``engine.command_timeout_s``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout_s: float | None = None) -> None:
         self.url = url
+        self.timeout_s = timeout_s
         self._redis: coredis.Redis[bytes] | None = None
         self._scope: trio.CancelScope | None = None
         self._closed = trio.Event()
@@ -49,7 +51,7 @@ class HeldClient:
         try:
             with trio.CancelScope() as scope:
                 self._scope = scope
-                async with connect(self.url) as redis:
+                async with connect(self.url, self.timeout_s) as redis:
                     await redis.ping()
                     self._redis = redis
                     task_status.started()

@@ -31,6 +31,8 @@ from typing import Any
 import coredis
 from coredis.tokens import PureToken
 
+from streamer.engines.redis_keys import Keys, text
+
 #: control messages kept per process's stream (``MAXLEN ~``); the owner reads them at once
 CONTROL_MAXLEN = 1_000
 #: a control stream and an ack expire this long after their last write (ms)
@@ -73,54 +75,37 @@ class ControlMessage:
     @classmethod
     def of(cls, fields: dict[Any, Any]) -> ControlMessage:
         """The message of a Redis entry's fields. Raises ``ValueError`` on anything else."""
-        text = {_text(key): _text(value) for key, value in fields.items()}
+        got = {text(key): text(value) for key, value in fields.items()}
         try:
-            return cls(str(text["r"]), str(text["a"]), str(text["s"]), str(text["f"]),
-                       text.get("k", ""), int(text.get("p", 0)))
+            return cls(str(got["r"]), str(got["a"]), str(got["s"]), str(got["f"]),
+                       got.get("k") or "", int(got.get("p") or 0))
         except KeyError as exc:
             raise ValueError(f"a control message without {exc}") from exc
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def control_key_name(prefix: str, process_id: str) -> str:
-    return f"{prefix}control:{process_id}"
-
-
-def ack_key_name(prefix: str, request_id: str) -> str:
-    return f"{prefix}ack:{request_id}"
-
-
-def queued_key_name(prefix: str, stream_id: str) -> str:
-    """``{prefix}queued:{stream_id}``: the process holding the queued stream (a string, set
-    while it waits in its session's queue, expiring after the replay window)."""
-    return f"{prefix}queued:{stream_id}"
 
 
 async def share_queued(redis: coredis.Redis[bytes], prefix: str, stream_id: str,
                        process_id: str, ttl_ms: int) -> None:
     """Record that ``process_id`` holds the queued ``stream_id`` (``SET PX``)."""
-    await redis.set(queued_key_name(prefix, stream_id), process_id, px=ttl_ms)
+    await redis.set(Keys(prefix).queued(stream_id), process_id, px=ttl_ms)
 
 
 async def forget_queued(redis: coredis.Redis[bytes], prefix: str, stream_id: str) -> None:
     """The stream left its queue (it began): its holder is no longer recorded."""
-    await redis.delete([queued_key_name(prefix, stream_id)])
+    await redis.delete([Keys(prefix).queued(stream_id)])
 
 
 async def queued_holder(redis: coredis.Redis[bytes], prefix: str, stream_id: str
                         ) -> str | None:
     """The process holding the queued ``stream_id``, or ``None``."""
-    value = await redis.get(queued_key_name(prefix, stream_id))
-    return _text(value) if value is not None else None
+    return text(await redis.get(Keys(prefix).queued(stream_id)))
 
 
 async def send_control(redis: coredis.Redis[bytes], prefix: str, owner: str,
                        message: ControlMessage) -> None:
     """Append ``message`` to ``owner``'s control stream (created if needed)."""
-    key = control_key_name(prefix, owner)
+    key = Keys(prefix).control(owner)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.xadd(key, message.fields(), trim_strategy=PureToken.MAXLEN,
                   threshold=CONTROL_MAXLEN, trim_operator=PureToken.APPROXIMATELY)
@@ -131,14 +116,14 @@ async def wait_ack(redis: coredis.Redis[bytes], prefix: str, request_id: str,
                    timeout_s: float) -> str | None:
     """The owner's answer to ``request_id`` (``BLPOP``, at most ``timeout_s``); ``None``:
     none came."""
-    reply = await redis.blpop([ack_key_name(prefix, request_id)], timeout=timeout_s)
-    return _text(reply[1]) if reply else None
+    reply = await redis.blpop([Keys(prefix).ack(request_id)], timeout=timeout_s)
+    return text(reply[1]) if reply else None
 
 
 async def send_ack(redis: coredis.Redis[bytes], prefix: str, request_id: str,
                    result: str) -> None:
     """Answer ``request_id`` with ``result`` (``applied``, ``not_running``)."""
-    key = ack_key_name(prefix, request_id)
+    key = Keys(prefix).ack(request_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.lpush(key, [result])
         pipe.pexpire(key, CONTROL_TTL_MS)
@@ -149,9 +134,9 @@ async def read_controls(redis: coredis.Redis[bytes], prefix: str, process_id: st
                         ) -> list[tuple[str, dict[Any, Any]]]:
     """The entries of this process's control stream after ``last_id`` (blocking ``XREAD``
     up to ``block_ms``): ``[(entry id, fields)]``."""
-    reply = await redis.xread({control_key_name(prefix, process_id): last_id},
+    reply = await redis.xread({Keys(prefix).control(process_id): last_id},
                               count=64, block=block_ms)
     if not reply:
         return []
-    return [(_text(entry.identifier), dict(entry.field_values))
+    return [(str(text(entry.identifier)), dict(entry.field_values))
             for entries in reply.values() for entry in entries]

@@ -21,10 +21,10 @@ https://redis.io/docs/latest/develop/interact/programmability/eval-intro/.
 
 from __future__ import annotations
 
-from typing import Any
-
 import coredis
 from coredis.tokens import PureToken
+
+from streamer.engines.redis_keys import Keys, text
 
 #: renew: extend the lease if this process holds it (1), take it again if it is gone, e.g.
 #: after a ``FLUSHALL`` (2), or tell that another process holds it (0)
@@ -54,22 +54,10 @@ return 0
 """
 
 
-def lease_key_name(prefix: str, stream_id: str) -> str:
-    return f"{prefix}lease:{stream_id}"
-
-
-def lost_key_name(prefix: str, stream_id: str) -> str:
-    return f"{prefix}lost:{stream_id}"
-
-
-def _text(value: Any) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 async def take_lease(redis: coredis.Redis[bytes], prefix: str, stream_id: str, holder: str,
                      ttl_ms: int) -> bool:
     """``SET lease holder NX PX ttl_ms``: ``True`` if ``holder`` owns the stream now."""
-    return bool(await redis.set(lease_key_name(prefix, stream_id), holder, px=ttl_ms,
+    return bool(await redis.set(Keys(prefix).lease(stream_id), holder, px=ttl_ms,
                                 condition=PureToken.NX))
 
 
@@ -77,7 +65,7 @@ async def renew_lease(redis: coredis.Redis[bytes], prefix: str, stream_id: str, 
                       ttl_ms: int) -> int:
     """Extend ``holder``'s lease by ``ttl_ms``: 1 renewed, 2 taken again (it was gone), 0 held
     by another process (nothing changed)."""
-    result = await redis.eval(_RENEW, keys=[lease_key_name(prefix, stream_id)],
+    result = await redis.eval(_RENEW, keys=[Keys(prefix).lease(stream_id)],
                               args=[holder, ttl_ms])
     return result if isinstance(result, int) else 0
 
@@ -87,7 +75,7 @@ async def release_lease(redis: coredis.Redis[bytes], prefix: str, stream_id: str
     """The stream's ``end`` is stored: if ``holder`` holds the lease, its value becomes
     :data:`ENDED` for ``keep_ms`` (a mirror that lags behind then knows the ``end`` is there,
     not a dead owner); ``True`` if it did."""
-    return bool(await redis.eval(_RELEASE, keys=[lease_key_name(prefix, stream_id)],
+    return bool(await redis.eval(_RELEASE, keys=[Keys(prefix).lease(stream_id)],
                                  args=[holder, keep_ms]))
 
 
@@ -95,12 +83,12 @@ async def lease_holder(redis: coredis.Redis[bytes], prefix: str, stream_id: str
                        ) -> str | None:
     """The process that holds the stream's lease: ``None`` when nobody does (it expired:
     the owner died), :data:`ENDED` once the stream's ``end`` is stored."""
-    return _text(await redis.get(lease_key_name(prefix, stream_id)))
+    return text(await redis.get(Keys(prefix).lease(stream_id)))
 
 
 async def claim_lost(redis: coredis.Redis[bytes], prefix: str, stream_id: str, holder: str,
                      ttl_ms: int) -> bool:
     """Claim the writing of a lost stream's partial answer: ``True`` for exactly one caller
     (``SET NX PX``; the claim lives ``ttl_ms``)."""
-    return bool(await redis.set(lost_key_name(prefix, stream_id), holder, px=ttl_ms,
+    return bool(await redis.set(Keys(prefix).lost(stream_id), holder, px=ttl_ms,
                                 condition=PureToken.NX))

@@ -33,7 +33,8 @@ import coredis
 import trio
 
 from streamer.config import Config
-from streamer.engines.redis_log import CONNECTION_ERRORS, connect, with_retry
+from streamer.engines.redis_keys import Keys
+from streamer.engines.redis_log import REDIS_ERRORS, connect, with_retry
 from streamer.runtime.waiter import Waiter
 from streamer.security.ratelimits import Ending, Verdict
 
@@ -77,8 +78,10 @@ return {0, 0}
 """
 
 #: KEYS: an identity's connections, an address's; ARGV: token, max_identity, max_address,
-#: lease_ms -> 0: admitted | 1: the identity's limit | 2: the address's
+#: lease_ms, tokens to release first... -> 0: admitted | 1: the identity's limit | 2: the
+#: address's
 CONNECT = _NOW + """
+for i = 5, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) redis.call('ZREM', KEYS[2], ARGV[i]) end
 for i = 1, 2 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now) end
 for i = 1, 2 do
   local max = tonumber(ARGV[i + 1])
@@ -108,7 +111,8 @@ class RedisLimits:
 
     def __init__(self, config: Config) -> None:
         self.url = config.engine.redis_url
-        self._prefix = f"{config.engine.key_prefix}limits:"
+        self._timeout_s = config.engine.command_timeout_s
+        self._prefix = Keys(config.engine.key_prefix).limits
         self._redis: coredis.Redis[Any] | None = None
         self._ready = trio.Event()
         self._scripts: dict[str, Any] = {}
@@ -128,7 +132,7 @@ class RedisLimits:
         """Hold the client; renew held counts every :data:`RENEW_S`, remove released ones
         at once. Redis errors are logged and retried (a lapsed count errs towards
         admitting); at the end, this process's counts are removed."""
-        async with connect(self.url) as redis:
+        async with connect(self.url, self._timeout_s) as redis:
             self._redis = redis
             for name, script in (("reserve", RESERVE), ("connect", CONNECT),
                                  ("renew", RENEW)):
@@ -149,11 +153,13 @@ class RedisLimits:
                         logger.debug("limits: final release failed: %r", exc)
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a script; ``trio.TooSlowError`` when Redis did not answer (a frozen Redis
+        too) in :data:`RETRY_S` from the call."""
         with trio.fail_after(RETRY_S):
             await self._ready.wait()
-        script = self._scripts[name]
-        return await with_retry(lambda: script(keys=keys, args=args, client=self._redis),
-                                RETRY_S)
+            script = self._scripts[name]
+            return await with_retry(lambda: script(keys=keys, args=args, client=self._redis),
+                                    RETRY_S)
 
     async def reserve(self, subject: str, max_streams: int, per_minute: int) -> Verdict:
         """See ``security.ratelimits.SharedCounts.reserve``. Raises ``RedisUnavailable``
@@ -179,8 +185,10 @@ class RedisLimits:
         :meth:`reserve`."""
         token = secrets.token_hex(8)
         keys = [self._key("conns", subject), self._key("addrs", address)]
+        # this process's closed connections leave the counts first (as :meth:`reserve`)
+        pending = [t for t, held in self._releasing.items() if set(held) & set(keys)]
         code = await self._script("connect", keys, [token, max_identity, max_address,
-                                                    int(LEASE_S * 1000)])
+                                                    int(LEASE_S * 1000), *pending])
         if int(code) == 0:
             self._held[token] = ((*keys,), None)
             return Verdict(token)
@@ -218,8 +226,9 @@ class RedisLimits:
             await self._wake.wait()
             try:
                 await self._flush()
-            except CONNECTION_ERRORS as exc:  # the counts lapse within LEASE_S anyway
-                logger.error("limits: releasing counts in redis failed: %s", exc)
+            except REDIS_ERRORS as exc:  # the counts lapse within LEASE_S anyway
+                logger.error("limits: releasing counts in redis failed: %r", exc)
+                await trio.sleep(RETRY_S)  # (they stay pending: the next wake retries)
 
     async def _flush(self) -> None:
         """Remove the released tokens from their counts; they stay pending (a start on
@@ -252,8 +261,8 @@ class RedisLimits:
                     for key, tokens in leases.items():
                         self._scripts["renew"](keys=[key], args=[int(LEASE_S * 1000), *tokens],
                                                client=pipe)
-            except CONNECTION_ERRORS as exc:
-                logger.error("limits: renewing counts in redis failed: %s", exc)
+            except REDIS_ERRORS as exc:  # (refused writes too: OOM, READONLY)
+                logger.error("limits: renewing counts in redis failed: %r", exc)
 
 
 def _by_key(items: Iterable[tuple[str, tuple[str, ...]]]) -> dict[str, list[str]]:

@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import coredis
 import trio
 from coredis.exceptions import ConnectionError as RedisConnectionError
+from coredis.exceptions import RedisError, UnblockedError
 from coredis.tokens import PureToken
 
+from streamer.engines.redis_keys import Keys
 from streamer.log.codec import Record, decode_record, encode_record
 from streamer.log.stream_log import LogEntry, MemoryStreamLog
 from streamer.runtime.waiter import Waiter
@@ -43,6 +45,13 @@ T = TypeVar("T")
 
 #: what a lost connection raises (coredis' own, and timeouts of a half-open socket)
 CONNECTION_ERRORS = (RedisConnectionError, TimeoutError, OSError)
+#: what any Redis command may raise: a lost connection, or Redis refusing the command
+#: (``OOM`` under ``maxmemory-policy noeviction``, ``MISCONF``, ``READONLY`` on a replica,
+#: ``EXECABORT``: coredis' ``ResponseError``); a long-lived loop survives all of them
+REDIS_ERRORS = (RedisError, TimeoutError, OSError)
+#: what :func:`with_retry` retries: a lost connection, and a blocking read that Redis ended
+#: (``UNBLOCKED``: its role changed, a failover) and answers again
+RETRIED_ERRORS = (*CONNECTION_ERRORS, UnblockedError)
 
 
 #: the field of a Redis entry that carries several records: the JSON list of their fields
@@ -89,19 +98,23 @@ class RedisUnavailable(Exception):
     """Redis did not answer for ``retry_s`` (the last connection error is the cause)."""
 
 
-def connect(url: str) -> coredis.Redis[bytes]:
-    """A client for ``url`` (``redis://host:port/db``); use it as ``async with client:``."""
-    return coredis.Redis.from_url(url, decode_responses=False)
+#: what a blocking client's commands wait beyond ``timeout_s`` (:func:`connect`): the
+#: longest block the engine asks for (a routed stop's ``BLPOP``, 2 s) and a margin
+BLOCKING_EXTRA_S = 3.0
 
 
-def stream_key(prefix: str, stream_id: str) -> str:
-    """The Redis key of a stream's log."""
-    return f"{prefix}stream:{stream_id}"
+def connect(url: str, timeout_s: float | None = None, *, blocking: bool = False
+            ) -> coredis.Redis[bytes]:
+    """A client for ``url`` (``redis://host:port/db``); use it as ``async with client:``.
 
-
-def epoch_key(prefix: str) -> str:
-    """The key of the epochs' counter (``INCR``)."""
-    return f"{prefix}epoch"
+    ``timeout_s`` (``engine.command_timeout_s``; ``None``: none) bounds the connection and
+    every reply (coredis' ``connect_timeout``, ``stream_timeout``): a Redis that stops
+    answering raises ``TimeoutError`` (one of :data:`CONNECTION_ERRORS`) rather than hang.
+    A ``blocking`` client (blocking ``XREAD`` and ``BLPOP`` only) waits
+    :data:`BLOCKING_EXTRA_S` more for its replies."""
+    reply_s = None if timeout_s is None else timeout_s + (BLOCKING_EXTRA_S if blocking else 0)
+    return coredis.Redis.from_url(url, decode_responses=False, connect_timeout=timeout_s,
+                                  stream_timeout=reply_s)
 
 
 def epoch_of(count: int) -> str:
@@ -113,18 +126,19 @@ def epoch_of(count: int) -> str:
 
 async def new_epoch(redis: coredis.Redis[bytes], prefix: str) -> str:
     """A stream epoch from Redis: ``INCR {prefix}epoch`` (:func:`epoch_of`)."""
-    return epoch_of(await redis.incr(epoch_key(prefix)))
+    return epoch_of(await redis.incr(Keys(prefix).epoch))
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], retry_s: float) -> T:
-    """``await call()``, again after connection errors (backoff 50 ms doubling to 1 s) for at
-    most ``retry_s`` seconds. Raises :class:`RedisUnavailable` after that."""
+    """``await call()``, again after connection errors (and ``UNBLOCKED`` reads:
+    :data:`RETRIED_ERRORS`; backoff 50 ms doubling to 1 s) for at most ``retry_s``
+    seconds. Raises :class:`RedisUnavailable` after that."""
     deadline = trio.current_time() + retry_s
     delay = 0.05
     while True:
         try:
             return await call()
-        except CONNECTION_ERRORS as exc:
+        except RETRIED_ERRORS as exc:
             if trio.current_time() + delay > deadline:
                 raise RedisUnavailable(f"redis unavailable for {retry_s} s: {exc}") from exc
         await trio.sleep(delay)
@@ -141,8 +155,9 @@ class RedisLogPublisher:
         prefix: the keys' prefix (``engine.key_prefix``).
         maxlen: ``XADD … MAXLEN ~ maxlen`` (``engine.replay_maxlen``, entries).
         retry_s: how long connection errors are retried before :class:`RedisUnavailable`.
-        ttl_s: the key expires this long after the ``end`` record (``resume.window_s``;
-            0: never), so finished streams do not pile up in Redis.
+        ttl_s: the key expires this long after the last batch (every pipeline sets it, the
+            ``end``'s too: ``resume.window_s``; 0: never), so finished streams, and the
+            streams of a publisher that died before its ``end``, do not pile up in Redis.
         on_create: called with the pipeline of every batch that creates the key (the
             first, and the first after a lost key): what it queues there (the stream's
             metadata) is stored with the stream's first records, again after a flush.
@@ -158,7 +173,7 @@ class RedisLogPublisher:
                  interval_s: float = 0.0) -> None:
         self._redis = redis
         self._log = log
-        self._key = stream_key(prefix, log.stream_id)
+        self._key = Keys(prefix).stream(log.stream_id)
         self._prefix = prefix
         self._maxlen = maxlen
         self._retry_s = retry_s
@@ -242,7 +257,7 @@ class RedisLogPublisher:
                     self._key, batch_fields(records[start:start + BATCH_RECORDS]),
                     nomkstream=self._created or None, trim_strategy=PureToken.MAXLEN,
                     threshold=self._maxlen, trim_operator=PureToken.APPROXIMATELY))
-            if records[-1].kind == "end" and self._ttl_ms > 0:
+            if self._ttl_ms > 0:  # (a publisher killed mid-stream leaves no key forever)
                 pipe.pexpire(self._key, self._ttl_ms)
             if not self._created and self._on_create is not None:
                 self._on_create(pipe)
@@ -277,7 +292,7 @@ class RedisLogFollower:
                  reader: StreamReaders | None = None) -> None:
         self._redis = redis
         self._reader = reader
-        self._key = stream_key(prefix, stream_id)
+        self._key = Keys(prefix).stream(stream_id)
         self._block_ms = block_ms
         self._count = count
         self._retry_s = retry_s
@@ -328,15 +343,22 @@ class RedisLogFollower:
                 for entries in reply.values() for entry in entries]
 
     def apply(self, record: Record) -> None:
-        """Apply one record to the mirror. Raises :class:`LogGap` (nothing applied) when it
-        does not continue the mirror exactly."""
+        """Apply one record to the mirror. A record the mirror already holds (same epoch, an
+        entry's seq or a source record's pieces already applied: the publisher resent a
+        pipeline whose reply was lost, ``with_retry``) is skipped. Raises :class:`LogGap`
+        (nothing applied) when it does not continue the mirror exactly."""
         log = self.log
+        if log.finished:
+            return  # (a resent end, in the same read as the first)
         if self.epoch is None:
             self.epoch = record.epoch
         if record.epoch != self.epoch:
             raise LogGap(f"the stream's epoch changed ({self.epoch} → {record.epoch})",
                          record.epoch)
         entry = record.entry
+        if record.parts <= log.source_count and (
+                entry.seq <= log.last_seq if entry is not None else record.kind == "source"):
+            return  # applied already: a resent record
         if entry is not None and entry.seq != log.last_seq + 1:
             raise LogGap(f"entries missing: seq {entry.seq} after {log.last_seq}", record.epoch)
         if log.source_count + len(record.sources) != record.parts:

@@ -34,6 +34,7 @@ from typing import Any
 import coredis
 from coredis.tokens import PureToken
 
+from streamer.engines.redis_keys import Keys, text
 from streamer.security.identity import Identity
 
 #: the shortest life of a metadata key (s): a window of 0 still lets a running stream be found
@@ -61,28 +62,8 @@ class StreamMeta:
     pacing_cps: float | None = None
 
 
-def session_key_name(prefix: str, session_key: str) -> str:
-    return f"{prefix}session:{session_key}"
-
-
-def meta_key_name(prefix: str, stream_id: str) -> str:
-    return f"{prefix}meta:{stream_id}"
-
-
-def watched_key_name(prefix: str, stream_id: str) -> str:
-    return f"{prefix}watched:{stream_id}"
-
-
-def starts_key_name(prefix: str) -> str:
-    return f"{prefix}starts"
-
-
 def _ttl_ms(ttl_s: float) -> int:
     return int(max(ttl_s, MIN_TTL_S) * 1000)
-
-
-def _text(value: Any) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def identity_json(identity: Identity) -> str:
@@ -108,14 +89,14 @@ def queue_session(pipe: Any, prefix: str, session_key: str, identity: Identity, 
     """Add to the pipeline ``pipe`` the commands that store the session's identity (and,
     with ``stream``, its current stream, the stream's metadata and its entry in
     ``{prefix}starts``); every key written expires ``ttl_s`` later (but ``starts``)."""
-    key, ttl_ms = session_key_name(prefix, session_key), _ttl_ms(ttl_s)
+    key, ttl_ms = Keys(prefix).session(session_key), _ttl_ms(ttl_s)
     fields = {"identity": identity_json(identity)}
     if stream is not None:
         fields["current"] = stream.stream_id
     pipe.hset(key, fields)
     pipe.pexpire(key, ttl_ms)
     if stream is not None:
-        pipe.set(meta_key_name(prefix, stream.stream_id), json.dumps(asdict(stream)),
+        pipe.set(Keys(prefix).meta(stream.stream_id), json.dumps(asdict(stream)),
                  px=ttl_ms)
         queue_start(pipe, prefix, stream)
 
@@ -130,32 +111,34 @@ async def save_session(redis: coredis.Redis[bytes], prefix: str, session_key: st
 
 async def refresh(redis: coredis.Redis[bytes], prefix: str, session_key: str, stream_id: str,
                   ttl_s: float) -> None:
-    """The session's and the stream's keys expire ``ttl_s`` from now."""
+    """The session's and the stream's keys (its metadata and its log) expire ``ttl_s`` from
+    now."""
     ttl_ms = _ttl_ms(ttl_s)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.pexpire(session_key_name(prefix, session_key), ttl_ms)
-        pipe.pexpire(meta_key_name(prefix, stream_id), ttl_ms)
+        pipe.pexpire(Keys(prefix).session(session_key), ttl_ms)
+        pipe.pexpire(Keys(prefix).meta(stream_id), ttl_ms)
+        pipe.pexpire(Keys(prefix).stream(stream_id), ttl_ms)
 
 
 async def load_session(redis: coredis.Redis[bytes], prefix: str, session_key: str
                        ) -> tuple[Identity | None, str | None]:
     """``(the identity the session was created with, its current stream id)``; ``None`` for
     what Redis does not hold. Raises ``ValueError`` on a malformed identity."""
-    raw, current = await redis.hmget(session_key_name(prefix, session_key),
+    raw, current = await redis.hmget(Keys(prefix).session(session_key),
                                      ["identity", "current"])
-    identity = identity_of(str(_text(raw))) if raw is not None else None
-    return identity, _text(current)
+    identity = identity_of(str(text(raw))) if raw is not None else None
+    return identity, text(current)
 
 
 async def load_stream(redis: coredis.Redis[bytes], prefix: str, stream_id: str
                       ) -> StreamMeta | None:
     """The stream's metadata, ``None`` if Redis does not hold it (never written, expired,
     flushed) or it is malformed."""
-    raw = await redis.get(meta_key_name(prefix, stream_id))
+    raw = await redis.get(Keys(prefix).meta(stream_id))
     if raw is None:
         return None
     try:
-        return StreamMeta(**json.loads(_text(raw) or ""))
+        return StreamMeta(**json.loads(text(raw) or ""))
     except (TypeError, json.JSONDecodeError):
         return None
 
@@ -163,7 +146,7 @@ async def load_stream(redis: coredis.Redis[bytes], prefix: str, stream_id: str
 def queue_start(pipe: Any, prefix: str, stream: StreamMeta) -> None:
     """Add to ``pipe`` the entry that tells every process the stream began
     (``{prefix}starts``)."""
-    pipe.xadd(starts_key_name(prefix), {"k": stream.session_key, "s": stream.stream_id},
+    pipe.xadd(Keys(prefix).starts, {"k": stream.session_key, "s": stream.stream_id},
               trim_strategy=PureToken.MAXLEN, threshold=STARTS_MAXLEN,
               trim_operator=PureToken.APPROXIMATELY)
 
@@ -171,19 +154,19 @@ def queue_start(pipe: Any, prefix: str, stream: StreamMeta) -> None:
 async def last_start_id(redis: coredis.Redis[bytes], prefix: str) -> str:
     """The id of the latest entry of ``{prefix}starts`` (``0-0``: none): a reader that begins
     now reads what comes after it."""
-    entries = await redis.xrevrange(starts_key_name(prefix), count=1)
-    return str(_text(entries[0].identifier)) if entries else "0-0"
+    entries = await redis.xrevrange(Keys(prefix).starts, count=1)
+    return str(text(entries[0].identifier)) if entries else "0-0"
 
 
 async def read_starts(redis: coredis.Redis[bytes], prefix: str, last_id: str, block_ms: int
                       ) -> list[tuple[str, str, str]]:
     """The streams begun after ``last_id`` (blocking ``XREAD`` up to ``block_ms``):
     ``[(entry id, session key, stream id)]``; malformed entries are skipped."""
-    reply = await redis.xread({starts_key_name(prefix): last_id}, count=256, block=block_ms)
+    reply = await redis.xread({Keys(prefix).starts: last_id}, count=256, block=block_ms)
     out = []
     for entries in (reply or {}).values():
         for entry in entries:
-            fields = {_text(k): _text(v) for k, v in entry.field_values.items()}
-            out.append((str(_text(entry.identifier)), fields.get("k") or "",
+            fields = {text(k): text(v) for k, v in entry.field_values.items()}
+            out.append((str(text(entry.identifier)), fields.get("k") or "",
                         fields.get("s") or ""))
     return out

@@ -32,7 +32,8 @@ import coredis
 import trio
 from coredis.tokens import PureToken
 
-from streamer.engines.redis_log import CONNECTION_ERRORS, RedisUnavailable, with_retry
+from streamer.engines.redis_keys import Keys, text
+from streamer.engines.redis_log import REDIS_ERRORS, RedisUnavailable, with_retry
 from streamer.runtime.waiter import Waiter
 
 logger = logging.getLogger("streamer.runtime")
@@ -43,11 +44,6 @@ MAX_KEYS = 256
 WAKE_TTL_MS = 60_000
 
 Entries = list[tuple[str, Any]]
-
-
-def entry_id(raw: Any) -> str:
-    """A Redis entry id as text (``"1700000000000-3"``)."""
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def id_order(identifier: str) -> tuple[int, int]:
@@ -83,8 +79,8 @@ class Following:
         """Keep the entries after :attr:`last_id` (the read may start earlier: another
         follower of the same key) and wake the follower."""
         after = id_order(self.last_id)
-        new = [(entry_id(e.identifier), e.field_values) for e in entries
-               if id_order(entry_id(e.identifier)) > after]
+        new = [(str(text(e.identifier)), e.field_values) for e in entries
+               if id_order(str(text(e.identifier))) > after]
         if new:
             self._pending.extend(new)
             self.last_id = new[-1][0]
@@ -121,8 +117,8 @@ class _Reader:
                     pipe.xadd(self.wake_key, {"w": "1"}, trim_strategy=PureToken.MAXLEN,
                               threshold=1)
                     pipe.pexpire(self.wake_key, WAKE_TTL_MS)
-            except CONNECTION_ERRORS:
-                pass  # the read is failing too; its retry reads the new key
+            except REDIS_ERRORS:  # the read is failing too (its retry reads the new key),
+                pass  # or Redis refuses writes: the new key is read when the read returns
 
     def remove(self, follow: Following) -> None:
         if follow in self.follows:
@@ -158,10 +154,10 @@ class _Reader:
         return await self.redis.xread(streams, count=self._count, block=self._block_ms)
 
     def _hand_over(self, reply: Any) -> None:
-        by_key = {entry_id(key): entries for key, entries in reply.items()}
+        by_key = {str(text(key)): entries for key, entries in reply.items()}
         wakes = by_key.pop(self.wake_key, None)
         if wakes:
-            self._wake_id = entry_id(wakes[-1].identifier)
+            self._wake_id = str(text(wakes[-1].identifier))
         for follow in list(self.follows):
             entries = by_key.get(follow.key)
             if entries:
@@ -187,7 +183,7 @@ class StreamReaders:
                  block_ms: int = 1_000, count: int = 512, retry_s: float = 30.0,
                  max_keys: int = MAX_KEYS) -> None:
         self.redis = redis
-        self._wake_prefix = f"{prefix}wake:{process_id}:"
+        self._keys, self._process_id = Keys(prefix), process_id
         self._args = (block_ms, count, retry_s)
         self._max_keys = max_keys
         self.readers: list[_Reader] = []
@@ -226,7 +222,8 @@ class StreamReaders:
             reader = min(self.readers, key=lambda r: len(r.follows))
             if len(reader.follows) < self._max_keys:
                 return reader
-        reader = _Reader(self.redis, f"{self._wake_prefix}{len(self.readers)}", *self._args)
+        reader = _Reader(self.redis, self._keys.wake(self._process_id, len(self.readers)),
+                         *self._args)
         self.readers.append(reader)
         self._nursery.start_soon(reader.run, name=f"stream reader {len(self.readers)}")
         return reader

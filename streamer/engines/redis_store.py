@@ -8,7 +8,8 @@ Keys (``P`` = ``engine.key_prefix`` + ``store:``)::
                               (the subject; absent = "anonymous", as SQLite's NULL),
                               refreshed (when its messages' where-keys were last renewed)
     P order:{session_key}     sorted set: message_id -> position (the count when first saved)
-    P messages:{session_key}  hash: message_id -> the MessageRecord as JSON
+    P messages:{session_key}  hash: message_id -> the MessageRecord as JSON, and
+                              message_id#rank -> how far it got (:func:`rank_of`)
     P where:{message_id}      string: the message's session_key (``message(id)``)
     P sessions                sorted set: session_key -> updated_at (``purge``)
 
@@ -37,6 +38,7 @@ import trio
 
 from streamer.config import Config
 from streamer.engines.redis_client import HeldClient
+from streamer.engines.redis_keys import Keys, text
 from streamer.engines.redis_log import with_retry
 from streamer.persistence import MessageRecord
 
@@ -65,9 +67,12 @@ end
 """
 
 #: KEYS: session, order, messages, where, sessions; ARGV: session_key, message_id, JSON,
-#: ttl_ms (0: none), P
+#: ttl_ms (0: none), P, rank (:func:`rank_of`) -> 0 when a stored record of a higher rank
+#: is kept (a late partial save after the answer's end), else 1
 SAVE = _NOW + """
-local ttl = tonumber(ARGV[4])
+local ttl, rank = tonumber(ARGV[4]), tonumber(ARGV[6])
+if tonumber(redis.call('HGET', KEYS[3], ARGV[2] .. '#rank') or '-1') > rank then return 0 end
+redis.call('HSET', KEYS[3], ARGV[2] .. '#rank', rank)
 redis.call('HSETNX', KEYS[1], 'created_at', now)
 redis.call('HSET', KEYS[1], 'updated_at', now)
 if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then
@@ -87,6 +92,7 @@ if ttl > 0 then
     redis.call('HSET', KEYS[1], 'refreshed', now)
   end
 end
+return 1
 """
 
 #: KEYS: session, sessions; ARGV: session_key, owner, ttl_ms
@@ -116,16 +122,20 @@ def record_json(record: MessageRecord) -> str:
     return json.dumps(dataclasses.asdict(record), ensure_ascii=False, separators=(",", ":"))
 
 
+def rank_of(record: MessageRecord) -> int:
+    """How far ``record`` got: its ``last_seq``, then final (a ``finish_reason``) over a
+    checkpoint. A save never replaces a stored record of a higher rank, so a late partial
+    save (a lost stream's, after its owner came back and ended it; a checkpoint that
+    arrives after the end) cannot undo a finished answer; an equal rank is replaced."""
+    return record.last_seq * 2 + (record.finish_reason is not None)
+
+
 def record_of(raw: bytes | str) -> MessageRecord:
     """The message of :func:`record_json`. Raises ``ValueError`` on anything else."""
     try:
         return MessageRecord(**json.loads(raw))
     except (TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed message in redis: {exc}") from exc
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisStore:
@@ -143,7 +153,7 @@ class RedisStore:
 
     def __init__(self, client: HeldClient, prefix: str, ttl_s: float) -> None:
         self._client = client
-        self._prefix = f"{prefix}store:"
+        self._prefix = Keys(prefix).store
         self._ttl_ms = int(ttl_s * 1000)
         self.path = f"redis {client.url.rsplit('@', 1)[-1]} keys {self._prefix}*"
         redis = client.redis
@@ -159,7 +169,7 @@ class RedisStore:
         Raises:
             RedisUnavailable: Redis does not answer.
         """
-        client = HeldClient(config.engine.redis_url)
+        client = HeldClient(config.engine.redis_url, config.engine.command_timeout_s)
         await client.start(nursery)
         return cls(client, config.engine.key_prefix,
                    config.persistence.retention_days * 86_400)
@@ -177,7 +187,8 @@ class RedisStore:
 
     async def save_messages(self, records: list[MessageRecord]) -> None:
         """Insert or update messages in one ``MULTI`` (touching their sessions, made if
-        needed). A message keeps the position it was first saved at."""
+        needed). A message keeps the position it was first saved at, and a stored record
+        that got further (:func:`rank_of`) is kept."""
 
         async def write(redis: coredis.Redis[Any]) -> None:
             async with redis.pipeline(transaction=True) as pipe:
@@ -188,7 +199,7 @@ class RedisStore:
                                      self._key("where", r.message_id),
                                      f"{self._prefix}sessions"],
                                args=[sid, r.message_id, record_json(r), self._ttl_ms,
-                                     self._prefix], client=pipe)
+                                     self._prefix, rank_of(r)], client=pipe)
 
         if records:
             await self._call(write)
@@ -233,7 +244,7 @@ class RedisStore:
             self._key("session", session_id), ["created_at", "owner"]))
         if created is None:
             return None
-        return "anonymous" if owner is None else _text(owner)
+        return "anonymous" if owner is None else str(text(owner))
 
     async def messages(self, session_id: str) -> list[MessageRecord]:
         """A session's messages, oldest first (empty if the session is unknown)."""
@@ -245,8 +256,8 @@ class RedisStore:
             return await order, await stored
 
         order, stored = await self._call(read)
-        by_id = {_text(k): v for k, v in stored.items()}
-        return [record_of(by_id[_text(i)]) for i in order if _text(i) in by_id]
+        by_id = {text(k): v for k, v in stored.items()}
+        return [record_of(by_id[text(i)]) for i in order if text(i) in by_id]
 
     async def message(self, message_id: str) -> MessageRecord | None:
         """One message by id (an assistant message's id is its ``stream_id``)."""
@@ -254,7 +265,7 @@ class RedisStore:
         if session is None:
             return None
         raw = await self._call(lambda redis: redis.hget(
-            self._key("messages", _text(session)), message_id))
+            self._key("messages", str(text(session))), message_id))
         return None if raw is None else record_of(raw)
 
     async def has_session(self, session_id: str) -> bool:
@@ -262,4 +273,4 @@ class RedisStore:
         return bool(found)
 
 
-__all__ = ["RedisStore", "record_json", "record_of"]
+__all__ = ["RedisStore", "rank_of", "record_json", "record_of"]

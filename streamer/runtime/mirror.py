@@ -29,7 +29,7 @@ import trio
 from streamer.conversation import Message
 from streamer.delivery.subscription import Subscription
 from streamer.engines.redis_log import (
-    CONNECTION_ERRORS,
+    REDIS_ERRORS,
     LogGap,
     RedisLogFollower,
     RedisUnavailable,
@@ -115,8 +115,8 @@ class MirrorStream(Stream):
             if self.subscribers or self.session.watched():
                 try:
                     await redis.set(key, b"1", px=ttl_ms)
-                except CONNECTION_ERRORS:
-                    pass
+                except REDIS_ERRORS as exc:  # (the follower reports Redis's absence)
+                    logger.debug("stream %s: not announced: %r", self.stream_id, exc)
             with trio.move_on_after(interval_s):
                 await self._watch_changed.wait()
 
@@ -186,6 +186,8 @@ class MirrorStream(Stream):
                 self.record("epoch_changed", epoch=gap.epoch)
             except RedisUnavailable as exc:
                 return self._failure(f"redis unavailable: {exc}")
+            except REDIS_ERRORS as exc:  # Redis refused the read (a key of another type…)
+                return self._failure(f"redis refused the read: {exc!r}")
             except ValueError as exc:
                 return self._failure(f"a malformed record in redis: {exc}")
 

@@ -40,6 +40,7 @@ from streamer.engines.redis_control import (
     share_queued,
     wait_ack,
 )
+from streamer.engines.redis_keys import Keys
 from streamer.engines.redis_lease import (
     ENDED,
     claim_lost,
@@ -47,7 +48,7 @@ from streamer.engines.redis_lease import (
     release_lease,
     renew_lease,
 )
-from streamer.engines.redis_log import CONNECTION_ERRORS, RedisUnavailable, with_retry
+from streamer.engines.redis_log import REDIS_ERRORS, RedisUnavailable, with_retry
 from streamer.errors import ControlNotDelivered, GenerationLost, StreamNotFound
 from streamer.runtime.stream import PERSIST_TIMEOUT_S, Stream
 
@@ -101,8 +102,14 @@ class Ownership:
         if self.queued.pop(stream.stream_id, None) is not None:
             try:  # (else it expires: a control for it then finds it no longer queued)
                 await forget_queued(redis, self.prefix, stream.stream_id)
-            except CONNECTION_ERRORS:
-                pass
+            except REDIS_ERRORS as exc:
+                stream.record("queued_not_forgotten", error=type(exc).__name__)
+
+    def forget(self, stream_id: str) -> None:
+        """The stream's begin failed (Redis did not answer or refused): it runs here without
+        a lease, neither running under one nor queued any more."""
+        self.running.pop(stream_id, None)
+        self.queued.pop(stream_id, None)
 
     async def share_queued(self, redis: coredis.Redis[bytes], session: Session,
                            stream: Stream) -> None:
@@ -113,19 +120,21 @@ class Ownership:
         try:
             await share_queued(redis, self.prefix, stream.stream_id, self.process_id,
                                self.keep_ms)
-        except CONNECTION_ERRORS as exc:
-            stream.record("queued_not_shared", error=repr(exc))
+        except REDIS_ERRORS as exc:
+            stream.record("queued_not_shared", error=type(exc).__name__)
 
     async def hold(self, redis: coredis.Redis[bytes], stream: Stream) -> None:
         """Renew the stream's lease every third of its TTL until cancelled (taking it again
-        if Redis lost it). Connection errors are skipped: the lease then expires, and the
-        other processes end their mirrors (they could not follow either)."""
+        if Redis lost it). Redis errors (a lost connection, refused writes) are skipped: the
+        lease then expires, and the other processes end their mirrors (they could not follow
+        either); the stream goes on here."""
         while True:
             await trio.sleep(self.lease_ttl_s / 3)
             try:
                 renewed = await renew_lease(redis, self.prefix, stream.stream_id,
                                             self.process_id, self.lease_ms)
-            except CONNECTION_ERRORS:
+            except REDIS_ERRORS as exc:
+                logger.debug("stream %s: lease not renewed: %r", stream.stream_id, exc)
                 continue
             if renewed == 2:
                 stream.record("lease_taken_again")
@@ -142,13 +151,15 @@ class Ownership:
 
     async def serve_controls(self, redis: coredis.Redis[bytes]) -> None:
         """Apply the controls other processes send here, each acknowledged, until cancelled
-        (connection errors are retried; a malformed message is logged and skipped)."""
+        (Redis errors are retried after a pause; a malformed message is logged and skipped,
+        an ack Redis refuses is logged: the sender answers ``control_not_delivered``)."""
         last_id = "0-0"
         while True:
             try:
                 batch = await read_controls(redis, self.prefix, self.process_id, last_id,
                                             CONTROL_BLOCK_MS)
-            except CONNECTION_ERRORS:
+            except REDIS_ERRORS as exc:
+                logger.debug("routed controls: read failed: %r", exc)
                 await trio.sleep(0.5)
                 continue
             for entry_id, fields in batch:
@@ -161,8 +172,18 @@ class Ownership:
                 result = self.apply(message)
                 try:
                     await send_ack(redis, self.prefix, message.request_id, result)
-                except CONNECTION_ERRORS:
-                    logger.error("control %s: the ack was lost", message.request_id)
+                except REDIS_ERRORS as exc:  # applied, but its sender will not know
+                    logger.error("control %s: the ack was lost: %r", message.request_id, exc)
+                    self._ack_lost(message, exc)
+
+    def _ack_lost(self, message: ControlMessage, exc: BaseException) -> None:
+        """The stream's trace says its routed control's ack was lost (the sender answers
+        its client ``control_not_delivered``, though the control may have been applied)."""
+        held = self.queued.get(message.stream_id)
+        stream = self.running.get(message.stream_id) or (held[1] if held else None)
+        if stream is not None:
+            stream.record("control_ack_lost", action=message.action,
+                          request_id=message.request_id, error=type(exc).__name__)
 
     def apply(self, message: ControlMessage) -> str:
         """Apply a routed control as a local one: ``applied``, or ``not_running`` (a stop of
@@ -255,7 +276,7 @@ class Ownership:
                 await send_control(redis, self.prefix, owner, message)
                 result = await wait_ack(redis, self.prefix, message.request_id,
                                         ACK_TIMEOUT_S)
-        except (trio.TooSlowError, *CONNECTION_ERRORS) as exc:
+        except (trio.TooSlowError, *REDIS_ERRORS) as exc:
             raise ControlNotDelivered(f"{what}: redis: {exc!r}") from exc
         if result is None:
             if stream is not None:
@@ -276,7 +297,7 @@ class Ownership:
             await trio.sleep(self.lease_ttl_s / 4)
             try:
                 holder = await lease_holder(redis, self.prefix, mirror.stream_id)
-            except CONNECTION_ERRORS:  # the follower reports Redis's absence
+            except REDIS_ERRORS:  # the follower reports Redis's absence
                 continue
             if holder is not None:
                 missing_since = None
@@ -291,19 +312,32 @@ class Ownership:
 
     async def persist_lost(self, redis: coredis.Redis[bytes], mirror: Stream) -> bool:
         """Persist a lost mirror's partial answer if this process wins the claim (exactly
-        one does); ``True`` if it wrote it."""
+        one does; it also makes the stream's log expire with the claim, its owner being
+        gone); ``True`` if it wrote it. A store error is logged, never raised."""
         store = mirror.services.store()
         try:
             claimed = await with_retry(lambda: claim_lost(
                 redis, self.prefix, mirror.stream_id, self.process_id, self.keep_ms), 2.0)
-        except RedisUnavailable as exc:
-            logger.error("stream %s: the partial answer was not claimed: %s",
+        except (RedisUnavailable, *REDIS_ERRORS) as exc:
+            logger.error("stream %s: the partial answer was not claimed: %r",
                          mirror.stream_id, exc)
             return False
+        if claimed:  # the owner died before its end: its log expires with the claim
+            try:
+                await redis.pexpire(Keys(self.prefix).stream(mirror.stream_id),
+                                    self.keep_ms)
+            except REDIS_ERRORS as exc:
+                logger.error("stream %s: no expiry set on its log: %r", mirror.stream_id, exc)
         if not claimed or store is None or mirror.owner.deleted:
             return False
         with trio.CancelScope(shield=True), trio.move_on_after(PERSIST_TIMEOUT_S):
-            await store.save_messages(mirror.records())
+            try:
+                await store.save_messages(mirror.records())
+            except Exception:  # a store error must not end the engine, nor the server
+                logger.exception("stream %s: could not persist the partial answer",
+                                 mirror.stream_id)
+                mirror.record("partial_not_persisted")
+                return False
             mirror.record("partial_persisted", chars=len(mirror.markdown))
             return True
         return False  # pragma: no cover - a stuck store

@@ -35,13 +35,13 @@ import trio
 from coredis.tokens import PureToken
 
 from streamer.config import Config
-from streamer.engines.redis_lease import lease_key_name
+from streamer.engines.redis_keys import Keys
 from streamer.engines.redis_log import (
     CONNECTION_ERRORS,
+    REDIS_ERRORS,
     RedisLogPublisher,
     RedisUnavailable,
     connect,
-    epoch_key,
     epoch_of,
     with_retry,
 )
@@ -55,7 +55,6 @@ from streamer.engines.redis_meta import (
     read_starts,
     refresh,
     save_session,
-    watched_key_name,
 )
 from streamer.engines.redis_reader import StreamReaders
 from streamer.log.stream_log import StreamLog
@@ -83,6 +82,8 @@ PUBLISH_INTERVAL_S = 0.02
 #: how often a process that mirrors a watched stream says so, and the generating process
 #: looks (s); the mark lives :data:`WATCH_TTL_INTERVALS` times that
 WATCH_INTERVAL_S = 1.0
+#: how long a long-lived engine task that failed waits before it starts again (s)
+RESTART_S = 1.0
 WATCH_TTL_INTERVALS = 3
 #: how long a resume on a mirror waits for the entries up to the client's cursor (s): a
 #: client cut off on the generating process may have entries that are not published yet
@@ -105,7 +106,9 @@ class RedisEngine:
                  sessions: Callable[[str], Session | None] = lambda key: None) -> None:
         engine = config.engine
         self.url = engine.redis_url
+        self.timeout_s = engine.command_timeout_s
         self.prefix = engine.key_prefix
+        self.keys = Keys(self.prefix)
         self.maxlen = engine.replay_maxlen
         self.ttl_s = max(config.resume.window_s, MIN_TTL_S)
         self._keep = keep
@@ -137,7 +140,8 @@ class RedisEngine:
             RedisUnavailable: Redis does not answer at start-up.
         """
         try:
-            async with connect(self.url) as redis, connect(self.url) as blocking:
+            async with connect(self.url, self.timeout_s) as redis, \
+                    connect(self.url, self.timeout_s, blocking=True) as blocking:
                 await redis.ping()
                 async with trio.open_nursery() as nursery:
                     self._redis, self._nursery = redis, nursery
@@ -146,10 +150,10 @@ class RedisEngine:
                                                  process_id=self.process_id,
                                                  block_ms=FOLLOW_BLOCK_MS, retry_s=RETRY_S)
                     await nursery.start(self.readers.run)
-                    nursery.start_soon(self.ownership.serve_controls, blocking,
-                                       name="routed controls")
-                    nursery.start_soon(self._follow_starts, blocking, nursery,
-                                       name="streams begun elsewhere")
+                    spawn(nursery, "routed controls", self.ownership.serve_controls,
+                          blocking, again=True)
+                    spawn(nursery, "streams begun elsewhere", self._follow_starts,
+                          blocking, nursery, again=True)
                     self._ready.set()
                     task_status.started()
                     await trio.sleep_forever()
@@ -171,7 +175,7 @@ class RedisEngine:
         redis, _ = await self._client()
         try:
             return await with_retry(lambda: call(redis), LOOKUP_RETRY_S)
-        except (RedisUnavailable, ValueError) as exc:
+        except (RedisUnavailable, ValueError, *REDIS_ERRORS) as exc:
             logger.error("redis engine: %s failed: %s", what, exc)
             return None
 
@@ -193,15 +197,17 @@ class RedisEngine:
     async def begin(self, stream: Stream) -> str | None:
         """The stream runs on this process: its epoch from Redis, its metadata shared, its
         publisher started. ``None`` (logged, recorded in its trace) when Redis does not
-        answer within :data:`RETRY_S`: the stream then runs on this process only."""
-        redis, nursery = await self._client()
+        answer within :data:`RETRY_S` or refuses the writes (``OOM``, ``READONLY``): the
+        stream then runs on this process only."""
         owner, prefix, ttl_s = stream.owner, self.prefix, self.ttl_s
         meta = StreamMeta(stream.stream_id, owner.key, stream.provider_name, stream.model,
                           stream.request.pacing.mode, stream.request.pacing.cps)
         try:
-            epoch = await with_retry(lambda: self._claim(redis, stream, meta), RETRY_S)
-        except RedisUnavailable as exc:
-            self.ownership.running.pop(stream.stream_id, None)
+            with trio.fail_after(RETRY_S):  # (a frozen Redis: every try times out)
+                redis, nursery = await self._client()
+                epoch = await with_retry(lambda: self._claim(redis, stream, meta), RETRY_S)
+        except (RedisUnavailable, trio.TooSlowError, *REDIS_ERRORS) as exc:
+            self.ownership.forget(stream.stream_id)
             self._failed(stream, "begin", exc)
             return None
         publisher = RedisLogPublisher(
@@ -224,8 +230,8 @@ class RedisEngine:
         stream is then this process's (``Ownership.running``). Raises connection errors."""
         own, owner = self.ownership, stream.owner
         async with redis.pipeline(transaction=True) as pipe:
-            count = pipe.incr(epoch_key(self.prefix))
-            taken = pipe.set(lease_key_name(self.prefix, stream.stream_id), own.process_id,
+            count = pipe.incr(self.keys.epoch)
+            taken = pipe.set(self.keys.lease(stream.stream_id), own.process_id,
                              px=own.lease_ms, condition=PureToken.NX)
             queue_session(pipe, self.prefix, owner.key, owner.owner, self.ttl_s, meta)
         epoch, held = epoch_of(await count), await taken
@@ -271,8 +277,9 @@ class RedisEngine:
         """While the stream runs: every :data:`WATCH_INTERVAL_S`, whether another process has
         subscribers of it (its grace period counts them: ``Stream.watched_elsewhere``), and
         every third of the keys' TTL, their refresh. Connection errors are skipped (the
-        publisher reports Redis's absence); meanwhile nobody elsewhere counts."""
-        watched = watched_key_name(self.prefix, meta.stream_id)
+        publisher reports Redis's absence), and so are writes Redis refuses; meanwhile
+        nobody elsewhere counts."""
+        watched = self.keys.watched(meta.stream_id)
         refreshed = trio.current_time()
         while True:
             await trio.sleep(WATCH_INTERVAL_S)
@@ -282,7 +289,7 @@ class RedisEngine:
                     await refresh(redis, self.prefix, meta.session_key, meta.stream_id,
                                   self.ttl_s)
                     refreshed = trio.current_time()
-            except CONNECTION_ERRORS:
+            except REDIS_ERRORS:
                 elsewhere = False
             if elsewhere != stream.watched_elsewhere:
                 stream.watched_elsewhere = elsewhere
@@ -291,15 +298,17 @@ class RedisEngine:
     async def _follow_starts(self, redis: coredis.Redis[Any], nursery: trio.Nursery) -> None:
         """Read ``{prefix}starts`` until cancelled: a stream begun on another process for a
         session that a connection here follows is mirrored as the session's current stream,
-        so that connection takes it up without reconnecting. Connection errors are retried
-        (the reader goes on from where it was: nothing is lost while Redis keeps it)."""
+        so that connection takes it up without reconnecting. Redis errors are retried after
+        a pause (the reader goes on from where it was: nothing is lost while Redis keeps
+        it)."""
         last_id: str | None = None
         while True:
             try:
                 if last_id is None:
                     last_id = await last_start_id(redis, self.prefix)
                 batch = await read_starts(redis, self.prefix, last_id, FOLLOW_BLOCK_MS)
-            except CONNECTION_ERRORS:
+            except REDIS_ERRORS as exc:
+                logger.debug("streams begun elsewhere: read failed: %r", exc)
                 await trio.sleep(0.5)
                 continue
             for entry_id, session_key, stream_id in batch:
@@ -307,13 +316,13 @@ class RedisEngine:
                 session = self._sessions(session_key)
                 if session is not None and session.watched() \
                         and stream_id not in session.streams:
-                    nursery.start_soon(self._take_up, session, stream_id,
-                                       name=f"take up {stream_id}")
+                    spawn(nursery, f"take up {stream_id}", self._take_up, session,
+                          stream_id)
 
     async def _take_up(self, session: Session, stream_id: str) -> None:
         try:
             await self.mirror(session, stream_id, current=True)
-        except (RedisUnavailable, trio.TooSlowError) as exc:
+        except (RedisUnavailable, trio.TooSlowError, *REDIS_ERRORS) as exc:
             logger.error("stream %s: not mirrored for session %s: %s", stream_id,
                          session.session_id, exc)
 
@@ -333,7 +342,7 @@ class RedisEngine:
         try:
             await with_retry(lambda: save_session(redis, self.prefix, session.key,
                                                   session.owner, self.ttl_s), LOOKUP_RETRY_S)
-        except RedisUnavailable as exc:
+        except (RedisUnavailable, *REDIS_ERRORS) as exc:
             logger.error("session %s: not shared through redis: %s", session.session_id, exc)
 
     async def session_identity(self, session_key: str) -> Identity | None:
@@ -389,8 +398,8 @@ class RedisEngine:
 
         async def follow() -> None:
             async with trio.open_nursery() as beside:
-                beside.start_soon(mirror.announce, redis, watched_key_name(
-                    self.prefix, meta.stream_id), WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
+                beside.start_soon(mirror.announce, redis, self.keys.watched(meta.stream_id),
+                                  WATCH_INTERVAL_S, WATCH_TTL_INTERVALS)
                 beside.start_soon(self.ownership.watch, redis, mirror)
                 await mirror.follow(redis, prefix=self.prefix, retry_s=RETRY_S,
                                     block_ms=FOLLOW_BLOCK_MS, reader=self.readers)
@@ -404,8 +413,29 @@ class RedisEngine:
             else:
                 self._keep(mirror)
 
-        nursery.start_soon(follow, name=f"mirror {meta.stream_id}")
+        spawn(nursery, f"mirror {meta.stream_id}", follow)
         return mirror
+
+
+def spawn(nursery: trio.Nursery, name: str, fn: Callable[..., Awaitable[None]], *args: Any,
+          again: bool = False) -> None:
+    """Start ``fn(*args)`` in the engine's ``nursery`` so that its failure ends it alone,
+    never the engine's other tasks (a stream's publisher, the mirrors, the readers) nor the
+    server: an error is logged, and with ``again`` the task starts again after
+    :data:`RESTART_S` (the long-lived readers)."""
+    async def guarded() -> None:
+        while True:
+            try:
+                await fn(*args)
+                return
+            except Exception:
+                logger.exception("redis engine: %s failed%s", name,
+                                 f"; starting it again in {RESTART_S:g} s" if again else "")
+                if not again:
+                    return
+            await trio.sleep(RESTART_S)
+
+    nursery.start_soon(guarded, name=name)
 
 
 def describe_url(url: str) -> str:

@@ -25,6 +25,7 @@ from streamer.engines.redis_limits import RedisLimits
 from streamer.engines.redis_log import connect
 from streamer.errors import RateLimited
 from streamer.runtime.registry import Registry
+from streamer.runtime.waiter import Waiter
 from streamer.wire.controls import Start
 from tests.conftest import ServerProcess, create_session, make_config, serving
 from tests.engines.test_redis_log import RedisServer, running_redis
@@ -219,3 +220,16 @@ async def test_a_dead_process_s_streams_lapse_and_a_living_one_s_are_renewed(
         assert admitted.token is not None
         assert (await other.reserve("carol", 2, 0)).refused == "max_streams_per_identity"
         assert living.held() == 1
+
+
+async def test_a_connection_closed_here_frees_its_place_before_its_release_arrives(
+        redis_server: RedisServer, nursery: trio.Nursery) -> None:
+    limits = RedisLimits(limits_config(redis_server, "closed:"))
+    await nursery.start(limits.run)
+    with trio.fail_after(BOUND_S):
+        first = await limits.reserve_connection("dave", "10.0.0.1", 1, 0)
+        assert first.token is not None
+        limits._wake = Waiter()  # the release below stays on its way (never flushed)
+        limits.release(first.token)
+        again = await limits.reserve_connection("dave", "10.0.0.1", 1, 0)
+    assert again.token is not None, again.refused

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +87,6 @@ def running_redis() -> Iterator[RedisServer]:
     finally:
         server.stop()
 
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Any]:
-    async with connect(redis_server.url) as client:
-        yield client
 
 
 def complete(log: MemoryStreamLog, reason: str = "stop") -> StreamComplete:

@@ -129,6 +129,31 @@ async def test_redis_keys_expire_with_the_retention(redis_server: RedisServer,
     await forever.aclose()
 
 
+async def test_a_late_partial_save_never_replaces_a_finished_answer(
+        redis_server: RedisServer, nursery: trio.Nursery) -> None:
+    store = await open_store(redis_config(redis_server), nursery)
+
+    def answer(text: str, seq: int, finish: str | None) -> MessageRecord:
+        return MessageRecord("s_1", "sess-late", "assistant", text, last_seq=seq,
+                             finish_reason=finish, completed_at=None if finish is None else 2.0)
+
+    async def stored() -> str | None:
+        found = await store.message("s_1")
+        return None if found is None else found.markdown
+
+    await store.save_message(answer("the whole answer", 80, "stop"))  # the owner's end
+    await store.save_message(answer("the partial", 50, "error"))  # a lost stream's, late
+    assert await stored() == "the whole answer"
+    await store.save_message(answer("a checkpoint", 80, None))  # late, as far, not final
+    assert await stored() == "the whole answer"
+    await store.save_message(answer("the whole answer, again", 80, "stop"))  # equal: saved
+    assert await stored() == "the whole answer, again"
+    await store.save_message(answer("went on", 95, None))  # a frozen owner came back
+    assert await stored() == "went on"
+    assert [m.message_id for m in await store.messages("sess-late")] == ["s_1"]
+    await store.aclose()
+
+
 def test_the_store_follows_the_engine_unless_chosen() -> None:
     assert store_kind(make_config()) == "sqlite"
     assert store_kind(make_config(**{"engine.kind": "redis"})) == "redis"
