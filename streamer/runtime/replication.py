@@ -57,6 +57,7 @@ from streamer.engines.redis_meta import (
     save_session,
 )
 from streamer.engines.redis_reader import StreamReaders
+from streamer.errors import ControlNotDelivered
 from streamer.log.stream_log import StreamLog
 from streamer.runtime.generation import single_error
 from streamer.runtime.mirror import MirrorStream
@@ -182,14 +183,27 @@ class RedisEngine:
     # ------------------------------------------------------------------ queued streams
 
     async def share_queued(self, session: Session, stream: Stream) -> None:
-        """``stream`` waits in ``session``'s queue here (``session.QueueRouter``)."""
-        redis, _ = await self._client()
+        """``stream`` waits in ``session``'s queue here (``session.QueueRouter``); Redis
+        not ready within :data:`RETRY_S` is recorded in its trace (it stays queued here)."""
+        try:
+            redis, _ = await self._client()
+        except trio.TooSlowError:
+            stream.record("queued_not_shared", error="RedisUnavailable")
+            return
         await self.ownership.share_queued(redis, session, stream)
 
     async def route_queue(self, session: Session, action: str, stream_id: str,
                           position: int) -> None:
-        """A queue control for a stream queued elsewhere (``session.QueueRouter``)."""
-        redis, _ = await self._client()
+        """A queue control for a stream queued elsewhere (``session.QueueRouter``).
+
+        Raises:
+            StreamNotFound, ControlNotDelivered: as ``Ownership.route_queue``; the latter
+                also when Redis is not ready within :data:`RETRY_S`.
+        """
+        try:
+            redis, _ = await self._client()
+        except trio.TooSlowError as exc:
+            raise ControlNotDelivered("redis is not available") from exc
         await self.ownership.route_queue(redis, session, action, stream_id, position)
 
     # ------------------------------------------------------------------ publishing

@@ -5,7 +5,9 @@ answer, and the drain that waits for its publishers to store their ends
 
 from __future__ import annotations
 
+import pytest
 import trio
+import trio.testing
 
 from streamer.engines import redis_lease as lease
 from streamer.engines.redis_log import RedisLogFollower, connect
@@ -61,3 +63,29 @@ async def test_drain_waits_for_the_publishers_to_store_the_ends(
     assert mirrored.complete.finish_reason == "error"
     assert mirrored.error is not None and mirrored.error.code == "server_shutting_down"
     assert mirrored.last_seq == stream.log.last_seq
+
+
+async def test_queue_sharing_and_routing_before_redis_is_ready_are_bounded(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """An engine whose Redis never became ready: a queued start is recorded as not shared
+    (it stays queued here, the start is not refused), a routed queue control is
+    ``control_not_delivered``; neither raises ``TooSlowError`` at the client."""
+    from streamer.errors import ControlNotDelivered
+    from streamer.runtime.registry import Registry
+    from streamer.runtime.replication import RETRY_S, RedisEngine
+    from tests.conftest import make_config
+
+    config = make_config(**{"engine.kind": "memory"})
+    engine = RedisEngine(config, lambda stream: None)  # never run: never ready
+    async with trio.open_nursery() as nursery:
+        registry = Registry(config)
+        registry.bind(nursery)
+        session = registry.get_or_create("s-not-ready")
+        stream = session.submit(start("word " * 5, mode="off"))
+        t0 = trio.current_time()
+        await engine.share_queued(session, stream)
+        assert trio.current_time() - t0 == pytest.approx(RETRY_S)
+        assert any(t.event == "queued_not_shared" for t in stream.trace)
+        with pytest.raises(ControlNotDelivered):
+            await engine.route_queue(session, "queue_remove", "s_other", 0)
+        nursery.cancel_scope.cancel()
