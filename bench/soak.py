@@ -180,7 +180,7 @@ def warmup_end(answers: list[tuple[float, int]]) -> float | None:
     full = next((t for t, count in answers if count >= MAX_FINISHED_LOGS), None)
     if full is None:
         return None
-    return max(full, SESSION_IDLE_S + 1.0) + 2 * GC_FULL_INTERVAL_S
+    return round(max(full, SESSION_IDLE_S + 1.0) + 2 * GC_FULL_INTERVAL_S, 1)
 
 
 async def soak(base: str, pid: int, seconds: float, workers: int, rss: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from bench import soak
 def test_the_warm_up_ends_two_collection_intervals_after_the_replay_window_is_full() -> None:
     bound = soak.MAX_FINISHED_LOGS
     answers = [(float(t), t * 25) for t in range(120)]  # 25 answers a second
-    full_at = next(t for t, count in answers if count >= bound)
+    full_at = next(t for t, count in answers if count >= bound)  # whole seconds here
     assert soak.warmup_end(answers) == full_at + 2 * soak.GC_FULL_INTERVAL_S
 
 
