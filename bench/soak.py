@@ -11,7 +11,18 @@ default pacing. Errors are everything but the injected cuts: an ``error`` event,
 that fails, an answer that does not end as its case says. The server forgets idle sessions
 after 10 s (:data:`SERVER_ENV`). RSS (``/proc/PID/status``) and open descriptors
 (``/proc/PID/fd``) are sampled every second; growth is the last sample (after the workers
-stopped and a settle) over the first after warm-up. Clients are :class:`bench.wsclient.MiniWS`.
+stopped and a settle) over the first after warm-up, and RSS's over the run's last half too
+(whether it still grows at the end). Clients are :class:`bench.wsclient.MiniWS`.
+
+The warm-up is derived, not guessed (:func:`warmup_end`): it lasts until every bounded
+structure of the server has reached its bound, so what grows after it is what no bound holds.
+The replay window keeps ``resume.max_finished_logs`` finished logs (each answer is one
+stream, so it is full once that many answers ended: about 45 s at 16 clients here; a fifth of
+a 120 s soak was 24 s, and half the "growth" was the window filling); idle sessions are
+forgotten after ``server.session_idle_timeout_s``; and garbage waits up to two
+``server.gc_full_interval_s`` for the server's full collection (one for a young collection to
+move it out of the youngest generation, one for the full collection itself). A soak shorter
+than twice its warm-up says so in its note.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import trio
 
 from bench.load import make_sessions, plain_text, wait_connected
 from bench.wsclient import Closed, MiniWS
+from streamer.config import ResumeConfig, ServerConfig
 
 #: answers on one session before its user leaves for a new one
 STREAMS_PER_SESSION = 5
@@ -33,6 +45,10 @@ STREAMS_PER_SESSION = 5
 #: bounded by time (sessions) reaches its bound within the warm-up, as the replay window's
 #: logs (``resume.max_finished_logs``) do: growth after it is what no bound holds
 SERVER_ENV = {"STREAMER_SERVER_SESSION_IDLE_TIMEOUT_S": "10"}
+SESSION_IDLE_S = float(SERVER_ENV["STREAMER_SERVER_SESSION_IDLE_TIMEOUT_S"])
+#: the soak server's other bounds: its defaults (the bench does not change them)
+MAX_FINISHED_LOGS = ResumeConfig().max_finished_logs
+GC_FULL_INTERVAL_S = ServerConfig().gc_full_interval_s
 CASES = ("read", "pause", "cut", "stop", "paced")
 
 
@@ -157,18 +173,32 @@ async def worker(base: str, index: int, deadline: float, tally: Tally) -> None:
                 tally.error(type(exc).__name__, f"{answer.case}: {exc!r}")
 
 
+def warmup_end(answers: list[tuple[float, int]]) -> float | None:
+    """Seconds into the soak when every bound is reached: the replay window full (the first
+    ``(t, answers ended)`` sample with :data:`MAX_FINISHED_LOGS` answers), the first idle
+    sessions forgotten (:data:`SESSION_IDLE_S`, a second for the reaper), then two full
+    collections' intervals (:data:`GC_FULL_INTERVAL_S`); ``None``: never reached."""
+    full = next((t for t, count in answers if count >= MAX_FINISHED_LOGS), None)
+    if full is None:
+        return None
+    return round(max(full, SESSION_IDLE_S + 1.0) + 2 * GC_FULL_INTERVAL_S, 1)
+
+
 async def soak(base: str, pid: int, seconds: float, workers: int, rss: Any) -> dict[str, Any]:
-    """Run the workers for ``seconds`` (warm-up: the first fifth, at least 1 s); RSS and open
-    descriptors after warm-up and at the end, growth in %, answers and errors."""
+    """Run the workers for ``seconds``; RSS and open descriptors after warm-up
+    (:func:`warmup_end`; the whole run when it never ends) and at the end, growth in %,
+    answers and errors."""
     tally = Tally()
-    warmup_s = max(1.0, seconds / 5)
     samples: list[tuple[float, int, int]] = []
+    answers: list[tuple[float, int]] = []
     t0 = trio.current_time()
     deadline = t0 + seconds
 
     async def sample() -> None:
         while True:
-            samples.append((trio.current_time() - t0, rss(pid), open_fds(pid)))
+            now = trio.current_time() - t0
+            samples.append((now, rss(pid), open_fds(pid)))
+            answers.append((now, sum(tally.answers.values())))
             await trio.sleep(1.0)
 
     async with trio.open_nursery() as outer:
@@ -179,20 +209,38 @@ async def soak(base: str, pid: int, seconds: float, workers: int, rss: Any) -> d
         await trio.sleep(2.0)  # settle: cut connections given up, streams' grace over
         samples.append((trio.current_time() - t0, rss(pid), open_fds(pid)))
         outer.cancel_scope.cancel()
-    after_warmup = next(s for s in samples if s[0] >= warmup_s) if samples[-1][0] >= warmup_s \
-        else samples[0]
+    warmup_s = warmup_end(answers)
+    after_warmup = next((s for s in samples if warmup_s is not None and s[0] >= warmup_s),
+                        samples[0])
     last = samples[-1]
+    half = next(s for s in samples if s[0] >= min(seconds / 2, last[0]))
     return {"seconds": seconds, "workers": workers, "warmup_s": warmup_s,
+            "warmup_bounds": {"max_finished_logs": MAX_FINISHED_LOGS,
+                              "session_idle_timeout_s": SESSION_IDLE_S,
+                              "gc_full_interval_s": GC_FULL_INTERVAL_S},
             "answers": dict(tally.answers), "answers_total": sum(tally.answers.values()),
             "errors": dict(tally.errors), "errors_total": sum(tally.errors.values()),
             "error_examples": tally.examples,
             "rss_mb": [round(after_warmup[1] / 1e6, 1), round(last[1] / 1e6, 1)],
             "fds": [after_warmup[2], last[2]],
             "rss_growth_pct": round((last[1] - after_warmup[1]) / after_warmup[1] * 100, 1),
+            # still growing at the end, or a plateau (a bound the warm-up does not know of)
+            "rss_growth_last_half_pct": round((last[1] - half[1]) / half[1] * 100, 1),
             "fd_growth_pct": round((last[2] - after_warmup[2]) / after_warmup[2] * 100, 1),
             "rss_mb_series": [(round(t), round(r / 1e6, 1))
                               for t, r, _ in samples[::max(1, len(samples) // 12)]],
             "wall_s": round(last[0], 1)}
+
+
+def warmup_note(warmup_s: float | None, seconds: float) -> str:
+    """The warm-up as the row's note gives it, with a warning when the soak is too short
+    for its growth to mean much (shorter than twice the warm-up)."""
+    bounds = (f"until {MAX_FINISHED_LOGS} answers ended (the replay window full) "
+              f"+ 2 x {GC_FULL_INTERVAL_S:g} s")
+    if warmup_s is None:
+        return f"warm-up never ended ({bounds}): growth from the start, not meaningful"
+    short = "; TOO SHORT: under twice the warm-up" if seconds < 2 * warmup_s else ""
+    return f"warm-up {warmup_s:g} s ({bounds}){short}"
 
 
 async def rows(base: str, pid: int, args: Any) -> list[dict[str, Any]]:
@@ -202,11 +250,12 @@ async def rows(base: str, pid: int, args: Any) -> list[dict[str, Any]]:
     with trio.fail_after(args.soak_seconds + 180):
         done = await soak(base, pid, args.soak_seconds, args.soak_workers, rss_bytes)
     note = (f"{done['answers_total']} answers in {done['wall_s']} s, {done['workers']} "
-            f"clients, warm-up {done['warmup_s']:g} s")
+            f"clients, {warmup_note(done['warmup_s'], done['seconds'])}")
     return [
         {"measure": "soak: RSS growth after warm-up", "unit": "%",
          "median": done["rss_growth_pct"], "min": "", "max": "",
-         "note": f"{done['rss_mb'][0]} -> {done['rss_mb'][1]} MB; {note}; target < 5",
+         "note": f"{done['rss_mb'][0]} -> {done['rss_mb'][1]} MB; over the last half "
+                 f"{done['rss_growth_last_half_pct']:+g} %; {note}; target < 5",
          "detail": done},
         {"measure": "soak: open fds growth after warm-up", "unit": "%",
          "median": done["fd_growth_pct"], "min": "", "max": "",

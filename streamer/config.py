@@ -83,9 +83,9 @@ class ServerConfig:
     #: ``gc.set_threshold(gen0, 50, 100)`` at start-up (GC pauses dominate tail latency at
     #: ~1k connections); 0 keeps Python's default
     gc_gen0_threshold: int = 100_000
-    #: a full collection every this many seconds when objects reached the oldest generation
-    #: since the last (closed connections leave cycles there: frames held by cancellations'
-    #: tracebacks, each holding its connection's buffers); 0: only Python's own thresholds
+    #: a full collection every this many seconds when a young collection ran since the last
+    #: (closed connections' cycles outlive it: frames held by cancellations' tracebacks, each
+    #: holding its connection's buffers); 0: only Python's own thresholds
     gc_full_interval_s: float = 10.0
     #: TLS: a PEM certificate (chain) and its private key; both set = serve HTTPS and WSS
     #: (hypercorn's ``certfile``/``keyfile``), both empty = plain HTTP (docs/deploy.md)
