@@ -35,7 +35,7 @@ from bench.table import MEASURES, format_row, head, spread, table
 
 FULL = {"streams": "100,250,500,1000", "proxy_streams": "250,500", "seconds": 10.0,
         "reps": 5, "tokens": 15_000,
-        "idle": "5000,10000", "answers": 8, "answer_chars": 60_000, "pacing": "off,default",
+        "idle": "5000,10000", "answers": 24, "answer_chars": 60_000, "pacing": "off,default",
         "soak_seconds": 600.0, "soak_workers": 16, "slow": 10, "slow_streams": 100}
 QUICK = {"streams": "1,10,50", "proxy_streams": "10,50", "seconds": 3.0, "reps": 2, "tokens": 4_000,
          "idle": "200", "answers": 2, "answer_chars": 16_000, "pacing": "off",
@@ -82,16 +82,24 @@ async def ceiling(urls: dict[str, str], base: str, args: argparse.Namespace) -> 
          **spread(got["tws"], 1), "note": "receiving from bare trio-websocket"}]
 
 
+#: the memory row's answers repeat their prompt this many times (echo's ``repeat``)
+ANSWER_REPEAT = 10
+
+
 async def answers_memory(base: str, pid: int, args: argparse.Namespace) -> list[dict]:
     from bench.chunker_bench import make_answer
 
     with trio.fail_after(600):
-        text = make_answer(args.answer_chars)[:args.answer_chars]
-        done = await load.finished_answers(base, pid, args.answers, text, procs.rss_bytes)
+        # a tenth of the answer as the prompt, repeated ten times (echo's ``repeat``): the
+        # session keeps the prompt as history, as it would a user's question
+        text = make_answer(args.answer_chars // ANSWER_REPEAT)[:args.answer_chars // ANSWER_REPEAT]
+        done = await load.finished_answers(base, pid, args.answers, text, procs.rss_bytes,
+                                           ANSWER_REPEAT)
     return [{"measure": "memory per finished answer", "unit": "MB/answer",
              "median": done["mb_per_answer"], "min": "", "max": "",
              "note": f"{done['x_html']}x its HTML ({done['html_chars']} chars); "
-                     f"{done['answers']} answers of {done['answer_chars']} chars; "
+                     f"{done['answers']} answers of {done['answer_chars']} chars "
+                     f"(prompts of {done['prompt_chars']}); "
                      "target <= 3x", "detail": done}]
 
 

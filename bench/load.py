@@ -166,12 +166,13 @@ async def bare_rate(url: str, tokens: int, kind: str = "mini") -> dict[str, floa
     return {"rate": count / elapsed, "client_us": cpu / count * 1e6}
 
 
-async def answer(base: str, sid: str, text: str, kind: str = "mini") -> dict[str, Any]:
-    """Stream ``text`` through ``echo`` with pacing off as fast as it goes: tokens (deltas of 4
-    characters) per second from ``start`` sent to ``stream_complete`` received, frames, the
-    final HTML's length."""
+async def answer(base: str, sid: str, text: str, kind: str = "mini",
+                 repeat: int = 1) -> dict[str, Any]:
+    """Stream ``text`` (``repeat`` times over: echo's ``repeat``) through ``echo`` with pacing
+    off as fast as it goes: tokens (deltas of 4 characters) per second from ``start`` sent to
+    ``stream_complete`` received, frames, the final HTML's length."""
     start = {"type": "start", "prompt": text, "provider": "echo", "pacing": {"mode": "off"},
-             "echo": {"delta_chars": 4, "interval_ms": 0}}
+             "echo": {"delta_chars": 4, "interval_ms": 0, "repeat": repeat}}
     async with open_client(kind, ws_url(base, f"/ws/stream/{sid}")) as ws:
         await wait_connected(ws)
         t0 = time.perf_counter()
@@ -186,7 +187,7 @@ async def answer(base: str, sid: str, text: str, kind: str = "mini") -> dict[str
             elif event["type"] == "stream_complete":
                 break
     elapsed = time.perf_counter() - t0
-    tokens = -(-len(text) // 4)
+    tokens = -(-len(text) * repeat // 4)
     return {"rate": tokens / elapsed, "frames": frames, "html_chars": len(event["html"]),
             "finish": event["finish_reason"]}
 
@@ -457,17 +458,19 @@ async def idle_connections(base: str, pid: int, counts: list[int], rss: Any,
 
 
 async def finished_answers(base: str, pid: int, count: int, text: str,
-                           rss: Any) -> dict[str, Any]:
-    """RSS growth over ``count`` finished answers of ``text`` (each on its own session, after
-    one warm-up answer): bytes per answer and that over the answer's HTML size."""
+                           rss: Any, repeat: int = 1) -> dict[str, Any]:
+    """RSS growth over ``count`` finished answers of ``text`` repeated ``repeat`` times (the
+    prompt is ``text``: a model's answer is long beside its prompt, which the session keeps
+    too), each on its own session, after one warm-up answer: bytes per answer and that over
+    the answer's HTML size."""
     sids = await make_sessions(base, count + 1)
-    first = await answer(base, sids[0], text)
+    first = await answer(base, sids[0], text, repeat=repeat)
     await trio.sleep(0.5)
     before = rss(pid)
     for sid in sids[1:]:
-        assert (await answer(base, sid, text))["finish"] == "stop"
+        assert (await answer(base, sid, text, repeat=repeat))["finish"] == "stop"
     await trio.sleep(0.5)
     per_answer = (rss(pid) - before) / count
-    return {"answers": count, "answer_chars": len(text), "html_chars": first["html_chars"],
-            "mb_per_answer": round(per_answer / 1e6, 2),
-            "x_html": round(per_answer / first["html_chars"], 1)}
+    return {"answers": count, "answer_chars": len(text) * repeat, "prompt_chars": len(text),
+            "html_chars": first["html_chars"], "mb_per_answer": round(per_answer / 1e6, 2),
+            "x_html": round(per_answer / first["html_chars"], 2)}

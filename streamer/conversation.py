@@ -26,11 +26,13 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class EchoOptions:
-    """The ``echo`` provider's options (``start.echo``): characters per delta and the pause
-    between deltas in milliseconds; ``None`` falls back to ``[providers.echo]``."""
+    """The ``echo`` provider's options (``start.echo``): characters per delta, the pause
+    between deltas in milliseconds (``None`` falls back to ``[providers.echo]``), and how
+    many times the answer repeats the prompt (a long answer from a short prompt)."""
 
     delta_chars: int | None = None
     interval_ms: float | None = None
+    repeat: int = 1
 
 
 # ------------------------------------------------------------------ the history budget

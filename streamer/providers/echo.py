@@ -25,9 +25,14 @@ from streamer.providers.base import (
 )
 from streamer.runtime import timers
 
+#: the longest answer echo gives (characters; ``start.echo.repeat`` cannot make more: the
+#: answer is cut there and finishes with ``length``)
+ECHO_MAX_CHARS = 1_000_000
+
 
 class EchoProvider(Provider):
-    """Echo the last user message in ``delta_chars`` pieces every ``interval_ms``.
+    """Echo the last user message (``start.echo.repeat`` times) in ``delta_chars`` pieces
+    every ``interval_ms``.
 
     ``interval_ms == 0`` sends as fast as the stream takes them, a buffer's worth
     (:data:`~streamer.providers.base.EVENT_BUFFER`) between checkpoints. With
@@ -65,8 +70,12 @@ class EchoProvider(Provider):
         interval_s = (self.config.interval_ms if request.echo.interval_ms is None
                       else request.echo.interval_ms) / 1000
         reason: str = "stop"
-        if request.max_tokens is not None and request.max_tokens < len(text):
-            text, reason = text[:request.max_tokens], "length"
+        limit = min(ECHO_MAX_CHARS, request.max_tokens if request.max_tokens is not None
+                    else ECHO_MAX_CHARS)
+        if len(text) * request.echo.repeat > limit:
+            text, reason = (text * (limit // max(1, len(text)) + 1))[:limit], "length"
+        else:
+            text *= request.echo.repeat
         input_chars = sum(len(m.content) for m in request.messages) + len(request.system or "")
         t0 = trio.current_time()
         for start in range(0, len(text), delta_chars):

@@ -66,7 +66,9 @@ FIELDS: dict[str, frozenset[str]] = {
 _ALLOWED = {kind: fields | {"type", "protocol"} for kind, fields in FIELDS.items()}
 _MESSAGE_FIELDS = frozenset({"role", "content"})
 _PACING_FIELDS = frozenset({"mode", "cps"})
-_ECHO_FIELDS = frozenset({"delta_chars", "interval_ms"})
+#: ``start.echo.repeat`` at most (the answer is cut at ``ECHO_MAX_CHARS`` anyway)
+ECHO_MAX_REPEAT = 1000
+_ECHO_FIELDS = frozenset({"delta_chars", "interval_ms", "repeat"})
 
 PacingMode = Literal["off", "fixed", "smooth"]
 
@@ -235,7 +237,11 @@ def _echo(msg: dict[str, Any]) -> EchoOptions:
     interval_ms = _get(raw, "interval_ms", (int, float), "start.echo")
     if interval_ms is not None and not 0 <= interval_ms <= 60_000:
         raise InvalidMessage("start.echo: 'interval_ms' must be between 0 and 60000")
-    return EchoOptions(delta_chars, None if interval_ms is None else float(interval_ms))
+    repeat = _get(raw, "repeat", int, "start.echo")
+    if repeat is not None and not 1 <= repeat <= ECHO_MAX_REPEAT:
+        raise InvalidMessage(f"start.echo: 'repeat' must be between 1 and {ECHO_MAX_REPEAT}")
+    return EchoOptions(delta_chars, None if interval_ms is None else float(interval_ms),
+                       repeat or 1)
 
 
 def _parse_start(msg: dict[str, Any]) -> Start:
