@@ -34,6 +34,7 @@ from streamer.web.guard import Guard
 from streamer.web.http import EXTENSION, error_response
 from streamer.web.rest import rest
 from streamer.web.streaming import streams
+from streamer.web.ws_route import route_websockets
 
 logger = logging.getLogger("streamer.web")
 
@@ -110,6 +111,7 @@ def create_app(config: Config, registry: Registry | None = None,
     app.register_blueprint(rest)
     app.register_blueprint(catalog)
     app.register_blueprint(streams)
+    route_websockets(app, registry, guard)  # GET /ws/stream/{session_id}, before Quart
     return app
 
 
