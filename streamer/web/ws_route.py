@@ -56,7 +56,7 @@ HTTP_RESPONSE_EXTENSION = "websocket.http.response"
 
 def local_path(scope: dict[str, Any]) -> str | None:
     """The scope's path after its ``root_path``, as Quart routes it (``None``: outside the
-    prefix, which Quart answers with 404)."""
+    prefix, where Quart routes nothing)."""
     path: str = scope["path"]
     path = path if path.startswith("/") else urlparse(path).path
     root: str = scope.get("root_path", "")
