@@ -75,6 +75,19 @@ class ASGIWebSocket:
         else:
             await self._send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION})
 
+    async def receive_connect(self) -> bool:
+        """Wait for the handshake's ``websocket.connect`` (the first message, ASGI spec);
+        ``False``: another message came (a server that breaks the spec).
+
+        Raises:
+            PeerGone: the peer left first.
+        """
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self.closed = True
+            raise PeerGone(message.get("code"))
+        return bool(message["type"] == "websocket.connect")
+
     async def receive(self) -> str | bytes:
         """The next message's data: ``str`` (a text frame) or ``bytes`` (a binary frame).
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import ExitStack
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
@@ -30,6 +30,7 @@ from werkzeug.http import parse_cookie
 
 from streamer.errors import Forbidden, StreamerError
 from streamer.runtime.registry import Registry
+from streamer.runtime.session import Session
 from streamer.security.identity import Identity, RequestInfo
 from streamer.transports.websocket import (
     CLOSE_NORMAL,
@@ -44,7 +45,7 @@ from streamer.transports.websocket import (
 from streamer.web.guard import WS_SUBPROTOCOL, Guard, access_record
 from streamer.web.http import error_response, valid_session_id
 from streamer.wire.codecs import encode_json
-from streamer.wire.cursor import parse_cursor
+from streamer.wire.cursor import Cursor, parse_cursor
 from streamer.wire.events import Error
 
 #: the streaming WebSocket's path, after the ``root_path`` (the segment: Quart's
@@ -77,8 +78,8 @@ def route_websockets(app: QuartTrio, registry: Registry, guard: Guard) -> None:
             path = local_path(scope)
             found = STREAM_PATH.fullmatch(path) if path is not None else None
             if path is not None and found is not None:
-                await stream_socket(Handshake.of(scope, path), receive, send, registry,
-                                    guard, found.group(1))
+                await stream_socket(scope, path, found.group(1), receive, send, registry,
+                                    guard)
                 return
         await quart_asgi(scope, receive, send)
 
@@ -141,54 +142,88 @@ class Handshake:
                            self.subprotocols)
 
 
-async def stream_socket(hs: Handshake, receive: Receive, send: Send, registry: Registry,
-                        guard: Guard, session_id: str) -> None:
-    """Serve one ``GET /ws/stream/{session_id}`` WebSocket: check its ``Host`` and
-    ``Origin`` (403 before the upgrade), accept it (selecting the ``streamer`` subprotocol
-    when offered), identify the caller (handshake or first ``auth`` message), take a
-    connection slot (``[limits]``), then serve the caller's session. A refusal after the
-    upgrade is an ``error`` event and close 1008 (1013 when a limit is reached)."""
+class Admission:
+    """What the checks of a handshake found: the identity, the session, the resume cursor,
+    the connection slot held (``[limits]``), and the access log's status."""
+
+    __slots__ = ("resume", "session", "slot", "status", "who")
+
+    def __init__(self) -> None:
+        self.who: Identity | None = None
+        self.session: Session | None = None
+        self.resume: Cursor | None = None
+        self.slot: AbstractContextManager[None] | None = None
+        self.status = "closed"
+
+
+async def stream_socket(scope: dict[str, Any], path: str, session_id: str, receive: Receive,
+                        send: Send, registry: Registry, guard: Guard) -> None:
+    """Serve one ``GET /ws/stream/{session_id}`` WebSocket (``path``: after the
+    ``root_path``): :func:`admit` it, then serve the caller's session until either side
+    closes. One access-log line when it ends.
+
+    While it is served, only what serving needs is held (the handshake's parsed headers
+    are not: memory per idle connection)."""
     started = time.perf_counter()
-    ws = ASGIWebSocket(receive, send, hs.http_responses)
-    who: Identity | None = None
-    status = "closed"
+    client = (scope.get("client") or ("<local>",))[0]
+    ws = ASGIWebSocket(receive, send, HTTP_RESPONSE_EXTENSION in (scope.get("extensions") or {}))
+    ticket = Admission()
     try:
-        if (await receive())["type"] != "websocket.connect":  # ASGI: the first message
-            return
-        try:
-            guard.check_host_and_origin(hs.host, hs.origin, hs.scheme, True)
-        except Forbidden as exc:
-            status = "refused:forbidden"
-            await refuse(ws, registry, exc)
-            return
-        await ws.accept(WS_SUBPROTOCOL if WS_SUBPROTOCOL in hs.subprotocols else None)
-        with ExitStack() as slot:
-            try:
-                who = await guard.websocket_identity(hs.info(), ws.receive)
-                session = await registry.find_session(who, valid_session_id(session_id))
-                token = await registry.limits.reserve_connection(who.subject, hs.client)
-                slot.enter_context(registry.limits.connection(who.subject, hs.client, token))
-            except StreamerError as exc:
-                status = f"refused:{exc.code}"
-                registry.metrics.error(exc.code)
-                await ws.send(encode_json(Error.of(exc).to_json()))
-                await ws.close(CLOSE_TRY_AGAIN_LATER if exc.code == "rate_limited"
-                               else CLOSE_POLICY_VIOLATION, exc.code)
-                return
-            try:  # a bad cursor is an error event; the connection lives, as a new one
-                resume = parse_cursor(hs.query.get("stream_id"), hs.query.get("epoch"),
-                                      hs.query.get("last_seq"))
-            except StreamerError as exc:
-                registry.metrics.error(exc.code)
-                await ws.send(encode_json(Error.of(exc, session_id=session_id).to_json()))
-                resume = None
-            await serve_websocket(session, ws, resume)
-        await ws.close(CLOSE_NORMAL)  # if the serving ended without closing it
+        if await admit(Handshake.of(scope, path), ws, registry, guard, session_id, ticket):
+            assert ticket.session is not None
+            await serve_websocket(ticket.session, ws, ticket.resume)
+            await ws.close(CLOSE_NORMAL)  # if the serving ended without closing it
     except PeerGone:
         pass
     finally:
+        if ticket.slot is not None:
+            ticket.slot.__exit__(None, None, None)
         if guard.config.security.access_log:
-            access_record(hs.client, who, "WEBSOCKET", hs.path, status, started)
+            access_record(client, ticket.who, "WEBSOCKET", path, ticket.status, started)
+
+
+async def admit(hs: Handshake, ws: ASGIWebSocket, registry: Registry, guard: Guard,
+                session_id: str, ticket: Admission) -> bool:
+    """Check the handshake's ``Host`` and ``Origin`` (403 before the upgrade), accept it
+    (selecting the ``streamer`` subprotocol when offered), identify the caller (handshake
+    or first ``auth`` message), find the session and take a connection slot (``[limits]``);
+    a bad resume cursor in the URL is an ``error`` event (the connection lives, as a new
+    one). A refusal after the upgrade is an ``error`` event and close 1008 (1013 when a
+    limit is reached). Whether to serve; what was found goes to ``ticket``.
+
+    Raises:
+        PeerGone: the peer left first.
+    """
+    if not await ws.receive_connect():
+        return False
+    try:
+        guard.check_host_and_origin(hs.host, hs.origin, hs.scheme, True)
+    except Forbidden as exc:
+        ticket.status = "refused:forbidden"
+        await refuse(ws, registry, exc)
+        return False
+    await ws.accept(WS_SUBPROTOCOL if WS_SUBPROTOCOL in hs.subprotocols else None)
+    try:
+        ticket.who = who = await guard.websocket_identity(hs.info(), ws.receive)
+        ticket.session = await registry.find_session(who, valid_session_id(session_id))
+        token = await registry.limits.reserve_connection(who.subject, hs.client)
+        slot = registry.limits.connection(who.subject, hs.client, token)
+        slot.__enter__()
+        ticket.slot = slot
+    except StreamerError as exc:
+        ticket.status = f"refused:{exc.code}"
+        registry.metrics.error(exc.code)
+        await ws.send(encode_json(Error.of(exc).to_json()))
+        await ws.close(CLOSE_TRY_AGAIN_LATER if exc.code == "rate_limited"
+                       else CLOSE_POLICY_VIOLATION, exc.code)
+        return False
+    try:
+        ticket.resume = parse_cursor(hs.query.get("stream_id"), hs.query.get("epoch"),
+                                     hs.query.get("last_seq"))
+    except StreamerError as exc:
+        registry.metrics.error(exc.code)
+        await ws.send(encode_json(Error.of(exc, session_id=session_id).to_json()))
+    return True
 
 
 async def refuse(ws: ASGIWebSocket, registry: Registry, exc: StreamerError) -> None:
