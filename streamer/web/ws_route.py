@@ -68,20 +68,25 @@ def local_path(scope: dict[str, Any]) -> str | None:
     return "/" + path.lstrip("/")
 
 
+def stream_target(scope: dict[str, Any]) -> tuple[str, str] | None:
+    """``(path after the root_path, session id)`` of a WebSocket scope for
+    ``/ws/stream/{session_id}``; ``None`` for any other."""
+    path = local_path(scope)
+    found = STREAM_PATH.fullmatch(path) if path is not None else None
+    return (found.string, found.group(1)) if found is not None else None
+
+
 def route_websockets(app: QuartTrio, registry: Registry, guard: Guard) -> None:
     """Serve ``GET /ws/stream/{session_id}`` WebSockets of ``app`` with :func:`stream_socket`
     (its ``asgi_app`` wrapped); everything else stays Quart's."""
     quart_asgi = app.asgi_app
 
     async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            path = local_path(scope)
-            found = STREAM_PATH.fullmatch(path) if path is not None else None
-            if path is not None and found is not None:
-                await stream_socket(scope, path, found.group(1), receive, send, registry,
-                                    guard)
-                return
-        await quart_asgi(scope, receive, send)
+        target = stream_target(scope) if scope["type"] == "websocket" else None
+        if target is None:
+            await quart_asgi(scope, receive, send)
+        else:
+            await stream_socket(scope, *target, receive, send, registry, guard)
 
     app.asgi_app = asgi_app  # type: ignore[method-assign]
 
