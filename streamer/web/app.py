@@ -73,8 +73,7 @@ def create_app(config: Config, registry: Registry | None = None,
     app.before_request(guard.before_request)
     app.before_websocket(guard.before_websocket)
     app.after_request(guard.after_request)
-    # CORS answers only the allowed origins (never "*": credentials are allowed); the
-    # WebSocket route is exempt (the guard checks its Origin itself)
+    # CORS answers only the allowed origins (never "*": credentials are allowed)
     cors(app, allow_origin=allowed_origins(config.security), allow_credentials=True,
          allow_headers=CORS_HEADERS, allow_methods=CORS_METHODS,
          expose_headers=CORS_EXPOSED, max_age=CORS_MAX_AGE_S)
