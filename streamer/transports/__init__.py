@@ -6,6 +6,7 @@ connection's lifetime (outbox, writer, heartbeat, follower) is ``runtime/connect
 module            socket
 ================  ==========================================================================
 ``websocket``     ``GET /ws/stream/{session_id}``: one JSON object per text frame, both ways
+                  (hypercorn's WebSocket as ASGI messages, no framework in between)
 ``sse``           ``GET /api/sessions/{session_id}/events``: the event stream as an HTTP body
 ``aisdk``         ``POST /api/chat``: the AI SDK's UI message stream, a reader of the log
 ================  ==========================================================================

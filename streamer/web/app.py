@@ -34,6 +34,7 @@ from streamer.web.guard import Guard
 from streamer.web.http import EXTENSION, error_response
 from streamer.web.rest import rest
 from streamer.web.streaming import streams
+from streamer.web.ws_route import route_websockets
 
 logger = logging.getLogger("streamer.web")
 
@@ -72,8 +73,7 @@ def create_app(config: Config, registry: Registry | None = None,
     app.before_request(guard.before_request)
     app.before_websocket(guard.before_websocket)
     app.after_request(guard.after_request)
-    # CORS answers only the allowed origins (never "*": credentials are allowed); the
-    # WebSocket route is exempt (the guard checks its Origin itself)
+    # CORS answers only the allowed origins (never "*": credentials are allowed)
     cors(app, allow_origin=allowed_origins(config.security), allow_credentials=True,
          allow_headers=CORS_HEADERS, allow_methods=CORS_METHODS,
          expose_headers=CORS_EXPOSED, max_age=CORS_MAX_AGE_S)
@@ -110,6 +110,7 @@ def create_app(config: Config, registry: Registry | None = None,
     app.register_blueprint(rest)
     app.register_blueprint(catalog)
     app.register_blueprint(streams)
+    route_websockets(app, registry, guard)  # GET /ws/stream/{session_id}, before Quart
     return app
 
 

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Literal
 
@@ -79,7 +80,7 @@ def content_security_policy(allow_images: bool) -> str:
 
 
 def request_info(r: Request | Websocket, transport: Literal["http", "websocket"]) -> RequestInfo:
-    """What an authenticator may see of a request (header names lower-cased)."""
+    """What an authenticator may see of a Quart request (header names lower-cased)."""
     subprotocols = tuple(r.requested_subprotocols) if isinstance(r, Websocket) else ()
     return RequestInfo({k.lower(): v for k, v in r.headers.items()}, dict(r.cookies),
                        r.remote_addr, r.path, transport, subprotocols)
@@ -102,15 +103,18 @@ class Guard:
 
     # ------------------------------------------------------------------ checks
 
-    def check_host_and_origin(self, r: Request | Websocket, acts: bool) -> None:
-        """Raises:
+    def check_host_and_origin(self, host: str | None, origin: str | None, scheme: str,
+                              acts: bool) -> None:
+        """Check a request's ``Host`` and ``Origin`` headers (``None``: absent); ``scheme``
+        is the request's (``http``, ``https``, ``ws``, ``wss``).
+
+        Raises:
             Forbidden: a ``Host`` not in ``security.allowed_hosts``, or (for a request that
                 acts) an ``Origin`` that is neither the server's own nor allowed."""
         security = self.config.security
-        if not host_allowed(r.headers.get("Host"), security.allowed_hosts):
+        if not host_allowed(host, security.allowed_hosts):
             raise Forbidden("this server does not answer to that Host")
-        if acts and not origin_allowed(r.headers.get("Origin"), r.headers.get("Host"),
-                                       r.scheme, security):
+        if acts and not origin_allowed(origin, host, scheme, security):
             raise Forbidden("requests from this origin are not allowed")
 
     async def identify(self, info: RequestInfo, *, unsafe: bool) -> Identity:
@@ -134,20 +138,21 @@ class Guard:
         return self.hook is not None or self.authenticator.mode == "none" \
             or bearer_token(info, self.config.auth)[0] is not None
 
-    async def websocket_identity(self) -> Identity:
-        """The identity of the accepted WebSocket: from its handshake, else from its first
-        message ``{"type": "auth", "token": "…"}`` within ``auth.ws_auth_timeout_s``.
+    async def websocket_identity(self, info: RequestInfo,
+                                 receive: Callable[[], Awaitable[str | bytes]]) -> Identity:
+        """The identity of an accepted WebSocket: from its handshake (``info``), else from its
+        first message ``{"type": "auth", "token": "…"}`` (``receive()``: the next message's
+        data) within ``auth.ws_auth_timeout_s``.
 
         Raises:
             Unauthorized: no ``auth`` message in time, a first message of another kind, or a
                 token that proves nothing.
         """
-        info = request_info(websocket, "websocket")
         if self.handshake_has_credentials(info):
             return await self.identify(info, unsafe=False)
         raw: str | bytes | None = None
         with trio.move_on_after(self.config.auth.ws_auth_timeout_s):
-            raw = await websocket.receive()
+            raw = await receive()
         if raw is None:
             raise Unauthorized("missing credentials: send an auth message first")
         try:
@@ -170,7 +175,8 @@ class Guard:
         public = request.method in SAFE_METHODS and (
             path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES))
         acts = not public and request.method != "OPTIONS"
-        self.check_host_and_origin(request, acts)
+        self.check_host_and_origin(request.headers.get("Host"), request.headers.get("Origin"),
+                                   request.scheme, acts)
         if acts:
             g.identity = await self.identify(request_info(request, "http"),
                                              unsafe=request.method not in SAFE_METHODS)
@@ -181,7 +187,8 @@ class Guard:
         upgrade (403), so a page elsewhere never gets a socket (CSWSH)."""
         g.started_at = time.perf_counter()
         try:
-            self.check_host_and_origin(websocket, acts=True)
+            self.check_host_and_origin(websocket.headers.get("Host"),
+                                       websocket.headers.get("Origin"), websocket.scheme, True)
         except Forbidden:
             if self.config.security.access_log:
                 log_access(websocket, "refused:forbidden")
@@ -199,16 +206,24 @@ class Guard:
 
 
 def log_access(r: Request | Websocket, status: int | str) -> None:
-    """One access-log record, its fields ``client``, ``identity``, ``method``, ``path``,
-    ``status`` and ``duration_ms`` (never the query or a body)."""
-    identity = getattr(g, "identity", None)
-    who = f"{identity.method}:{identity.subject}" if identity is not None else "-"
-    elapsed_ms = (time.perf_counter() - g.started_at) * 1000 if "started_at" in g else 0.0
+    """:func:`access_record` of a Quart request or WebSocket (its identity and start from
+    ``g``)."""
     method = r.method if isinstance(r, Request) else "WEBSOCKET"
-    access_logger.info("%s %s %s %s %s %.1fms", r.remote_addr or "-", who, method, r.path,
+    access_record(r.remote_addr, getattr(g, "identity", None), method, r.path, status,
+                  g.started_at if "started_at" in g else None)
+
+
+def access_record(client: str | None, who: Identity | None, method: str, path: str,
+                  status: int | str, started_at: float | None) -> None:
+    """One access-log record, its fields ``client``, ``identity``, ``method``, ``path``,
+    ``status`` and ``duration_ms`` (never the query or a body); ``started_at`` is a
+    ``time.perf_counter()`` reading (``None``: duration 0)."""
+    name = f"{who.method}:{who.subject}" if who is not None else "-"
+    elapsed_ms = (time.perf_counter() - started_at) * 1000 if started_at is not None else 0.0
+    access_logger.info("%s %s %s %s %s %.1fms", client or "-", name, method, path,
                        status, elapsed_ms,
-                       extra={"client": r.remote_addr or "-", "identity": who, "method": method,
-                              "path": r.path, "status": status,
+                       extra={"client": client or "-", "identity": name, "method": method,
+                              "path": path, "status": status,
                               "duration_ms": round(elapsed_ms, 1)})
 
 

@@ -3,7 +3,8 @@
 
 ==========================================  =================================================
 ``GET /ws/stream/{session_id}``             WebSocket: events out, control messages in
-                                            (``?stream_id=&epoch=&last_seq=`` resumes)
+                                            (``?stream_id=&epoch=&last_seq=`` resumes);
+                                            served before Quart (``ws_route``)
 ``GET /api/sessions/{session_id}/events``   SSE events (``Last-Event-ID`` or
                                             ``?last_event_id=`` resumes)
 ``POST /api/sessions/{session_id}/control`` one control message for an SSE connection
@@ -21,20 +22,14 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 
-from quart import Blueprint, Response, current_app, g, request, websocket
-from quart_cors import cors_exempt
+from quart import Blueprint, Response, request
 
-from streamer.errors import SessionNotFound, StreamerError
+from streamer.errors import SessionNotFound
 from streamer.runtime.session import Session
 from streamer.runtime.stream import Stream
 from streamer.transports.aisdk import ui_message_stream
 from streamer.transports.sse import SSEBody, apply_control
-from streamer.transports.websocket import (
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_TRY_AGAIN_LATER,
-    serve_websocket,
-)
-from streamer.web.guard import WS_SUBPROTOCOL, Guard, identity, log_access
+from streamer.web.guard import identity
 from streamer.web.http import (
     json_response,
     read_body,
@@ -44,9 +39,7 @@ from streamer.web.http import (
     valid_session_id,
 )
 from streamer.wire import aisdk
-from streamer.wire.codecs import encode_json
-from streamer.wire.cursor import parse_cursor, parse_event_id
-from streamer.wire.events import Error
+from streamer.wire.cursor import parse_event_id
 
 #: headers of every event stream (no proxy buffering, no caching)
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -55,51 +48,6 @@ streams = Blueprint("streaming", __name__)
 
 
 logger = logging.getLogger("streamer.web")
-
-
-@streams.websocket("/ws/stream/<session_id>")
-@cors_exempt  # the guard checks a WebSocket's Origin itself (CORS does not apply to it)
-async def ws_stream(session_id: str) -> None:
-    """Accept (selecting the ``streamer`` subprotocol when offered), identify the caller
-    (handshake or first ``auth`` message), take a connection slot (``[limits]``), then serve
-    the caller's session. A refusal is an ``error`` event and close 1008 (1013, "try again
-    later", when a limit is reached)."""
-    guard: Guard = current_app.extensions["streamer.guard"]
-    reg = registry()
-    offered = websocket.requested_subprotocols
-    await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
-    status = "closed"
-    try:
-        with ExitStack() as slot:
-            try:
-                g.identity = await guard.websocket_identity()
-                session = await reg.find_session(g.identity, valid_session_id(session_id))
-                subject, address = g.identity.subject, websocket.remote_addr
-                token = await reg.limits.reserve_connection(subject, address)
-                slot.enter_context(reg.limits.connection(subject, address, token))
-            except StreamerError as exc:
-                status = f"refused:{exc.code}"
-                reg.metrics.error(exc.code)
-                await websocket.send(encode_json(Error.of(exc).to_json()))
-                code = CLOSE_TRY_AGAIN_LATER if exc.code == "rate_limited" \
-                    else CLOSE_POLICY_VIOLATION
-                await websocket.close(code, exc.code)
-                return
-            await _serve_ws(session)
-    finally:
-        if guard.config.security.access_log:
-            log_access(websocket, status)
-
-
-async def _serve_ws(session: Session) -> None:
-    args = websocket.args
-    try:
-        resume = parse_cursor(args.get("stream_id"), args.get("epoch"), args.get("last_seq"))
-    except StreamerError as exc:  # the connection lives; it follows as a new one
-        session.host.metrics.error(exc.code)
-        await websocket.send(encode_json(Error.of(exc, session_id=session.session_id).to_json()))
-        resume = None
-    await serve_websocket(session, websocket, resume)
 
 
 class HeldBody:
